@@ -1,0 +1,126 @@
+"""minidl: a small reverse-mode autodiff framework on NumPy (CPU) and CuPy + our CUDA kernels (GPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import nn, optim
+from .autograd.tensor import Function, Tensor, is_grad_enabled, no_grad
+from .backend import cuda_available, manual_seed, resolve_device
+from .gradcheck import GradcheckError, gradcheck
+from .ops import (
+    abs,
+    clamp,
+    concat,
+    exp,
+    flatten,
+    log,
+    matmul,
+    maximum,
+    minimum,
+    pad,
+    relu,
+    sigmoid,
+    sqrt,
+    stack,
+    tanh,
+    where,
+)
+from .serialization import load, save
+
+float32, float64, int64 = np.float32, np.float64, np.int64
+cat = concat
+
+__version__ = "0.1.0"
+
+
+def tensor(data, requires_grad: bool = False, device: str | None = None, dtype=None) -> Tensor:
+    """A new tensor holding a copy of data (floats default to float32)."""
+    return Tensor(data, requires_grad=requires_grad, device=device, dtype=dtype)
+
+
+def _filled(make, shape, requires_grad, device, dtype) -> Tensor:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return Tensor(make(shape), requires_grad=requires_grad, device=device, dtype=dtype or np.float32)
+
+
+def zeros(*shape, requires_grad: bool = False, device: str | None = None, dtype=None) -> Tensor:
+    return _filled(np.zeros, shape, requires_grad, device, dtype)
+
+
+def ones(*shape, requires_grad: bool = False, device: str | None = None, dtype=None) -> Tensor:
+    return _filled(np.ones, shape, requires_grad, device, dtype)
+
+
+def randn(*shape, requires_grad: bool = False, device: str | None = None, dtype=None) -> Tensor:
+    """Standard normal samples from the seeded host generator."""
+    from .backend import generator
+
+    return _filled(generator("cpu").standard_normal, shape, requires_grad, device, dtype)
+
+
+def rand(*shape, requires_grad: bool = False, device: str | None = None, dtype=None) -> Tensor:
+    """Uniform [0, 1) samples from the seeded host generator."""
+    from .backend import generator
+
+    return _filled(generator("cpu").random, shape, requires_grad, device, dtype)
+
+
+def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
+    return zeros(*t.shape, requires_grad=requires_grad, device=t.device, dtype=t.dtype)
+
+
+def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
+    return ones(*t.shape, requires_grad=requires_grad, device=t.device, dtype=t.dtype)
+
+
+def arange(start, end=None, step=1, requires_grad: bool = False, device: str | None = None, dtype=None) -> Tensor:
+    """Like range(); integer arguments give int64, float ones float32."""
+    start, end = (0, start) if end is None else (start, end)
+    return Tensor(np.arange(start, end, step), requires_grad=requires_grad, device=device, dtype=dtype)
+
+
+__all__ = [
+    "Function",
+    "GradcheckError",
+    "Tensor",
+    "abs",
+    "arange",
+    "cat",
+    "clamp",
+    "concat",
+    "cuda_available",
+    "exp",
+    "flatten",
+    "float32",
+    "float64",
+    "gradcheck",
+    "int64",
+    "is_grad_enabled",
+    "load",
+    "log",
+    "manual_seed",
+    "matmul",
+    "maximum",
+    "minimum",
+    "nn",
+    "no_grad",
+    "ones",
+    "ones_like",
+    "optim",
+    "pad",
+    "rand",
+    "randn",
+    "relu",
+    "resolve_device",
+    "save",
+    "sigmoid",
+    "sqrt",
+    "stack",
+    "tanh",
+    "tensor",
+    "where",
+    "zeros",
+    "zeros_like",
+]

@@ -1,0 +1,443 @@
+"""Tensor, Function and the reverse-mode engine.
+
+A Tensor holds an array (`.data`: NumPy on cpu/emu, CuPy on cuda) and, when it was
+made by an op from tensors that require gradients, the Function node that made it.
+`loss.backward()` walks those nodes in reverse topological order (iteratively, so a
+chain of any length works) and each node turns the gradient of its output into
+gradients of its inputs. Leaves with requires_grad=True accumulate them in `.grad`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from .. import backend
+
+_grad_enabled = True
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Inside this block ops record no graph."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+def _as_array(data, dtype, device: str):
+    """A fresh array on `device`: Python floats become float32, arrays keep their dtype."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if hasattr(data, "dtype"):
+        data = backend.move(data, device)
+    else:  # Python numbers and (nested) lists
+        data = np.asarray(data)
+        if dtype is None and data.dtype == np.float64:
+            dtype = np.float32
+    return backend.array_module(device).array(data, dtype=dtype)
+
+
+class Tensor:
+    """An n-dimensional array that remembers how it was computed.
+
+    data: the array; grad: a Tensor of the same shape, or None; requires_grad: bool;
+    device: "cpu" | "cuda" | "emu".
+    """
+
+    __array_priority__ = 1000  # so that ndarray + Tensor calls Tensor.__radd__
+
+    def __init__(self, data, requires_grad: bool = False, device: str | None = None, dtype=None):
+        device = backend.resolve_device(device) if device is not None else _infer_device(data)
+        self.data = _as_array(data, dtype, device)
+        self.device = device
+        self.grad: Tensor | None = None
+        self.requires_grad = bool(requires_grad)
+        self._node: Function | None = None
+        if self.requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating point tensors can require gradients, got dtype {self.data.dtype}")
+
+    @classmethod
+    def _wrap(cls, array, device: str, requires_grad: bool = False) -> Tensor:
+        """A Tensor around an existing array, without copying or converting it."""
+        t = cls.__new__(cls)
+        t.data, t.device, t.grad, t.requires_grad, t._node = array, device, None, requires_grad, None
+        return t
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._node is None
+
+    def size(self, dim: int | None = None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        dev = "" if self.device == "cpu" else f", device='{self.device}'"
+        body = np.array2string(self.numpy(), precision=4, separator=", ", prefix="tensor(")
+        return f"tensor({body}{dev}, dtype={self.dtype}{grad})"
+
+    # ------------------------------------------------------------ conversion
+    def numpy(self) -> np.ndarray:
+        """The values as a host NumPy array."""
+        return backend.to_numpy(self.data)
+
+    def item(self) -> float:
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+        return self.numpy().reshape(()).item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def to(self, device: str | None = None, dtype=None) -> Tensor:
+        """A copy on another device or with another dtype (self if nothing changes).
+
+        Gradients flow back through the move.
+        """
+        device = backend.resolve_device(device) if device is not None else self.device
+        if device == self.device and (dtype is None or np.dtype(dtype) == self.dtype):
+            return self
+        from ..ops.shape import to_device
+
+        return to_device(self, device, dtype)
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self) -> Tensor:
+        return self.to("cuda")
+
+    def float(self) -> Tensor:
+        return self.to(dtype=np.float32)
+
+    def double(self) -> Tensor:
+        return self.to(dtype=np.float64)
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph."""
+        return Tensor._wrap(self.data, self.device)
+
+    def requires_grad_(self, flag: bool = True) -> Tensor:
+        if flag and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating point tensors can require gradients, got dtype {self.data.dtype}")
+        self.requires_grad = flag
+        return self
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # --------------------------------------------------------------- backward
+    def backward(self, gradient: Tensor | None = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) * gradient into the .grad of every leaf that requires it.
+
+        gradient may be omitted only for a tensor with one element (it is then 1).
+        Without retain_graph the graph's saved values are freed as it is walked.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad: no input of its graph requires grad")
+        xp = backend.array_module(self.device)
+        if gradient is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward() without a gradient argument needs a tensor with one element; "
+                    f"this one has shape {self.shape}. Pass gradient= of that shape, or reduce it (e.g. .sum())."
+                )
+            seed = xp.ones_like(self.data)
+        else:
+            seed = gradient.data if isinstance(gradient, Tensor) else xp.asarray(gradient, dtype=self.dtype)
+            if tuple(seed.shape) != self.shape:
+                raise ValueError(f"gradient has shape {tuple(seed.shape)}, expected {self.shape}")
+        run_backward(self, seed, retain_graph)
+
+    # ------------------------------------------------------------- operators
+    def __add__(self, other):
+        return ops.add(self, other)
+
+    def __radd__(self, other):
+        return ops.add(other, self)
+
+    def __sub__(self, other):
+        return ops.sub(self, other)
+
+    def __rsub__(self, other):
+        return ops.sub(other, self)
+
+    def __mul__(self, other):
+        return ops.mul(self, other)
+
+    def __rmul__(self, other):
+        return ops.mul(other, self)
+
+    def __truediv__(self, other):
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other):
+        return ops.div(other, self)
+
+    def __pow__(self, other):
+        return ops.pow(self, other)
+
+    def __rpow__(self, other):
+        return ops.pow(other, self)
+
+    def __neg__(self):
+        return ops.neg(self)
+
+    def __matmul__(self, other):
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return ops.matmul(other, self)
+
+    def __getitem__(self, index):
+        return ops.getitem(self, index)
+
+    # comparisons give plain boolean tensors (no gradient)
+    def _compare(self, other, op):
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor._wrap(op(self.data, other), self.device)
+
+    def __lt__(self, other):
+        return self._compare(other, lambda a, b: a < b)
+
+    def __le__(self, other):
+        return self._compare(other, lambda a, b: a <= b)
+
+    def __gt__(self, other):
+        return self._compare(other, lambda a, b: a > b)
+
+    def __ge__(self, other):
+        return self._compare(other, lambda a, b: a >= b)
+
+    def __eq__(self, other):  # elementwise, as in PyTorch
+        return self._compare(other, lambda a, b: a == b)
+
+    def __ne__(self, other):
+        return self._compare(other, lambda a, b: a != b)
+
+    __hash__ = object.__hash__
+
+    # --------------------------------------------------------------- methods
+    def exp(self):
+        return ops.exp(self)
+
+    def log(self):
+        return ops.log(self)
+
+    def sqrt(self):
+        return ops.sqrt(self)
+
+    def abs(self):
+        return ops.abs(self)
+
+    def clamp(self, min=None, max=None):
+        return ops.clamp(self, min, max)
+
+    def relu(self):
+        return ops.relu(self)
+
+    def sigmoid(self):
+        return ops.sigmoid(self)
+
+    def tanh(self):
+        return ops.tanh(self)
+
+    def sum(self, dim=None, keepdim=False, **kw):
+        return ops.sum(self, dim, keepdim, **kw)
+
+    def mean(self, dim=None, keepdim=False, **kw):
+        return ops.mean(self, dim, keepdim, **kw)
+
+    def max(self, dim=None, keepdim=False, **kw):
+        return ops.max(self, dim, keepdim, **kw)
+
+    def min(self, dim=None, keepdim=False, **kw):
+        return ops.min(self, dim, keepdim, **kw)
+
+    def var(self, dim=None, keepdim=False, correction=1, **kw):
+        return ops.var(self, dim, keepdim, correction, **kw)
+
+    def argmax(self, dim=None):
+        return Tensor._wrap(self.data.argmax(axis=dim), self.device)
+
+    def reshape(self, *shape):
+        return ops.reshape(self, *shape)
+
+    def view(self, *shape):
+        return ops.reshape(self, *shape)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1):
+        return ops.flatten(self, start_dim, end_dim)
+
+    def permute(self, *dims):
+        return ops.permute(self, *dims)
+
+    def transpose(self, dim0: int, dim1: int):
+        return ops.transpose(self, dim0, dim1)
+
+    @property
+    def T(self):
+        return ops.permute(self, *reversed(range(self.ndim)))
+
+    def unsqueeze(self, dim: int):
+        return ops.unsqueeze(self, dim)
+
+    def squeeze(self, dim: int | None = None):
+        return ops.squeeze(self, dim)
+
+
+def _infer_device(data) -> str:
+    """A tensor keeps its device, a CuPy array is on cuda, anything else goes to the default device."""
+    if isinstance(data, Tensor):
+        return data.device
+    if backend.device_of(data) == "cuda":
+        return "cuda"
+    return backend.resolve_device(None)
+
+
+class Function:
+    """One node of the graph: forward on arrays, backward from output gradient to input gradients.
+
+    Subclasses implement forward(*arrays, **options) -> array and
+    backward(grad_output) -> one gradient (array or None) per tensor input.
+    `self.device` names the device, so an op can launch its kernel on cuda/emu.
+    """
+
+    inputs: tuple[Tensor, ...]
+    device: str
+
+    @classmethod
+    def apply(cls, *args, **options) -> Tensor:
+        tensors = [a for a in args if isinstance(a, Tensor)]
+        device = tensors[0].device
+        for t in tensors[1:]:
+            if t.device != device:
+                raise RuntimeError(
+                    f"{cls.__name__}: expected all tensors on the same device, got {device} and {t.device}; "
+                    f"move them with .to(device) first"
+                )
+        fn = cls()
+        fn.device = device
+        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
+        out = Tensor._wrap(fn.forward(*arrays, **options), device)
+        if _grad_enabled and any(t.requires_grad for t in tensors):
+            out.requires_grad = True
+            out._node = fn
+            fn.inputs = tuple(args)
+        return out
+
+    def forward(self, *arrays, **options):
+        raise NotImplementedError
+
+    def backward(self, grad_output) -> tuple | object:
+        raise NotImplementedError
+
+    @property
+    def xp(self):
+        return backend.array_module(self.device)
+
+
+def _graph_order(root: Tensor) -> list[Tensor]:
+    """Tensors reachable from root through nodes, each after every tensor that uses it."""
+    order, seen = [], {id(root)}
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        t, expanded = stack.pop()
+        if expanded:
+            order.append(t)
+            continue
+        stack.append((t, True))
+        if t._node is None:
+            continue
+        if getattr(t._node, "released", False):
+            raise RuntimeError(
+                "trying to backward through the graph a second time: its saved values were freed. "
+                "Call the first backward() with retain_graph=True if you need to."
+            )
+        for parent in t._node.inputs:
+            if isinstance(parent, Tensor) and parent.requires_grad and id(parent) not in seen:
+                seen.add(id(parent))
+                stack.append((parent, False))
+    order.reverse()
+    return order
+
+
+def run_backward(root: Tensor, seed, retain_graph: bool) -> None:
+    grads = {id(root): seed}
+    for t in _graph_order(root):
+        g = grads.pop(id(t), None)
+        if g is None:
+            continue
+        node = t._node
+        if node is None:  # a leaf: accumulate
+            if t.grad is None:
+                t.grad = Tensor._wrap(g.copy(), t.device)
+            else:
+                t.grad.data = t.grad.data + g
+            continue
+        in_grads = node.backward(g)
+        if not isinstance(in_grads, tuple):
+            in_grads = (in_grads,)
+        tensor_inputs = [x for x in node.inputs if isinstance(x, Tensor)]
+        for x, gx in zip(tensor_inputs, in_grads, strict=True):
+            if gx is None or not x.requires_grad:
+                continue
+            if tuple(gx.shape) != x.shape:
+                raise AssertionError(f"{type(node).__name__}.backward gave shape {tuple(gx.shape)} for input {x.shape}")
+            grads[id(x)] = grads[id(x)] + gx if id(x) in grads else gx
+        if not retain_graph:
+            inputs = node.inputs
+            node.__dict__.clear()
+            node.inputs, node.released = inputs, True
+
+
+def unbroadcast(grad, shape: Sequence[int]):
+    """Sum a broadcast gradient back to `shape` (NumPy broadcasting rules)."""
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(axis=axes, keepdims=True) if axes else grad
+
+
+def as_tensor(value, like: Tensor) -> Tensor:
+    """A Python number or array as a constant tensor on like's device, in like's float dtype."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, numbers.Number):
+        dtype = like.dtype if like.dtype.kind == "f" else None
+        return Tensor._wrap(backend.array_module(like.device).asarray(value, dtype=dtype), like.device)
+    return Tensor(value, device=like.device)
+
+
+from .. import ops  # noqa: E402  (ops needs Tensor and Function defined above)

@@ -1,0 +1,101 @@
+"""Devices, array modules and random numbers: the one place that picks a device.
+
+A device is one of
+  "cpu"  -- NumPy arrays, NumPy implementations of every op;
+  "cuda" -- CuPy arrays, our CUDA kernels through cupy.RawModule;
+  "emu"  -- NumPy arrays, but every op that has a kernel runs its .cu source on
+            the CPU emulator (slow; for tests and for students without a GPU).
+
+The device is chosen by argument, then by MINIDL_DEVICE, then by what is present.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from types import ModuleType
+
+import numpy as np
+
+DEVICES = ("cpu", "cuda", "emu")
+KERNEL_DEVICES = ("cuda", "emu")  # devices on which ops with a .cu kernel launch it
+
+
+@lru_cache(maxsize=1)
+def _cupy() -> ModuleType | None:
+    """CuPy if it imports and sees at least one GPU, else None."""
+    try:
+        import cupy
+    except ImportError:
+        return None
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return None
+    except Exception:  # no driver, no device: CuPy raises its own runtime errors
+        return None
+    return cupy
+
+
+def cuda_available() -> bool:
+    return _cupy() is not None
+
+
+def resolve_device(device: str | None = None) -> str:
+    """Name the device to use: the argument, else $MINIDL_DEVICE, else cuda if present, else cpu."""
+    if device is None:
+        device = os.environ.get("MINIDL_DEVICE") or ("cuda" if cuda_available() else "cpu")
+    name = str(device).lower()
+    if name.startswith("cuda:"):
+        name = "cuda"
+    if name not in DEVICES:
+        raise ValueError(f"unknown device {device!r}: expected one of {', '.join(DEVICES)}")
+    if name == "cuda" and not cuda_available():
+        raise RuntimeError(
+            "device 'cuda' was requested but no GPU is usable: CuPy is not installed "
+            "(pip install minidl[cuda12] or [cuda13]) or it finds no CUDA device. "
+            "Use device='cpu', or 'emu' to run the CUDA kernels on the CPU emulator."
+        )
+    return name
+
+
+def array_module(device: str) -> ModuleType:
+    """NumPy for cpu and emu, CuPy for cuda."""
+    return _cupy() if device == "cuda" else np
+
+
+def device_of(array) -> str:
+    """'cuda' for a CuPy array, 'cpu' for anything else."""
+    cp = _cupy()
+    return "cuda" if cp is not None and isinstance(array, cp.ndarray) else "cpu"
+
+
+def to_numpy(array) -> np.ndarray:
+    """A host NumPy array (a copy only when the data lives on the GPU)."""
+    return array.get() if device_of(array) == "cuda" else np.asarray(array)
+
+
+def move(array, device: str):
+    """The array on `device` (no copy when it is already there)."""
+    if device == "cuda":
+        return _cupy().asarray(array)
+    return to_numpy(array)
+
+
+# ---------------------------------------------------------------- random numbers
+_seed: int | None = None
+_generators: dict[str, object] = {}
+
+
+def manual_seed(seed: int) -> None:
+    """Make initialisation, dropout and corruption repeatable on every device."""
+    global _seed
+    _seed = int(seed)
+    _generators.clear()
+
+
+def generator(device: str = "cpu"):
+    """The seeded random generator of a device (numpy.random.Generator or CuPy's)."""
+    if device not in _generators:
+        xp = array_module(device)
+        _generators[device] = xp.random.default_rng(_seed)
+    return _generators[device]

@@ -1,0 +1,83 @@
+"""Every differentiable op, grouped by family (one module each)."""
+
+from .activations import leaky_relu, log_softmax, relu, sigmoid, softmax, softplus, tanh
+from .conv import conv2d, conv_transpose2d
+from .dropout import dropout
+from .elementwise import abs, add, clamp, div, exp, log, maximum, minimum, mul, neg, pow, sqrt, sub, where
+from .linalg import linear, matmul
+from .losses import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    mse_loss,
+    sigmoid_mse_loss,
+)
+from .pooling import avg_pool2d, max_pool2d
+from .reductions import max, mean, min, sum, var
+from .shape import (
+    concat,
+    flatten,
+    getitem,
+    pad,
+    permute,
+    reshape,
+    squeeze,
+    stack,
+    transpose,
+    unflatten,
+    unsqueeze,
+)
+from .upsample import upsample
+
+__all__ = [
+    "abs",
+    "add",
+    "avg_pool2d",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "clamp",
+    "concat",
+    "conv2d",
+    "conv_transpose2d",
+    "cross_entropy",
+    "div",
+    "dropout",
+    "exp",
+    "flatten",
+    "getitem",
+    "leaky_relu",
+    "linear",
+    "log",
+    "log_softmax",
+    "matmul",
+    "max",
+    "max_pool2d",
+    "maximum",
+    "mean",
+    "min",
+    "minimum",
+    "mse_loss",
+    "mul",
+    "neg",
+    "pad",
+    "permute",
+    "pow",
+    "relu",
+    "reshape",
+    "sigmoid",
+    "sigmoid_mse_loss",
+    "softmax",
+    "softplus",
+    "sqrt",
+    "squeeze",
+    "stack",
+    "sub",
+    "sum",
+    "tanh",
+    "transpose",
+    "unflatten",
+    "unsqueeze",
+    "upsample",
+    "var",
+    "where",
+]

@@ -1,0 +1,111 @@
+"""Activations: relu, leaky_relu, sigmoid, tanh, softplus, softmax, log_softmax."""
+
+from __future__ import annotations
+
+from ..autograd.tensor import Function, Tensor
+
+
+def stable_sigmoid(xp, z):
+    """1 / (1 + e^-z) without overflow for large |z|."""
+    e = xp.exp(-xp.abs(z))
+    return xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+class ReLU(Function):
+    def forward(self, x):
+        self.positive = x > 0
+        return x * self.positive
+
+    def backward(self, g):
+        return g * self.positive
+
+
+class LeakyReLU(Function):
+    def forward(self, x, slope):
+        self.scale = self.xp.where(x > 0, 1, slope).astype(x.dtype)
+        return x * self.scale
+
+    def backward(self, g):
+        return g * self.scale
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        self.out = stable_sigmoid(self.xp, x)
+        return self.out
+
+    def backward(self, g):
+        return g * self.out * (1 - self.out)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        self.out = self.xp.tanh(x)
+        return self.out
+
+    def backward(self, g):
+        return g * (1 - self.out * self.out)
+
+
+class Softplus(Function):
+    """log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|); d/dx = sigmoid(x)."""
+
+    def forward(self, x):
+        self.x = x
+        return self.xp.maximum(x, 0) + self.xp.log1p(self.xp.exp(-self.xp.abs(x)))
+
+    def backward(self, g):
+        return g * stable_sigmoid(self.xp, self.x)
+
+
+class LogSoftmax(Function):
+    """x - logsumexp(x) along dim; backward g - softmax · Σg."""
+
+    def forward(self, x, dim):
+        shifted = x - x.max(axis=dim, keepdims=True)
+        self.out = shifted - self.xp.log(self.xp.exp(shifted).sum(axis=dim, keepdims=True))
+        self.dim = dim
+        return self.out
+
+    def backward(self, g):
+        return g - self.xp.exp(self.out) * g.sum(axis=self.dim, keepdims=True)
+
+
+class Softmax(Function):
+    """e^x / Σe^x along dim; backward s · (g - Σ g s)."""
+
+    def forward(self, x, dim):
+        e = self.xp.exp(x - x.max(axis=dim, keepdims=True))
+        self.out, self.dim = e / e.sum(axis=dim, keepdims=True), dim
+        return self.out
+
+    def backward(self, g):
+        return self.out * (g - (g * self.out).sum(axis=self.dim, keepdims=True))
+
+
+def relu(x: Tensor) -> Tensor:
+    return ReLU.apply(x)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return LeakyReLU.apply(x, slope=negative_slope)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return Sigmoid.apply(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    return Tanh.apply(x)
+
+
+def softplus(x: Tensor) -> Tensor:
+    return Softplus.apply(x)
+
+
+def softmax(x: Tensor, dim: int = -1) -> Tensor:
+    return Softmax.apply(x, dim=dim)
+
+
+def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
+    return LogSoftmax.apply(x, dim=dim)

@@ -1,0 +1,133 @@
+"""conv2d and conv_transpose2d, forward and backward.
+
+Everything rests on three array primitives of conv2d (x: (N, C, H, W), w: (O, C, kh, kw),
+y: (N, O, Ho, Wo)):
+
+    conv2d_output(x, w)            y[n,o,p,q]  = Σ_c,i,j w[o,c,i,j] · xpad[n,c,p·sh+i,q·sw+j]
+    conv2d_input_grad(gy, w)       gx = the adjoint of x ↦ y (scatter each window back)
+    conv2d_weight_grad(x, gy)      gw[o,c,i,j] = Σ_n,p,q gy[n,o,p,q] · xpad[n,c,p·sh+i,q·sw+j]
+
+conv_transpose2d is the adjoint of conv2d, so it needs no primitive of its own:
+its forward is conv2d_input_grad, its input gradient is conv2d_output, and its
+weight gradient is conv2d_weight_grad with the roles of input and output swapped.
+
+On the cpu each primitive is im2col (a strided view, one copy) and one BLAS matmul;
+on cuda and emu it launches the kernels of kernels/conv2d.cu.
+"""
+
+from __future__ import annotations
+
+from ..autograd.tensor import Function, Tensor
+from .windows import add_windows, crop_hw, output_size, pad_hw, pair, sliding_windows
+
+
+def _im2col(x, kernel, stride, padding):
+    """(C·kh·kw, N·Ho·Wo) matrix of x's windows, and (Ho, Wo)."""
+    windows = sliding_windows(pad_hw(x, padding), kernel, stride)  # (N, C, kh, kw, Ho, Wo)
+    n, c, kh, kw, ho, wo = windows.shape
+    return windows.transpose(1, 2, 3, 0, 4, 5).reshape(c * kh * kw, n * ho * wo), (ho, wo)
+
+
+def conv2d_output(x, w, stride, padding, device: str):
+    """y = conv2d(x, w) without bias: (N, C, H, W), (O, C, kh, kw) -> (N, O, Ho, Wo)."""
+    o = w.shape[0]
+    cols, (ho, wo) = _im2col(x, w.shape[2:], stride, padding)
+    y = w.reshape(o, -1) @ cols
+    return y.reshape(o, x.shape[0], ho, wo).transpose(1, 0, 2, 3).copy()
+
+
+def conv2d_input_grad(gy, w, in_hw, stride, padding, device: str):
+    """gx of conv2d: (N, O, Ho, Wo), (O, C, kh, kw) -> (N, C, H, W) with (H, W) = in_hw."""
+    n, o, ho, wo = gy.shape
+    _, c, kh, kw = w.shape
+    cols = w.reshape(o, -1).T @ gy.transpose(1, 0, 2, 3).reshape(o, -1)  # (C·kh·kw, N·Ho·Wo)
+    windows = cols.reshape(c, kh, kw, n, ho, wo).transpose(3, 0, 1, 2, 4, 5)
+    h, w_ = in_hw
+    padded = add_windows(windows, (n, c, h + 2 * padding[0], w_ + 2 * padding[1]), stride)
+    return crop_hw(padded, padding, in_hw).copy()
+
+
+def conv2d_weight_grad(x, gy, kernel, stride, padding, device: str):
+    """gw of conv2d: (N, C, H, W), (N, O, Ho, Wo) -> (O, C, kh, kw)."""
+    o = gy.shape[1]
+    cols, _ = _im2col(x, kernel, stride, padding)
+    gw = gy.transpose(1, 0, 2, 3).reshape(o, -1) @ cols.T
+    return gw.reshape(o, x.shape[1], *kernel)
+
+
+def bias_grad(gy, device: str):
+    """gb = Σ over n, p, q of gy: (N, O, Ho, Wo) -> (O,)."""
+    return gy.sum(axis=(0, 2, 3))
+
+
+class Conv2d(Function):
+    def forward(self, x, w, b=None, *, stride, padding):
+        self.x, self.w, self.stride, self.padding = x, w, stride, padding
+        y = conv2d_output(x, w, stride, padding, self.device)
+        return y if b is None else y + b.reshape(1, -1, 1, 1)
+
+    def backward(self, gy):
+        gx = conv2d_input_grad(gy, self.w, self.x.shape[2:], self.stride, self.padding, self.device)
+        gw = conv2d_weight_grad(self.x, gy, self.w.shape[2:], self.stride, self.padding, self.device)
+        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, bias_grad(gy, self.device))
+
+
+class ConvTranspose2d(Function):
+    """The adjoint of Conv2d: x (N, C_in, H, W), w (C_in, C_out, kh, kw) -> (N, C_out, H_out, W_out)."""
+
+    def forward(self, x, w, b=None, *, stride, padding, out_hw):
+        self.x, self.w, self.stride, self.padding = x, w, stride, padding
+        y = conv2d_input_grad(x, w, out_hw, stride, padding, self.device)
+        return y if b is None else y + b.reshape(1, -1, 1, 1)
+
+    def backward(self, gy):
+        gx = conv2d_output(gy, self.w, self.stride, self.padding, self.device)
+        gw = conv2d_weight_grad(gy, self.x, self.w.shape[2:], self.stride, self.padding, self.device)
+        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, bias_grad(gy, self.device))
+
+
+def _check(name: str, x: Tensor, w: Tensor, b: Tensor | None, channels_in: int, channels_out: int) -> None:
+    if x.ndim != 4:
+        raise ValueError(f"{name}: input must be NCHW (4 dims), got shape {x.shape}")
+    if w.ndim != 4:
+        raise ValueError(f"{name}: weight must have 4 dims, got shape {w.shape}")
+    if x.shape[1] != channels_in:
+        raise ValueError(
+            f"{name}: weight {w.shape} expects {channels_in} input channels, input {x.shape} has {x.shape[1]}"
+        )
+    if b is not None and b.shape != (channels_out,):
+        raise ValueError(f"{name}: bias of shape ({channels_out},) expected, got {b.shape}")
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0) -> Tensor:
+    """2-D cross-correlation. x: (N, C, H, W), weight: (O, C, kh, kw), bias: (O,) -> (N, O, Ho, Wo),
+    Ho = floor((H + 2·ph - kh) / sh) + 1."""
+    stride, padding = pair(stride, "stride"), pair(padding, "padding")
+    _check("conv2d", x, weight, bias, weight.shape[1], weight.shape[0])
+    out = [output_size(x.shape[2 + d], weight.shape[2 + d], stride[d], padding[d]) for d in range(2)]
+    if min(stride) < 1 or min(padding) < 0 or min(out) < 1:
+        raise ValueError(
+            f"conv2d: input {x.shape} with kernel {weight.shape[2:]}, stride {stride}, padding {padding} "
+            f"gives output size {tuple(out)}; stride must be ≥ 1, padding ≥ 0, output ≥ 1"
+        )
+    args = (x, weight) if bias is None else (x, weight, bias)
+    return Conv2d.apply(*args, stride=stride, padding=padding)
+
+
+def conv_transpose2d(
+    x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, output_padding=0
+) -> Tensor:
+    """Transposed convolution. x: (N, C_in, H, W), weight: (C_in, C_out, kh, kw) -> (N, C_out, H_out, W_out),
+    H_out = (H - 1)·sh - 2·ph + kh + output_padding_h."""
+    stride, padding, extra = pair(stride, "stride"), pair(padding, "padding"), pair(output_padding, "output_padding")
+    _check("conv_transpose2d", x, weight, bias, weight.shape[0], weight.shape[1])
+    if any(e >= s or e < 0 for e, s in zip(extra, stride)) or min(stride) < 1 or min(padding) < 0:
+        raise ValueError(
+            f"conv_transpose2d: output_padding {extra} must be ≥ 0 and smaller than stride {stride}; "
+            f"padding {padding} must be ≥ 0"
+        )
+    out_hw = tuple((x.shape[2 + d] - 1) * stride[d] - 2 * padding[d] + weight.shape[2 + d] + extra[d] for d in range(2))
+    if min(out_hw) < 1:
+        raise ValueError(f"conv_transpose2d: input {x.shape} and weight {weight.shape} give output size {out_hw}")
+    args = (x, weight) if bias is None else (x, weight, bias)
+    return ConvTranspose2d.apply(*args, stride=stride, padding=padding, out_hw=out_hw)

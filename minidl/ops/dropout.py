@@ -1,0 +1,28 @@
+"""Dropout: zero each element with probability p while training."""
+
+from __future__ import annotations
+
+from .. import backend
+from ..autograd.tensor import Function, Tensor
+
+
+class Dropout(Function):
+    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout)."""
+
+    def forward(self, x, p):
+        keep = backend.generator(self.device).random(x.shape) >= p
+        self.mask = keep.astype(x.dtype) / (1 - p)
+        return x * self.mask
+
+    def backward(self, g):
+        return g * self.mask
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    if not training or p == 0:
+        return x
+    if p == 1:
+        return x * 0
+    return Dropout.apply(x, p=p)

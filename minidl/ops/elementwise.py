@@ -1,0 +1,233 @@
+"""Elementwise arithmetic and maths: + - * / **, neg, exp, log, sqrt, abs, clamp,
+maximum, minimum, where. Binary ops broadcast as NumPy does; their gradients are
+summed back to each input's shape."""
+
+from __future__ import annotations
+
+from .. import backend
+from ..autograd.tensor import Function, Tensor, as_tensor, unbroadcast
+
+
+def _binary(fn_cls, a, b) -> Tensor:
+    """Apply a binary Function, turning a number or array operand into a constant tensor."""
+    if not isinstance(a, Tensor):
+        a = as_tensor(a, b)
+    elif not isinstance(b, Tensor):
+        b = as_tensor(b, a)
+    return fn_cls.apply(a, b)
+
+
+class Add(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a + b
+
+    def backward(self, g):
+        return unbroadcast(g, self.shapes[0]), unbroadcast(g, self.shapes[1])
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a - b
+
+    def backward(self, g):
+        return unbroadcast(g, self.shapes[0]), unbroadcast(-g, self.shapes[1])
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        return unbroadcast(g * self.b, self.a.shape), unbroadcast(g * self.a, self.b.shape)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, g):
+        ga = g / self.b
+        return unbroadcast(ga, self.a.shape), unbroadcast(-ga * self.a / self.b, self.b.shape)
+
+
+class Pow(Function):
+    """a ** b; d/da = b a^(b-1), d/db = a^b log a."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        self.out = a**b
+        return self.out
+
+    def backward(self, g):
+        ga = unbroadcast(g * self.b * self.a ** (self.b - 1), self.a.shape)
+        gb = None
+        if self.inputs[1].requires_grad:
+            log_a = self.xp.log(self.xp.where(self.a > 0, self.a, 1))
+            gb = unbroadcast(g * self.out * log_a, self.b.shape)
+        return ga, gb
+
+
+class Maximum(Function):
+    """Elementwise max; where a == b the gradient is split evenly (as PyTorch does)."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return self.xp.maximum(a, b)
+
+    def backward(self, g):
+        share_a = (self.a > self.b) + 0.5 * (self.a == self.b)
+        return unbroadcast(g * share_a, self.a.shape), unbroadcast(g * (1 - share_a), self.b.shape)
+
+
+class Minimum(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return self.xp.minimum(a, b)
+
+    def backward(self, g):
+        share_a = (self.a < self.b) + 0.5 * (self.a == self.b)
+        return unbroadcast(g * share_a, self.a.shape), unbroadcast(g * (1 - share_a), self.b.shape)
+
+
+def add(a, b) -> Tensor:
+    return _binary(Add, a, b)
+
+
+def sub(a, b) -> Tensor:
+    return _binary(Sub, a, b)
+
+
+def mul(a, b) -> Tensor:
+    return _binary(Mul, a, b)
+
+
+def div(a, b) -> Tensor:
+    return _binary(Div, a, b)
+
+
+def pow(a, b) -> Tensor:  # noqa: A001 (the name students know)
+    return _binary(Pow, a, b)
+
+
+def maximum(a, b) -> Tensor:
+    return _binary(Maximum, a, b)
+
+
+def minimum(a, b) -> Tensor:
+    return _binary(Minimum, a, b)
+
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, g):
+        return -g
+
+
+class Exp(Function):
+    def forward(self, x):
+        self.out = self.xp.exp(x)
+        return self.out
+
+    def backward(self, g):
+        return g * self.out
+
+
+class Log(Function):
+    def forward(self, x):
+        self.x = x
+        return self.xp.log(x)
+
+    def backward(self, g):
+        return g / self.x
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        self.out = self.xp.sqrt(x)
+        return self.out
+
+    def backward(self, g):
+        return g / (2 * self.out)
+
+
+class Abs(Function):
+    """|x|; the gradient at 0 is 0, as in PyTorch."""
+
+    def forward(self, x):
+        self.x = x
+        return self.xp.abs(x)
+
+    def backward(self, g):
+        return g * self.xp.sign(self.x)
+
+
+class Clamp(Function):
+    """min(max(x, lo), hi); gradient 1 inside [lo, hi] (bounds included, as PyTorch), 0 outside."""
+
+    def forward(self, x, lo=None, hi=None):
+        self.inside = self.xp.ones(x.shape, dtype=bool)
+        if lo is not None:
+            self.inside &= x >= lo
+        if hi is not None:
+            self.inside &= x <= hi
+        return self.xp.clip(x, lo, hi)
+
+    def backward(self, g):
+        return g * self.inside
+
+
+class Where(Function):
+    """cond ? a : b, with cond a boolean array (no gradient)."""
+
+    def forward(self, cond, a, b):
+        self.cond, self.shapes = cond, (a.shape, b.shape)
+        return self.xp.where(cond, a, b)
+
+    def backward(self, g):
+        zero = self.xp.zeros((), dtype=g.dtype)
+        return (
+            unbroadcast(self.xp.where(self.cond, g, zero), self.shapes[0]),
+            unbroadcast(self.xp.where(self.cond, zero, g), self.shapes[1]),
+        )
+
+
+def neg(x: Tensor) -> Tensor:
+    return Neg.apply(x)
+
+
+def exp(x: Tensor) -> Tensor:
+    return Exp.apply(x)
+
+
+def log(x: Tensor) -> Tensor:
+    return Log.apply(x)
+
+
+def sqrt(x: Tensor) -> Tensor:
+    return Sqrt.apply(x)
+
+
+def abs(x: Tensor) -> Tensor:  # noqa: A001
+    return Abs.apply(x)
+
+
+def clamp(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+    if min is None and max is None:
+        raise ValueError("clamp needs at least one of min and max")
+    return Clamp.apply(x, lo=min, hi=max)
+
+
+def where(cond, a, b) -> Tensor:
+    """Elementwise choice: a where cond is true, else b."""
+    like = a if isinstance(a, Tensor) else b
+    if not isinstance(like, Tensor):
+        raise TypeError("where needs at least one of a and b to be a Tensor")
+    cond = cond.data if isinstance(cond, Tensor) else backend.array_module(like.device).asarray(cond)
+    a, b = as_tensor(a, like), as_tensor(b, like)
+    return Where.apply(cond.astype(bool), a, b)

@@ -1,0 +1,135 @@
+"""Losses, each with reduction="mean" | "sum".
+
+The fused losses take logits z and do sigmoid and loss in one op, computing the
+loss and its gradient with respect to z in the same pass (one kernel on cuda/emu):
+  binary_cross_entropy_with_logits:  l = max(z, 0) - z·y + log(1 + e^-|z|),  dl/dz = σ(z) - y
+  sigmoid_mse_loss:                  l = (σ(z) - y)²,                         dl/dz = 2(σ(z) - y)·σ(z)(1 - σ(z))
+Both stay finite for any z (±1000 included).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.tensor import Function, Tensor
+from .activations import stable_sigmoid
+
+REDUCTIONS = ("mean", "sum")
+
+
+def _check(name: str, input: Tensor, target: Tensor, reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{name}: unknown reduction {reduction!r}, expected one of {REDUCTIONS}")
+    if input.shape != target.shape:
+        raise ValueError(f"{name}: input shape {input.shape} and target shape {target.shape} differ")
+
+
+def _reduce(elementwise, reduction: str):
+    return elementwise.mean() if reduction == "mean" else elementwise.sum()
+
+
+def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Mean (or sum) of (input - target)²."""
+    target = _as_target(target, input)
+    _check("mse_loss", input, target, reduction)
+    diff = input - target
+    return _reduce(diff * diff, reduction)
+
+
+class BinaryCrossEntropy(Function):
+    """-(y log p + (1-y) log(1-p)), each log clamped at -100 as PyTorch does."""
+
+    def forward(self, p, y, reduction):
+        xp = self.xp
+        self.p, self.y, self.scale = p, y, (1 / p.size if reduction == "mean" else 1)
+        with np.errstate(divide="ignore"):  # log(0) = -inf, clamped to -100 next
+            loss = -(y * xp.maximum(xp.log(p), -100) + (1 - y) * xp.maximum(xp.log1p(-p), -100))
+        return xp.asarray(loss.sum() * self.scale, dtype=p.dtype)
+
+    def backward(self, g):
+        p, y = self.p, self.y
+        grad = (p - y) / self.xp.maximum(p * (1 - p), 1e-12)
+        return g * self.scale * grad, None
+
+
+class FusedSigmoidLoss(Function):
+    """Sigmoid of logits fused with BCE or MSE: forward returns the loss and keeps dloss/dz."""
+
+    def forward(self, z, y, kind, reduction):
+        xp = self.xp
+        s = stable_sigmoid(xp, z)
+        if kind == "bce":
+            loss = xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
+            grad = s - y
+        else:
+            loss = (s - y) ** 2
+            grad = 2 * (s - y) * s * (1 - s)
+        scale = 1 / z.size if reduction == "mean" else 1
+        self.grad = grad * scale
+        return xp.asarray(loss.sum() * scale, dtype=z.dtype)
+
+    def backward(self, g):
+        return g * self.grad, None
+
+
+class CrossEntropy(Function):
+    """-log softmax(z)[label] for z (N, C) and integer labels (N,); gradient softmax(z) - onehot."""
+
+    def forward(self, z, labels, reduction):
+        xp = self.xp
+        shifted = z - z.max(axis=1, keepdims=True)
+        log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+        rows = xp.arange(z.shape[0])
+        self.scale = 1 / z.shape[0] if reduction == "mean" else 1
+        self.grad = xp.exp(log_probs)
+        self.grad[rows, labels] -= 1
+        return xp.asarray(-log_probs[rows, labels].sum() * self.scale, dtype=z.dtype)
+
+    def backward(self, g):
+        return g * self.scale * self.grad
+
+
+def _as_target(target, like: Tensor) -> Tensor:
+    return target if isinstance(target, Tensor) else Tensor(target, device=like.device, dtype=like.dtype)
+
+
+def binary_cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """BCE of probabilities in [0, 1] against targets in [0, 1]."""
+    target = _as_target(target, input)
+    _check("binary_cross_entropy", input, target, reduction)
+    lo, hi = float(input.data.min()), float(input.data.max())
+    if lo < 0 or hi > 1:
+        raise ValueError(f"binary_cross_entropy: input must be probabilities in [0, 1], got values in [{lo}, {hi}]")
+    return BinaryCrossEntropy.apply(input, target.detach(), reduction=reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """BCE of sigmoid(input) against target, computed stably from the logits."""
+    target = _as_target(target, input)
+    _check("binary_cross_entropy_with_logits", input, target, reduction)
+    return FusedSigmoidLoss.apply(input, target.detach(), kind="bce", reduction=reduction)
+
+
+def sigmoid_mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """MSE between sigmoid(input) and target, fused into one op."""
+    target = _as_target(target, input)
+    _check("sigmoid_mse_loss", input, target, reduction)
+    return FusedSigmoidLoss.apply(input, target.detach(), kind="mse", reduction=reduction)
+
+
+def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Softmax cross-entropy of logits (N, C) against integer class labels (N,)."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"cross_entropy: unknown reduction {reduction!r}, expected one of {REDUCTIONS}")
+    labels = target.data if isinstance(target, Tensor) else target
+    labels = Tensor(labels, device=input.device).data
+    if input.ndim != 2 or labels.shape != input.shape[:1] or labels.dtype.kind not in "iu":
+        raise ValueError(
+            f"cross_entropy: expected logits (N, C) and integer labels (N,), got {input.shape} and "
+            f"{tuple(labels.shape)} of dtype {labels.dtype}"
+        )
+    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= input.shape[1]):
+        raise ValueError(
+            f"cross_entropy: labels must lie in [0, {input.shape[1]}), got [{int(labels.min())}, {int(labels.max())}]"
+        )
+    return CrossEntropy.apply(input, labels=labels, reduction=reduction)

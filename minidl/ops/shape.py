@@ -1,0 +1,195 @@
+"""Shape ops: reshape, permute/transpose, indexing, concat/stack, pad, flatten,
+unflatten, (un)squeeze, and moving between devices. None of them changes a value;
+their backward puts each gradient element back where its value came from."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import backend
+from ..autograd.tensor import Function, Tensor
+
+
+class Reshape(Function):
+    def forward(self, x, shape):
+        self.shape = x.shape
+        return x.reshape(shape)
+
+    def backward(self, g):
+        return g.reshape(self.shape)
+
+
+def reshape(x: Tensor, *shape) -> Tensor:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    known = [n for n in shape if n != -1]
+    if (
+        shape.count(-1) > 1
+        or (shape.count(-1) == 0 and math.prod(shape) != x.numel())
+        or (shape.count(-1) == 1 and (math.prod(known) == 0 or x.numel() % math.prod(known)))
+    ):
+        raise ValueError(f"cannot reshape a tensor of shape {x.shape} ({x.numel()} elements) into {tuple(shape)}")
+    return Reshape.apply(x, shape=tuple(shape))
+
+
+class Permute(Function):
+    def forward(self, x, dims):
+        self.inverse = tuple(np.argsort(dims))
+        return x.transpose(dims)
+
+    def backward(self, g):
+        return g.transpose(self.inverse)
+
+
+def permute(x: Tensor, *dims) -> Tensor:
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    if sorted(d % max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
+        raise ValueError(f"permute needs each of the {x.ndim} dims once, got {dims}")
+    return Permute.apply(x, dims=tuple(d % x.ndim for d in dims))
+
+
+def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    dims = list(range(x.ndim))
+    dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+    return permute(x, *dims)
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge dims start_dim..end_dim (inclusive) into one."""
+    if x.ndim == 0:
+        return reshape(x, 1)
+    start, end = start_dim % x.ndim, end_dim % x.ndim
+    return reshape(x, *x.shape[:start], -1, *x.shape[end + 1 :]) if start <= end else x
+
+
+def unflatten(x: Tensor, dim: int, sizes) -> Tensor:
+    """Split dim into `sizes`."""
+    dim %= x.ndim
+    return reshape(x, *x.shape[:dim], *sizes, *x.shape[dim + 1 :])
+
+
+def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    dim = dim % (x.ndim + 1)
+    return reshape(x, *x.shape[:dim], 1, *x.shape[dim:])
+
+
+def squeeze(x: Tensor, dim: int | None = None) -> Tensor:
+    if dim is None:
+        return reshape(x, *[n for n in x.shape if n != 1])
+    dim %= x.ndim
+    return reshape(x, *x.shape[:dim], *x.shape[dim + 1 :]) if x.shape[dim] == 1 else x
+
+
+def _scatter_add(xp, target, index, values) -> None:
+    """target[index] += values, adding repeated indices (NumPy's add.at; CuPy's scatter_add)."""
+    if xp is np:
+        np.add.at(target, index, values)
+    else:
+        import cupyx
+
+        cupyx.scatter_add(target, index, values)
+
+
+class GetItem(Function):
+    """x[index] for any NumPy index: ints, slices, None, Ellipsis, boolean or integer arrays."""
+
+    def forward(self, x, index):
+        self.shape, self.dtype, self.index = x.shape, x.dtype, index
+        return x[index]
+
+    def backward(self, g):
+        gx = self.xp.zeros(self.shape, dtype=self.dtype)
+        parts = self.index if isinstance(self.index, tuple) else (self.index,)
+        if all(isinstance(i, (int, slice, type(None), type(Ellipsis))) for i in parts):
+            gx[self.index] = g  # basic indexing never repeats an element
+        else:
+            _scatter_add(self.xp, gx, self.index, g)
+        return gx
+
+
+def getitem(x: Tensor, index) -> Tensor:
+    def convert(i):
+        if isinstance(i, Tensor):
+            return i.data
+        if isinstance(i, list):
+            return backend.array_module(x.device).asarray(i)
+        return i
+
+    index = tuple(convert(i) for i in index) if isinstance(index, tuple) else convert(index)
+    return GetItem.apply(x, index=index)
+
+
+class Concat(Function):
+    def forward(self, *arrays, dim):
+        self.dim = dim
+        self.splits = np.cumsum([a.shape[dim] for a in arrays])[:-1].tolist()
+        return self.xp.concatenate(arrays, axis=dim)
+
+    def backward(self, g):
+        return tuple(self.xp.split(g, self.splits, axis=self.dim))
+
+
+def concat(tensors, dim: int = 0) -> Tensor:
+    """Join tensors along an existing dim (torch.cat)."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("concat needs at least one tensor")
+    first = tensors[0]
+    for t in tensors[1:]:
+        if t.ndim != first.ndim or any(
+            a != b for i, (a, b) in enumerate(zip(t.shape, first.shape)) if i != dim % first.ndim
+        ):
+            raise ValueError(f"concat along dim {dim}: shapes {first.shape} and {t.shape} differ in another dim")
+    return Concat.apply(*tensors, dim=dim % first.ndim)
+
+
+def stack(tensors, dim: int = 0) -> Tensor:
+    """Join tensors of one shape along a new dim."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack needs at least one tensor")
+    shapes = {t.shape for t in tensors}
+    if len(shapes) != 1:
+        raise ValueError(f"stack needs tensors of one shape, got {sorted(shapes)}")
+    return concat([unsqueeze(t, dim) for t in tensors], dim=dim % (tensors[0].ndim + 1))
+
+
+class Pad(Function):
+    def forward(self, x, widths, value):
+        self.crop = tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, x.shape))
+        return self.xp.pad(x, widths, constant_values=value)
+
+    def backward(self, g):
+        return g[self.crop]
+
+
+def pad(x: Tensor, pad: tuple[int, ...], value: float = 0.0) -> Tensor:
+    """Constant padding, widths given as PyTorch's F.pad: (last_lo, last_hi, prev_lo, prev_hi, ...)."""
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(f"pad needs pairs for at most {x.ndim} dims, got {pad}")
+    if any(p < 0 for p in pad):
+        raise ValueError(f"pad widths must be non-negative, got {pad}")
+    widths = [(0, 0)] * x.ndim
+    for i in range(len(pad) // 2):
+        widths[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    return Pad.apply(x, widths=widths, value=value)
+
+
+class ToDevice(Function):
+    def forward(self, x, device, dtype):
+        self.source_dtype = x.dtype
+        moved = backend.move(x, device)
+        return moved.astype(dtype, copy=False) if dtype is not None else moved
+
+    def backward(self, g):
+        return backend.move(g, self.device).astype(self.source_dtype, copy=False)
+
+
+def to_device(x: Tensor, device: str, dtype=None) -> Tensor:
+    """x on another device and/or dtype; the output tensor lives on `device`."""
+    out = ToDevice.apply(x, device=device, dtype=dtype)
+    out.device = device
+    return out

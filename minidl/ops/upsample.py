@@ -1,0 +1,65 @@
+"""upsample: nearest and bilinear (align_corners=False), as PyTorch's F.interpolate
+with scale_factor.
+
+Both modes are separable linear maps, y = A_h · x · A_wᵀ per image and channel, with
+A (out, in) an interpolation matrix; so the backward is gx = A_hᵀ · g · A_w.
+Source coordinates follow PyTorch with scale = 1 / scale_factor:
+  nearest:  src = min(floor(dst · scale), in - 1)
+  bilinear: src = max((dst + 0.5) · scale - 0.5, 0), blending floor(src) and floor(src) + 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..autograd.tensor import Function, Tensor
+
+MODES = ("nearest", "bilinear")
+
+
+def interpolation_matrix(size_in: int, size_out: int, scale: float, mode: str) -> np.ndarray:
+    """A (size_out, size_in) float64 matrix whose row d holds the weights of output d."""
+    dst = np.arange(size_out)
+    matrix = np.zeros((size_out, size_in))
+    if mode == "nearest":
+        src = np.minimum(np.floor(dst.astype(np.float32) * np.float32(scale)).astype(int), size_in - 1)
+        matrix[dst, src] = 1.0
+        return matrix
+    src = np.maximum((dst + 0.5) * scale - 0.5, 0.0)
+    lo = np.minimum(np.floor(src).astype(int), size_in - 1)
+    hi = np.minimum(lo + 1, size_in - 1)
+    frac = src - lo
+    np.add.at(matrix, (dst, lo), 1 - frac)
+    np.add.at(matrix, (dst, hi), frac)
+    return matrix
+
+
+class Upsample(Function):
+    def forward(self, x, out_hw, scales, mode):
+        xp = self.xp
+        self.a_h, self.a_w = (
+            xp.asarray(interpolation_matrix(x.shape[2 + d], out_hw[d], scales[d], mode), dtype=x.dtype)
+            for d in range(2)
+        )
+        return xp.matmul(xp.matmul(self.a_h, x), self.a_w.T)
+
+    def backward(self, g):
+        xp = self.xp
+        return xp.matmul(xp.matmul(self.a_h.T, g), self.a_w)
+
+
+def upsample(x: Tensor, scale_factor, mode: str = "nearest") -> Tensor:
+    """Resize NCHW images by scale_factor (a number or an (h, w) pair): (N, C, H, W) -> (N, C, ⌊H·s⌋, ⌊W·s⌋)."""
+    if mode not in MODES:
+        raise ValueError(f"upsample: unknown mode {mode!r}, expected one of {MODES}")
+    if x.ndim != 4:
+        raise ValueError(f"upsample: input must be NCHW (4 dims), got shape {x.shape}")
+    factors = (scale_factor, scale_factor) if isinstance(scale_factor, (int, float)) else tuple(scale_factor)
+    if len(factors) != 2 or min(factors) <= 0:
+        raise ValueError(f"upsample: scale_factor must be a positive number or pair, got {scale_factor!r}")
+    out_hw = tuple(math.floor(x.shape[2 + d] * factors[d]) for d in range(2))
+    if min(out_hw) < 1:
+        raise ValueError(f"upsample: input {x.shape} with scale {scale_factor} gives an empty output")
+    return Upsample.apply(x, out_hw=out_hw, scales=tuple(1.0 / f for f in factors), mode=mode)

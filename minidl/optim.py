@@ -1,0 +1,104 @@
+"""Optimisers with PyTorch's update rules.
+
+SGD:  g ← g + λp;  b ← g (first step) or μb + g;  g ← g + μb (Nesterov) or b;  p ← p - ηg
+Adam: g ← g + λp;  m ← β₁m + (1-β₁)g;  v ← β₂v + (1-β₂)g²;
+      p ← p - η/(1-β₁ᵗ) · m / (sqrt(v)/sqrt(1-β₂ᵗ) + ε)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from . import backend
+from .autograd.tensor import Tensor
+
+
+def _restore(value, p: Tensor):
+    """A saved state entry: arrays of the parameter's shape go to its device, numbers stay numbers."""
+    if getattr(value, "shape", ()) == p.shape and p.shape != ():
+        return backend.move(value, p.device).astype(p.dtype, copy=False)
+    return value.item() if hasattr(value, "item") else value
+
+
+class Optimizer:
+    def __init__(self, params: Iterable[Tensor], **defaults) -> None:
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        for i, p in enumerate(self.params):
+            if not isinstance(p, Tensor) or not p.requires_grad:
+                raise TypeError(f"{type(self).__name__}: parameter {i} is not a Tensor that requires grad")
+        self.defaults = defaults
+        self.state: dict[int, dict] = {}
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        for i, p in enumerate(self.params):
+            if p.grad is not None:
+                self.update(i, p, p.grad.data)
+
+    def update(self, index: int, p: Tensor, grad) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """{'state': {index: {name: array or number}}, 'param_groups': [hyper-parameters]} as PyTorch."""
+        return {"state": {i: dict(s) for i, s in self.state.items()}, "param_groups": [dict(self.defaults)]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        group = state_dict["param_groups"][0]
+        if set(group) != set(self.defaults):
+            raise ValueError(f"optimizer state for {sorted(group)} does not fit {type(self).__name__}")
+        for i, s in state_dict["state"].items():
+            if int(i) >= len(self.params):
+                raise ValueError(f"optimizer state names parameter {i}, but there are {len(self.params)}")
+            p = self.params[int(i)]
+            self.state[int(i)] = {k: _restore(v, p) for k, v in s.items()}
+        self.defaults.update(group)
+
+
+class SGD(Optimizer):
+    def __init__(self, params, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0):
+        if lr < 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError(f"SGD: lr, momentum and weight_decay must be ≥ 0, got {lr}, {momentum}, {weight_decay}")
+        if nesterov and momentum == 0:
+            raise ValueError("SGD: Nesterov momentum needs momentum > 0")
+        super().__init__(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+
+    def update(self, index, p, grad):
+        d = self.defaults
+        if d["weight_decay"]:
+            grad = grad + d["weight_decay"] * p.data
+        if d["momentum"]:
+            state = self.state.setdefault(index, {})
+            buf = state.get("momentum_buffer")
+            buf = grad.copy() if buf is None else d["momentum"] * buf + grad
+            state["momentum_buffer"] = buf
+            grad = grad + d["momentum"] * buf if d["nesterov"] else buf
+        p.data = p.data - d["lr"] * grad
+
+
+class Adam(Optimizer):
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
+        if lr < 0 or eps < 0 or weight_decay < 0 or not all(0 <= b < 1 for b in betas):
+            raise ValueError(
+                f"Adam: need lr, eps, weight_decay ≥ 0 and betas in [0, 1), got {lr}, {eps}, {weight_decay}, {betas}"
+            )
+        super().__init__(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+
+    def update(self, index, p, grad):
+        d = self.defaults
+        beta1, beta2 = d["betas"]
+        state = self.state.setdefault(index, {"step": 0, "exp_avg": p.data * 0, "exp_avg_sq": p.data * 0})
+        state["step"] += 1
+        t = state["step"]
+        if d["weight_decay"]:
+            grad = grad + d["weight_decay"] * p.data
+        state["exp_avg"] = beta1 * state["exp_avg"] + (1 - beta1) * grad
+        state["exp_avg_sq"] = beta2 * state["exp_avg_sq"] + (1 - beta2) * grad * grad
+        step_size = d["lr"] / (1 - beta1**t)
+        denom = (state["exp_avg_sq"] ** 0.5) / math.sqrt(1 - beta2**t) + d["eps"]
+        p.data = p.data - step_size * state["exp_avg"] / denom

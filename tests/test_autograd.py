@@ -1,0 +1,184 @@
+"""The engine: accumulation, broadcasting, graph walking, no_grad, retain_graph, errors."""
+
+import numpy as np
+import pytest
+from conftest import leaf
+
+import minidl as md
+
+
+def test_simple_gradient_matches_formula():
+    x = leaf([1.0, 2.0, 3.0])
+    y = (x * x * x).sum()  # dy/dx = 3x²
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 12.0, 27.0])
+
+
+def test_gradients_accumulate_until_zero_grad():
+    x = leaf([2.0])
+    (x * 3).sum().backward()
+    (x * 4).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [7.0])
+    x.zero_grad()
+    (x * 5).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [5.0])
+
+
+def test_tensor_used_many_times_in_one_graph():
+    x = leaf([3.0])
+    y = x * x + x * 2 + x  # dy/dx = 2x + 3 = 9
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [9.0])
+
+
+def test_diamond_graph_sums_both_paths():
+    x = leaf([0.5])
+    a = x.exp()
+    y = (a * a.log() + a).sum()  # y = e^x·x + e^x, dy/dx = e^x(x + 2)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [np.exp(0.5) * 2.5])
+
+
+@pytest.mark.parametrize(
+    "shape_a,shape_b",
+    [((3, 4), (4,)), ((3, 1), (1, 4)), ((2, 3, 4), (3, 1)), ((1,), (2, 2)), ((), (3,)), ((5, 1, 2), (1, 3, 1))],
+)
+def test_broadcast_gradients_are_summed_back(shape_a, shape_b, rng):
+    a, b = leaf(rng.standard_normal(shape_a)), leaf(rng.standard_normal(shape_b))
+    out = a * b
+    out.sum().backward()
+    full = np.broadcast_shapes(shape_a, shape_b)
+    expect_a = np.broadcast_to(b.numpy(), full).sum(axis=tuple(range(len(full) - len(shape_a))))
+    expect_a = expect_a.sum(axis=tuple(i for i, n in enumerate(shape_a) if n == 1), keepdims=True).reshape(shape_a)
+    assert a.grad.shape == shape_a and b.grad.shape == shape_b
+    np.testing.assert_allclose(a.grad.numpy(), expect_a)
+
+
+def test_chain_of_ten_thousand_ops_needs_no_recursion():
+    x = leaf([1.0])
+    y = x
+    for _ in range(10_000):
+        y = y * 1.0001
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [1.0001**10_000], rtol=1e-9)
+
+
+def test_no_grad_records_nothing():
+    x = leaf([1.0, 2.0])
+    with md.no_grad():
+        y = x * 2
+    assert not y.requires_grad and y.is_leaf
+    assert md.is_grad_enabled()
+
+
+def test_detach_cuts_the_graph():
+    x = leaf([2.0])
+    y = x * x
+    z = (y.detach() * x).sum()  # d/dx treats y as the constant 4
+    z.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [4.0])
+
+
+def test_requires_grad_propagates_only_from_inputs_that_need_it():
+    a, b = leaf([1.0]), leaf([2.0], requires_grad=False)
+    assert (a + b).requires_grad
+    assert not (b * 3).requires_grad
+
+
+def test_gradient_with_respect_to_an_input_image():
+    w = leaf(np.full((3,), 2.0), requires_grad=False)
+    x = leaf([1.0, -1.0, 0.5])
+    loss = ((x * w - 1) ** 2).sum()  # d/dx = 2(wx - 1)w
+    loss.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * (2 * x.numpy() - 1) * 2)
+    assert w.grad is None
+
+
+def test_second_backward_needs_retain_graph():
+    x = leaf([1.0])
+    y = (x.exp() * 2).sum()
+    y.backward(retain_graph=True)
+    y.backward()  # allowed: the first call kept the graph
+    np.testing.assert_allclose(x.grad.numpy(), [4 * np.e])
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+
+
+def test_backward_of_non_scalar_needs_gradient():
+    x = leaf([1.0, 2.0])
+    y = x * 3
+    with pytest.raises(RuntimeError, match="gradient argument"):
+        y.backward()
+    y.backward(md.tensor([1.0, 10.0], dtype=md.float64))
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 30.0])
+
+
+def test_backward_without_graph_is_an_error():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        md.tensor([1.0]).sum().backward()
+
+
+def test_default_dtypes():
+    assert md.tensor([1.0, 2.0]).dtype == np.float32
+    assert md.tensor([1, 2]).dtype == np.int64
+    assert md.tensor(np.zeros(2)).dtype == np.float64  # arrays keep their dtype
+    assert md.zeros(2, 3).dtype == np.float32
+    assert md.randn(2, dtype=md.float64).dtype == np.float64
+    assert (md.tensor([1.0]) * 2.5).dtype == np.float32  # Python numbers do not promote
+
+
+def test_integer_tensors_cannot_require_grad():
+    with pytest.raises(TypeError, match="floating point"):
+        md.tensor([1, 2], requires_grad=True)
+
+
+def test_unknown_device_and_missing_gpu_are_clear_errors(monkeypatch):
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        md.tensor([1.0], device="tpu")
+    if not md.cuda_available():
+        with pytest.raises(RuntimeError, match="no GPU"):
+            md.tensor([1.0], device="cuda")
+
+
+def test_device_comes_from_environment(monkeypatch):
+    monkeypatch.setenv("MINIDL_DEVICE", "cpu")
+    assert md.tensor([1.0]).device == "cpu"
+    monkeypatch.setenv("MINIDL_DEVICE", "bogus")
+    with pytest.raises(ValueError, match="MINIDL_DEVICE|unknown device"):
+        md.tensor([1.0])
+
+
+def test_mixing_devices_is_a_clear_error():
+    a = md.tensor([1.0], device="cpu")
+    b = md.tensor([1.0], device="emu")
+    with pytest.raises(RuntimeError, match="same device"):
+        a + b
+
+
+def test_to_moves_and_gradients_flow_back():
+    x = leaf([1.0, 2.0])
+    y = x.to("emu").to(dtype=np.float32)
+    assert y.device == "emu" and y.dtype == np.float32
+    (y * y).sum().backward()
+    assert x.grad.dtype == np.float64
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
+
+
+def test_comparisons_give_boolean_tensors():
+    x = md.tensor([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal((x > 1.5).numpy(), [False, True, True])
+    np.testing.assert_array_equal((x == 2).numpy(), [False, True, False])
+
+
+def test_manual_seed_repeats_random_numbers():
+    md.manual_seed(7)
+    a = md.randn(5).numpy()
+    md.manual_seed(7)
+    np.testing.assert_array_equal(a, md.randn(5).numpy())
+
+
+def test_item_and_repr():
+    assert md.tensor([[3.5]]).item() == 3.5
+    with pytest.raises(ValueError, match="one element"):
+        md.tensor([1.0, 2.0]).item()
+    assert "requires_grad=True" in repr(leaf([1.0]))
