@@ -3,6 +3,7 @@
 SGD:  g ← g + λp;  b ← g (first step) or μb + g;  g ← g + μb (Nesterov) or b;  p ← p - ηg
 Adam: g ← g + λp;  m ← β₁m + (1-β₁)g;  v ← β₂v + (1-β₂)g²;
       p ← p - η/(1-β₁ᵗ) · m / (sqrt(v)/sqrt(1-β₂ᵗ) + ε)
+On cuda and emu, Adam's step is one fused kernel per parameter (kernels/adam.cu).
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+import numpy as np
+
 from . import backend
 from .autograd.tensor import Tensor
+from .launch import blocks, launch
 
 
 def _restore(value, p: Tensor):
@@ -95,10 +99,24 @@ class Adam(Optimizer):
         state = self.state.setdefault(index, {"step": 0, "exp_avg": p.data * 0, "exp_avg_sq": p.data * 0})
         state["step"] += 1
         t = state["step"]
+        step_size, bias2_sqrt = d["lr"] / (1 - beta1**t), math.sqrt(1 - beta2**t)
+        if p.device in backend.KERNEL_DEVICES:
+            xp, c = backend.array_module(p.device), p.dtype.type
+            p.data = xp.ascontiguousarray(p.data)
+            hyper = (c(step_size), c(beta1), c(beta2), c(d["eps"]), c(d["weight_decay"]), c(bias2_sqrt))
+            args = (
+                p.data,
+                xp.ascontiguousarray(grad, dtype=p.dtype),
+                state["exp_avg"],
+                state["exp_avg_sq"],
+                np.int64(p.data.size),
+                *hyper,
+            )
+            launch("adam.cu", "adam_update", p.dtype, p.device, blocks(p.data.size), args)
+            return
         if d["weight_decay"]:
             grad = grad + d["weight_decay"] * p.data
         state["exp_avg"] = beta1 * state["exp_avg"] + (1 - beta1) * grad
         state["exp_avg_sq"] = beta2 * state["exp_avg_sq"] + (1 - beta2) * grad * grad
-        step_size = d["lr"] / (1 - beta1**t)
-        denom = (state["exp_avg_sq"] ** 0.5) / math.sqrt(1 - beta2**t) + d["eps"]
+        denom = (state["exp_avg_sq"] ** 0.5) / bias2_sqrt + d["eps"]
         p.data = p.data - step_size * state["exp_avg"] / denom

@@ -12,12 +12,14 @@ its forward is conv2d_input_grad, its input gradient is conv2d_output, and its
 weight gradient is conv2d_weight_grad with the roles of input and output swapped.
 
 On the cpu each primitive is im2col (a strided view, one copy) and one BLAS matmul;
-on cuda and emu it launches the kernels of kernels/conv2d.cu.
+on cuda and emu it launches the kernels of kernels/conv2d.cu (the _launch_* functions).
 """
 
 from __future__ import annotations
 
+from .. import backend
 from ..autograd.tensor import Function, Tensor
+from ..launch import MAX_SHARED_BYTES, blocks, ints, launch
 from .windows import add_windows, crop_hw, output_size, pad_hw, pair, sliding_windows
 
 
@@ -30,6 +32,8 @@ def _im2col(x, kernel, stride, padding):
 
 def conv2d_output(x, w, stride, padding, device: str):
     """y = conv2d(x, w) without bias: (N, C, H, W), (O, C, kh, kw) -> (N, O, Ho, Wo)."""
+    if device in backend.KERNEL_DEVICES:
+        return _launch_forward(x, w, stride, padding, device)
     o = w.shape[0]
     cols, (ho, wo) = _im2col(x, w.shape[2:], stride, padding)
     y = w.reshape(o, -1) @ cols
@@ -38,6 +42,8 @@ def conv2d_output(x, w, stride, padding, device: str):
 
 def conv2d_input_grad(gy, w, in_hw, stride, padding, device: str):
     """gx of conv2d: (N, O, Ho, Wo), (O, C, kh, kw) -> (N, C, H, W) with (H, W) = in_hw."""
+    if device in backend.KERNEL_DEVICES:
+        return _launch_backward_input(gy, w, in_hw, stride, padding, device)
     n, o, ho, wo = gy.shape
     _, c, kh, kw = w.shape
     cols = w.reshape(o, -1).T @ gy.transpose(1, 0, 2, 3).reshape(o, -1)  # (C·kh·kw, N·Ho·Wo)
@@ -49,6 +55,8 @@ def conv2d_input_grad(gy, w, in_hw, stride, padding, device: str):
 
 def conv2d_weight_grad(x, gy, kernel, stride, padding, device: str):
     """gw of conv2d: (N, C, H, W), (N, O, Ho, Wo) -> (O, C, kh, kw)."""
+    if device in backend.KERNEL_DEVICES:
+        return _launch_backward_weight(x, gy, kernel, stride, padding, device)
     o = gy.shape[1]
     cols, _ = _im2col(x, kernel, stride, padding)
     gw = gy.transpose(1, 0, 2, 3).reshape(o, -1) @ cols.T
@@ -57,9 +65,64 @@ def conv2d_weight_grad(x, gy, kernel, stride, padding, device: str):
 
 def bias_grad(gy, device: str):
     """gb = Σ over n, p, q of gy: (N, O, Ho, Wo) -> (O,)."""
+    if device in backend.KERNEL_DEVICES:
+        n, o, ho, wo = gy.shape
+        gb = backend.array_module(device).empty((o,), dtype=gy.dtype)
+        launch("conv2d.cu", "bias_backward", gy.dtype, device, o, (_c(gy, device), gb, *ints(n, o, ho * wo)))
+        return gb
     return gy.sum(axis=(0, 2, 3))
 
 
+# ------------------------------------------------------------ kernel launches
+CONV_TILE, CONV_LANES, CONV_MAX_GROUP = 8, 4, 64  # as in kernels/conv2d.cu; 8·8 pixels × 4 lanes = 256 threads
+
+
+def _c(array, device):
+    return backend.array_module(device).ascontiguousarray(array)
+
+
+def _dims(x_shape, w_shape, y_hw, stride, padding):
+    """The int arguments every conv2d kernel takes: N C H W O KH KW SH SW PH PW HO WO."""
+    n, c, h, w = x_shape
+    o, _, kh, kw = w_shape
+    return ints(n, c, h, w, o, kh, kw, *stride, *padding, *y_hw)
+
+
+def _launch_forward(x, w, stride, padding, device):
+    (n, c, h, wd), (o, _, kh, kw) = x.shape, w.shape
+    ho, wo = output_size(h, kh, stride[0], padding[0]), output_size(wd, kw, stride[1], padding[1])
+    group = min(CONV_MAX_GROUP, -(-o // CONV_LANES) * CONV_LANES)
+    patch = ((CONV_TILE - 1) * stride[0] + kh) * ((CONV_TILE - 1) * stride[1] + kw)
+    per_channel = x.dtype.itemsize * (patch + group * kh * kw)  # shared bytes per staged input channel
+    chunk = min(c, MAX_SHARED_BYTES // per_channel)
+    if chunk < 1:
+        raise ValueError(
+            f"conv2d kernel: a {kh}x{kw} window with stride {stride} needs more shared memory than a GPU has"
+        )
+    y = backend.array_module(device).empty((n, o, ho, wo), dtype=x.dtype)
+    grid = (-(-wo // CONV_TILE), -(-ho // CONV_TILE), n * -(-o // group))
+    args = (_c(x, device), _c(w, device), y, *_dims(x.shape, w.shape, (ho, wo), stride, padding), *ints(chunk, group))
+    launch("conv2d.cu", "conv2d_forward", x.dtype, device, grid, args, shared_mem=chunk * per_channel)
+    return y
+
+
+def _launch_backward_input(gy, w, in_hw, stride, padding, device):
+    n, c = gy.shape[0], w.shape[1]
+    gx = backend.array_module(device).empty((n, c, *in_hw), dtype=gy.dtype)
+    args = (_c(gy, device), _c(w, device), gx, *_dims(gx.shape, w.shape, gy.shape[2:], stride, padding))
+    launch("conv2d.cu", "conv2d_backward_input", gy.dtype, device, blocks(gx.size), args)
+    return gx
+
+
+def _launch_backward_weight(x, gy, kernel, stride, padding, device):
+    o, c = gy.shape[1], x.shape[1]
+    gw = backend.array_module(device).empty((o, c, *kernel), dtype=x.dtype)
+    args = (_c(x, device), _c(gy, device), gw, *_dims(x.shape, gw.shape, gy.shape[2:], stride, padding))
+    launch("conv2d.cu", "conv2d_backward_weight", x.dtype, device, gw.size, args)
+    return gw
+
+
+# ------------------------------------------------------------------- the ops
 class Conv2d(Function):
     def forward(self, x, w, b=None, *, stride, padding):
         self.x, self.w, self.stride, self.padding = x, w, stride, padding
@@ -87,6 +150,8 @@ class ConvTranspose2d(Function):
 
 
 def _check(name: str, x: Tensor, w: Tensor, b: Tensor | None, channels_in: int, channels_out: int) -> None:
+    if x.dtype != w.dtype or (b is not None and b.dtype != x.dtype):
+        raise TypeError(f"{name}: input, weight and bias must share a dtype, got {x.dtype} and {w.dtype}")
     if x.ndim != 4:
         raise ValueError(f"{name}: input must be NCHW (4 dims), got shape {x.shape}")
     if w.ndim != 4:

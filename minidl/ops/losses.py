@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import backend
 from ..autograd.tensor import Function, Tensor
+from ..launch import blocks, launch
 from .activations import stable_sigmoid
+
+FUSED_KINDS = {"bce": 0, "mse": 1}  # the kind argument of kernels/sigmoid_loss.cu
+MAX_LOSS_BLOCKS = 1024
 
 REDUCTIONS = ("mean", "sum")
 
@@ -58,6 +63,9 @@ class FusedSigmoidLoss(Function):
 
     def forward(self, z, y, kind, reduction):
         xp = self.xp
+        scale = 1 / z.size if reduction == "mean" else 1
+        if self.device in backend.KERNEL_DEVICES:
+            return self._launch(xp.ascontiguousarray(z), xp.ascontiguousarray(y, dtype=z.dtype), kind, scale)
         s = stable_sigmoid(xp, z)
         if kind == "bce":
             loss = xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
@@ -65,9 +73,19 @@ class FusedSigmoidLoss(Function):
         else:
             loss = (s - y) ** 2
             grad = 2 * (s - y) * s * (1 - s)
-        scale = 1 / z.size if reduction == "mean" else 1
         self.grad = grad * scale
         return xp.asarray(loss.sum() * scale, dtype=z.dtype)
+
+    def _launch(self, z, y, kind, scale):
+        """Pass 1: gradient and per-block partial losses; pass 2: their sum, in a fixed order."""
+        xp, t = self.xp, z.dtype.type
+        self.grad = xp.empty_like(z)
+        count = min(blocks(z.size), MAX_LOSS_BLOCKS)
+        partial, loss = xp.empty(count, dtype=z.dtype), xp.empty(1, dtype=z.dtype)
+        args = (z, y, self.grad, partial, np.int64(z.size), np.int32(FUSED_KINDS[kind]), t(scale))
+        launch("sigmoid_loss.cu", "sigmoid_loss_forward", z.dtype, self.device, count, args)
+        launch("sigmoid_loss.cu", "sum_partials", z.dtype, self.device, 1, (partial, loss, np.int32(count), t(scale)))
+        return loss.reshape(())
 
     def backward(self, g):
         return g * self.grad, None

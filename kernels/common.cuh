@@ -1,0 +1,35 @@
+// Helpers shared by minidl's kernels. Every kernel is a template on T (float or double)
+// and is compiled by NVRTC for the GPU and by g++ for the CPU emulator.
+#pragma once
+
+#define MINIDL_BLOCK 256  // threads per block of every 1-D launch (the Python side agrees)
+
+// The flat index of this thread in a 1-D launch.
+__device__ __forceinline__ long long global_index() {
+    return (long long)blockIdx.x * blockDim.x + threadIdx.x;
+}
+
+// Sum of `value` over the block's MINIDL_BLOCK threads, returned to every thread.
+// A fixed tree over shared memory: the same inputs always give the same bits.
+template <typename T>
+__device__ T block_sum(T value) {
+    __shared__ T partial[MINIDL_BLOCK];
+    partial[threadIdx.x] = value;
+    __syncthreads();
+    for (int half = MINIDL_BLOCK / 2; half > 0; half /= 2) {
+        if ((int)threadIdx.x < half) partial[threadIdx.x] += partial[threadIdx.x + half];
+        __syncthreads();
+    }
+    T total = partial[0];
+    __syncthreads();  // partial may be reused by the caller's next block_sum
+    return total;
+}
+
+// Dynamically sized shared memory (its size is given at launch).
+#ifndef MINIDL_EMULATOR
+extern __shared__ double minidl_dynamic_shared[];
+#endif
+template <typename T>
+__device__ __forceinline__ T* dynamic_shared() {
+    return reinterpret_cast<T*>(minidl_dynamic_shared);
+}

@@ -1,0 +1,153 @@
+"""The CPU emulator: runs our .cu kernels on the CPU, through the same launch code as a GPU.
+
+build_module(source, names) compiles `source` (a .cu file) with g++ as C++, after the
+shims of runtime.h, with AddressSanitizer, and returns an EmuModule. Like CuPy's
+RawModule it has get_function(name) -> f, called as f(grid, block, args, shared_mem=0),
+with args the same NumPy arrays and NumPy scalars that a GPU launch passes as CuPy
+arrays and NumPy scalars. Builds are cached under $MINIDL_CACHE (default
+~/.cache/minidl), keyed by a hash of every input, and written atomically.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+RUNTIME = Path(__file__).resolve().parent / "runtime.h"
+FLAGS = [
+    "-std=c++17",
+    "-O1",
+    "-g",
+    "-fPIC",
+    "-shared",
+    "-fsanitize=address",
+    "-fno-omit-frame-pointer",
+    "-fvisibility=hidden",
+]
+SCALARS = {
+    np.dtype(np.int32): ctypes.c_int32,
+    np.dtype(np.int64): ctypes.c_int64,
+    np.dtype(np.float32): ctypes.c_float,
+    np.dtype(np.float64): ctypes.c_double,
+}
+_ERROR_BYTES = 1024
+
+
+class EmulatorUnavailable(RuntimeError):
+    """No C++ compiler (or no AddressSanitizer runtime) to build kernels with."""
+
+
+def compiler() -> str:
+    cxx = os.environ.get("CXX") or shutil.which("g++")
+    if not cxx:
+        raise EmulatorUnavailable("the emu device needs a C++ compiler: install g++ (or set CXX)")
+    return cxx
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MINIDL_CACHE", Path.home() / ".cache" / "minidl")) / "emulator"
+
+
+def _wrapper(source: Path, names: list[str]) -> str:
+    """C++ that includes the kernel file verbatim and tables its instantiations."""
+    rows = "\n".join(f'    emu::entry(&{n}, "{n}"),' for n in names)
+    return (
+        f'#include "{source.name}"\nstatic const emu::Entry minidl_entries[] = {{\n{rows}\n}};\n'
+        "MINIDL_EMULATOR_EXPORT(minidl_entries)\n"
+    )
+
+
+def build(source: str | Path, names: list[str]) -> Path:
+    """Compile (or find in the cache) the shared library for `source` and its kernel `names`."""
+    source = Path(source).resolve()
+    wrapper = _wrapper(source, names)
+    cxx = compiler()
+    digest = hashlib.sha256()
+    for part in (RUNTIME.read_bytes(), wrapper.encode(), " ".join([cxx, *FLAGS]).encode()):
+        digest.update(part)
+    for dependency in sorted(source.parent.glob("*.cu*")):
+        digest.update(dependency.name.encode() + dependency.read_bytes())
+    target = cache_dir() / f"{source.stem}-{digest.hexdigest()[:16]}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as work:
+        wrapper_path = Path(work) / "wrapper.cpp"
+        wrapper_path.write_text(wrapper)
+        built = Path(work) / target.name
+        command = [cxx, *FLAGS, f"-I{source.parent}", "-include", str(RUNTIME), str(wrapper_path), "-o", str(built)]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            if "asan" in result.stderr.lower() and "cannot find" in result.stderr.lower():
+                raise EmulatorUnavailable(f"g++ has no AddressSanitizer runtime (libasan):\n{result.stderr}")
+            raise RuntimeError(f"emulator build of {source.name} failed:\n{' '.join(command)}\n{result.stderr}")
+        os.replace(built, target)  # atomic: a crash never leaves a half-written library
+    return target
+
+
+def _load_library(path: Path) -> ctypes.CDLL:
+    # RTLD_GLOBAL lets AddressSanitizer find the library's __asan_default_options (see runtime.h);
+    # everything else in it is hidden, so libraries cannot interpose on each other.
+    library = ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+    library.minidl_emu_launch.restype = ctypes.c_int
+    return library
+
+
+class EmuFunction:
+    """One kernel instantiation; called like a CuPy RawKernel."""
+
+    def __init__(self, library: ctypes.CDLL, index: int, name: str):
+        self.library, self.index, self.name = library, index, name
+
+    def __call__(self, grid, block, args, shared_mem: int = 0) -> None:
+        grid3 = (ctypes.c_uint * 3)(*_dims(grid))
+        block3 = (ctypes.c_uint * 3)(*_dims(block))
+        n = len(args)
+        storage, pointers = [], (ctypes.c_void_p * n)()
+        kinds, sizes = (ctypes.c_int * n)(), (ctypes.c_size_t * n)()
+        for k, arg in enumerate(args):
+            if isinstance(arg, np.ndarray):
+                if not arg.flags.c_contiguous:
+                    raise ValueError(f"{self.name}: argument {k} must be C-contiguous")
+                value = ctypes.c_void_p(arg.ctypes.data)
+                kinds[k], sizes[k] = (1 if arg.flags.writeable else 2), arg.nbytes
+            elif isinstance(arg, np.generic) and arg.dtype in SCALARS:
+                value = SCALARS[arg.dtype](arg.item())
+            else:
+                raise TypeError(
+                    f"{self.name}: argument {k} is {type(arg).__name__}; kernels take C-contiguous arrays and "
+                    f"NumPy scalars of {sorted(str(d) for d in SCALARS)}"
+                )
+            storage.append(value)
+            pointers[k] = ctypes.cast(ctypes.pointer(value), ctypes.c_void_p)
+        error = ctypes.create_string_buffer(_ERROR_BYTES)
+        status = self.library.minidl_emu_launch(
+            self.index, grid3, block3, ctypes.c_size_t(shared_mem), n, pointers, kinds, sizes, error, _ERROR_BYTES
+        )
+        if status != 0:
+            raise RuntimeError(f"emulated kernel failed: {error.value.decode()}")
+
+
+def _dims(d) -> tuple[int, int, int]:
+    d = (d,) if isinstance(d, int) else tuple(int(v) for v in d)
+    return (*d, *([1] * (3 - len(d))))
+
+
+class EmuModule:
+    """The emulator's counterpart of cupy.RawModule for one .cu file."""
+
+    def __init__(self, source: str | Path, name_expressions: list[str]):
+        self.names = list(name_expressions)
+        self.library = _load_library(build(source, self.names))
+
+    def get_function(self, name: str) -> EmuFunction:
+        if name not in self.names:
+            raise KeyError(f"kernel {name!r} is not built into this module; it has {self.names}")
+        return EmuFunction(self.library, self.names.index(name), name)

@@ -1,0 +1,261 @@
+// The CPU emulator's runtime: what a .cu kernel needs from CUDA, for g++.
+//
+// A launch runs the grid's blocks one after another. Inside a block every CUDA thread is
+// a fiber (ucontext) with its own stack; a fiber runs until it reaches __syncthreads()
+// or returns, and the barrier opens when every fiber of the block has reached it. A
+// fiber that returns while others wait at a barrier is a divergent barrier: an error.
+// __shared__ variables become static (one copy, shared by the block's fibers, as the
+// blocks run one at a time). Built with -fsanitize=address, every array argument is
+// copied into a buffer fenced by poisoned redzones, so an out-of-bounds access aborts
+// with AddressSanitizer's report.
+#pragma once
+#define MINIDL_EMULATOR 1
+
+#include <math.h>
+#include <stdint.h>
+#include <ucontext.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#define EMU_ASAN 1
+#endif
+
+using std::ceil;
+using std::exp;
+using std::fabs;
+using std::floor;
+using std::fmax;
+using std::fmin;
+using std::log;
+using std::log1p;
+using std::max;
+using std::min;
+using std::sqrt;
+
+struct dim3 {
+    unsigned x = 1, y = 1, z = 1;
+};
+
+namespace emu {
+
+enum State { RUNNING, AT_BARRIER, DONE };
+
+struct Fiber {
+    ucontext_t context;
+    dim3 thread;
+    State state;
+    char* stack;
+};
+
+// One kernel instantiation, callable with an array of pointers to its arguments.
+struct Entry {
+    void (*invoke)(void* kernel, void** args);
+    void* kernel;
+    int nargs;
+    const char* name;
+};
+
+template <typename... Args, size_t... I>
+void invoke_unpacked(void (*kernel)(Args...), void** args, std::index_sequence<I...>) {
+    kernel(*static_cast<std::remove_reference_t<Args>*>(args[I])...);
+}
+
+template <typename... Args>
+void invoke(void* kernel, void** args) {
+    invoke_unpacked(reinterpret_cast<void (*)(Args...)>(kernel), args, std::index_sequence_for<Args...>{});
+}
+
+template <typename... Args>
+Entry entry(void (*kernel)(Args...), const char* name) {
+    return Entry{&invoke<Args...>, reinterpret_cast<void*>(kernel), (int)sizeof...(Args), name};
+}
+
+constexpr size_t STACK_BYTES = 256 * 1024;
+constexpr size_t REDZONE = 64;
+
+inline Fiber* current = nullptr;
+inline ucontext_t scheduler;
+inline dim3 block_index, block_dim, grid_dim;
+inline unsigned char* dynamic_shared_memory = nullptr;
+inline const Entry* running = nullptr;
+inline void** running_args = nullptr;
+inline const void* scheduler_stack = nullptr;  // for AddressSanitizer's fiber bookkeeping
+inline size_t scheduler_stack_size = 0;
+
+inline void syncthreads() {
+    current->state = AT_BARRIER;
+#ifdef EMU_ASAN
+    void* fake = nullptr;
+    __sanitizer_start_switch_fiber(&fake, scheduler_stack, scheduler_stack_size);
+    swapcontext(&current->context, &scheduler);
+    __sanitizer_finish_switch_fiber(fake, &scheduler_stack, &scheduler_stack_size);
+#else
+    swapcontext(&current->context, &scheduler);
+#endif
+}
+
+inline void fiber_main() {
+#ifdef EMU_ASAN
+    __sanitizer_finish_switch_fiber(nullptr, &scheduler_stack, &scheduler_stack_size);
+#endif
+    running->invoke(running->kernel, running_args);
+    current->state = DONE;
+#ifdef EMU_ASAN
+    __sanitizer_start_switch_fiber(nullptr, scheduler_stack, scheduler_stack_size);
+#endif
+    setcontext(&scheduler);
+}
+
+inline void resume(Fiber& fiber) {
+    current = &fiber;
+    fiber.state = RUNNING;
+#ifdef EMU_ASAN
+    void* fake = nullptr;
+    __sanitizer_start_switch_fiber(&fake, fiber.stack, STACK_BYTES);
+    swapcontext(&scheduler, &fiber.context);
+    __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#else
+    swapcontext(&scheduler, &fiber.context);
+#endif
+}
+
+// Run one block to completion; returns an error message or nullptr.
+inline const char* run_block(std::vector<Fiber>& fibers) {
+    for (Fiber& f : fibers) {
+        getcontext(&f.context);
+        f.context.uc_stack.ss_sp = f.stack;
+        f.context.uc_stack.ss_size = STACK_BYTES;
+        f.context.uc_link = nullptr;
+        makecontext(&f.context, fiber_main, 0);
+        f.state = RUNNING;
+    }
+    for (;;) {
+        size_t waiting = 0, done = 0;
+        for (Fiber& f : fibers)
+            if (f.state == RUNNING) resume(f);
+        for (Fiber& f : fibers) (f.state == DONE ? done : waiting) += 1;
+        if (done == fibers.size()) return nullptr;
+        if (done > 0) return "divergent __syncthreads(): some threads of a block returned while others wait at a barrier";
+        for (Fiber& f : fibers) f.state = RUNNING;  // everyone arrived: open the barrier
+    }
+}
+
+// A copy of `bytes` at `source` whose end abuts a poisoned redzone (and whose start
+// follows one; the start is exact when bytes is a multiple of 8).
+inline unsigned char* fenced_copy(const void* source, size_t bytes, unsigned char** raw_out) {
+    const size_t pad = (8 - bytes % 8) % 8;
+    unsigned char* raw = static_cast<unsigned char*>(std::malloc(bytes + pad + 2 * REDZONE));
+    unsigned char* data = raw + REDZONE + pad;
+    if (source) std::memcpy(data, source, bytes);
+#ifdef EMU_ASAN
+    ASAN_POISON_MEMORY_REGION(raw, REDZONE + pad);
+    ASAN_POISON_MEMORY_REGION(data + bytes, REDZONE);
+#endif
+    *raw_out = raw;
+    return data;
+}
+
+inline void release(unsigned char* raw, size_t bytes) {
+    const size_t pad = (8 - bytes % 8) % 8;
+#ifdef EMU_ASAN
+    ASAN_UNPOISON_MEMORY_REGION(raw, bytes + pad + 2 * REDZONE);
+#endif
+    std::free(raw);
+}
+
+enum ArgKind { SCALAR = 0, ARRAY = 1, READONLY_ARRAY = 2 };
+
+inline int launch(const Entry* entries, int count, int index, const unsigned* grid, const unsigned* block,
+                  size_t shared_bytes, int nargs, void** args, const int* kinds, const size_t* sizes, char* error,
+                  size_t error_size) {
+    if (index < 0 || index >= count) {
+        snprintf(error, error_size, "no kernel entry %d", index);
+        return 1;
+    }
+    const Entry& e = entries[index];
+    if (nargs != e.nargs) {
+        snprintf(error, error_size, "%s takes %d arguments, the launch passed %d", e.name, e.nargs, nargs);
+        return 1;
+    }
+    std::vector<void*> pointers(nargs), argv(nargs);
+    std::vector<unsigned char*> raws(nargs, nullptr);
+    for (int k = 0; k < nargs; ++k) {
+        if (kinds[k] == SCALAR) {
+            argv[k] = args[k];
+        } else {
+            pointers[k] = fenced_copy(*static_cast<void**>(args[k]), sizes[k], &raws[k]);
+            argv[k] = &pointers[k];
+        }
+    }
+    unsigned char* shared_raw = nullptr;
+    dynamic_shared_memory = fenced_copy(nullptr, shared_bytes, &shared_raw);
+
+    grid_dim = dim3{grid[0], grid[1], grid[2]};
+    block_dim = dim3{block[0], block[1], block[2]};
+    running = &e;
+    running_args = argv.data();
+    std::vector<Fiber> fibers(block_dim.x * block_dim.y * block_dim.z);
+    for (size_t t = 0; t < fibers.size(); ++t) {
+        fibers[t].thread = dim3{unsigned(t % block_dim.x), unsigned(t / block_dim.x % block_dim.y),
+                                unsigned(t / (block_dim.x * block_dim.y))};
+        fibers[t].stack = static_cast<char*>(std::malloc(STACK_BYTES));
+    }
+    const char* failure = nullptr;
+    for (unsigned z = 0; z < grid_dim.z && !failure; ++z)
+        for (unsigned y = 0; y < grid_dim.y && !failure; ++y)
+            for (unsigned x = 0; x < grid_dim.x && !failure; ++x) {
+                block_index = dim3{x, y, z};
+                failure = run_block(fibers);
+            }
+    for (Fiber& f : fibers) std::free(f.stack);
+    release(shared_raw, shared_bytes);
+    for (int k = 0; k < nargs; ++k) {
+        if (kinds[k] == SCALAR) continue;
+        if (kinds[k] == ARRAY && !failure) std::memcpy(*static_cast<void**>(args[k]), pointers[k], sizes[k]);
+        release(raws[k], sizes[k]);
+    }
+    if (failure) {
+        snprintf(error, error_size, "%s: %s", e.name, failure);
+        return 1;
+    }
+    return 0;
+}
+
+}  // namespace emu
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+#define __syncthreads() emu::syncthreads()
+#define threadIdx (emu::current->thread)
+#define blockIdx (emu::block_index)
+#define blockDim (emu::block_dim)
+#define gridDim (emu::grid_dim)
+#define minidl_dynamic_shared (emu::dynamic_shared_memory)
+
+// AddressSanitizer's runtime arrives with the kernel library (dlopen), not first in the
+// process, and reads its options before Python could set them: give them here.
+extern "C" __attribute__((visibility("default"))) const char* __asan_default_options() {
+    return "verify_asan_link_order=0:detect_leaks=0";
+}
+
+// The exported entry point of a built kernel file, over its table of instantiations.
+#define MINIDL_EMULATOR_EXPORT(table)                                                                          \
+    extern "C" __attribute__((visibility("default"))) int minidl_emu_launch(int index, const unsigned* grid, const unsigned* block, size_t shared,  \
+                                     int nargs, void** args, const int* kinds, const size_t* sizes,          \
+                                     char* error, size_t error_size) {                                       \
+        return emu::launch(table, (int)(sizeof(table) / sizeof(table[0])), index, grid, block, shared, nargs, \
+                           args, kinds, sizes, error, error_size);                                           \
+    }

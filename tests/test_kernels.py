@@ -1,0 +1,319 @@
+"""The CUDA kernels without a GPU: every .cu file compiles with NVRTC for the architectures
+we target, and every kernel runs on the CPU emulator (the same source, through the same
+launch code) against the NumPy implementation, in float64 and float32. The same cases run
+on a real GPU when there is one (marker `gpu`)."""
+
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from test_gradcheck_ops import conv_case, pool_case
+
+import minidl as md
+from minidl import launch
+from minidl.nn import functional as F
+
+HAVE_CXX = shutil.which("g++") is not None
+needs_cxx = pytest.mark.skipif(not HAVE_CXX, reason="no C++ compiler (g++): the CPU emulator cannot build kernels")
+KERNEL_DEVICES = [
+    pytest.param("emu", marks=needs_cxx),
+    pytest.param(
+        "cuda",
+        marks=[pytest.mark.gpu, pytest.mark.skipif(not md.cuda_available(), reason="no CUDA GPU (CuPy or device)")],
+    ),
+]
+TOLERANCE = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=1e-5, atol=1e-5)}
+
+
+# ------------------------------------------------------------------ NVRTC compile
+def _nvrtc():
+    try:
+        from cuda.bindings import nvrtc
+    except ImportError:
+        return None
+    return nvrtc
+
+
+@pytest.mark.parametrize("source", sorted(launch.KERNELS))
+@pytest.mark.parametrize("arch", launch.ARCHITECTURES)
+def test_kernel_compiles_with_nvrtc(source, arch):
+    nvrtc = _nvrtc()
+    if nvrtc is None:
+        pytest.skip("NVIDIA's NVRTC Python bindings are not installed (pip install cuda-bindings nvidia-cuda-nvrtc)")
+    code = (launch.SOURCE_DIR / source).read_bytes()
+    err, program = nvrtc.nvrtcCreateProgram(code, source.encode(), 0, [], [])
+    assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS
+    names = launch.name_expressions(source)
+    for name in names:
+        nvrtc.nvrtcAddNameExpression(program, name.encode())
+    options = [o.encode() for o in (*launch.COMPILE_OPTIONS, f"-I{launch.SOURCE_DIR}", f"--gpu-architecture={arch}")]
+    (err,) = nvrtc.nvrtcCompileProgram(program, len(options), options)
+    _, size = nvrtc.nvrtcGetProgramLogSize(program)
+    log = b" " * size
+    nvrtc.nvrtcGetProgramLog(program, log)
+    assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, log.decode(errors="replace")
+    for name in names:  # every instantiation exists in the compiled program
+        err, lowered = nvrtc.nvrtcGetLoweredName(program, name.encode())
+        assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS and lowered
+    err, ptx_size = nvrtc.nvrtcGetPTXSize(program)
+    assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS and ptx_size > 100
+    nvrtc.nvrtcDestroyProgram(program)
+
+
+# ------------------------------------------- kernels against the NumPy implementation
+def _run_both(device, dtype, fn, *arrays):
+    """fn's output and input gradients on the cpu (NumPy) and on `device` (kernels)."""
+    results = []
+    weights = None
+    for dev in ("cpu", device):
+        tensors = [md.tensor(a, requires_grad=True, device=dev, dtype=dtype) for a in arrays]
+        out = fn(*tensors)
+        if weights is None:
+            weights = np.random.default_rng(0).standard_normal(out.shape)
+        (out * md.tensor(weights, device=dev, dtype=dtype)).sum().backward()
+        results.append([out.numpy()] + [t.grad.numpy() for t in tensors])
+    return results
+
+
+def _assert_same(results, dtype):
+    for expect, got in zip(*results):
+        assert got.dtype == expect.dtype
+        np.testing.assert_allclose(got, expect, **TOLERANCE[dtype])
+
+
+dtypes = st.sampled_from([np.float64, np.float32])
+
+
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
+@given(case=conv_case(), dtype=dtypes, seed=st.integers(0, 999))
+def test_conv2d_kernels(device, case, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((case["n"], case["c"], case["h"], case["w"]))
+    w = rng.standard_normal((case["o"], case["c"], *case["k"]))
+    b = rng.standard_normal(case["o"])
+    results = _run_both(device, dtype, lambda x, w, b: F.conv2d(x, w, b, case["stride"], case["padding"]), x, w, b)
+    _assert_same(results, dtype)
+
+
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
+@given(case=conv_case(transpose=True), dtype=dtypes, seed=st.integers(0, 999))
+def test_conv_transpose2d_kernels(device, case, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((case["n"], case["c"], case["h"], case["w"]))
+    w = rng.standard_normal((case["c"], case["o"], *case["k"]))
+    b = rng.standard_normal(case["o"])
+    kw = dict(stride=case["stride"], padding=case["padding"], output_padding=case["output_padding"])
+    _assert_same(_run_both(device, dtype, lambda x, w, b: F.conv_transpose2d(x, w, b, **kw), x, w, b), dtype)
+
+
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
+def test_conv_kernel_with_many_channels_and_large_images(device):
+    """More output channels than one block's group (64) and more pixels than one tile (8×8)."""
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 5, 19, 17)), rng.standard_normal((70, 5, 3, 3))
+    _assert_same(_run_both(device, np.float64, lambda x, w: F.conv2d(x, w, None, 1, 1), x, w), np.float64)
+
+
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@given(case=pool_case(), dtype=dtypes, seed=st.integers(0, 999))
+def test_pooling_kernels(device, kind, case, dtype, seed):
+    x = np.random.default_rng(seed).permutation(np.prod(case["shape"])).reshape(case["shape"]) * 0.25  # no ties
+    pool = F.max_pool2d if kind == "max" else F.avg_pool2d
+    fn = lambda x: pool(x, case["k"], case["stride"], case["padding"])  # noqa: E731
+    _assert_same(_run_both(device, dtype, fn, x), dtype)
+
+
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+@given(
+    h=st.integers(1, 7),
+    w=st.integers(1, 7),
+    scale=st.sampled_from([1, 2, 3, 1.5, 0.5, (2, 3), 2.5]),
+    dtype=dtypes,
+    seed=st.integers(0, 999),
+)
+def test_upsample_kernels(device, mode, h, w, scale, dtype, seed):
+    factors = scale if isinstance(scale, tuple) else (scale, scale)
+    if int(h * factors[0]) < 1 or int(w * factors[1]) < 1:
+        return
+    x = np.random.default_rng(seed).standard_normal((2, 3, h, w))
+    _assert_same(_run_both(device, dtype, lambda x: F.upsample(x, scale, mode), x), dtype)
+
+
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
+@pytest.mark.parametrize("loss", [F.binary_cross_entropy_with_logits, F.sigmoid_mse_loss])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@given(size=st.integers(1, 3000), dtype=dtypes, seed=st.integers(0, 999))
+def test_fused_sigmoid_loss_kernels(device, loss, reduction, size, dtype, seed):
+    rng = np.random.default_rng(seed)
+    z, y = rng.standard_normal(size) * 4, rng.random(size)
+    results = []
+    for dev in ("cpu", device):
+        zt = md.tensor(z, requires_grad=True, device=dev, dtype=dtype)
+        out = loss(zt, md.tensor(y, device=dev, dtype=dtype), reduction)
+        out.backward()
+        results.append([out.numpy(), zt.grad.numpy()])
+    _assert_same(results, dtype)
+
+
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
+def test_fused_loss_is_finite_and_deterministic(device):
+    z = np.array([1000.0, -1000.0, 0.0, 30.0] * 700)
+    y = np.tile([0.0, 1.0, 0.5, 1.0], 700)
+    first = F.binary_cross_entropy_with_logits(md.tensor(z, device=device), md.tensor(y, device=device)).item()
+    again = F.binary_cross_entropy_with_logits(md.tensor(z, device=device), md.tensor(y, device=device)).item()
+    assert np.isfinite(first) and first == again
+    np.testing.assert_allclose(first, (2000 + np.log(2) + np.log1p(np.exp(-30))) / 4, rtol=1e-12)
+
+
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_adam_kernel_matches_numpy_update(device, dtype):
+    rng = np.random.default_rng(0)
+    w0 = rng.standard_normal((7, 13))
+    grads = [rng.standard_normal((7, 13)) for _ in range(4)]
+    params = {}
+    for dev in ("cpu", device):
+        p = md.nn.Parameter(w0, device=dev, dtype=dtype)
+        opt = md.optim.Adam([p], lr=0.01, betas=(0.8, 0.99), weight_decay=0.1)
+        for g in grads:
+            p.grad = md.tensor(g, device=dev, dtype=dtype)
+            opt.step()
+        params[dev] = p.numpy()
+    np.testing.assert_allclose(params[device], params["cpu"], **TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
+@given(case=conv_case(), seed=st.integers(0, 999))
+def test_gradcheck_through_conv_kernels(device, case, seed):
+    rng = np.random.default_rng(seed)
+    x = md.tensor(rng.standard_normal((case["n"], case["c"], case["h"], case["w"])), requires_grad=True, device=device)
+    w = md.tensor(rng.standard_normal((case["o"], case["c"], *case["k"])), requires_grad=True, device=device)
+    assert md.gradcheck(lambda x, w: F.conv2d(x, w, None, case["stride"], case["padding"]), [x, w])
+    assert md.gradcheck(lambda x, w: F.conv_transpose2d(x, w.permute(1, 0, 2, 3), None, case["stride"]), [x, w])
+
+
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
+def test_gradcheck_through_pooling_upsample_and_loss_kernels(device):
+    rng = np.random.default_rng(5)
+    x = md.tensor(rng.permutation(2 * 2 * 6 * 5).reshape(2, 2, 6, 5) * 0.1, requires_grad=True, device=device)
+    y = md.tensor(rng.random((2, 2, 6, 5)), device=device)
+    assert md.gradcheck(lambda x: F.max_pool2d(x, 3, 2, 1), [x])
+    assert md.gradcheck(lambda x: F.avg_pool2d(x, (2, 3), 1, 1), [x])
+    assert md.gradcheck(lambda x: F.upsample(x, 2, "bilinear"), [x])
+    assert md.gradcheck(lambda x: F.upsample(x, 1.5, "nearest"), [x])
+    assert md.gradcheck(lambda x: F.sigmoid_mse_loss(x, y), [x])
+    assert md.gradcheck(lambda x: F.binary_cross_entropy_with_logits(x, y, "sum"), [x])
+
+
+# ------------------------------------------------------------- the emulator itself
+def _module(tmp_path, code: str, names):
+    from minidl.emulator import EmuModule
+
+    source = tmp_path / "test_kernel.cu"
+    source.write_text(textwrap.dedent(code))
+    return EmuModule(source, names)
+
+
+@needs_cxx
+def test_emulator_barrier_and_shared_memory(tmp_path):
+    """Reversing through shared memory is right only if __syncthreads() really waits for every thread."""
+    module = _module(
+        tmp_path,
+        """
+        template <typename T>
+        __global__ void reverse(const T* x, T* y) {
+            __shared__ T tile[64];
+            tile[threadIdx.x] = x[blockIdx.x * 64 + threadIdx.x];
+            __syncthreads();
+            y[blockIdx.x * 64 + threadIdx.x] = tile[63 - threadIdx.x];
+        }
+        """,
+        ["reverse<double>"],
+    )
+    x, y = np.arange(192.0), np.zeros(192)
+    module.get_function("reverse<double>")((3,), (64,), (x, y))
+    np.testing.assert_array_equal(y, x.reshape(3, 64)[:, ::-1].ravel())
+
+
+@needs_cxx
+def test_emulator_reports_a_divergent_barrier(tmp_path):
+    module = _module(
+        tmp_path,
+        """
+        __global__ void early_exit(float* y) {
+            if (threadIdx.x == 0) return;
+            __syncthreads();
+            y[threadIdx.x] = 1.0f;
+        }
+        """,
+        ["early_exit"],
+    )
+    with pytest.raises(RuntimeError, match="divergent __syncthreads"):
+        module.get_function("early_exit")((1,), (32,), (np.zeros(32, np.float32),))
+
+
+@needs_cxx
+def test_emulator_rejects_python_scalars_and_wrong_argument_counts(tmp_path):
+    module = _module(
+        tmp_path, "__global__ void fill(float* y, int n) { if ((int)threadIdx.x < n) y[threadIdx.x] = n; }", ["fill"]
+    )
+    fill, y = module.get_function("fill"), np.zeros(4, np.float32)
+    with pytest.raises(TypeError, match="NumPy scalars"):
+        fill((1,), (4,), (y, 4))
+    with pytest.raises(RuntimeError, match="takes 2 arguments, the launch passed 1"):
+        fill((1,), (4,), (y,))
+    fill((1,), (4,), (y, np.int32(3)))
+    np.testing.assert_array_equal(y, [3, 3, 3, 0])
+
+
+PLANTED_BUG = """
+import numpy as np, pathlib, sys
+from minidl.emulator import EmuModule
+src = pathlib.Path(sys.argv[1])
+src.write_text('''
+__global__ void off_by_one(const float* x, float* y, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i <= n) y[i] = 2.0f * x[i < n ? i : 0];   // planted bug: i == n writes past the end
+}
+''')
+module = EmuModule(src, ["off_by_one"])
+x = np.ones(10, np.float32)
+module.get_function("off_by_one")((1,), (32,), (x, np.zeros(10, np.float32), np.int32(10)))
+print("no error was caught")
+"""
+
+
+@needs_cxx
+def test_emulator_catches_a_planted_out_of_bounds_write(tmp_path):
+    """AddressSanitizer aborts the process, so the bug runs in a child process."""
+    result = subprocess.run(
+        [sys.executable, "-c", PLANTED_BUG, str(tmp_path / "planted.cu")], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode != 0, result.stdout
+    assert "AddressSanitizer" in result.stderr and "off_by_one" in result.stderr
+    assert "WRITE of size 4" in result.stderr
+    assert "no error was caught" not in result.stdout
+
+
+@needs_cxx
+def test_emulator_builds_are_cached(tmp_path, monkeypatch):
+    from minidl import emulator
+
+    monkeypatch.setenv("MINIDL_CACHE", str(tmp_path))
+    first = emulator.build(launch.SOURCE_DIR / "adam.cu", launch.name_expressions("adam.cu"))
+    stamp = first.stat().st_mtime_ns
+    assert emulator.build(launch.SOURCE_DIR / "adam.cu", launch.name_expressions("adam.cu")) == first
+    assert first.stat().st_mtime_ns == stamp
+    assert [p.name for p in first.parent.iterdir()] == [first.name]  # no temporary files left behind
+
+
+def test_launch_rejects_integer_dtypes():
+    with pytest.raises(TypeError, match="float32 or float64"):
+        launch.launch("adam.cu", "adam_update", np.int32, "emu", 1, ())
