@@ -31,6 +31,22 @@ def test_tensor_used_many_times_in_one_graph():
     np.testing.assert_allclose(x.grad.numpy(), [9.0])
 
 
+@pytest.mark.parametrize(
+    "fn,derivative",
+    [
+        (lambda x: x * (1 - x), lambda x: 1 - 2 * x),
+        (lambda x: x * (x - 1), lambda x: 2 * x - 1),
+        (lambda x: (lambda h: h * (1 - h))(x.exp()), lambda x: np.exp(x) - 2 * np.exp(2 * x)),
+        (lambda x: (lambda s: s * s * (s + 1))(x * 2), lambda x: 24 * x**2 + 8 * x),
+    ],
+)
+def test_reused_tensor_gets_every_path_whatever_the_order(fn, derivative):
+    """A tensor reached by paths of different lengths waits for all of them before going on."""
+    x = leaf([0.3, -1.2, 2.0])
+    fn(x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), derivative(x.numpy()), rtol=1e-12)
+
+
 def test_diamond_graph_sums_both_paths():
     x = leaf([0.5])
     a = x.exp()

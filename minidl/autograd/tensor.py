@@ -367,16 +367,12 @@ class Function:
         return backend.array_module(self.device)
 
 
-def _graph_order(root: Tensor) -> list[Tensor]:
-    """Tensors reachable from root through nodes, each after every tensor that uses it."""
-    order, seen = [], {id(root)}
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+def _count_uses(root: Tensor) -> dict[int, int]:
+    """For every tensor reachable from root: how many inputs of nodes it is (its uses)."""
+    uses: dict[int, int] = {}
+    stack, seen = [root], {id(root)}
     while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
-            continue
-        stack.append((t, True))
+        t = stack.pop()
         if t._node is None:
             continue
         if getattr(t._node, "released", False):
@@ -385,36 +381,45 @@ def _graph_order(root: Tensor) -> list[Tensor]:
                 "Call the first backward() with retain_graph=True if you need to."
             )
         for parent in t._node.inputs:
-            if isinstance(parent, Tensor) and parent.requires_grad and id(parent) not in seen:
-                seen.add(id(parent))
-                stack.append((parent, False))
-    order.reverse()
-    return order
+            if isinstance(parent, Tensor) and parent.requires_grad:
+                uses[id(parent)] = uses.get(id(parent), 0) + 1
+                if id(parent) not in seen:
+                    seen.add(id(parent))
+                    stack.append(parent)
+    return uses
 
 
 def run_backward(root: Tensor, seed, retain_graph: bool) -> None:
+    """Send gradients from root to the leaves. A tensor is processed only once every use of
+    it has sent its gradient (Kahn's topological order), so each gradient is complete."""
+    waiting = _count_uses(root)
     grads = {id(root): seed}
-    for t in _graph_order(root):
+    ready = [root]
+    while ready:
+        t = ready.pop()
         g = grads.pop(id(t), None)
-        if g is None:
-            continue
         node = t._node
         if node is None:  # a leaf: accumulate
-            if t.grad is None:
-                t.grad = Tensor._wrap(g.copy(), t.device)
-            else:
-                t.grad.data = t.grad.data + g
+            if g is not None:
+                if t.grad is None:
+                    t.grad = Tensor._wrap(g.copy(), t.device)
+                else:
+                    t.grad.data = t.grad.data + g
             continue
-        in_grads = node.backward(g)
+        tensor_inputs = [x for x in node.inputs if isinstance(x, Tensor)]
+        in_grads = node.backward(g) if g is not None else (None,) * len(tensor_inputs)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
-        tensor_inputs = [x for x in node.inputs if isinstance(x, Tensor)]
         for x, gx in zip(tensor_inputs, in_grads, strict=True):
-            if gx is None or not x.requires_grad:
+            if not x.requires_grad:
                 continue
-            if tuple(gx.shape) != x.shape:
-                raise AssertionError(f"{type(node).__name__}.backward gave shape {tuple(gx.shape)} for input {x.shape}")
-            grads[id(x)] = grads[id(x)] + gx if id(x) in grads else gx
+            if gx is not None:
+                if tuple(gx.shape) != x.shape:
+                    raise AssertionError(f"{type(node).__name__}.backward gave shape {tuple(gx.shape)} for {x.shape}")
+                grads[id(x)] = grads[id(x)] + gx if id(x) in grads else gx
+            waiting[id(x)] -= 1
+            if waiting[id(x)] == 0:
+                ready.append(x)
         if not retain_graph:
             inputs = node.inputs
             node.__dict__.clear()
