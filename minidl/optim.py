@@ -53,7 +53,10 @@ class Optimizer:
         return {"state": {i: dict(s) for i, s in self.state.items()}, "param_groups": [dict(self.defaults)]}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        group = state_dict["param_groups"][0]
+        """Restore what state_dict() gave, also after a round trip through minidl.save/load
+        (string keys, NumPy arrays for numbers)."""
+        groups = state_dict["param_groups"]
+        group = {k: _plain(v) for k, v in (groups[0] if isinstance(groups, list) else groups["0"]).items()}
         if set(group) != set(self.defaults):
             raise ValueError(f"optimizer state for {sorted(group)} does not fit {type(self).__name__}")
         for i, s in state_dict["state"].items():
@@ -62,6 +65,13 @@ class Optimizer:
             p = self.params[int(i)]
             self.state[int(i)] = {k: _restore(v, p) for k, v in s.items()}
         self.defaults.update(group)
+
+
+def _plain(value):
+    """A hyper-parameter as a Python number, bool or tuple."""
+    if isinstance(value, np.ndarray):
+        return tuple(value.tolist()) if value.ndim else value.item()
+    return value
 
 
 class SGD(Optimizer):

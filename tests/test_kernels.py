@@ -54,7 +54,7 @@ def test_kernel_compiles_with_nvrtc(source, arch):
     options = [o.encode() for o in (*launch.COMPILE_OPTIONS, f"-I{launch.SOURCE_DIR}", f"--gpu-architecture={arch}")]
     (err,) = nvrtc.nvrtcCompileProgram(program, len(options), options)
     _, size = nvrtc.nvrtcGetProgramLogSize(program)
-    log = b" " * size
+    log = bytearray(size)  # NVRTC writes into it: never pass an immutable (possibly shared) bytes object
     nvrtc.nvrtcGetProgramLog(program, log)
     assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, log.decode(errors="replace")
     for name in names:  # every instantiation exists in the compiled program

@@ -1,0 +1,144 @@
+"""Model C (and D) training, minidl beside PyTorch doing identical work in the same run.
+
+Both frameworks start from the same initial weights and see the same batches in the
+same order with the same noise; the script reports seconds per epoch, test MSE and
+PSNR after each epoch, and peak memory, with the ratios minidl / PyTorch.
+
+    python benchmarks/train_model_c.py --epochs 3 [--model C|D] [--loss bce|mse] [--device cpu|cuda]
+"""
+
+import argparse
+import resource
+import time
+
+import numpy as np
+import torch
+
+import minidl as md
+from minidl import corruptions
+from minidl.autoencoders import ModelC, ModelD
+from minidl.data import batches, load_mnist
+from minidl.nn import functional as F
+
+
+def torch_model(name: str) -> torch.nn.Module:
+    T = torch.nn
+    if name == "C":
+        return T.Sequential(
+            T.Conv2d(1, 16, 3, 2, 1), T.ReLU(), T.Conv2d(16, 32, 3, 2, 1), T.ReLU(),
+            T.Conv2d(32, 64, 3, 1, 1), T.ReLU(),
+            T.ConvTranspose2d(64, 32, 3, 1, 1), T.ReLU(), T.ConvTranspose2d(32, 16, 3, 2, 1, 1), T.ReLU(),
+            T.ConvTranspose2d(16, 1, 3, 2, 1, 1),
+        )  # fmt: skip
+    return T.Sequential(
+        T.Flatten(), T.Linear(784, 256), T.Sigmoid(), T.Dropout(0.5), T.Linear(256, 256), T.Sigmoid(), T.Dropout(0.5),
+        T.Linear(256, 784), T.Sigmoid(), T.Unflatten(1, (1, 28, 28)),
+    )  # fmt: skip
+
+
+def copy_weights(ours: md.nn.Module, theirs: torch.nn.Module) -> None:
+    ours_params = list(ours.parameters())
+    theirs_params = list(theirs.parameters())
+    assert [p.shape for p in ours_params] == [tuple(p.shape) for p in theirs_params]
+    with torch.no_grad():
+        for a, b in zip(ours_params, theirs_params):
+            b.copy_(torch.from_numpy(a.numpy()))
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--model", choices=["C", "D"], default="C")
+    p.add_argument("--loss", choices=["bce", "mse"], default="bce")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads (match the machine)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    md.manual_seed(args.seed)
+    mnist = load_mnist()
+    x_train = mnist.x_train[: args.limit]
+    if args.model == "C":
+        noise, test_noise = corruptions.corruption("gaussian:0.5"), corruptions.corruption("gaussian:0.5")
+    else:
+        noise, test_noise = corruptions.corruption("gaussian:0.3:noclip"), corruptions.corruption("gaussian:0.3:noclip")
+    x_test_noisy = test_noise(mnist.x_test, np.random.default_rng(10_000))
+
+    ours = (ModelC if args.model == "C" else ModelD)(device=args.device)
+    theirs = torch_model(args.model).to("cuda" if args.device == "cuda" else "cpu")
+    copy_weights(ours, theirs)
+    opt_ours = md.optim.Adam(ours.parameters(), lr=1e-3)
+    opt_theirs = torch.optim.Adam(theirs.parameters(), lr=1e-3)
+    tdev = next(theirs.parameters()).device
+    logits = args.model == "C"
+
+    def loss_ours(out, x):
+        if not logits:
+            return F.mse_loss(out, x)
+        return F.binary_cross_entropy_with_logits(out, x) if args.loss == "bce" else F.sigmoid_mse_loss(out, x)
+
+    def loss_theirs(out, x):
+        T = torch.nn.functional
+        if not logits:
+            return T.mse_loss(out, x)
+        return T.binary_cross_entropy_with_logits(out, x) if args.loss == "bce" else T.mse_loss(torch.sigmoid(out), x)
+
+    def test_mse_ours():
+        ours.eval()
+        with md.no_grad():
+            outs = [
+                (F.sigmoid(ours(x)) if logits else ours(x)).numpy()
+                for (x,) in batches(x_test_noisy, batch_size=1000, shuffle=False, device=args.device)
+            ]
+        ours.train()
+        return float(((np.concatenate(outs) - mnist.x_test) ** 2).mean())
+
+    def test_mse_theirs():
+        theirs.eval()
+        with torch.no_grad():
+            out = theirs(torch.from_numpy(x_test_noisy).to(tdev))
+            out = torch.sigmoid(out) if logits else out
+        theirs.train()
+        return float(((out.cpu().numpy() - mnist.x_test) ** 2).mean())
+
+    print(f"Model {args.model}, loss {args.loss}, device {args.device}, {len(x_train)} images, batch 128")
+    print("epoch  minidl s  torch s  ratio  minidl test MSE  torch test MSE  minidl PSNR  torch PSNR")
+    for epoch in range(args.epochs):
+        rng = np.random.default_rng([args.seed, epoch])
+        order = rng.permutation(len(x_train))
+        noisy_batches = [
+            (x_train[order[i : i + 128]], noise(x_train[order[i : i + 128]], rng)) for i in range(0, len(x_train), 128)
+        ]
+        md.manual_seed(epoch)
+        start = time.perf_counter()
+        for clean, noisy in noisy_batches:
+            loss = loss_ours(ours(md.tensor(noisy, device=args.device)), md.tensor(clean, device=args.device))
+            opt_ours.zero_grad()
+            loss.backward()
+            opt_ours.step()
+        loss.item()
+        t_ours = time.perf_counter() - start
+        torch.manual_seed(epoch)
+        start = time.perf_counter()
+        for clean, noisy in noisy_batches:
+            loss = loss_theirs(theirs(torch.from_numpy(noisy).to(tdev)), torch.from_numpy(clean).to(tdev))
+            opt_theirs.zero_grad()
+            loss.backward()
+            opt_theirs.step()
+        loss.item()
+        t_theirs = time.perf_counter() - start
+        a, b = test_mse_ours(), test_mse_theirs()
+        print(
+            f"{epoch + 1:5d}  {t_ours:8.2f}  {t_theirs:7.2f}  {t_ours / t_theirs:5.2f}  {a:15.5f}  {b:14.5f}  "
+            f"{10 * np.log10(1 / a):11.2f}  {10 * np.log10(1 / b):10.2f}"
+        )
+    print(f"peak host RSS of this process (both frameworks): {peak_rss_mb():.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

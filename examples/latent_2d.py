@@ -1,0 +1,45 @@
+"""A two-unit code: every test digit as a point in the plane, coloured by class, and the
+decoded images of a grid over that plane (what the decoder thinks lives where).
+
+    python examples/latent_2d.py                      # about a minute on 2 CPU cores
+"""
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+import minidl as md
+from minidl import viz
+from minidl.autoencoders import DenseAutoencoder
+from minidl.experiment import Experiment
+from minidl.nn import functional as F
+
+GRID = 15
+
+
+def main():
+    exp = Experiment.from_command_line(__doc__, epochs=5)
+    mnist = exp.data
+    model = DenseAutoencoder((784, 256, 64, 2), device=exp.device)
+    exp.fit("ae2d", model, md.optim.Adam(model.parameters(), lr=2e-3), lambda x, rng: F.mse_loss(model(x), x),
+            [mnist.x_train])  # fmt: skip
+    test_codes = exp.evaluate(model.encode, mnist.x_test)
+    train_codes = exp.evaluate(model.encode, mnist.x_train[:20_000])
+    viz.scatter_codes(test_codes, mnist.y_test, exp.figure("latent_2d.png"), title="2-D codes of the test digits")
+    lo, hi = np.percentile(test_codes, 1, axis=0), np.percentile(test_codes, 99, axis=0)
+    a, b = np.meshgrid(np.linspace(lo[0], hi[0], GRID), np.linspace(hi[1], lo[1], GRID))
+    plane = np.stack([a.ravel(), b.ravel()], 1).astype(np.float32)
+    decoded = exp.evaluate(model.decode, plane).reshape(GRID, GRID, 1, 28, 28)
+    viz.image_grid(decoded, exp.figure("decoded_grid.png"), title="decoder over the code plane")
+    _, nearest = cKDTree(train_codes).query(test_codes, k=5)  # 5-nearest-neighbour vote in the plane
+    votes = mnist.y_train[: len(train_codes)][nearest]
+    predicted = np.array([np.bincount(v, minlength=10).argmax() for v in votes])
+    accuracy = float((predicted == mnist.y_test).mean())
+    mse = float(((exp.evaluate(model, mnist.x_test) - mnist.x_test) ** 2).mean())
+    per_class = [(k, float((predicted[mnist.y_test == k] == k).mean())) for k in range(10)]
+    exp.table(["digit", "5-NN accuracy in the 2-D code"], per_class)
+    print(f"overall 5-NN accuracy {accuracy:.3f}, test reconstruction MSE {mse:.4f}")
+    exp.finish({"test_mse": mse, "knn_accuracy": accuracy})
+
+
+if __name__ == "__main__":
+    main()

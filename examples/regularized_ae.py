@@ -1,0 +1,101 @@
+"""Regularised autoencoders side by side, and how the code size shapes reconstruction.
+
+Part 1 trains a 784-256-784 sigmoid AE five ways: plain, sparse with an L1 penalty on
+the code, sparse with KL(rho || mean activation), contractive (exact Frobenius norm of
+the encoder's Jacobian), and denoising (Gaussian 0.3). It reports reconstruction MSE,
+how sparse the code is, how contractive the encoder is, and MSE on noisy inputs.
+Part 2 sweeps the code size over 1568, 784, 256, 64, 32, 16, 8 (over- to under-complete).
+
+    python examples/regularized_ae.py                   # a few minutes on 2 CPU cores
+    python examples/regularized_ae.py --sizes 256 32 8 --epochs 1
+"""
+
+import numpy as np
+
+import minidl as md
+from minidl import corruptions, viz
+from minidl.autoencoders import DenseAutoencoder, contractive_penalty, kl_sparsity, l1_penalty
+from minidl.experiment import Experiment
+from minidl.nn import functional as F
+
+SHOW = 8
+SIZES = [1568, 784, 256, 64, 32, 16, 8]
+
+
+def options(parser):
+    parser.add_argument("--sizes", type=int, nargs="+", default=SIZES, help="code sizes of the sweep")
+    parser.add_argument("--l1", type=float, default=1e-4, help="weight of the L1 code penalty")
+    parser.add_argument("--kl", type=float, default=1e-2, help="weight of the KL sparsity penalty")
+    parser.add_argument("--rho", type=float, default=0.05, help="target mean activation of the KL penalty")
+    parser.add_argument("--contractive", type=float, default=1e-2, help="weight of the contractive penalty")
+
+
+def main():
+    exp = Experiment.from_command_line(__doc__, epochs=2, extra=options)
+    args, mnist = exp.args, exp.data
+    noise = corruptions.corruption("gaussian:0.3")
+    noisy_test = noise(mnist.x_test, exp.rng(10_000))
+
+    def penalty(kind, model, x, code):
+        if kind == "sparse L1":
+            return args.l1 * l1_penalty(code)
+        if kind == "sparse KL":
+            return args.kl * kl_sparsity(code, args.rho)
+        if kind == "contractive":
+            first = model.linears()[0][0]
+            return args.contractive * contractive_penalty(x, first.weight, first.bias)
+        return 0.0
+
+    rows, figure, activity, metrics = [], {"clean": mnist.x_test[:SHOW]}, {}, {}
+    for kind in ["plain", "sparse L1", "sparse KL", "contractive", "denoising"]:
+        model = DenseAutoencoder((784, 256), device=exp.device)
+
+        def step(x, rng, kind=kind, model=model):
+            inp = md.tensor(noise(x.numpy(), rng), device=x.device) if kind == "denoising" else x
+            code = model.encode(inp)
+            return F.mse_loss(model.decode(code), x) + penalty(kind, model, inp, code)
+
+        exp.fit(kind.replace(" ", "_"), model, md.optim.Adam(model.parameters(), lr=1e-3), step, [mnist.x_train])
+        out = exp.evaluate(model, mnist.x_test)
+        codes = exp.evaluate(model.encode, mnist.x_test)
+        with md.no_grad():
+            first = model.linears()[0][0]
+            jac = contractive_penalty(
+                md.tensor(mnist.x_test[:1000], device=exp.device), first.weight, first.bias
+            ).item()
+        mse = float(((out - mnist.x_test) ** 2).mean())
+        noisy_mse = float(((exp.evaluate(model, noisy_test) - mnist.x_test) ** 2).mean())
+        per_unit = codes.mean(0)
+        rows.append((kind, mse, noisy_mse, float(codes.mean()), float((per_unit < 0.1).mean()), jac))
+        metrics[kind] = {"test_mse": mse, "noisy_test_mse": noisy_mse, "mean_activation": float(codes.mean()),
+                         "dead_fraction": float((per_unit < 0.1).mean()), "jacobian_frobenius_sq": jac}  # fmt: skip
+        figure[kind] = out[:SHOW]
+        activity[kind] = np.sort(per_unit)[::-1]
+    exp.table(["model", "test MSE", "MSE, noisy input", "mean code", "units < 0.1", "||J||_F^2"], rows)
+    viz.image_rows(figure, exp.figure("regularized.png"), title="reconstructions of clean test digits")
+    viz.curves(activity, exp.figure("code_activity.png"), "unit (sorted)", "mean activation on the test set",
+               title="how sparse is the code?", x=np.arange(1, 257))  # fmt: skip
+
+    sweep_rows, sweep = [], {}
+    for size in args.sizes:
+        model = DenseAutoencoder((784, size), device=exp.device)
+
+        def step(x, rng, model=model):
+            return F.mse_loss(model(x), x)
+
+        exp.fit(f"code{size}", model, md.optim.Adam(model.parameters(), lr=1e-3), step, [mnist.x_train])
+        out = exp.evaluate(model, mnist.x_test)
+        sweep[size] = float(((out - mnist.x_test) ** 2).mean())
+        sweep_rows.append((size, "over" if size > 784 else "under" if size < 784 else "complete", sweep[size]))
+        figure_key = f"code {size}"
+        figure[figure_key] = out[:SHOW]
+    exp.table(["code size", "", "test MSE"], sweep_rows)
+    viz.curves({"test MSE": list(sweep.values())}, exp.figure("code_size_sweep.png"), "code size", "test MSE",
+               x=list(sweep), logx=True, logy=True, title="reconstruction error against code size")  # fmt: skip
+    viz.image_rows({"clean": mnist.x_test[:SHOW], **{k: v for k, v in figure.items() if k.startswith("code")}},
+                   exp.figure("code_size_reconstructions.png"), title="reconstructions by code size")  # fmt: skip
+    exp.finish({"test_mse": metrics["plain"]["test_mse"], "regularized": metrics, "code_size_sweep": sweep})
+
+
+if __name__ == "__main__":
+    main()

