@@ -56,7 +56,7 @@ def main():
     codes = codes / (np.linalg.norm(codes, axis=1, keepdims=True) + 1e-12)
     results, assignments = [], {}
     for name, points in [("autoencoder codes", codes), ("raw pixels", x.reshape(len(x), -1))]:
-        clusters = kmeans(points, 10, seed=args.seed)
+        clusters = kmeans(points, 10, seed=args.seed, restarts=20)
         assignments[name] = clusters
         results.append((name, points.shape[1], cluster_accuracy(y, clusters)))
     exp.table(["k-means on", "dims", "cluster accuracy"], results)

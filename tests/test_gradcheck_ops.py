@@ -197,9 +197,9 @@ def conv_case(draw, transpose=False):
     return dict(n=n, c=c, o=o, h=h, w=w, k=(kh, kw), stride=(sh, sw), padding=(ph, pw))
 
 
-@given(case=conv_case(), bias=st.booleans(), seed=seeds)
-def test_conv2d(case, bias, seed):
-    x = randn(seed, (case["n"], case["c"], case["h"], case["w"]))
+@given(case=conv_case(), bias=st.booleans(), x_grad=st.booleans(), seed=seeds)
+def test_conv2d(case, bias, x_grad, seed):
+    x = randn(seed, (case["n"], case["c"], case["h"], case["w"])).requires_grad_(x_grad)  # first layers need no gx
     w = randn(seed + 1, (case["o"], case["c"], *case["k"]))
     args = [x, w] + ([randn(seed + 2, (case["o"],))] if bias else [])
     assert md.gradcheck(
@@ -212,9 +212,9 @@ def test_conv2d(case, bias, seed):
     )
 
 
-@given(case=conv_case(transpose=True), bias=st.booleans(), seed=seeds)
-def test_conv_transpose2d(case, bias, seed):
-    x = randn(seed, (case["n"], case["c"], case["h"], case["w"]))
+@given(case=conv_case(transpose=True), bias=st.booleans(), x_grad=st.booleans(), seed=seeds)
+def test_conv_transpose2d(case, bias, x_grad, seed):
+    x = randn(seed, (case["n"], case["c"], case["h"], case["w"])).requires_grad_(x_grad)
     w = randn(seed + 1, (case["c"], case["o"], *case["k"]))
     b = randn(seed + 2, (case["o"],)) if bias else None
     kw = dict(stride=case["stride"], padding=case["padding"], output_padding=case["output_padding"])

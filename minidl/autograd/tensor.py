@@ -330,11 +330,14 @@ class Function:
 
     Subclasses implement forward(*arrays, **options) -> array and
     backward(grad_output) -> one gradient (array or None) per tensor input.
-    `self.device` names the device, so an op can launch its kernel on cuda/emu.
+    `self.device` names the device, so an op can launch its kernel on cuda/emu;
+    `self.needs_grad[i]` says whether tensor input i wants a gradient (a backward may
+    return None for the others and skip their work).
     """
 
     inputs: tuple[Tensor, ...]
     device: str
+    needs_grad: tuple[bool, ...]
 
     @classmethod
     def apply(cls, *args, **options) -> Tensor:
@@ -354,6 +357,7 @@ class Function:
             out.requires_grad = True
             out._node = fn
             fn.inputs = tuple(args)
+            fn.needs_grad = tuple(t.requires_grad for t in tensors)
         return out
 
     def forward(self, *arrays, **options):

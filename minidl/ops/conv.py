@@ -11,7 +11,8 @@ conv_transpose2d is the adjoint of conv2d, so it needs no primitive of its own:
 its forward is conv2d_input_grad, its input gradient is conv2d_output, and its
 weight gradient is conv2d_weight_grad with the roles of input and output swapped.
 
-On the cpu each primitive is im2col (a strided view, one copy) and one BLAS matmul;
+On the cpu each primitive is im2col (a strided view, one copy) and one BLAS matmul
+(an op computes each im2col matrix once and hands it to the primitives that need it);
 on cuda and emu it launches the kernels of kernels/conv2d.cu (the _launch_* functions).
 """
 
@@ -23,21 +24,23 @@ from ..launch import MAX_SHARED_BYTES, blocks, ints, launch
 from .windows import add_windows, crop_hw, output_size, pad_hw, pair, sliding_windows
 
 
-def _im2col(x, kernel, stride, padding):
-    """(C·kh·kw, N·Ho·Wo) matrix of x's windows, and (Ho, Wo)."""
+def im2col(x, kernel, stride, padding):
+    """(C·kh·kw, N·Ho·Wo) matrix of x's windows (one copy of a strided view)."""
     windows = sliding_windows(pad_hw(x, padding), kernel, stride)  # (N, C, kh, kw, Ho, Wo)
     n, c, kh, kw, ho, wo = windows.shape
-    return windows.transpose(1, 2, 3, 0, 4, 5).reshape(c * kh * kw, n * ho * wo), (ho, wo)
+    return windows.transpose(1, 2, 3, 0, 4, 5).reshape(c * kh * kw, n * ho * wo)
 
 
-def conv2d_output(x, w, stride, padding, device: str):
-    """y = conv2d(x, w) without bias: (N, C, H, W), (O, C, kh, kw) -> (N, O, Ho, Wo)."""
+def conv2d_output(x, w, stride, padding, device: str, cols=None):
+    """y = conv2d(x, w) without bias: (N, C, H, W), (O, C, kh, kw) -> (N, O, Ho, Wo).
+    cols: x's im2col matrix, if the caller already has it."""
     if device in backend.KERNEL_DEVICES:
         return _launch_forward(x, w, stride, padding, device)
-    o = w.shape[0]
-    cols, (ho, wo) = _im2col(x, w.shape[2:], stride, padding)
+    o, (n, _, h, wd) = w.shape[0], x.shape
+    ho, wo = output_size(h, w.shape[2], stride[0], padding[0]), output_size(wd, w.shape[3], stride[1], padding[1])
+    cols = im2col(x, w.shape[2:], stride, padding) if cols is None else cols
     y = w.reshape(o, -1) @ cols
-    return y.reshape(o, x.shape[0], ho, wo).transpose(1, 0, 2, 3).copy()
+    return y.reshape(o, n, ho, wo).transpose(1, 0, 2, 3).copy()
 
 
 def conv2d_input_grad(gy, w, in_hw, stride, padding, device: str):
@@ -47,18 +50,19 @@ def conv2d_input_grad(gy, w, in_hw, stride, padding, device: str):
     n, o, ho, wo = gy.shape
     _, c, kh, kw = w.shape
     cols = w.reshape(o, -1).T @ gy.transpose(1, 0, 2, 3).reshape(o, -1)  # (C·kh·kw, N·Ho·Wo)
-    windows = cols.reshape(c, kh, kw, n, ho, wo).transpose(3, 0, 1, 2, 4, 5)
+    # col2im channel-major: each (i, j) slice of cols is then one contiguous (C, N, Ho, Wo) block
+    windows = cols.reshape(c, kh, kw, n, ho, wo).transpose(0, 3, 1, 2, 4, 5)
     h, w_ = in_hw
-    padded = add_windows(windows, (n, c, h + 2 * padding[0], w_ + 2 * padding[1]), stride)
-    return crop_hw(padded, padding, in_hw).copy()
+    padded = add_windows(windows, (c, n, h + 2 * padding[0], w_ + 2 * padding[1]), stride)
+    return crop_hw(padded, padding, in_hw).transpose(1, 0, 2, 3).copy()
 
 
-def conv2d_weight_grad(x, gy, kernel, stride, padding, device: str):
-    """gw of conv2d: (N, C, H, W), (N, O, Ho, Wo) -> (O, C, kh, kw)."""
+def conv2d_weight_grad(x, gy, kernel, stride, padding, device: str, cols=None):
+    """gw of conv2d: (N, C, H, W), (N, O, Ho, Wo) -> (O, C, kh, kw). cols: x's im2col matrix, if known."""
     if device in backend.KERNEL_DEVICES:
         return _launch_backward_weight(x, gy, kernel, stride, padding, device)
     o = gy.shape[1]
-    cols, _ = _im2col(x, kernel, stride, padding)
+    cols = im2col(x, kernel, stride, padding) if cols is None else cols
     gw = gy.transpose(1, 0, 2, 3).reshape(o, -1) @ cols.T
     return gw.reshape(o, x.shape[1], *kernel)
 
@@ -126,12 +130,16 @@ def _launch_backward_weight(x, gy, kernel, stride, padding, device):
 class Conv2d(Function):
     def forward(self, x, w, b=None, *, stride, padding):
         self.x, self.w, self.stride, self.padding = x, w, stride, padding
-        y = conv2d_output(x, w, stride, padding, self.device)
+        # on the cpu, x's im2col serves the forward and, later, the weight gradient
+        self.cols = im2col(x, w.shape[2:], stride, padding) if self.device == "cpu" else None
+        y = conv2d_output(x, w, stride, padding, self.device, self.cols)
         return y if b is None else y + b.reshape(1, -1, 1, 1)
 
     def backward(self, gy):
-        gx = conv2d_input_grad(gy, self.w, self.x.shape[2:], self.stride, self.padding, self.device)
-        gw = conv2d_weight_grad(self.x, gy, self.w.shape[2:], self.stride, self.padding, self.device)
+        gx = None
+        if self.needs_grad[0]:  # not for the images entering the first layer
+            gx = conv2d_input_grad(gy, self.w, self.x.shape[2:], self.stride, self.padding, self.device)
+        gw = conv2d_weight_grad(self.x, gy, self.w.shape[2:], self.stride, self.padding, self.device, self.cols)
         return (gx, gw) if len(self.inputs) == 2 else (gx, gw, bias_grad(gy, self.device))
 
 
@@ -144,8 +152,10 @@ class ConvTranspose2d(Function):
         return y if b is None else y + b.reshape(1, -1, 1, 1)
 
     def backward(self, gy):
-        gx = conv2d_output(gy, self.w, self.stride, self.padding, self.device)
-        gw = conv2d_weight_grad(gy, self.x, self.w.shape[2:], self.stride, self.padding, self.device)
+        # on the cpu one im2col of gy serves both gradients
+        cols = im2col(gy, self.w.shape[2:], self.stride, self.padding) if self.device == "cpu" else None
+        gx = conv2d_output(gy, self.w, self.stride, self.padding, self.device, cols) if self.needs_grad[0] else None
+        gw = conv2d_weight_grad(gy, self.x, self.w.shape[2:], self.stride, self.padding, self.device, cols)
         return (gx, gw) if len(self.inputs) == 2 else (gx, gw, bias_grad(gy, self.device))
 
 

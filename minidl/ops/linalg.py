@@ -46,7 +46,7 @@ class Linear(Function):
 
     def backward(self, g):
         x2, g2 = self.x.reshape(-1, self.x.shape[-1]), g.reshape(-1, g.shape[-1])
-        gx = g @ self.w
+        gx = g @ self.w if self.needs_grad[0] else None
         gw = g2.T @ x2
         return (gx, gw, g2.sum(axis=0)) if len(self.inputs) == 3 else (gx, gw)
 

@@ -43,7 +43,8 @@ def sliding_windows(padded, kernel: tuple[int, int], stride: tuple[int, int]):
 
 
 def add_windows(windows, padded_shape, stride: tuple[int, int]):
-    """col2im: a zero image of padded_shape with every window of (N, C, kh, kw, Ho, Wo) added back."""
+    """col2im: a zero image of padded_shape with every window of (A, B, kh, kw, Ho, Wo) added back
+    ((A, B) is (N, C), or (C, N) for a channel-major image)."""
     xp = backend.array_module(backend.device_of(windows))
     _, _, kh, kw, ho, wo = windows.shape
     sh, sw = stride
