@@ -2,10 +2,11 @@
 by the accuracy of the best one-to-one map from clusters to digits (Hungarian assignment).
 
 The autoencoder is 784-500-500-2000-10 with ReLU and a linear 10-unit code, trained as
-a denoising AE (masking noise); the k-means runs on the codes scaled to unit length
-(their direction clusters better than their raw values).
+a denoising AE (Gaussian noise 0.2); the k-means (best of 20 starts by distortion, never
+by labels) runs on the codes scaled to unit length (their direction clusters better
+than their raw values).
 
-    python examples/cluster_codes.py                  # a few minutes on 2 CPU cores
+    python examples/cluster_codes.py                  # about 4 minutes on 2 CPU cores
 """
 
 import numpy as np
@@ -42,9 +43,9 @@ def options(parser):
 
 
 def main():
-    exp = Experiment.from_command_line(__doc__, epochs=4, extra=options)
+    exp = Experiment.from_command_line(__doc__, epochs=10, extra=options)
     args, mnist = exp.args, exp.data
-    noise = corruptions.corruption("masking:0.2")
+    noise = corruptions.corruption("gaussian:0.2")
     model = ClusteringAE(args.code, device=exp.device)
 
     def step(x, rng):

@@ -25,7 +25,7 @@ def options(parser):
 def main():
     exp = Experiment.from_command_line(__doc__, epochs=3, extra=options)
     mnist = exp.data
-    model = DenseAutoencoder((784, 256, exp.args.code), device=exp.device)
+    model = DenseAutoencoder((784, 256, exp.args.code), activation="relu", device=exp.device)
     exp.fit("ae", model, md.optim.Adam(model.parameters(), lr=1e-3), lambda x, rng: F.mse_loss(model(x), x),
             [mnist.x_train])  # fmt: skip
     rng = exp.rng(20_000)

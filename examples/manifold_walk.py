@@ -5,7 +5,7 @@ with a denoising autoencoder. Each step is a frame; the reconstruction error sho
 close the walk is to images the model considers typical.
 
     python examples/manifold_walk.py                   # about a minute on 2 CPU cores
-    python examples/manifold_walk.py --steps 30 --step-size 0.05
+    python examples/manifold_walk.py --steps 60 --step-size 0.05
 """
 
 import numpy as np
@@ -20,8 +20,8 @@ FRAMES = 10  # frames shown per walk
 
 
 def options(parser):
-    parser.add_argument("--steps", type=int, default=20, help="walk steps (default 20)")
-    parser.add_argument("--step-size", type=float, default=0.02, help="gradient step size (default 0.02)")
+    parser.add_argument("--steps", type=int, default=30, help="walk steps (default 30)")
+    parser.add_argument("--step-size", type=float, default=0.1, help="gradient step size (default 0.1)")
     parser.add_argument("--walkers", type=int, default=4, help="noise images walked at once")
 
 

@@ -4,7 +4,8 @@ Part 1 trains a 784-256-784 sigmoid AE five ways: plain, sparse with an L1 penal
 the code, sparse with KL(rho || mean activation), contractive (exact Frobenius norm of
 the encoder's Jacobian), and denoising (Gaussian 0.3). It reports reconstruction MSE,
 how sparse the code is, how contractive the encoder is, and MSE on noisy inputs.
-Part 2 sweeps the code size over 1568, 784, 256, 64, 32, 16, 8 (over- to under-complete).
+Part 2 sweeps the code size over 1568, 784, 256, 64, 32, 16, 8 (over- to under-complete)
+with a ReLU code (a small sigmoid code sits on a plateau for many epochs).
 
     python examples/regularized_ae.py                   # a few minutes on 2 CPU cores
     python examples/regularized_ae.py --sizes 256 32 8 --epochs 1
@@ -78,7 +79,7 @@ def main():
 
     sweep_rows, sweep = [], {}
     for size in args.sizes:
-        model = DenseAutoencoder((784, size), device=exp.device)
+        model = DenseAutoencoder((784, size), activation="relu", device=exp.device)
 
         def step(x, rng, model=model):
             return F.mse_loss(model(x), x)

@@ -9,6 +9,20 @@ __device__ __forceinline__ long long global_index() {
     return (long long)blockIdx.x * blockDim.x + threadIdx.x;
 }
 
+// Where flat index `index` of an (planes, rows, cols) array lies: plane = n * C + c.
+struct Pixel {
+    long long plane;
+    int row, col;
+};
+
+__device__ __forceinline__ Pixel pixel_of(long long index, int rows, int cols) {
+    Pixel px;
+    px.col = (int)(index % cols);
+    px.row = (int)((index / cols) % rows);
+    px.plane = index / ((long long)cols * rows);
+    return px;
+}
+
 // Sum of `value` over the block's MINIDL_BLOCK threads, returned to every thread.
 // A fixed tree over shared memory: the same inputs always give the same bits.
 template <typename T>

@@ -72,8 +72,9 @@ __global__ void conv2d_backward_input(const T* __restrict__ gy, const T* __restr
                                       int PH, int PW, int HO, int WO) {
     const long long index = global_index();
     if (index >= (long long)N * C * H * W) return;
-    const int v = index % W, h = (index / W) % H, c = (index / ((long long)W * H)) % C;
-    const long long n = index / ((long long)W * H * C);
+    const Pixel in = pixel_of(index, H, W);
+    const int h = in.row, v = in.col, c = (int)(in.plane % C);
+    const long long n = in.plane / C;
     T acc = T(0);
     for (int i = 0; i < KH; ++i) {
         const int hh = h + PH - i;

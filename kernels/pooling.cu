@@ -18,8 +18,9 @@ __global__ void max_pool2d_forward(const T* __restrict__ x, T* __restrict__ y, i
                                    int HO, int WO) {
     const long long index = global_index();
     if (index >= (long long)N * C * HO * WO) return;
-    const int q = index % WO, p = (index / WO) % HO;
-    const long long plane = index / ((long long)WO * HO);
+    const Pixel out = pixel_of(index, HO, WO);
+    const long long plane = out.plane;
+    const int p = out.row, q = out.col;
     T best = T(0);
     int best_at = -1;
     for (int i = 0; i < KH; ++i) {
@@ -45,8 +46,9 @@ __global__ void max_pool2d_backward(const T* __restrict__ gy, const int* __restr
                                     int HO, int WO) {
     const long long index = global_index();
     if (index >= (long long)N * C * H * W) return;
-    const int v = index % W, h = (index / W) % H;
-    const long long plane = index / ((long long)W * H);
+    const Pixel in = pixel_of(index, H, W);
+    const long long plane = in.plane;
+    const int h = in.row, v = in.col;
     int p_first, p_last, q_first, q_last;
     covering(h, KH, SH, PH, HO, &p_first, &p_last);
     covering(v, KW, SW, PW, WO, &q_first, &q_last);
@@ -65,8 +67,9 @@ __global__ void avg_pool2d_forward(const T* __restrict__ x, T* __restrict__ y, i
                                    int KH, int KW, int SH, int SW, int PH, int PW, int HO, int WO) {
     const long long index = global_index();
     if (index >= (long long)N * C * HO * WO) return;
-    const int q = index % WO, p = (index / WO) % HO;
-    const long long plane = index / ((long long)WO * HO);
+    const Pixel out = pixel_of(index, HO, WO);
+    const long long plane = out.plane;
+    const int p = out.row, q = out.col;
     T acc = T(0);
     for (int i = 0; i < KH; ++i) {
         const int row = p * SH - PH + i;
@@ -84,8 +87,9 @@ __global__ void avg_pool2d_backward(const T* __restrict__ gy, T* __restrict__ gx
                                     int KH, int KW, int SH, int SW, int PH, int PW, int HO, int WO) {
     const long long index = global_index();
     if (index >= (long long)N * C * H * W) return;
-    const int v = index % W, h = (index / W) % H;
-    const long long plane = index / ((long long)W * H);
+    const Pixel in = pixel_of(index, H, W);
+    const long long plane = in.plane;
+    const int h = in.row, v = in.col;
     int p_first, p_last, q_first, q_last;
     covering(h, KH, SH, PH, HO, &p_first, &p_last);
     covering(v, KW, SW, PW, WO, &q_first, &q_last);

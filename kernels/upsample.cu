@@ -27,8 +27,9 @@ __global__ void upsample_forward(const T* __restrict__ x, T* __restrict__ y, int
                                  int HO, int WO, double scale_h, double scale_w, int bilinear) {
     const long long index = global_index();
     if (index >= (long long)N * C * HO * WO) return;
-    const int q = index % WO, p = (index / WO) % HO;
-    const long long plane = index / ((long long)WO * HO);
+    const Pixel out = pixel_of(index, HO, WO);
+    const long long plane = out.plane;
+    const int p = out.row, q = out.col;
     T acc = T(0);
     // at most two source rows and columns carry weight: the floor and the next one
     T s_h = bilinear ? ((T)p + T(0.5)) * (T)scale_h - T(0.5) : (T)floorf((float)p * (float)scale_h);
@@ -48,8 +49,9 @@ __global__ void upsample_backward(const T* __restrict__ gy, T* __restrict__ gx, 
                                   int HO, int WO, double scale_h, double scale_w, int bilinear) {
     const long long index = global_index();
     if (index >= (long long)N * C * H * W) return;
-    const int v = index % W, h = (index / W) % H;
-    const long long plane = index / ((long long)W * H);
+    const Pixel in = pixel_of(index, H, W);
+    const long long plane = in.plane;
+    const int h = in.row, v = in.col;
     int p_first, p_last, q_first, q_last;
     fed_outputs(h, scale_h, HO, &p_first, &p_last);
     fed_outputs(v, scale_w, WO, &q_first, &q_last);

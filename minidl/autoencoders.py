@@ -61,24 +61,32 @@ class ModelC(Autoencoder):
 
 
 class DenseAutoencoder(Autoencoder):
-    """Fully connected AE: sizes (in, h1, ..., code), mirrored for the decoder, a sigmoid after
-    every layer, dropout p after each hidden layer of the encoder. With image_shape the
-    input is flattened and the output has that shape; with None both are vectors."""
+    """Fully connected AE: sizes (in, h1, ..., code), mirrored for the decoder. Hidden layers and
+    the code use `activation` ("sigmoid", the classic choice whose codes lie in (0, 1), or
+    "relu", which trains faster); the output is always a sigmoid. Dropout p after each
+    hidden layer of the encoder. With image_shape the input is flattened and the output
+    has that shape; with None both are vectors."""
 
-    def __init__(self, sizes: Sequence[int], dropout: float = 0.0, image_shape=(1, 28, 28), device: str | None = None):
+    ACTIVATIONS = {"sigmoid": Sigmoid, "relu": ReLU}
+
+    def __init__(self, sizes: Sequence[int], dropout: float = 0.0, image_shape=(1, 28, 28),
+                 activation: str = "sigmoid", device: str | None = None):  # fmt: skip
         super().__init__()
         if len(sizes) < 2:
             raise ValueError(f"an autoencoder needs at least an input and a code size, got {sizes}")
+        if activation not in self.ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}, expected one of {sorted(self.ACTIVATIONS)}")
         self.sizes, self.image_shape = tuple(sizes), image_shape
+        act = self.ACTIVATIONS[activation]
         enc: list[Module] = [Flatten()] if image_shape else []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-            enc += [Linear(a, b, device=device), Sigmoid()]
+            enc += [Linear(a, b, device=device), act()]
             if dropout and i < len(sizes) - 2:
                 enc.append(Dropout(dropout))
         dec: list[Module] = []
         back = list(reversed(sizes))
-        for a, b in zip(back[:-1], back[1:]):
-            dec += [Linear(a, b, device=device), Sigmoid()]
+        for i, (a, b) in enumerate(zip(back[:-1], back[1:])):
+            dec += [Linear(a, b, device=device), act() if i < len(back) - 2 else Sigmoid()]
         if image_shape:
             dec.append(Unflatten(1, image_shape))
         self.encoder, self.decoder = Sequential(*enc), Sequential(*dec)

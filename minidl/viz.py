@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 
@@ -86,6 +87,8 @@ def curves(series: Mapping[str, Sequence[float]], path: Path, xlabel: str, ylabe
         ax.plot(xs, ys, marker="o", ms=3, label=name)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    if x is None:  # epochs: whole numbers only
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     if logx:
         ax.set_xscale("log")
     if logy:
