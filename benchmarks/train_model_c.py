@@ -5,6 +5,7 @@ same order with the same noise; the script reports seconds per epoch, test MSE a
 PSNR after each epoch, and peak memory, with the ratios minidl / PyTorch.
 
     python benchmarks/train_model_c.py --epochs 3 [--model C|D] [--loss bce|mse] [--device cpu|cuda]
+    python benchmarks/train_model_c.py --framework minidl     # one framework alone: its own peak memory
 """
 
 import argparse
@@ -58,7 +59,10 @@ def main():
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads (match the machine)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--framework", choices=["both", "minidl", "torch"], default="both",
+                   help="run one framework alone to read its own peak memory")  # fmt: skip
     args = p.parse_args()
+    run_ours, run_theirs = args.framework in ("both", "minidl"), args.framework in ("both", "torch")
     torch.set_num_threads(args.threads)
     md.manual_seed(args.seed)
     mnist = load_mnist()
@@ -106,7 +110,8 @@ def main():
         theirs.train()
         return float(((out.cpu().numpy() - mnist.x_test) ** 2).mean())
 
-    print(f"Model {args.model}, loss {args.loss}, device {args.device}, {len(x_train)} images, batch 128")
+    loss_name = args.loss if logits else "mse"
+    print(f"Model {args.model}, loss {loss_name}, device {args.device}, {len(x_train)} images, batch 128")
     print("epoch  minidl s  torch s  ratio  minidl test MSE  torch test MSE  minidl PSNR  torch PSNR")
     for epoch in range(args.epochs):
         rng = np.random.default_rng([args.seed, epoch])
@@ -114,30 +119,32 @@ def main():
         noisy_batches = [
             (x_train[order[i : i + 128]], noise(x_train[order[i : i + 128]], rng)) for i in range(0, len(x_train), 128)
         ]
-        md.manual_seed(epoch)
-        start = time.perf_counter()
-        for clean, noisy in noisy_batches:
-            loss = loss_ours(ours(md.tensor(noisy, device=args.device)), md.tensor(clean, device=args.device))
-            opt_ours.zero_grad()
-            loss.backward()
-            opt_ours.step()
-        loss.item()
-        t_ours = time.perf_counter() - start
-        torch.manual_seed(epoch)
-        start = time.perf_counter()
-        for clean, noisy in noisy_batches:
-            loss = loss_theirs(theirs(torch.from_numpy(noisy).to(tdev)), torch.from_numpy(clean).to(tdev))
-            opt_theirs.zero_grad()
-            loss.backward()
-            opt_theirs.step()
-        loss.item()
-        t_theirs = time.perf_counter() - start
-        a, b = test_mse_ours(), test_mse_theirs()
+        t_ours = t_theirs = a = b = float("nan")
+        if run_ours:
+            md.manual_seed(epoch)
+            start = time.perf_counter()
+            for clean, noisy in noisy_batches:
+                loss = loss_ours(ours(md.tensor(noisy, device=args.device)), md.tensor(clean, device=args.device))
+                opt_ours.zero_grad()
+                loss.backward()
+                opt_ours.step()
+            loss.item()
+            t_ours, a = time.perf_counter() - start, test_mse_ours()
+        if run_theirs:
+            torch.manual_seed(epoch)
+            start = time.perf_counter()
+            for clean, noisy in noisy_batches:
+                loss = loss_theirs(theirs(torch.from_numpy(noisy).to(tdev)), torch.from_numpy(clean).to(tdev))
+                opt_theirs.zero_grad()
+                loss.backward()
+                opt_theirs.step()
+            loss.item()
+            t_theirs, b = time.perf_counter() - start, test_mse_theirs()
         print(
             f"{epoch + 1:5d}  {t_ours:8.2f}  {t_theirs:7.2f}  {t_ours / t_theirs:5.2f}  {a:15.5f}  {b:14.5f}  "
             f"{10 * np.log10(1 / a):11.2f}  {10 * np.log10(1 / b):10.2f}"
         )
-    print(f"peak host RSS of this process (both frameworks): {peak_rss_mb():.0f} MB")
+    print(f"peak host RSS of this process ({args.framework}): {peak_rss_mb():.0f} MB")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ compared with the dense DAE (Model D) trained for as many epochs. The default lo
 sigmoid + BCE; `--loss mse` trains with sigmoid + MSE, which can sit on a plateau for
 an epoch or two (watch test MSE per epoch in loss_curves.png).
 
-    python examples/conv_dae_mnist.py                 # about 2 minutes on 2 CPU cores
+    python examples/conv_dae_mnist.py                 # about 2 minutes on 2 CPU cores (5 epochs)
     python examples/conv_dae_mnist.py --loss mse --epochs 5
 """
 
@@ -27,7 +27,7 @@ def options(parser):
 
 
 def main():
-    exp = Experiment.from_command_line(__doc__, epochs=3, extra=options)
+    exp = Experiment.from_command_line(__doc__, epochs=5, extra=options)
     args, mnist = exp.args, exp.data
     train_noise = corruptions.corruption(f"gaussian:{args.sigma}")
     tests = {f"gaussian {args.sigma}": train_noise, args.other.replace(":", " "): corruptions.corruption(args.other)}
