@@ -218,6 +218,21 @@ def test_model_shapes():
     assert dense.encode(x).shape == (2, 8) and dense(x).shape == (2, 1, 28, 28)
 
 
+def test_model_c_starts_from_he_init_with_pytorchs_fans():
+    md.manual_seed(3)
+    model = ae.ModelC()
+    # (layer, fan-in as PyTorch counts it: weight.shape[1]·3·3, which for a transposed conv's
+    # (in, out, kh, kw) weight is its out channels; BENCHMARKS.md's references used this)
+    expected = [(model.encoder[0], 1 * 9), (model.encoder[2], 16 * 9), (model.encoder[4], 32 * 9),
+                (model.decoder[0], 32 * 9), (model.decoder[2], 16 * 9), (model.decoder[4], 1 * 9)]  # fmt: skip
+    for layer, fan_in in expected:
+        w, std = layer.weight.numpy().ravel(), np.sqrt(2 / fan_in)
+        # a sample std over n draws is off by about 1/sqrt(2n) of itself; allow four of those
+        np.testing.assert_allclose(w.std(), std, rtol=4 / np.sqrt(2 * w.size))
+        assert abs(w.mean()) < 4 * std / np.sqrt(w.size)
+        assert not layer.bias.numpy().any()
+
+
 def test_stacking_composes_the_pretrained_levels(rng):
     x = rng.random((6, 1, 28, 28)).astype(np.float32)
     levels = ae.pretrain_layerwise((784, 32, 8), x, lambda level, model, inputs: None,
