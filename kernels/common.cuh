@@ -1,8 +1,12 @@
 // Helpers shared by minidl's kernels. Every kernel is a template on T (float or double)
 // and is compiled by NVRTC for the GPU and by g++ for the CPU emulator.
+// Constants shared with Python (MINIDL_BLOCK, CONV_TILE, ...) come from minidl/launch.py's
+// DEFINES as -D options, so both sides always agree.
 #pragma once
 
-#define MINIDL_BLOCK 256  // threads per block of every 1-D launch (the Python side agrees)
+#ifndef MINIDL_BLOCK
+#error "compile through minidl.launch, which passes MINIDL_BLOCK and the other shared constants as -D options"
+#endif
 
 // The flat index of this thread in a 1-D launch.
 __device__ __forceinline__ long long global_index() {

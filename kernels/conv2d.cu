@@ -4,16 +4,15 @@
 // conv_transpose2d reuses these three kernels through the adjoint relations (see ops/conv.py).
 #include "common.cuh"
 
-#define CONV_TILE 8                        // output tile of CONV_TILE x CONV_TILE pixels per block
-#define CONV_LANES 4                       // threads per pixel, each owning every CONV_LANES-th channel
-#define CONV_MAX_GROUP 64                  // most output channels per block (grid.z walks the groups)
+// CONV_TILE, CONV_LANES and CONV_MAX_GROUP come from minidl/launch.py (DEFINES).
 
-// Forward, tiled. grid (tiles along WO, tiles along HO, N * groups), block 256 threads.
-// Each block computes a CONV_TILE^2 pixel tile of one image for OG output channels
+// Forward, tiled. 1-D grid of (N * groups * tiles along HO * tiles along WO) blocks of 256
+// threads. Each block computes a CONV_TILE^2 pixel tile of one image for OG output channels
 // (OG a multiple of CONV_LANES, at most CONV_MAX_GROUP). It walks the input channels CC
 // at a time, staging in shared memory the input patch that the tile sees
 // (CC x patch_h x patch_w) and the weights of all its output channels (OG x CC x KH x KW);
-// every staged value is then reused by many threads.
+// every staged value is then reused by many threads. Each thread keeps its accumulators
+// in registers: the loops over them have a compile-time length and are unrolled.
 template <typename T>
 __global__ void conv2d_forward(const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ y,
                                int N, int C, int H, int W, int O, int KH, int KW, int SH, int SW,
@@ -23,14 +22,19 @@ __global__ void conv2d_forward(const T* __restrict__ x, const T* __restrict__ w,
     T* weights = patch + CC * patch_h * patch_w;          // [OG][CC][KH][KW]
 
     const int groups = (O + OG - 1) / OG, per_thread = OG / CONV_LANES;
-    const int n = blockIdx.z / groups, o0 = (blockIdx.z % groups) * OG;
-    const int p0 = blockIdx.y * CONV_TILE, q0 = blockIdx.x * CONV_TILE;
+    const int tiles_w = (WO + CONV_TILE - 1) / CONV_TILE, tiles_h = (HO + CONV_TILE - 1) / CONV_TILE;
+    long long block = blockIdx.x;
+    const int tile_q = (int)(block % tiles_w), tile_p = (int)(block / tiles_w % tiles_h);
+    block /= (long long)tiles_w * tiles_h;
+    const int n = (int)(block / groups), o0 = (int)(block % groups) * OG;
+    const int p0 = tile_p * CONV_TILE, q0 = tile_q * CONV_TILE;
     const int pixel = threadIdx.x % (CONV_TILE * CONV_TILE), lane = threadIdx.x / (CONV_TILE * CONV_TILE);
     const int tp = pixel / CONV_TILE, tq = pixel % CONV_TILE;
     const int p = p0 + tp, q = q0 + tq;
 
     T acc[CONV_MAX_GROUP / CONV_LANES];
-    for (int k = 0; k < per_thread; ++k) acc[k] = T(0);
+#pragma unroll
+    for (int k = 0; k < CONV_MAX_GROUP / CONV_LANES; ++k) acc[k] = T(0);
 
     for (int c0 = 0; c0 < C; c0 += CC) {
         for (int idx = threadIdx.x; idx < CC * patch_h * patch_w; idx += blockDim.x) {
@@ -50,17 +54,21 @@ __global__ void conv2d_forward(const T* __restrict__ x, const T* __restrict__ w,
                 for (int i = 0; i < KH; ++i)
                     for (int j = 0; j < KW; ++j) {
                         const T v = patch[(cc * patch_h + tp * SH + i) * patch_w + tq * SW + j];
-                        for (int k = 0; k < per_thread; ++k)
-                            acc[k] += v * weights[(((lane + k * CONV_LANES) * CC + cc) * KH + i) * KW + j];
+#pragma unroll
+                        for (int k = 0; k < CONV_MAX_GROUP / CONV_LANES; ++k)
+                            if (k < per_thread)
+                                acc[k] += v * weights[(((lane + k * CONV_LANES) * CC + cc) * KH + i) * KW + j];
                     }
         }
         __syncthreads();
     }
-    if (p < HO && q < WO)
-        for (int k = 0; k < per_thread; ++k) {
+    if (p < HO && q < WO) {
+#pragma unroll
+        for (int k = 0; k < CONV_MAX_GROUP / CONV_LANES; ++k) {
             const int o = o0 + lane + k * CONV_LANES;
-            if (o < O) y[(((long long)n * O + o) * HO + p) * WO + q] = acc[k];
+            if (k < per_thread && o < O) y[(((long long)n * O + o) * HO + p) * WO + q] = acc[k];
         }
+    }
 }
 
 // Backward to input, as a gather (no atomics): one thread per element of gx (N, C, H, W),

@@ -40,6 +40,19 @@ def cuda_available() -> bool:
     return _cupy() is not None
 
 
+def cupy() -> ModuleType:
+    """The CuPy module; an error that says why when it cannot be used."""
+    module = _cupy()
+    if module is None:
+        resolve_device("cuda")  # raises the explanation
+    return module
+
+
+def runs_kernels(device: str) -> bool:
+    """Whether ops with a .cu kernel launch it on `device` (else they use their array code)."""
+    return device in KERNEL_DEVICES
+
+
 def resolve_device(device: str | None = None) -> str:
     """Name the device to use: the argument, else $MINIDL_DEVICE, else cuda if present, else cpu."""
     if device is None:
@@ -70,8 +83,13 @@ def device_of(array) -> str:
 
 
 def to_numpy(array) -> np.ndarray:
-    """A host NumPy array (a copy only when the data lives on the GPU)."""
+    """A host NumPy array (a copy only when the data lives on the GPU); numbers become 0-d arrays."""
     return array.get() if device_of(array) == "cuda" else np.asarray(array)
+
+
+def array_module_of(array) -> ModuleType:
+    """CuPy for a CuPy array, NumPy for anything else."""
+    return array_module(device_of(array))
 
 
 def move(array, device: str):

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import backend
 from .autograd.tensor import Tensor
-from .launch import blocks, launch
+from .launch import launch
 
 
 def _restore(value, p: Tensor):
@@ -106,23 +106,22 @@ class Adam(Optimizer):
     def update(self, index, p, grad):
         d = self.defaults
         beta1, beta2 = d["betas"]
-        state = self.state.setdefault(index, {"step": 0, "exp_avg": p.data * 0, "exp_avg_sq": p.data * 0})
+        state = self.state.get(index)
+        if state is None:  # created once; C-contiguous, as the kernel updates it in place
+            xp = backend.array_module(p.device)
+            state = self.state[index] = {
+                "step": 0,
+                "exp_avg": xp.zeros(p.shape, p.dtype),
+                "exp_avg_sq": xp.zeros(p.shape, p.dtype),
+            }
         state["step"] += 1
         t = state["step"]
         step_size, bias2_sqrt = d["lr"] / (1 - beta1**t), math.sqrt(1 - beta2**t)
-        if p.device in backend.KERNEL_DEVICES:
-            xp, c = backend.array_module(p.device), p.dtype.type
-            p.data = xp.ascontiguousarray(p.data)
-            hyper = (c(step_size), c(beta1), c(beta2), c(d["eps"]), c(d["weight_decay"]), c(bias2_sqrt))
-            args = (
-                p.data,
-                xp.ascontiguousarray(grad, dtype=p.dtype),
-                state["exp_avg"],
-                state["exp_avg_sq"],
-                np.int64(p.data.size),
-                *hyper,
-            )
-            launch("adam.cu", "adam_update", p.dtype, p.device, blocks(p.data.size), args)
+        if backend.runs_kernels(p.device):
+            p.data = backend.array_module(p.device).ascontiguousarray(p.data)
+            hyper = (step_size, beta1, beta2, d["eps"], d["weight_decay"], bias2_sqrt)
+            args = (p.data, grad, state["exp_avg"], state["exp_avg_sq"], p.data.size, *hyper)
+            launch("adam_update", *args, threads=p.data.size)
             return
         if d["weight_decay"]:
             grad = grad + d["weight_decay"] * p.data

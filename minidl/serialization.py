@@ -29,7 +29,7 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
         elif isinstance(value, (list, tuple)) and value and isinstance(value[0], dict):
             flat.update(_flatten({str(i): v for i, v in enumerate(value)}, name + "/"))
         else:
-            flat[name] = backend.to_numpy(value.data if isinstance(value, Tensor) else np.asarray(value))
+            flat[name] = backend.to_numpy(value.data if isinstance(value, Tensor) else value)
     return flat
 
 

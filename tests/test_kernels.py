@@ -3,6 +3,7 @@ we target, and every kernel runs on the CPU emulator (the same source, through t
 launch code) against the NumPy implementation, in float64 and float32. The same cases run
 on a real GPU when there is one (marker `gpu`)."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -31,38 +32,74 @@ TOLERANCE = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=1e-
 
 
 # ------------------------------------------------------------------ NVRTC compile
+CUPY_ADDS = ("-ftz=true",)  # what cupy.RawModule adds to our options (with -arch=sm_XX for the device)
+
+
 def _nvrtc():
     try:
         from cuda.bindings import nvrtc
     except ImportError:
-        return None
+        pytest.skip("NVIDIA's NVRTC Python bindings are not installed (pip install cuda-bindings nvidia-cuda-nvrtc)")
     return nvrtc
 
 
-@pytest.mark.parametrize("source", sorted(launch.KERNELS))
-@pytest.mark.parametrize("arch", launch.ARCHITECTURES)
-def test_kernel_compiles_with_nvrtc(source, arch):
+def nvrtc_compile(source: str, arch: str, extra=()) -> tuple[str, dict[str, str]]:
+    """Compile a kernel file as cupy.RawModule does (same code string, our options and CuPy's);
+    returns NVRTC's log and the lowered (mangled) name of every instantiation."""
     nvrtc = _nvrtc()
-    if nvrtc is None:
-        pytest.skip("NVIDIA's NVRTC Python bindings are not installed (pip install cuda-bindings nvidia-cuda-nvrtc)")
-    code = (launch.SOURCE_DIR / source).read_bytes()
-    err, program = nvrtc.nvrtcCreateProgram(code, source.encode(), 0, [], [])
+    err, program = nvrtc.nvrtcCreateProgram(launch.read_source(source).encode(), source.encode(), 0, [], [])
     assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS
     names = launch.name_expressions(source)
     for name in names:
         nvrtc.nvrtcAddNameExpression(program, name.encode())
-    options = [o.encode() for o in (*launch.COMPILE_OPTIONS, f"-I{launch.SOURCE_DIR}", f"--gpu-architecture={arch}")]
+    options = [o.encode() for o in (*launch.COMPILE_OPTIONS, *CUPY_ADDS, f"-arch={arch}", *extra)]
     (err,) = nvrtc.nvrtcCompileProgram(program, len(options), options)
     _, size = nvrtc.nvrtcGetProgramLogSize(program)
     log = bytearray(size)  # NVRTC writes into it: never pass an immutable (possibly shared) bytes object
     nvrtc.nvrtcGetProgramLog(program, log)
     assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, log.decode(errors="replace")
+    lowered = {}
     for name in names:  # every instantiation exists in the compiled program
-        err, lowered = nvrtc.nvrtcGetLoweredName(program, name.encode())
-        assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS and lowered
-    err, ptx_size = nvrtc.nvrtcGetPTXSize(program)
-    assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS and ptx_size > 100
+        err, mangled = nvrtc.nvrtcGetLoweredName(program, name.encode())
+        assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS and mangled
+        lowered[name] = mangled.decode()
+    err, cubin_size = nvrtc.nvrtcGetCUBINSize(program)
+    assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS and cubin_size > 100
     nvrtc.nvrtcDestroyProgram(program)
+    return log.decode(errors="replace"), lowered
+
+
+@pytest.mark.parametrize("source", launch.sources())
+@pytest.mark.parametrize("arch", launch.ARCHITECTURES)
+def test_kernel_compiles_with_nvrtc(source, arch):
+    nvrtc_compile(source, arch)
+
+
+@pytest.mark.parametrize("source", launch.sources())
+@pytest.mark.parametrize("arch", launch.ARCHITECTURES)
+def test_float_kernels_keep_everything_in_registers(source, arch):
+    """ptxas (inside NVRTC) reports each kernel's stack frame and spills: the float instantiations
+    must have neither (an array indexed at run time, like conv2d_forward's accumulators once were,
+    lands in slow local memory)."""
+    log, lowered = nvrtc_compile(source, arch, extra=("--ptxas-options=-v",))
+    for name, mangled in lowered.items():
+        if not name.endswith("<float>") and "<" in name:
+            continue
+        found = re.search(rf"Function properties for {re.escape(mangled)}\n.*?(\d+) bytes stack frame, "
+                          rf"(\d+) bytes spill stores, (\d+) bytes spill loads", log)  # fmt: skip
+        assert found, f"ptxas reported nothing for {name}:\n{log}"
+        assert found.groups() == ("0", "0", "0"), f"{name} on {arch}: {found.group(0)}"
+
+
+def test_every_kernel_signature_is_read_from_the_sources():
+    """launch() knows each kernel's parameters from the .cu text alone."""
+    table = launch.kernels()
+    assert {"conv2d_forward", "max_pool2d_forward", "sigmoid_loss_forward", "adam_update"} <= set(table)
+    pool = table["max_pool2d_forward"]
+    assert [str(p) for p in pool.params[:3]] == ["const T* x", "T* y", "int* argmax"]
+    assert table["adam_update"].params[4] == launch.Param("count", "long long", pointer=False, const=False)
+    code = launch.read_source("conv2d.cu")
+    assert "__device__ T block_sum" in code and '#include "common.cuh"' not in code  # the header is in the code
 
 
 # ------------------------------------------- kernels against the NumPy implementation
@@ -213,19 +250,16 @@ def test_gradcheck_through_pooling_upsample_and_loss_kernels(device):
 
 
 # ------------------------------------------------------------- the emulator itself
-def _module(tmp_path, code: str, names):
+def _module(code: str, names):
     from minidl.emulator import EmuModule
 
-    source = tmp_path / "test_kernel.cu"
-    source.write_text(textwrap.dedent(code))
-    return EmuModule(source, names)
+    return EmuModule(code=textwrap.dedent(code), name_expressions=names)
 
 
 @needs_cxx
-def test_emulator_barrier_and_shared_memory(tmp_path):
+def test_emulator_barrier_and_shared_memory():
     """Reversing through shared memory is right only if __syncthreads() really waits for every thread."""
     module = _module(
-        tmp_path,
         """
         template <typename T>
         __global__ void reverse(const T* x, T* y) {
@@ -243,9 +277,8 @@ def test_emulator_barrier_and_shared_memory(tmp_path):
 
 
 @needs_cxx
-def test_emulator_reports_a_divergent_barrier(tmp_path):
+def test_emulator_reports_a_divergent_barrier():
     module = _module(
-        tmp_path,
         """
         __global__ void early_exit(float* y) {
             if (threadIdx.x == 0) return;
@@ -260,9 +293,9 @@ def test_emulator_reports_a_divergent_barrier(tmp_path):
 
 
 @needs_cxx
-def test_emulator_rejects_python_scalars_and_wrong_argument_counts(tmp_path):
+def test_emulator_rejects_python_scalars_and_wrong_argument_counts():
     module = _module(
-        tmp_path, "__global__ void fill(float* y, int n) { if ((int)threadIdx.x < n) y[threadIdx.x] = n; }", ["fill"]
+        "__global__ void fill(float* y, int n) { if ((int)threadIdx.x < n) y[threadIdx.x] = n; }", ["fill"]
     )
     fill, y = module.get_function("fill"), np.zeros(4, np.float32)
     with pytest.raises(TypeError, match="NumPy scalars"):
@@ -276,14 +309,13 @@ def test_emulator_rejects_python_scalars_and_wrong_argument_counts(tmp_path):
 PLANTED_BUG = """
 import numpy as np, pathlib, sys
 from minidl.emulator import EmuModule
-src = pathlib.Path(sys.argv[1])
-src.write_text('''
+code = ('''
 __global__ void off_by_one(const float* x, float* y, int n) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i <= n) y[i] = 2.0f * x[i < n ? i : 0];   // planted bug: i == n writes past the end
 }
 ''')
-module = EmuModule(src, ["off_by_one"])
+module = EmuModule(code=code, name_expressions=["off_by_one"])
 x = np.ones(10, np.float32)
 module.get_function("off_by_one")((1,), (32,), (x, np.zeros(10, np.float32), np.int32(10)))
 print("no error was caught")
@@ -291,10 +323,10 @@ print("no error was caught")
 
 
 @needs_cxx
-def test_emulator_catches_a_planted_out_of_bounds_write(tmp_path):
+def test_emulator_catches_a_planted_out_of_bounds_write():
     """AddressSanitizer aborts the process, so the bug runs in a child process."""
     result = subprocess.run(
-        [sys.executable, "-c", PLANTED_BUG, str(tmp_path / "planted.cu")], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", PLANTED_BUG], capture_output=True, text=True, timeout=300
     )
     assert result.returncode != 0, result.stdout
     assert "AddressSanitizer" in result.stderr and "off_by_one" in result.stderr
@@ -307,13 +339,15 @@ def test_emulator_builds_are_cached(tmp_path, monkeypatch):
     from minidl import emulator
 
     monkeypatch.setenv("MINIDL_CACHE", str(tmp_path))
-    first = emulator.build(launch.SOURCE_DIR / "adam.cu", launch.name_expressions("adam.cu"))
+    args = (launch.read_source("adam.cu"), launch.COMPILE_OPTIONS, launch.name_expressions("adam.cu"))
+    first = emulator.build(*args)
     stamp = first.stat().st_mtime_ns
-    assert emulator.build(launch.SOURCE_DIR / "adam.cu", launch.name_expressions("adam.cu")) == first
+    assert emulator.build(*args) == first
     assert first.stat().st_mtime_ns == stamp
     assert [p.name for p in first.parent.iterdir()] == [first.name]  # no temporary files left behind
 
 
 def test_launch_rejects_integer_dtypes():
+    p = np.zeros(3, np.int32)
     with pytest.raises(TypeError, match="float32 or float64"):
-        launch.launch("adam.cu", "adam_update", np.int32, "emu", 1, ())
+        launch.launch("adam_update", p, p, p, p, 3, 1.0, 0.9, 0.99, 1e-8, 0.0, 1.0, threads=3)

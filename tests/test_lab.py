@@ -246,7 +246,7 @@ def test_stacking_composes_the_pretrained_levels(rng):
 
 def test_interpolation_endpoints_are_reconstructions(rng):
     model = ae.DenseAutoencoder((784, 16))
-    a, b = md.tensor(rng.random((1, 1, 28, 28))), md.tensor(rng.random((1, 1, 28, 28)))
+    a, b = (md.tensor(rng.random((1, 1, 28, 28)), dtype=md.float32) for _ in range(2))
     strip = ae.interpolate(model, a, b, [0.0, 0.5, 1.0]).numpy()
     np.testing.assert_allclose(strip[0], model(a).numpy()[0], rtol=1e-6)
     np.testing.assert_allclose(strip[2], model(b).numpy()[0], rtol=1e-6)
@@ -255,7 +255,8 @@ def test_interpolation_endpoints_are_reconstructions(rng):
 def test_gradient_walk_lowers_reconstruction_error(rng):
     md.manual_seed(0)
     model = ae.DenseAutoencoder((784, 16))
-    frames = ae.manifold_walk(model, md.tensor(rng.random((2, 1, 28, 28))), 10, "gradient", step_size=0.05)
+    start = md.tensor(rng.random((2, 1, 28, 28)), dtype=md.float32)
+    frames = ae.manifold_walk(model, start, 10, "gradient", step_size=0.05)
     errors = [float(((model(md.tensor(f)).numpy() - f) ** 2).sum()) for f in frames]
     assert len(frames) == 11 and errors[-1] < 0.5 * errors[0]
     assert all(0 <= f.min() and f.max() <= 1 for f in frames)

@@ -35,17 +35,17 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-def _as_array(data, dtype, device: str):
-    """A fresh array on `device`: Python floats become float32, arrays keep their dtype."""
+def fresh_array(data, dtype, device: str):
+    """A fresh array on `device` (copied once: by the transfer, or else here): Python floats
+    become float32, arrays keep their dtype unless dtype is given."""
     if isinstance(data, Tensor):
         data = data.data
-    if hasattr(data, "dtype"):
-        data = backend.move(data, device)
-    else:  # Python numbers and (nested) lists
+    if not hasattr(data, "dtype"):  # Python numbers and (nested) lists
         data = np.asarray(data)
         if dtype is None and data.dtype == np.float64:
             dtype = np.float32
-    return backend.array_module(device).array(data, dtype=dtype)
+    moved = backend.move(data, device)
+    return moved.astype(dtype or moved.dtype, copy=moved is data)
 
 
 class Tensor:
@@ -59,7 +59,7 @@ class Tensor:
 
     def __init__(self, data, requires_grad: bool = False, device: str | None = None, dtype=None):
         device = backend.resolve_device(device) if device is not None else _infer_device(data)
-        self.data = _as_array(data, dtype, device)
+        self.data = fresh_array(data, dtype, device)
         self.device = device
         self.grad: Tensor | None = None
         self.requires_grad = bool(requires_grad)
@@ -174,7 +174,7 @@ class Tensor:
                 )
             seed = xp.ones_like(self.data)
         else:
-            seed = gradient.data if isinstance(gradient, Tensor) else xp.asarray(gradient, dtype=self.dtype)
+            seed = fresh_array(gradient, self.dtype, self.device)  # a copy: leaves may keep it as their .grad
             if tuple(seed.shape) != self.shape:
                 raise ValueError(f"gradient has shape {tuple(seed.shape)}, expected {self.shape}")
         run_backward(self, seed, retain_graph)
@@ -328,9 +328,12 @@ def _infer_device(data) -> str:
 class Function:
     """One node of the graph: forward on arrays, backward from output gradient to input gradients.
 
-    Subclasses implement forward(*arrays, **options) -> array and
-    backward(grad_output) -> one gradient (array or None) per tensor input.
-    `self.device` names the device, so an op can launch its kernel on cuda/emu;
+    Subclasses implement the array path, written once for NumPy and CuPy through `self.xp`:
+        forward(*arrays, **options) -> array
+        backward(grad_output) -> one gradient (array or None) per tensor input.
+    An op with CUDA kernels adds the kernel path, forward_kernel (and backward_kernel
+    where the backward launches kernels too), which calls minidl.launch.launch.
+    apply() picks the path once, from the device: no op ever names a device.
     `self.needs_grad[i]` says whether tensor input i wants a gradient (a backward may
     return None for the others and skip their work).
     """
@@ -338,6 +341,7 @@ class Function:
     inputs: tuple[Tensor, ...]
     device: str
     needs_grad: tuple[bool, ...]
+    uses_kernels: bool
 
     @classmethod
     def apply(cls, *args, **options) -> Tensor:
@@ -351,8 +355,10 @@ class Function:
                 )
         fn = cls()
         fn.device = device
+        fn.uses_kernels = backend.runs_kernels(device) and cls.forward_kernel is not Function.forward_kernel
         arrays = [a.data if isinstance(a, Tensor) else a for a in args]
-        out = Tensor._wrap(fn.forward(*arrays, **options), device)
+        forward = fn.forward_kernel if fn.uses_kernels else fn.forward
+        out = Tensor._wrap(forward(*arrays, **options), device)
         if _grad_enabled and any(t.requires_grad for t in tensors):
             out.requires_grad = True
             out._node = fn
@@ -365,6 +371,19 @@ class Function:
 
     def backward(self, grad_output) -> tuple | object:
         raise NotImplementedError
+
+    def forward_kernel(self, *arrays, **options):
+        """The kernel path of forward (ops without kernels do not define it)."""
+        raise NotImplementedError
+
+    def backward_kernel(self, grad_output) -> tuple | object:
+        """The kernel path of backward; by default the array path, which serves both."""
+        return self.backward(grad_output)
+
+    def run_backward(self, grad_output) -> tuple:
+        """The input gradients through the path that forward took, always as a tuple."""
+        grads = self.backward_kernel(grad_output) if self.uses_kernels else self.backward(grad_output)
+        return grads if isinstance(grads, tuple) else (grads,)
 
     @property
     def xp(self):
@@ -395,9 +414,13 @@ def _count_uses(root: Tensor) -> dict[int, int]:
 
 def run_backward(root: Tensor, seed, retain_graph: bool) -> None:
     """Send gradients from root to the leaves. A tensor is processed only once every use of
-    it has sent its gradient (Kahn's topological order), so each gradient is complete."""
+    it has sent its gradient (Kahn's topological order), so each gradient is complete.
+    A leaf takes its first gradient as it is, without a copy, unless that array is a view
+    or was already given to another leaf. Every gradient has its tensor's dtype (an op that
+    promoted float32 to float64 sends float32 back)."""
     waiting = _count_uses(root)
     grads = {id(root): seed}
+    taken: set[int] = set()  # arrays that leaves hold as their .grad
     ready = [root]
     while ready:
         t = ready.pop()
@@ -406,20 +429,22 @@ def run_backward(root: Tensor, seed, retain_graph: bool) -> None:
         if node is None:  # a leaf: accumulate
             if g is not None:
                 if t.grad is None:
-                    t.grad = Tensor._wrap(g.copy(), t.device)
+                    fresh = g.base is None and id(g) not in taken
+                    t.grad = Tensor._wrap(g if fresh else g.copy(), t.device)
+                    taken.add(id(t.grad.data))
                 else:
                     t.grad.data = t.grad.data + g
             continue
         tensor_inputs = [x for x in node.inputs if isinstance(x, Tensor)]
-        in_grads = node.backward(g) if g is not None else (None,) * len(tensor_inputs)
-        if not isinstance(in_grads, tuple):
-            in_grads = (in_grads,)
+        in_grads = node.run_backward(g) if g is not None else (None,) * len(tensor_inputs)
         for x, gx in zip(tensor_inputs, in_grads, strict=True):
             if not x.requires_grad:
                 continue
             if gx is not None:
                 if tuple(gx.shape) != x.shape:
                     raise AssertionError(f"{type(node).__name__}.backward gave shape {tuple(gx.shape)} for {x.shape}")
+                if gx.dtype != x.dtype:  # as PyTorch's engine: a gradient has its input's dtype
+                    gx = gx.astype(x.dtype)
                 grads[id(x)] = grads[id(x)] + gx if id(x) in grads else gx
             waiting[id(x)] -= 1
             if waiting[id(x)] == 0:
@@ -443,9 +468,9 @@ def as_tensor(value, like: Tensor) -> Tensor:
     """A Python number or array as a constant tensor on like's device, in like's float dtype."""
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, numbers.Number):
-        dtype = like.dtype if like.dtype.kind == "f" else None
-        return Tensor._wrap(backend.array_module(like.device).asarray(value, dtype=dtype), like.device)
+    if isinstance(value, numbers.Number):  # made on the device (a fill, not an upload)
+        dtype = like.dtype if like.dtype.kind == "f" else np.result_type(value)
+        return Tensor._wrap(backend.array_module(like.device).full((), value, dtype=dtype), like.device)
     return Tensor(value, device=like.device)
 
 

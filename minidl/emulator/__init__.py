@@ -1,11 +1,12 @@
 """The CPU emulator: runs our .cu kernels on the CPU, through the same launch code as a GPU.
 
-build_module(source, names) compiles `source` (a .cu file) with g++ as C++, after the
-shims of runtime.h, with AddressSanitizer, and returns an EmuModule. Like CuPy's
-RawModule it has get_function(name) -> f, called as f(grid, block, args, shared_mem=0),
-with args the same NumPy arrays and NumPy scalars that a GPU launch passes as CuPy
-arrays and NumPy scalars. Builds are cached under $MINIDL_CACHE (default
-~/.cache/minidl), keyed by a hash of every input, and written atomically.
+EmuModule(code=..., options=..., name_expressions=...) takes what cupy.RawModule takes:
+it compiles `code` with g++ as C++, after the shims of runtime.h, with AddressSanitizer,
+and its get_function(name) -> f is called as f(grid, block, args, shared_mem=0), with
+args the NumPy arrays and NumPy scalars that a GPU launch passes as CuPy arrays and
+NumPy scalars. Options are -D and -std, as for NVRTC. Builds are cached under
+$MINIDL_CACHE (default ~/.cache/minidl), keyed by a hash of every input, and written
+atomically.
 """
 
 from __future__ import annotations
@@ -55,39 +56,45 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MINIDL_CACHE", Path.home() / ".cache" / "minidl")) / "emulator"
 
 
-def _wrapper(source: Path, names: list[str]) -> str:
-    """C++ that includes the kernel file verbatim and tables its instantiations."""
+def _wrapper(names: list[str]) -> str:
+    """C++ that includes the kernel code verbatim and tables its instantiations."""
     rows = "\n".join(f'    emu::entry(&{n}, "{n}"),' for n in names)
     return (
-        f'#include "{source.name}"\nstatic const emu::Entry minidl_entries[] = {{\n{rows}\n}};\n'
+        f'#include "kernel.cu"\nstatic const emu::Entry minidl_entries[] = {{\n{rows}\n}};\n'
         "MINIDL_EMULATOR_EXPORT(minidl_entries)\n"
     )
 
 
-def build(source: str | Path, names: list[str]) -> Path:
-    """Compile (or find in the cache) the shared library for `source` and its kernel `names`."""
-    source = Path(source).resolve()
-    wrapper = _wrapper(source, names)
-    cxx = compiler()
+def _compiler_options(options) -> list[str]:
+    """NVRTC's -D and -std options, as g++ reads them."""
+    for option in options:
+        if not option.startswith(("-D", "-std=")):
+            raise ValueError(f"the emulator takes -D and -std= options, as NVRTC does; got {option!r}")
+    return list(options)
+
+
+def build(code: str, options, names: list[str]) -> Path:
+    """Compile (or find in the cache) the shared library for kernel `code` and its kernel `names`."""
+    wrapper = _wrapper(names)
+    command = [compiler(), *FLAGS, *_compiler_options(options)]
     digest = hashlib.sha256()
-    for part in (RUNTIME.read_bytes(), wrapper.encode(), " ".join([cxx, *FLAGS]).encode()):
-        digest.update(part)
-    for dependency in sorted(source.parent.glob("*.cu*")):
-        digest.update(dependency.name.encode() + dependency.read_bytes())
-    target = cache_dir() / f"{source.stem}-{digest.hexdigest()[:16]}.so"
+    for part in (RUNTIME.read_bytes(), wrapper.encode(), code.encode(), " ".join(command).encode()):
+        digest.update(hashlib.sha256(part).digest())
+    target = cache_dir() / f"{names[0].split('<')[0]}-{digest.hexdigest()[:16]}.so"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
+        (Path(work) / "kernel.cu").write_text(code)
         wrapper_path = Path(work) / "wrapper.cpp"
         wrapper_path.write_text(wrapper)
         built = Path(work) / target.name
-        command = [cxx, *FLAGS, f"-I{source.parent}", "-include", str(RUNTIME), str(wrapper_path), "-o", str(built)]
+        command += ["-include", str(RUNTIME), str(wrapper_path), "-o", str(built)]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             if "asan" in result.stderr.lower() and "cannot find" in result.stderr.lower():
                 raise EmulatorUnavailable(f"g++ has no AddressSanitizer runtime (libasan):\n{result.stderr}")
-            raise RuntimeError(f"emulator build of {source.name} failed:\n{' '.join(command)}\n{result.stderr}")
+            raise RuntimeError(f"emulator build of {names[0]} failed:\n{' '.join(command)}\n{result.stderr}")
         os.replace(built, target)  # atomic: a crash never leaves a half-written library
     return target
 
@@ -107,8 +114,8 @@ class EmuFunction:
         self.library, self.index, self.name = library, index, name
 
     def __call__(self, grid, block, args, shared_mem: int = 0) -> None:
-        grid3 = (ctypes.c_uint * 3)(*_dims(grid))
-        block3 = (ctypes.c_uint * 3)(*_dims(block))
+        grid3 = (ctypes.c_uint * 3)(*_three(grid))
+        block3 = (ctypes.c_uint * 3)(*_three(block))
         n = len(args)
         storage, pointers = [], (ctypes.c_void_p * n)()
         kinds, sizes = (ctypes.c_int * n)(), (ctypes.c_size_t * n)()
@@ -135,17 +142,19 @@ class EmuFunction:
             raise RuntimeError(f"emulated kernel failed: {error.value.decode()}")
 
 
-def _dims(d) -> tuple[int, int, int]:
+def _three(d) -> tuple[int, int, int]:
     d = (d,) if isinstance(d, int) else tuple(int(v) for v in d)
     return (*d, *([1] * (3 - len(d))))
 
 
 class EmuModule:
-    """The emulator's counterpart of cupy.RawModule for one .cu file."""
+    """The emulator's counterpart of cupy.RawModule: the same constructor arguments, get_function(name)."""
 
-    def __init__(self, source: str | Path, name_expressions: list[str]):
+    def __init__(self, code: str, options=(), name_expressions=()):
         self.names = list(name_expressions)
-        self.library = _load_library(build(source, self.names))
+        if not self.names:
+            raise ValueError("EmuModule needs the name_expressions of the kernels to build")
+        self.library = _load_library(build(code, options, self.names))
 
     def get_function(self, name: str) -> EmuFunction:
         if name not in self.names:

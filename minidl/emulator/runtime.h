@@ -1,6 +1,9 @@
 // The CPU emulator's runtime: what a .cu kernel needs from CUDA, for g++.
 //
-// A launch runs the grid's blocks one after another. Inside a block every CUDA thread is
+// A launch runs the grid's blocks one after another, in a shuffled order (a GPU promises
+// no order either), each with its dynamic shared memory filled with NaN bytes (a GPU
+// promises no contents). Kernels instantiated for float run with denormals flushed to
+// zero, as CuPy compiles them (-ftz=true). Inside a block every CUDA thread is
 // a fiber (ucontext) with its own stack; a fiber runs until it reaches __syncthreads()
 // or returns, and the barrier opens when every fiber of the block has reached it. A
 // fiber that returns while others wait at a barrier is a divergent barrier: an error.
@@ -16,6 +19,7 @@
 #include <ucontext.h>
 
 #include <algorithm>
+#include <random>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +27,11 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#define EMU_MXCSR 1
+#endif
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -210,13 +219,26 @@ inline int launch(const Entry* entries, int count, int index, const unsigned* gr
                                 unsigned(t / (block_dim.x * block_dim.y))};
         fibers[t].stack = static_cast<char*>(std::malloc(STACK_BYTES));
     }
+    std::vector<dim3> order;
+    order.reserve((size_t)grid_dim.x * grid_dim.y * grid_dim.z);
+    for (unsigned z = 0; z < grid_dim.z; ++z)
+        for (unsigned y = 0; y < grid_dim.y; ++y)
+            for (unsigned x = 0; x < grid_dim.x; ++x) order.push_back(dim3{x, y, z});
+    static std::mt19937 shuffler(20261123u);  // a fixed seed: runs repeat, launches differ
+    std::shuffle(order.begin(), order.end(), shuffler);
+#ifdef EMU_MXCSR
+    const unsigned saved_csr = _mm_getcsr();
+    if (std::strstr(e.name, "<float>")) _mm_setcsr(saved_csr | 0x8040);  // flush-to-zero, denormals-are-zero
+#endif
     const char* failure = nullptr;
-    for (unsigned z = 0; z < grid_dim.z && !failure; ++z)
-        for (unsigned y = 0; y < grid_dim.y && !failure; ++y)
-            for (unsigned x = 0; x < grid_dim.x && !failure; ++x) {
-                block_index = dim3{x, y, z};
-                failure = run_block(fibers);
-            }
+    for (size_t b = 0; b < order.size() && !failure; ++b) {
+        block_index = order[b];
+        if (shared_bytes) std::memset(dynamic_shared_memory, 0xFF, shared_bytes);  // NaN in float and double
+        failure = run_block(fibers);
+    }
+#ifdef EMU_MXCSR
+    _mm_setcsr(saved_csr);
+#endif
     for (Fiber& f : fibers) std::free(f.stack);
     release(shared_raw, shared_bytes);
     for (int k = 0; k < nargs; ++k) {

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .. import backend
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import Tensor, fresh_array
 
 
 class Parameter(Tensor):
@@ -117,10 +117,8 @@ class Module:
         if problems:
             raise ValueError(f"load_state_dict into {type(self).__name__}: " + ", ".join(problems))
         for k, p in own.items():
-            if k in state:
-                p.data = backend.array_module(p.device).asarray(
-                    backend.move(_values(state[k]), p.device), dtype=p.dtype
-                )
+            if k in state:  # a copy, as in PyTorch: training this model never writes into the source
+                p.data = fresh_array(_values(state[k]), p.dtype, p.device)
 
     def __repr__(self) -> str:
         lines = [f"  ({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]

@@ -11,19 +11,20 @@ conv_transpose2d is the adjoint of conv2d, so it needs no primitive of its own:
 its forward is conv2d_input_grad, its input gradient is conv2d_output, and its
 weight gradient is conv2d_weight_grad with the roles of input and output swapped.
 
-On the cpu each primitive is im2col (a strided view, one copy) and one BLAS matmul
-(an op computes each im2col matrix once and hands it to the primitives that need it);
-on cuda and emu it launches the kernels of kernels/conv2d.cu (the _launch_* functions).
+The array path (NumPy, or CuPy on a GPU without our kernels) computes each primitive as
+im2col (a strided view, one copy) and one matmul; an op computes each im2col matrix once
+and hands it to the primitives that need it. The kernel path launches the kernels of
+kernels/conv2d.cu for the same three primitives and the bias gradient.
 """
 
 from __future__ import annotations
 
-from .. import backend
 from ..autograd.tensor import Function, Tensor
-from ..launch import MAX_SHARED_BYTES, blocks, ints, launch
+from ..launch import DEFINES, MAX_SHARED_BYTES, Out, launch
 from .windows import add_windows, crop_hw, output_size, pad_hw, pair, sliding_windows
 
 
+# ------------------------------------------------------------- the array path
 def im2col(x, kernel, stride, padding):
     """(C·kh·kw, N·Ho·Wo) matrix of x's windows (one copy of a strided view)."""
     windows = sliding_windows(pad_hw(x, padding), kernel, stride)  # (N, C, kh, kw, Ho, Wo)
@@ -31,11 +32,9 @@ def im2col(x, kernel, stride, padding):
     return windows.transpose(1, 2, 3, 0, 4, 5).reshape(c * kh * kw, n * ho * wo)
 
 
-def conv2d_output(x, w, stride, padding, device: str, cols=None):
+def conv2d_output(x, w, stride, padding, cols=None):
     """y = conv2d(x, w) without bias: (N, C, H, W), (O, C, kh, kw) -> (N, O, Ho, Wo).
     cols: x's im2col matrix, if the caller already has it."""
-    if device in backend.KERNEL_DEVICES:
-        return _launch_forward(x, w, stride, padding, device)
     o, (n, _, h, wd) = w.shape[0], x.shape
     ho, wo = output_size(h, w.shape[2], stride[0], padding[0]), output_size(wd, w.shape[3], stride[1], padding[1])
     cols = im2col(x, w.shape[2:], stride, padding) if cols is None else cols
@@ -43,10 +42,8 @@ def conv2d_output(x, w, stride, padding, device: str, cols=None):
     return y.reshape(o, n, ho, wo).transpose(1, 0, 2, 3).copy()
 
 
-def conv2d_input_grad(gy, w, in_hw, stride, padding, device: str):
+def conv2d_input_grad(gy, w, in_hw, stride, padding):
     """gx of conv2d: (N, O, Ho, Wo), (O, C, kh, kw) -> (N, C, H, W) with (H, W) = in_hw."""
-    if device in backend.KERNEL_DEVICES:
-        return _launch_backward_input(gy, w, in_hw, stride, padding, device)
     n, o, ho, wo = gy.shape
     _, c, kh, kw = w.shape
     cols = w.reshape(o, -1).T @ gy.transpose(1, 0, 2, 3).reshape(o, -1)  # (C·kh·kw, N·Ho·Wo)
@@ -57,90 +54,88 @@ def conv2d_input_grad(gy, w, in_hw, stride, padding, device: str):
     return crop_hw(padded, padding, in_hw).transpose(1, 0, 2, 3).copy()
 
 
-def conv2d_weight_grad(x, gy, kernel, stride, padding, device: str, cols=None):
+def conv2d_weight_grad(x, gy, kernel, stride, padding, cols=None):
     """gw of conv2d: (N, C, H, W), (N, O, Ho, Wo) -> (O, C, kh, kw). cols: x's im2col matrix, if known."""
-    if device in backend.KERNEL_DEVICES:
-        return _launch_backward_weight(x, gy, kernel, stride, padding, device)
     o = gy.shape[1]
     cols = im2col(x, kernel, stride, padding) if cols is None else cols
     gw = gy.transpose(1, 0, 2, 3).reshape(o, -1) @ cols.T
     return gw.reshape(o, x.shape[1], *kernel)
 
 
-def bias_grad(gy, device: str):
-    """gb = Σ over n, p, q of gy: (N, O, Ho, Wo) -> (O,)."""
-    if device in backend.KERNEL_DEVICES:
-        n, o, ho, wo = gy.shape
-        gb = backend.array_module(device).empty((o,), dtype=gy.dtype)
-        launch("conv2d.cu", "bias_backward", gy.dtype, device, o, (_c(gy, device), gb, *ints(n, o, ho * wo)))
-        return gb
-    return gy.sum(axis=(0, 2, 3))
-
-
-# ------------------------------------------------------------ kernel launches
-CONV_TILE, CONV_LANES, CONV_MAX_GROUP = 8, 4, 64  # as in kernels/conv2d.cu; 8·8 pixels × 4 lanes = 256 threads
-
-
-def _c(array, device):
-    return backend.array_module(device).ascontiguousarray(array)
-
-
-def _dims(x_shape, w_shape, y_hw, stride, padding):
+# ------------------------------------------------------------ the kernel path
+def _sizes(x_shape, w_shape, y_hw, stride, padding) -> tuple[int, ...]:
     """The int arguments every conv2d kernel takes: N C H W O KH KW SH SW PH PW HO WO."""
-    n, c, h, w = x_shape
-    o, _, kh, kw = w_shape
-    return ints(n, c, h, w, o, kh, kw, *stride, *padding, *y_hw)
+    return (*x_shape, *w_shape[:1], *w_shape[2:], *stride, *padding, *y_hw)
 
 
-def _launch_forward(x, w, stride, padding, device):
+def conv2d_output_kernel(x, w, stride, padding):
+    """conv2d_output through kernels/conv2d.cu: one block per 8×8 output tile, image and
+    group of up to 64 output channels, input channels staged through shared memory."""
     (n, c, h, wd), (o, _, kh, kw) = x.shape, w.shape
     ho, wo = output_size(h, kh, stride[0], padding[0]), output_size(wd, kw, stride[1], padding[1])
-    group = min(CONV_MAX_GROUP, -(-o // CONV_LANES) * CONV_LANES)
-    patch = ((CONV_TILE - 1) * stride[0] + kh) * ((CONV_TILE - 1) * stride[1] + kw)
+    tile, lanes = DEFINES["CONV_TILE"], DEFINES["CONV_LANES"]
+    group = min(DEFINES["CONV_MAX_GROUP"], -(-o // lanes) * lanes)
+    patch = ((tile - 1) * stride[0] + kh) * ((tile - 1) * stride[1] + kw)
     per_channel = x.dtype.itemsize * (patch + group * kh * kw)  # shared bytes per staged input channel
     chunk = min(c, MAX_SHARED_BYTES // per_channel)
     if chunk < 1:
         raise ValueError(
             f"conv2d kernel: a {kh}x{kw} window with stride {stride} needs more shared memory than a GPU has"
         )
-    y = backend.array_module(device).empty((n, o, ho, wo), dtype=x.dtype)
-    grid = (-(-wo // CONV_TILE), -(-ho // CONV_TILE), n * -(-o // group))
-    args = (_c(x, device), _c(w, device), y, *_dims(x.shape, w.shape, (ho, wo), stride, padding), *ints(chunk, group))
-    launch("conv2d.cu", "conv2d_forward", x.dtype, device, grid, args, shared_mem=chunk * per_channel)
-    return y
+    tiles = -(-ho // tile) * -(-wo // tile)
+    return launch(
+        "conv2d_forward", x, w, Out((n, o, ho, wo)), *_sizes(x.shape, w.shape, (ho, wo), stride, padding), chunk, group,
+        grid=n * -(-o // group) * tiles, shared_mem=chunk * per_channel,
+    )  # fmt: skip
 
 
-def _launch_backward_input(gy, w, in_hw, stride, padding, device):
-    n, c = gy.shape[0], w.shape[1]
-    gx = backend.array_module(device).empty((n, c, *in_hw), dtype=gy.dtype)
-    args = (_c(gy, device), _c(w, device), gx, *_dims(gx.shape, w.shape, gy.shape[2:], stride, padding))
-    launch("conv2d.cu", "conv2d_backward_input", gy.dtype, device, blocks(gx.size), args)
-    return gx
+def conv2d_input_grad_kernel(gy, w, in_hw, stride, padding):
+    """conv2d_input_grad through kernels/conv2d.cu: a gather, one thread per element of gx."""
+    gx_shape = (gy.shape[0], w.shape[1], *in_hw)
+    sizes = _sizes(gx_shape, w.shape, gy.shape[2:], stride, padding)
+    return launch(
+        "conv2d_backward_input", gy, w, Out(gx_shape), *sizes, threads=gy.shape[0] * w.shape[1] * in_hw[0] * in_hw[1]
+    )
 
 
-def _launch_backward_weight(x, gy, kernel, stride, padding, device):
-    o, c = gy.shape[1], x.shape[1]
-    gw = backend.array_module(device).empty((o, c, *kernel), dtype=x.dtype)
-    args = (_c(x, device), _c(gy, device), gw, *_dims(x.shape, gw.shape, gy.shape[2:], stride, padding))
-    launch("conv2d.cu", "conv2d_backward_weight", x.dtype, device, gw.size, args)
-    return gw
+def conv2d_weight_grad_kernel(x, gy, kernel, stride, padding):
+    """conv2d_weight_grad through kernels/conv2d.cu: one block per weight, a block reduction."""
+    gw_shape = (gy.shape[1], x.shape[1], *kernel)
+    sizes = _sizes(x.shape, gw_shape, gy.shape[2:], stride, padding)
+    return launch(
+        "conv2d_backward_weight", x, gy, Out(gw_shape), *sizes, grid=gw_shape[0] * gw_shape[1] * kernel[0] * kernel[1]
+    )
+
+
+def bias_grad_kernel(gy):
+    """gb = Σ over n, p, q of gy: (N, O, Ho, Wo) -> (O,), one block per channel."""
+    n, o, ho, wo = gy.shape
+    return launch("bias_backward", gy, Out((o,)), n, o, ho * wo, grid=o)
 
 
 # ------------------------------------------------------------------- the ops
 class Conv2d(Function):
     def forward(self, x, w, b=None, *, stride, padding):
         self.x, self.w, self.stride, self.padding = x, w, stride, padding
-        # on the cpu, x's im2col serves the forward and, later, the weight gradient
-        self.cols = im2col(x, w.shape[2:], stride, padding) if self.device == "cpu" else None
-        y = conv2d_output(x, w, stride, padding, self.device, self.cols)
+        self.cols = im2col(x, w.shape[2:], stride, padding)  # serves the forward and the weight gradient
+        y = conv2d_output(x, w, stride, padding, self.cols)
         return y if b is None else y + b.reshape(1, -1, 1, 1)
 
     def backward(self, gy):
-        gx = None
-        if self.needs_grad[0]:  # not for the images entering the first layer
-            gx = conv2d_input_grad(gy, self.w, self.x.shape[2:], self.stride, self.padding, self.device)
-        gw = conv2d_weight_grad(self.x, gy, self.w.shape[2:], self.stride, self.padding, self.device, self.cols)
-        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, bias_grad(gy, self.device))
+        gx = conv2d_input_grad(gy, self.w, self.x.shape[2:], self.stride, self.padding) if self.needs_grad[0] else None
+        gw = conv2d_weight_grad(self.x, gy, self.w.shape[2:], self.stride, self.padding, self.cols)
+        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gy.sum(axis=(0, 2, 3)))
+
+    def forward_kernel(self, x, w, b=None, *, stride, padding):
+        self.x, self.w, self.stride, self.padding = x, w, stride, padding
+        y = conv2d_output_kernel(x, w, stride, padding)
+        return y if b is None else y + b.reshape(1, -1, 1, 1)
+
+    def backward_kernel(self, gy):
+        x, w, stride, padding = self.x, self.w, self.stride, self.padding
+        gx = conv2d_input_grad_kernel(gy, w, x.shape[2:], stride, padding) if self.needs_grad[0] else None
+        gw = conv2d_weight_grad_kernel(x, gy, w.shape[2:], stride, padding)
+        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, bias_grad_kernel(gy))
 
 
 class ConvTranspose2d(Function):
@@ -148,15 +143,25 @@ class ConvTranspose2d(Function):
 
     def forward(self, x, w, b=None, *, stride, padding, out_hw):
         self.x, self.w, self.stride, self.padding = x, w, stride, padding
-        y = conv2d_input_grad(x, w, out_hw, stride, padding, self.device)
+        y = conv2d_input_grad(x, w, out_hw, stride, padding)
         return y if b is None else y + b.reshape(1, -1, 1, 1)
 
     def backward(self, gy):
-        # on the cpu one im2col of gy serves both gradients
-        cols = im2col(gy, self.w.shape[2:], self.stride, self.padding) if self.device == "cpu" else None
-        gx = conv2d_output(gy, self.w, self.stride, self.padding, self.device, cols) if self.needs_grad[0] else None
-        gw = conv2d_weight_grad(gy, self.x, self.w.shape[2:], self.stride, self.padding, self.device, cols)
-        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, bias_grad(gy, self.device))
+        cols = im2col(gy, self.w.shape[2:], self.stride, self.padding)  # one im2col of gy serves both gradients
+        gx = conv2d_output(gy, self.w, self.stride, self.padding, cols) if self.needs_grad[0] else None
+        gw = conv2d_weight_grad(gy, self.x, self.w.shape[2:], self.stride, self.padding, cols)
+        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gy.sum(axis=(0, 2, 3)))
+
+    def forward_kernel(self, x, w, b=None, *, stride, padding, out_hw):
+        self.x, self.w, self.stride, self.padding = x, w, stride, padding
+        y = conv2d_input_grad_kernel(x, w, out_hw, stride, padding)
+        return y if b is None else y + b.reshape(1, -1, 1, 1)
+
+    def backward_kernel(self, gy):
+        x, w, stride, padding = self.x, self.w, self.stride, self.padding
+        gx = conv2d_output_kernel(gy, w, stride, padding) if self.needs_grad[0] else None
+        gw = conv2d_weight_grad_kernel(gy, x, w.shape[2:], stride, padding)
+        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, bias_grad_kernel(gy))
 
 
 def _check(name: str, x: Tensor, w: Tensor, b: Tensor | None, channels_in: int, channels_out: int) -> None:

@@ -79,7 +79,7 @@ class Maximum(Function):
         return self.xp.maximum(a, b)
 
     def backward(self, g):
-        share_a = (self.a > self.b) + 0.5 * (self.a == self.b)
+        share_a = ((self.a > self.b) + 0.5 * (self.a == self.b)).astype(g.dtype)
         return unbroadcast(g * share_a, self.a.shape), unbroadcast(g * (1 - share_a), self.b.shape)
 
 
@@ -89,7 +89,7 @@ class Minimum(Function):
         return self.xp.minimum(a, b)
 
     def backward(self, g):
-        share_a = (self.a < self.b) + 0.5 * (self.a == self.b)
+        share_a = ((self.a < self.b) + 0.5 * (self.a == self.b)).astype(g.dtype)
         return unbroadcast(g * share_a, self.a.shape), unbroadcast(g * (1 - share_a), self.b.shape)
 
 

@@ -27,7 +27,17 @@ class MatMul(Function):
         return ga, gb
 
 
+def _same_dtype(name: str, *tensors: Tensor) -> None:
+    """Products do not promote (as in PyTorch): a float64 input to a float32 layer is an error."""
+    dtypes = [t.dtype for t in tensors if t is not None]
+    if len(set(dtypes)) > 1:
+        raise TypeError(
+            f"{name}: operands have dtypes {', '.join(map(str, dtypes))}; convert one (e.g. x.float() or x.double())"
+        )
+
+
 def matmul(a: Tensor, b: Tensor) -> Tensor:
+    _same_dtype("matmul", a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError("matmul needs tensors with at least one dim; use * for scalars")
     inner_a, inner_b = a.shape[-1], b.shape[0] if b.ndim == 1 else b.shape[-2]
@@ -52,6 +62,8 @@ class Linear(Function):
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x (..., in), weight (out, in), bias (out,) -> (..., out): x Wᵀ + b."""
+    _same_dtype("linear", x, weight, bias)
     if weight.ndim != 2 or x.shape[-1:] != weight.shape[1:]:
         raise ValueError(f"linear: input (..., {weight.shape[-1]}) expected for weight {weight.shape}, got {x.shape}")
     if bias is not None and bias.shape != weight.shape[:1]:

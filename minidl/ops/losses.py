@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend
 from ..autograd.tensor import Function, Tensor
-from ..launch import blocks, launch
+from ..launch import Out, blocks, launch
 from .activations import stable_sigmoid
 
 FUSED_KINDS = {"bce": 0, "mse": 1}  # the kind argument of kernels/sigmoid_loss.cu
@@ -28,6 +27,8 @@ def _check(name: str, input: Tensor, target: Tensor, reduction: str) -> None:
         raise ValueError(f"{name}: unknown reduction {reduction!r}, expected one of {REDUCTIONS}")
     if input.shape != target.shape:
         raise ValueError(f"{name}: input shape {input.shape} and target shape {target.shape} differ")
+    if input.dtype != target.dtype:
+        raise TypeError(f"{name}: input is {input.dtype} and target {target.dtype}; give both one dtype")
 
 
 def _reduce(elementwise, reduction: str):
@@ -64,8 +65,6 @@ class FusedSigmoidLoss(Function):
     def forward(self, z, y, kind, reduction):
         xp = self.xp
         scale = 1 / z.size if reduction == "mean" else 1
-        if self.device in backend.KERNEL_DEVICES:
-            return self._launch(xp.ascontiguousarray(z), xp.ascontiguousarray(y, dtype=z.dtype), kind, scale)
         s = stable_sigmoid(xp, z)
         if kind == "bce":
             loss = xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
@@ -76,16 +75,14 @@ class FusedSigmoidLoss(Function):
         self.grad = grad * scale
         return xp.asarray(loss.sum() * scale, dtype=z.dtype)
 
-    def _launch(self, z, y, kind, scale):
+    def forward_kernel(self, z, y, kind, reduction):
         """Pass 1: gradient and per-block partial losses; pass 2: their sum, in a fixed order."""
-        xp, t = self.xp, z.dtype.type
-        self.grad = xp.empty_like(z)
+        scale = 1 / z.size if reduction == "mean" else 1
         count = min(blocks(z.size), MAX_LOSS_BLOCKS)
-        partial, loss = xp.empty(count, dtype=z.dtype), xp.empty(1, dtype=z.dtype)
-        args = (z, y, self.grad, partial, np.int64(z.size), np.int32(FUSED_KINDS[kind]), t(scale))
-        launch("sigmoid_loss.cu", "sigmoid_loss_forward", z.dtype, self.device, count, args)
-        launch("sigmoid_loss.cu", "sum_partials", z.dtype, self.device, 1, (partial, loss, np.int32(count), t(scale)))
-        return loss.reshape(())
+        self.grad, partial = launch(
+            "sigmoid_loss_forward", z, y, Out(z.shape), Out((count,)), z.size, FUSED_KINDS[kind], scale, grid=count
+        )
+        return launch("sum_partials", partial, Out(()), count, scale, grid=1)
 
     def backward(self, g):
         return g * self.grad, None

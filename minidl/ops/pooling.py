@@ -3,39 +3,40 @@
 Output size floor((H + 2p - k) / s) + 1, stride defaulting to the kernel size, as PyTorch.
 max keeps the flat index (i·kw + j) of each window's first maximum, and its backward
 sends the gradient there; avg pads with zeros and divides by kh·kw (count_include_pad).
-On cuda and emu both run the kernels of kernels/pooling.cu (backward as a gather).
+The kernel path runs the kernels of kernels/pooling.cu (backward as a gather).
 """
 
 from __future__ import annotations
 
-from .. import backend
+import math
+
 from ..autograd.tensor import Function, Tensor
-from ..launch import blocks, ints, launch
+from ..launch import Out, launch
 from .windows import add_windows, crop_hw, output_size, pad_hw, pair, sliding_windows
 
 
-def _launch(kernel: str, device: str, inputs: tuple, out_shape, shape, window, out_dtype=None):
-    """Run a pooling kernel with one thread per element of a new array of out_shape."""
-    xp = backend.array_module(device)
-    out = xp.empty(out_shape, dtype=out_dtype or inputs[0].dtype)
-    (n, c, h, w), (kernel_hw, stride, padding, out_hw) = shape, window
-    args = (*(xp.ascontiguousarray(a) for a in inputs), out, *ints(n, c, h, w, *kernel_hw, *stride, *padding, *out_hw))
-    launch("pooling.cu", kernel, inputs[0].dtype, device, blocks(out.size), args)
-    return out
+class Pool2d(Function):
+    """What max and avg pooling share: the window, and the sizes every pooling kernel takes."""
 
-
-class MaxPool2d(Function):
-    def forward(self, x, kernel, stride, padding):
+    def keep_window(self, x, kernel, stride, padding):
         self.shape, self.kernel, self.stride, self.padding = x.shape, kernel, stride, padding
-        if self.device in backend.KERNEL_DEVICES:
-            out_hw = tuple(output_size(x.shape[2 + d], kernel[d], stride[d], padding[d]) for d in range(2))
-            self.window = (kernel, stride, padding, out_hw)
-            xp = self.xp
-            y = xp.empty((*x.shape[:2], *out_hw), dtype=x.dtype)
-            self.argmax = xp.empty(y.shape, dtype=xp.int32)
-            args = (xp.ascontiguousarray(x), y, self.argmax, *ints(*x.shape, *kernel, *stride, *padding, *out_hw))
-            launch("pooling.cu", "max_pool2d_forward", x.dtype, self.device, blocks(y.size), args)
-            return y
+        self.out_hw = tuple(output_size(x.shape[2 + d], kernel[d], stride[d], padding[d]) for d in range(2))
+        self.out_shape = (*x.shape[:2], *self.out_hw)
+
+    def sizes(self) -> tuple[int, ...]:
+        """N C H W KH KW SH SW PH PW HO WO."""
+        return (*self.shape, *self.kernel, *self.stride, *self.padding, *self.out_hw)
+
+    def scatter_windows(self, windows):
+        """col2im of (N, C, kh, kw, Ho, Wo) window values back to an (N, C, H, W) image."""
+        n, c, h, w = self.shape
+        padded = (n, c, h + 2 * self.padding[0], w + 2 * self.padding[1])
+        return crop_hw(add_windows(windows, padded, self.stride), self.padding, (h, w)).copy()
+
+
+class MaxPool2d(Pool2d):
+    def forward(self, x, kernel, stride, padding):
+        self.keep_window(x, kernel, stride, padding)
         windows = sliding_windows(pad_hw(x, padding, value=-self.xp.inf), kernel, stride)
         n, c, kh, kw, ho, wo = windows.shape
         flat = windows.reshape(n, c, kh * kw, ho, wo)
@@ -43,32 +44,46 @@ class MaxPool2d(Function):
         return self.xp.take_along_axis(flat, self.argmax[:, :, None], axis=2)[:, :, 0]
 
     def backward(self, g):
-        if self.device in backend.KERNEL_DEVICES:
-            return _launch("max_pool2d_backward", self.device, (g, self.argmax), self.shape, self.shape, self.window)
-        (kh, kw), (n, c, h, w) = self.kernel, self.shape
+        kh, kw = self.kernel
         hit = self.argmax[:, :, None] == self.xp.arange(kh * kw).reshape(1, 1, -1, 1, 1)
-        windows = (hit * g[:, :, None]).reshape(n, c, kh, kw, *g.shape[2:])
-        padded = (n, c, h + 2 * self.padding[0], w + 2 * self.padding[1])
-        return crop_hw(add_windows(windows, padded, self.stride), self.padding, (h, w)).copy()
+        return self.scatter_windows((hit * g[:, :, None]).reshape(*self.shape[:2], kh, kw, *g.shape[2:]))
+
+    def forward_kernel(self, x, kernel, stride, padding):
+        self.keep_window(x, kernel, stride, padding)
+        y, self.argmax = launch(
+            "max_pool2d_forward",
+            x,
+            Out(self.out_shape),
+            Out(self.out_shape),
+            *self.sizes(),
+            threads=math.prod(self.out_shape),
+        )
+        return y
+
+    def backward_kernel(self, g):
+        return launch(
+            "max_pool2d_backward", g, self.argmax, Out(self.shape), *self.sizes(), threads=math.prod(self.shape)
+        )
 
 
-class AvgPool2d(Function):
+class AvgPool2d(Pool2d):
     def forward(self, x, kernel, stride, padding):
-        self.shape, self.kernel, self.stride, self.padding = x.shape, kernel, stride, padding
-        if self.device in backend.KERNEL_DEVICES:
-            out_hw = tuple(output_size(x.shape[2 + d], kernel[d], stride[d], padding[d]) for d in range(2))
-            self.window = (kernel, stride, padding, out_hw)
-            return _launch("avg_pool2d_forward", self.device, (x,), (*x.shape[:2], *out_hw), x.shape, self.window)
+        self.keep_window(x, kernel, stride, padding)
         return sliding_windows(pad_hw(x, padding), kernel, stride).mean(axis=(2, 3))
 
     def backward(self, g):
-        if self.device in backend.KERNEL_DEVICES:
-            return _launch("avg_pool2d_backward", self.device, (g,), self.shape, self.shape, self.window)
-        (kh, kw), (n, c, h, w) = self.kernel, self.shape
+        kh, kw = self.kernel
         share = g / (kh * kw)
-        windows = self.xp.broadcast_to(share[:, :, None, None], (n, c, kh, kw, *g.shape[2:]))
-        padded = (n, c, h + 2 * self.padding[0], w + 2 * self.padding[1])
-        return crop_hw(add_windows(windows, padded, self.stride), self.padding, (h, w)).copy()
+        return self.scatter_windows(
+            self.xp.broadcast_to(share[:, :, None, None], (*self.shape[:2], kh, kw, *g.shape[2:]))
+        )
+
+    def forward_kernel(self, x, kernel, stride, padding):
+        self.keep_window(x, kernel, stride, padding)
+        return launch("avg_pool2d_forward", x, Out(self.out_shape), *self.sizes(), threads=math.prod(self.out_shape))
+
+    def backward_kernel(self, g):
+        return launch("avg_pool2d_backward", g, Out(self.shape), *self.sizes(), threads=math.prod(self.shape))
 
 
 def _pool_args(name: str, x: Tensor, kernel_size, stride, padding):

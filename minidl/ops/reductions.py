@@ -40,12 +40,12 @@ class Sum(Function):
         return self.xp.broadcast_to(_expand(g, self.dims, self.keepdim), self.shape).copy()
 
 
-class Extreme(Function):
+class MaxMin(Function):
     """max or min; ties share the gradient evenly (as torch.amax/amin)."""
 
     def forward(self, x, dims, keepdim, largest):
         out = x.max(axis=dims, keepdims=True) if largest else x.min(axis=dims, keepdims=True)
-        hits = x == out
+        hits = (x == out).astype(x.dtype)
         self.share = hits / hits.sum(axis=dims, keepdims=True)
         self.dims, self.keepdim = dims, keepdim
         return out if keepdim else out.squeeze(axis=dims)
@@ -77,12 +77,12 @@ def mean(x: Tensor, dim=None, keepdim: bool = False, **kw) -> Tensor:
 
 def max(x: Tensor, dim=None, keepdim: bool = False, **kw) -> Tensor:  # noqa: A001
     dims, keepdim = _normalise(x, dim, keepdim, kw)
-    return Extreme.apply(x, dims=dims, keepdim=keepdim, largest=True)
+    return MaxMin.apply(x, dims=dims, keepdim=keepdim, largest=True)
 
 
 def min(x: Tensor, dim=None, keepdim: bool = False, **kw) -> Tensor:  # noqa: A001
     dims, keepdim = _normalise(x, dim, keepdim, kw)
-    return Extreme.apply(x, dims=dims, keepdim=keepdim, largest=False)
+    return MaxMin.apply(x, dims=dims, keepdim=keepdim, largest=False)
 
 
 def var(x: Tensor, dim=None, keepdim: bool = False, correction: int = 1, **kw) -> Tensor:

@@ -83,16 +83,6 @@ def squeeze(x: Tensor, dim: int | None = None) -> Tensor:
     return reshape(x, *x.shape[:dim], *x.shape[dim + 1 :]) if x.shape[dim] == 1 else x
 
 
-def _scatter_add(xp, target, index, values) -> None:
-    """target[index] += values, adding repeated indices (NumPy's add.at; CuPy's scatter_add)."""
-    if xp is np:
-        np.add.at(target, index, values)
-    else:
-        import cupyx
-
-        cupyx.scatter_add(target, index, values)
-
-
 class GetItem(Function):
     """x[index] for any NumPy index: ints, slices, None, Ellipsis, boolean or integer arrays."""
 
@@ -106,7 +96,7 @@ class GetItem(Function):
         if all(isinstance(i, (int, slice, type(None), type(Ellipsis))) for i in parts):
             gx[self.index] = g  # basic indexing never repeats an element
         else:
-            _scatter_add(self.xp, gx, self.index, g)
+            self.xp.add.at(gx, self.index, g)  # adds repeated indices (NumPy and CuPy alike)
         return gx
 
 

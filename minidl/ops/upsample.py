@@ -6,7 +6,7 @@ A (out, in) an interpolation matrix; so the backward is gx = A_hᵀ · g · A_w.
 Source coordinates follow PyTorch with scale = 1 / scale_factor:
   nearest:  src = min(floor(dst · scale), in - 1)
   bilinear: src = max((dst + 0.5) · scale - 0.5, 0), blending floor(src) and floor(src) + 1.
-On cuda and emu the kernels of kernels/upsample.cu compute the same weights per pixel
+The kernel path runs kernels/upsample.cu, which computes the same weights per pixel
 (backward as a gather).
 """
 
@@ -16,9 +16,8 @@ import math
 
 import numpy as np
 
-from .. import backend
 from ..autograd.tensor import Function, Tensor
-from ..launch import blocks, ints, launch
+from ..launch import Out, launch
 
 MODES = ("nearest", "bilinear")
 
@@ -41,23 +40,7 @@ def interpolation_matrix(size_in: int, size_out: int, scale: float, mode: str) -
 
 
 class Upsample(Function):
-    def _launch(self, kernel: str, source, out_shape):
-        out = self.xp.empty(out_shape, dtype=source.dtype)
-        n, c, h, w = self.in_shape
-        args = (
-            self.xp.ascontiguousarray(source),
-            out,
-            *ints(n, c, h, w, *self.out_hw),
-            *(np.float64(s) for s in self.scales),
-            np.int32(self.mode == "bilinear"),
-        )
-        launch("upsample.cu", kernel, source.dtype, self.device, blocks(out.size), args)
-        return out
-
     def forward(self, x, out_hw, scales, mode):
-        self.in_shape, self.out_hw, self.scales, self.mode = x.shape, out_hw, scales, mode
-        if self.device in backend.KERNEL_DEVICES:
-            return self._launch("upsample_forward", x, (*x.shape[:2], *out_hw))
         xp = self.xp
         self.a_h, self.a_w = (
             xp.asarray(interpolation_matrix(x.shape[2 + d], out_hw[d], scales[d], mode), dtype=x.dtype)
@@ -66,10 +49,19 @@ class Upsample(Function):
         return xp.matmul(xp.matmul(self.a_h, x), self.a_w.T)
 
     def backward(self, g):
-        if self.device in backend.KERNEL_DEVICES:
-            return self._launch("upsample_backward", g, self.in_shape)
         xp = self.xp
         return xp.matmul(xp.matmul(self.a_h.T, g), self.a_w)
+
+    def forward_kernel(self, x, out_hw, scales, mode):
+        self.in_shape, self.out_hw, self.scales, self.mode = x.shape, out_hw, scales, mode
+        return self._launch("upsample_forward", x, (*x.shape[:2], *out_hw))
+
+    def backward_kernel(self, g):
+        return self._launch("upsample_backward", g, self.in_shape)
+
+    def _launch(self, kernel: str, source, out_shape):
+        sizes = (*self.in_shape, *self.out_hw, *self.scales, int(self.mode == "bilinear"))
+        return launch(kernel, source, Out(out_shape), *sizes, threads=math.prod(out_shape))
 
 
 def upsample(x: Tensor, scale_factor, mode: str = "nearest") -> Tensor:
