@@ -49,7 +49,7 @@ def main():
     model = ClusteringAE(args.code, device=exp.device)
 
     def step(x, rng):
-        return F.mse_loss(model(md.tensor(noise(x.numpy(), rng), device=x.device)), x)
+        return F.mse_loss(model(noise(x, rng)), x)
 
     exp.fit("ae", model, md.optim.Adam(model.parameters(), lr=1e-3), step, [mnist.x_train])
     x, y = mnist.x_test[: args.points], mnist.y_test[: args.points]

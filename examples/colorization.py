@@ -75,10 +75,10 @@ def main():
         ConvTranspose2d(32, 3, 3, 2, 1, 1, device=exp.device),  # 16 -> 32, RGB logits
     )  # fmt: skip
 
-    def step(rgb, rng):
-        return F.binary_cross_entropy_with_logits(model(md.tensor(grey(rgb.numpy()), device=rgb.device)), rgb)
+    def step(grey_patch, rgb, rng):
+        return F.binary_cross_entropy_with_logits(model(grey_patch), rgb)
 
-    history, _ = exp.fit("colorizer", model, md.optim.Adam(model.parameters(), lr=2e-3), step, [train])
+    history, _ = exp.fit("colorizer", model, md.optim.Adam(model.parameters(), lr=2e-3), step, [grey(train), train])
     out = exp.evaluate(lambda g: F.sigmoid(model(g)), grey(test))
     baseline = np.repeat(grey(test), 3, axis=1)
     mse, base_mse = float(((out - test) ** 2).mean()), float(((baseline - test) ** 2).mean())

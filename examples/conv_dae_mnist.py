@@ -42,7 +42,7 @@ def main():
     loss_fn = F.binary_cross_entropy_with_logits if args.loss == "bce" else F.sigmoid_mse_loss
 
     def step_c(x, rng):
-        noisy = md.tensor(train_noise(x.numpy(), rng), device=x.device)
+        noisy = train_noise(x, rng)
         return loss_fn(model_c(noisy), x)
 
     first_test = next(iter(tests))
@@ -56,7 +56,7 @@ def main():
     noise_d = corruptions.corruption("gaussian:0.3:noclip")
 
     def step_d(x, rng):
-        return F.mse_loss(model_d(md.tensor(noise_d(x.numpy(), rng), device=x.device)), x)
+        return F.mse_loss(model_d(noise_d(x, rng)), x)
 
     losses_d, test_d = exp.fit(
         "model_d", model_d, md.optim.Adam(model_d.parameters(), lr=1e-3), step_d, [mnist.x_train],

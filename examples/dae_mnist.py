@@ -28,7 +28,7 @@ def main():
         model = ModelD(device=exp.device)
 
         def step(x, rng, model=model, noise=noise):
-            return F.mse_loss(model(md.tensor(noise(x.numpy(), rng), device=x.device)), x)
+            return F.mse_loss(model(noise(x, rng)), x)
 
         histories[f"sigma {level}"], _ = exp.fit(
             f"model_d_sigma{level}", model, md.optim.Adam(model.parameters(), lr=1e-3), step, [mnist.x_train]

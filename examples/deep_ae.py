@@ -30,7 +30,7 @@ def main():
 
     def train(tag, model, denoise, inputs):
         def step(x, rng):
-            inp = md.tensor(noise(x.numpy(), rng), device=x.device) if denoise else x
+            inp = noise(x, rng) if denoise else x
             return F.mse_loss(model(inp), x)
 
         exp.fit(tag, model, md.optim.Adam(model.parameters(), lr=1e-3), step, [inputs])

@@ -32,7 +32,7 @@ def main():
     model = DenseAutoencoder((784, 256, 64), device=exp.device)
 
     def step(x, rng):
-        return F.mse_loss(model(md.tensor(noise(x.numpy(), rng), device=x.device)), x)
+        return F.mse_loss(model(noise(x, rng)), x)
 
     exp.fit("dae", model, md.optim.Adam(model.parameters(), lr=1e-3), step, [mnist.x_train])
     start = exp.rng(30_000).random((args.walkers, 1, 28, 28)).astype(np.float32)

@@ -52,7 +52,7 @@ def main():
         model = DenseAutoencoder((784, 256), device=exp.device)
 
         def step(x, rng, kind=kind, model=model):
-            inp = md.tensor(noise(x.numpy(), rng), device=x.device) if kind == "denoising" else x
+            inp = noise(x, rng) if kind == "denoising" else x
             code = model.encode(inp)
             return F.mse_loss(model.decode(code), x) + penalty(kind, model, inp, code)
 

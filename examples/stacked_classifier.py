@@ -35,7 +35,7 @@ def main():
 
     def train_level(level, ae, inputs):
         def step(x, rng):
-            return F.mse_loss(ae(md.tensor(noise(x.numpy(), rng), device=x.device)), x)
+            return F.mse_loss(ae(noise(x, rng)), x)
 
         exp.fit(f"pretrain_level{level}", ae, md.optim.Adam(ae.parameters(), lr=1e-3), step, [inputs],
                 epochs=args.pretrain_epochs)  # fmt: skip

@@ -1,12 +1,17 @@
 """Corruptions for denoising autoencoders: functions of (clean batch, rng) -> corrupted batch.
 
-x is a float array in [0, 1] (NumPy or CuPy); rng a numpy.random.Generator, or CuPy's
-generator for CuPy arrays (backend.generator(device) gives the right one).
+x is a float array in [0, 1] (NumPy or CuPy) or a Tensor; rng a numpy.random.Generator, or
+CuPy's generator for CuPy arrays (backend.generator(device) gives the one of a device), so
+that noise is drawn where the batch lives. Only the generator methods that CuPy's has are
+used (random, standard_normal).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+
+from . import backend
+from .autograd.tensor import Tensor
 
 
 def gaussian(x, rng, sigma: float, clip: bool = True):
@@ -24,9 +29,7 @@ def salt_and_pepper(x, rng, fraction: float):
     """Set a random fraction of the pixels to 0 or 1, each with probability one half."""
     hit = rng.random(x.shape, dtype=x.dtype) < fraction
     salt = rng.random(x.shape, dtype=x.dtype) < 0.5
-    out = x.copy()
-    out[hit] = salt[hit].astype(x.dtype)
-    return out
+    return backend.array_module_of(x).where(hit, salt.astype(x.dtype), x)
 
 
 def uniform(x, rng, amplitude: float, clip: bool = True):
@@ -57,7 +60,16 @@ def corruption(spec: str) -> Callable:
         raise ValueError(f"corruption level must be ≥ 0, got {level}")
     clip = "noclip" not in params[1:]
     if name in ("gaussian", "uniform"):
-        return lambda x, rng: CORRUPTIONS[name](x, rng, level, clip)
+        return _on_tensors(lambda x, rng: CORRUPTIONS[name](x, rng, level, clip))
     if level > 1:
         raise ValueError(f"{name} takes a fraction in [0, 1], got {level}")
-    return lambda x, rng: CORRUPTIONS[name](x, rng, level)
+    return _on_tensors(lambda x, rng: CORRUPTIONS[name](x, rng, level))
+
+
+def _on_tensors(noise: Callable) -> Callable:
+    """noise(x, rng) for arrays, extended to Tensors (a new constant tensor on x's device)."""
+
+    def apply(x, rng):
+        return Tensor._wrap(noise(x.data, rng), x.device) if isinstance(x, Tensor) else noise(x, rng)
+
+    return apply

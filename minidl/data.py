@@ -338,14 +338,18 @@ def _find_and_cache(cache: Path, say) -> tuple[dict[str, np.ndarray], str]:
 
 # ----------------------------------------------------------------- batches
 def batches(
-    *arrays: np.ndarray,
+    *arrays,
     batch_size: int = 128,
     shuffle: bool = True,
     drop_last: bool = False,
     rng: np.random.Generator | None = None,
     device: str | None = None,
 ) -> Iterator[tuple[Tensor, ...]]:
-    """Yield tuples of tensors on `device`, batch_size rows at a time (row order shuffled by rng)."""
+    """Yield tuples of tensors on `device`, batch_size rows at a time (row order shuffled by rng,
+    a host generator, so that every device sees the same batches).
+
+    Arrays already on the device (Experiment.on_device uploads a data set once) are only
+    indexed there: after the row order, uploaded once per call, nothing crosses to the device."""
     if not arrays:
         raise ValueError("batches needs at least one array")
     n = len(arrays[0])
@@ -354,11 +358,13 @@ def batches(
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
     device = backend.resolve_device(device)
+    arrays = [backend.move(a, device) for a in arrays]
     order = (rng or backend.generator("cpu")).permutation(n) if shuffle else np.arange(n)
+    order = backend.move(order, device)
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         rows = order[start : start + batch_size]
-        yield tuple(Tensor(a[rows], device=device) for a in arrays)
+        yield tuple(Tensor._wrap(a[rows], device) for a in arrays)  # fancy indexing copies the rows
 
 
 def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:

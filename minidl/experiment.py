@@ -40,28 +40,37 @@ def command_line(description: str, epochs: int, batch_size: int = 128) -> argpar
 
 
 class Progress:
-    """A one-line progress bar on stderr: redrawn in place on a terminal, every quarter in a log."""
+    """A one-line progress bar on stderr: redrawn in place on a terminal (at most ten times a
+    second), every quarter in a log. It keeps each step's loss where it was computed (on a
+    GPU: on the device) and reads a loss back to the host only when it draws."""
 
     def __init__(self, total: int, label: str):
         self.total, self.label, self.start, self.done = total, label, time.perf_counter(), 0
         self.tty, self.last_draw, self.next_mark = sys.stderr.isatty(), 0.0, 0.25
+        self.losses: list = []  # 0-d arrays, on the device of the loss
 
-    def update(self, loss: float) -> None:
+    def update(self, loss: Tensor) -> None:
+        self.losses.append(loss.data)
         self.done += 1
         now = time.perf_counter()
         fraction = self.done / self.total
         if self.tty and (now - self.last_draw > 0.1 or self.done == self.total):
             bar = "#" * int(24 * fraction)
             sys.stderr.write(
-                f"\r{self.label} [{bar:<24}] {self.done}/{self.total} loss {loss:.4f} {now - self.start:5.1f}s"
+                f"\r{self.label} [{bar:<24}] {self.done}/{self.total} loss {loss.item():.4f} {now - self.start:5.1f}s"
             )
             self.last_draw = now
         elif not self.tty and fraction >= self.next_mark:
-            sys.stderr.write(f"{self.label} {self.done}/{self.total} loss {loss:.4f} {now - self.start:.1f}s\n")
+            sys.stderr.write(f"{self.label} {self.done}/{self.total} loss {loss.item():.4f} {now - self.start:.1f}s\n")
             self.next_mark += 0.25
         if self.done == self.total and self.tty:
             sys.stderr.write("\n")
         sys.stderr.flush()
+
+    def mean_loss(self) -> float:
+        """The mean of every step's loss (in float64), read back once."""
+        xp = backend.array_module_of(self.losses[0])
+        return float(xp.stack(self.losses).astype(xp.float64).mean())
 
 
 def fingerprint(model: Module) -> str:
@@ -78,6 +87,7 @@ class Experiment:
         self.metrics: dict = {}
         self.seconds_per_epoch: dict[str, float] = {}
         self._data: data.MNIST | None = None
+        self._on_device: dict[int, tuple] = {}
         backend.manual_seed(args.seed)
 
     @classmethod
@@ -101,8 +111,14 @@ class Experiment:
         return self._data
 
     def rng(self, *stream: int) -> np.random.Generator:
-        """A generator fixed by the seed and `stream` (e.g. an epoch number)."""
+        """A host generator fixed by the seed and `stream` (e.g. an epoch number)."""
         return np.random.default_rng([self.args.seed, *stream])
+
+    def on_device(self, array: np.ndarray):
+        """A host array's copy on the experiment's device, uploaded once and then reused."""
+        if id(array) not in self._on_device:
+            self._on_device[id(array)] = (array, backend.move(array, self.device))  # keeps array, so its id
+        return self._on_device[id(array)][1]
 
     # ------------------------------------------------------------- training
     def fit(
@@ -115,10 +131,12 @@ class Experiment:
         epochs: int | None = None,
         evaluate: Callable[[], float] | None = None,
     ) -> tuple[list[float], list[float]]:
-        """Train for `epochs` (default --epochs): step(*batch_tensors, rng) returns the loss of one batch.
-        After each epoch evaluate() (if given) is recorded, and a checkpoint is written
-        atomically; with --resume the run continues from it. Returns the mean training loss
-        and the evaluation of every epoch."""
+        """Train for `epochs` (default --epochs): step(*batch_tensors, rng) returns the loss of one batch;
+        rng is the device's generator (backend.generator), reseeded every epoch, which dropout
+        draws from too. The data set goes to the device once; a step reads nothing back to the
+        host except when the progress bar draws. After each epoch evaluate() (if given) is
+        recorded, and a checkpoint is written atomically; with --resume the run continues
+        from it. Returns the mean training loss and the evaluation of every epoch."""
         epochs = self.args.epochs if epochs is None else epochs
         path = self.out / f"{tag}.ckpt.npz"
         history: list[float] = []
@@ -127,21 +145,22 @@ class Experiment:
             history, scores = self.load_checkpoint(path, model, optimizer)
             print(f"{tag}: resumed from {path} after epoch {len(history)}")
         total = data.num_batches(len(arrays[0]), self.args.batch_size)
+        on_device = [self.on_device(a) for a in arrays]
         for epoch in range(len(history), epochs):
             model.train()
-            backend.manual_seed(self.args.seed * 100_003 + epoch)  # dropout repeats on resume
-            rng = self.rng(epoch)
+            backend.manual_seed(self.args.seed * 100_003 + epoch)  # noise and dropout repeat on resume
+            noise = backend.generator(self.device)
             progress = Progress(total, f"{tag} epoch {epoch + 1}/{epochs}")
-            start, losses = time.perf_counter(), []
-            for batch in data.batches(*arrays, batch_size=self.args.batch_size, rng=rng, device=self.device):
-                loss = step(*batch, rng)
+            start = time.perf_counter()
+            for batch in data.batches(*on_device, batch_size=self.args.batch_size, rng=self.rng(epoch),
+                                      device=self.device):  # fmt: skip
+                loss = step(*batch, noise)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                losses.append(loss.item())
-                progress.update(losses[-1])
+                progress.update(loss)
+            history.append(progress.mean_loss())
             self.seconds_per_epoch[tag] = time.perf_counter() - start
-            history.append(float(np.mean(losses)))
             if evaluate is not None:
                 model.eval()
                 scores.append(float(evaluate()))

@@ -1,11 +1,35 @@
 """Shared test helpers. Tensors are made on the default device, so
-`MINIDL_DEVICE=emu pytest` runs the same tests through the CUDA kernels on the emulator."""
+`MINIDL_DEVICE=emu pytest` runs the same tests through the CUDA kernels on the emulator, and
+`MINIDL_DEVICE=cuda pytest` on a GPU, or, where there is none, on the strict CuPy stand-in
+of tests/standin (NumPy underneath, CuPy's rules on top, kernels on the emulator)."""
+
+import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
-import minidl as md
+STANDIN = Path(__file__).resolve().parent / "standin"
+
+
+def _real_gpu() -> bool:
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # not installed, no driver, no device
+        return False
+
+
+if os.environ.get("MINIDL_DEVICE") == "cuda" and not _real_gpu():
+    for name in [m for m in sys.modules if m == "cupy" or m.startswith(("cupy.", "cupyx"))]:
+        del sys.modules[name]
+    sys.path.insert(0, str(STANDIN))  # `import cupy` now finds the stand-in, here and in child processes
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(STANDIN), os.environ.get("PYTHONPATH")]))
+
+import minidl as md  # noqa: E402
 
 settings.register_profile(
     "minidl", deadline=None, max_examples=20, suppress_health_check=[HealthCheck.too_slow], derandomize=True

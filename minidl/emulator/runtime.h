@@ -4,7 +4,7 @@
 // no order either), each with its dynamic shared memory filled with NaN bytes (a GPU
 // promises no contents). Kernels instantiated for float run with denormals flushed to
 // zero, as CuPy compiles them (-ftz=true). Inside a block every CUDA thread is
-// a fiber (ucontext) with its own stack; a fiber runs until it reaches __syncthreads()
+// a fiber with its own stack; a fiber runs until it reaches __syncthreads()
 // or returns, and the barrier opens when every fiber of the block has reached it. A
 // fiber that returns while others wait at a barrier is a divergent barrier: an error.
 // __shared__ variables become static (one copy, shared by the block's fibers, as the
@@ -16,7 +16,9 @@
 
 #include <math.h>
 #include <stdint.h>
+#if !defined(__x86_64__)
 #include <ucontext.h>
+#endif
 
 #include <algorithm>
 #include <random>
@@ -59,8 +61,63 @@ namespace emu {
 
 enum State { RUNNING, AT_BARRIER, DONE };
 
+// Switching between the scheduler and a fiber. On x86-64 a switch saves the callee-saved
+// registers on the old stack and loads the new stack pointer (a dozen instructions);
+// elsewhere ucontext does it, but also saves the signal mask with a system call, which
+// makes it about a hundred times slower.
+#if defined(__x86_64__)
+struct Context {
+    void* sp = nullptr;
+};
+extern "C" void minidl_emu_switch(void** save_sp, void* load_sp);
+asm(R"(
+    .text
+    .globl minidl_emu_switch
+    .hidden minidl_emu_switch
+    .type minidl_emu_switch, @function
+minidl_emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size minidl_emu_switch, .-minidl_emu_switch
+)");
+inline void switch_context(Context& from, Context& to) { minidl_emu_switch(&from.sp, to.sp); }
+// A context whose first switch enters entry() on a fresh stack (entry never returns).
+inline void start_context(Context& c, char* stack, size_t size, void (*entry)()) {
+    void** sp = reinterpret_cast<void**>(reinterpret_cast<uintptr_t>(stack + size) & ~uintptr_t(15));
+    *--sp = nullptr;                               // entry's return address: never used
+    *--sp = reinterpret_cast<void*>(entry);        // where the switch's ret lands
+    for (int i = 0; i < 6; ++i) *--sp = nullptr;  // rbp rbx r12 r13 r14 r15
+    c.sp = sp;
+}
+#else
+struct Context {
+    ucontext_t uc;
+};
+inline void switch_context(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+inline void start_context(Context& c, char* stack, size_t size, void (*entry)()) {
+    getcontext(&c.uc);
+    c.uc.uc_stack.ss_sp = stack;
+    c.uc.uc_stack.ss_size = size;
+    c.uc.uc_link = nullptr;
+    makecontext(&c.uc, entry, 0);
+}
+#endif
+
 struct Fiber {
-    ucontext_t context;
+    Context context;
     dim3 thread;
     State state;
     char* stack;
@@ -93,7 +150,7 @@ constexpr size_t STACK_BYTES = 256 * 1024;
 constexpr size_t REDZONE = 64;
 
 inline Fiber* current = nullptr;
-inline ucontext_t scheduler;
+inline Context scheduler;
 inline dim3 block_index, block_dim, grid_dim;
 inline unsigned char* dynamic_shared_memory = nullptr;
 inline const Entry* running = nullptr;
@@ -106,10 +163,10 @@ inline void syncthreads() {
 #ifdef EMU_ASAN
     void* fake = nullptr;
     __sanitizer_start_switch_fiber(&fake, scheduler_stack, scheduler_stack_size);
-    swapcontext(&current->context, &scheduler);
+    switch_context(current->context, scheduler);
     __sanitizer_finish_switch_fiber(fake, &scheduler_stack, &scheduler_stack_size);
 #else
-    swapcontext(&current->context, &scheduler);
+    switch_context(current->context, scheduler);
 #endif
 }
 
@@ -122,7 +179,7 @@ inline void fiber_main() {
 #ifdef EMU_ASAN
     __sanitizer_start_switch_fiber(nullptr, scheduler_stack, scheduler_stack_size);
 #endif
-    setcontext(&scheduler);
+    switch_context(current->context, scheduler);  // never resumed
 }
 
 inline void resume(Fiber& fiber) {
@@ -131,21 +188,17 @@ inline void resume(Fiber& fiber) {
 #ifdef EMU_ASAN
     void* fake = nullptr;
     __sanitizer_start_switch_fiber(&fake, fiber.stack, STACK_BYTES);
-    swapcontext(&scheduler, &fiber.context);
+    switch_context(scheduler, fiber.context);
     __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
 #else
-    swapcontext(&scheduler, &fiber.context);
+    switch_context(scheduler, fiber.context);
 #endif
 }
 
 // Run one block to completion; returns an error message or nullptr.
 inline const char* run_block(std::vector<Fiber>& fibers) {
     for (Fiber& f : fibers) {
-        getcontext(&f.context);
-        f.context.uc_stack.ss_sp = f.stack;
-        f.context.uc_stack.ss_size = STACK_BYTES;
-        f.context.uc_link = nullptr;
-        makecontext(&f.context, fiber_main, 0);
+        start_context(f.context, f.stack, STACK_BYTES, fiber_main);
         f.state = RUNNING;
     }
     for (;;) {

@@ -101,11 +101,11 @@ class GetItem(Function):
 
 
 def getitem(x: Tensor, index) -> Tensor:
-    def convert(i):
+    def convert(i):  # index arrays go where the data is (a NumPy mask indexes a CuPy array too)
         if isinstance(i, Tensor):
-            return i.data
-        if isinstance(i, list):
-            return backend.array_module(x.device).asarray(i)
+            i = i.data
+        if isinstance(i, list) or getattr(i, "ndim", 0) > 0:
+            return backend.move(backend.array_module_of(i).asarray(i), x.device)
         return i
 
     index = tuple(convert(i) for i in index) if isinstance(index, tuple) else convert(index)

@@ -1,0 +1,368 @@
+"""A strict stand-in for CuPy: minidl's cuda path, tested on a machine without a GPU.
+
+NumPy computes underneath; CuPy's rules are enforced on top, so code that passes here
+does not break on a GPU for want of a rule:
+  - a cupy.ndarray never turns into a NumPy array implicitly (np.asarray, __array__,
+    mixing with NumPy arrays in one operation: TypeError, as in CuPy); transfers are
+    explicit (.get(), .item(), float(), cupy.asnumpy) and counted as host syncs;
+  - reductions give 0-d device arrays, not host scalars, as in CuPy;
+  - only names that real CuPy has exist (module functions, ndarray methods, the
+    random Generator's methods), from names.json, which make_names.py writes from the
+    real CuPy wheels (the names every listed version has);
+  - cupy.RawModule compiles the kernel code with minidl's CPU emulator and runs it;
+    its kernels take device arrays and NumPy scalars only (a Python int would reach a
+    kernel as a 64-bit long long);
+  - fresh memory (cupy.empty) holds NaN, as uninitialised GPU memory holds garbage.
+`counters` counts host syncs, uploads, launches of CuPy's own kernels and of RawModule
+kernels; tests read it to prove that a training step stays on the device.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as _np
+
+_NAMES = json.loads((Path(__file__).resolve().parents[1] / "names.json").read_text())
+MODULE_NAMES, NDARRAY_NAMES = frozenset(_NAMES["cupy"]), frozenset(_NAMES["ndarray"])
+GENERATOR_NAMES, UFUNC_NAMES = frozenset(_NAMES["random.Generator"]), frozenset(_NAMES["ufunc"])
+__version__ = "14.2.0"  # the newest version whose names the stand-in offers
+STANDIN = True  # how tests tell the stand-in from the real CuPy
+
+# calls that make views or read metadata: no kernel runs on a GPU
+_NO_LAUNCH = frozenset(
+    "reshape transpose swapaxes squeeze view T real imag diagonal broadcast_to expand_dims as_strided "
+    "ravel_view shape dtype ndim size strides nbytes itemsize flags base".split()
+)
+
+
+@dataclass
+class Counters:
+    """What the device was asked to do since reset()."""
+
+    syncs: int = 0  # device -> host transfers (each waits for the device)
+    uploads: int = 0  # host -> device transfers
+    launches: int = 0  # CuPy's own kernels (elementwise, reductions, copies, fills, random)
+    kernel_launches: int = 0  # RawModule kernels
+    kernels: list = field(default_factory=list)  # (name, grid, block, shared_mem) of each RawModule launch
+
+    def reset(self) -> None:
+        self.__init__()
+
+
+counters = Counters()
+
+
+class _Refused(TypeError):
+    pass
+
+
+def _unwrap(value):
+    """The NumPy value underneath a stand-in value; a NumPy array is refused, as CuPy refuses it."""
+    if isinstance(value, ndarray):
+        return value._array
+    if isinstance(value, _np.ndarray):
+        raise _Refused(f"Unsupported type {type(value)}: CuPy does not mix host (NumPy) and device arrays")
+    if isinstance(value, (list, tuple)):
+        return type(value)(_unwrap(v) for v in value)
+    return value
+
+
+def _wrap(value):
+    """Device arrays for NumPy results; NumPy scalars become 0-d device arrays, as CuPy returns them."""
+    if isinstance(value, _np.ndarray):
+        return ndarray._of(value)
+    if isinstance(value, _np.generic):
+        return ndarray._of(_np.asarray(value))
+    if isinstance(value, tuple):
+        return tuple(_wrap(v) for v in value)
+    if isinstance(value, list):
+        return [_wrap(v) for v in value]
+    return value
+
+
+def _device_call(function, name: str):
+    def call(*args, **kwargs):
+        result = function(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()})
+        if name not in _NO_LAUNCH:
+            counters.launches += 1
+        return _wrap(result)
+
+    call.__name__ = name
+    return call
+
+
+class ndarray:
+    """A device array: NumPy memory that only CuPy's operations may touch."""
+
+    __array_priority__ = 100
+    __slots__ = ("_array",)
+
+    def __init__(self, shape, dtype=float):
+        self._array = _np.full(shape, _np.nan, dtype) if _np.dtype(dtype).kind == "f" else _np.empty(shape, dtype)
+
+    @classmethod
+    def _of(cls, array: _np.ndarray) -> ndarray:
+        out = cls.__new__(cls)
+        out._array = array
+        return out
+
+    def __getattr__(self, name: str):
+        if name not in NDARRAY_NAMES:
+            raise AttributeError(f"'cupy.ndarray' object has no attribute {name!r}")
+        value = getattr(self._array, name)
+        return _device_call(value, name) if callable(value) else _wrap(value)
+
+    # explicit transfers: each one waits for the device
+    def get(self, stream=None, order="C", out=None) -> _np.ndarray:
+        counters.syncs += 1
+        return self._array.copy()
+
+    def item(self):
+        counters.syncs += 1
+        return self._array.item()
+
+    def tolist(self):
+        counters.syncs += 1
+        return self._array.tolist()
+
+    def __float__(self):
+        counters.syncs += 1
+        return float(self._array)
+
+    def __int__(self):
+        counters.syncs += 1
+        return int(self._array)
+
+    def __bool__(self):
+        counters.syncs += 1
+        return bool(self._array)
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError(
+            "Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a NumPy "
+            "array explicitly."
+        )
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if any(isinstance(x, _np.ndarray) and not isinstance(x, ndarray) for x in inputs):
+            return NotImplemented
+        counters.launches += 1
+        return _wrap(getattr(ufunc, method)(*_unwrap(inputs), **{k: _unwrap(v) for k, v in kwargs.items()}))
+
+    def __array_function__(self, func, types_, args, kwargs):
+        if func.__name__ not in MODULE_NAMES:
+            raise TypeError(f"CuPy has no {func.__name__}")
+        return _device_call(func, func.__name__)(*args, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self._array)
+
+    def __iter__(self):
+        return (ndarray._of(row) for row in self._array)
+
+    def __repr__(self) -> str:
+        return f"array({self._array!r}, device='cuda (stand-in)')"
+
+    __hash__ = None
+
+
+def _operator(name: str):
+    def method(self, *args):
+        result = getattr(self._array, name)(*_unwrap(args))
+        if result is NotImplemented:
+            return NotImplemented
+        if name not in ("__getitem__",) or not _is_basic(args[0]):
+            counters.launches += 1
+        return self if name.startswith("__i") and name not in ("__invert__",) else _wrap(result)
+
+    method.__name__ = name
+    return method
+
+
+def _is_basic(index) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, slice, type(None), type(Ellipsis))) for i in parts)
+
+
+for _name in sorted(NDARRAY_NAMES):
+    if (
+        _name in {"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__getitem__", "__setitem__"}
+        or (
+            _name.startswith("__")
+            and _name[2:-2].lstrip("ri")
+            in {
+                "add",
+                "sub",
+                "mul",
+                "truediv",
+                "floordiv",
+                "mod",
+                "pow",
+                "matmul",
+                "and",
+                "or",
+                "xor",
+                "lshift",
+                "shift",
+                "divmod",
+            }  # fmt: skip
+        )
+        or _name in {"__neg__", "__pos__", "__abs__", "__invert__"}
+    ):
+        setattr(ndarray, _name, _operator(_name))
+
+
+# ----------------------------------------------------------------- the module
+def _upload(value, dtype=None):
+    counters.uploads += 1
+    return ndarray._of(_np.array(value, dtype=dtype, copy=True))
+
+
+def asarray(a, dtype=None, order=None, *, blocking=False):
+    if isinstance(a, ndarray):
+        return a if dtype is None or a.dtype == dtype else _device_call(a._array.astype, "astype")(dtype)
+    return _upload(a, dtype)
+
+
+def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0, *, blocking=False):
+    if isinstance(obj, ndarray):
+        counters.launches += 1
+        return ndarray._of(_np.array(obj._array, dtype=dtype, copy=True))
+    return _upload(obj, dtype)
+
+
+def asnumpy(a, stream=None, order="C", out=None, *, blocking=True):
+    if isinstance(a, ndarray):
+        return a.get()
+    return _np.asarray(a)
+
+
+def ascontiguousarray(a, dtype=None):
+    if not isinstance(a, ndarray):
+        raise TypeError(f"cupy.ascontiguousarray takes a cupy.ndarray, got {type(a)}")
+    if a._array.flags.c_contiguous and (dtype is None or a.dtype == dtype):
+        return a
+    counters.launches += 1
+    return ndarray._of(_np.ascontiguousarray(a._array, dtype=dtype))
+
+
+def empty(shape, dtype=float, order="C"):
+    return ndarray(shape, dtype)
+
+
+def empty_like(a, dtype=None, order="K", subok=None, shape=None):
+    return ndarray(a.shape if shape is None else shape, a.dtype if dtype is None else dtype)
+
+
+def get_array_module(*args):
+    return sys.modules[__name__] if any(isinstance(a, ndarray) for a in args) else _np
+
+
+class _Ufunc:
+    """A CuPy ufunc: callable, with .at/.reduce/... where CuPy has them."""
+
+    def __init__(self, ufunc):
+        self._ufunc = ufunc
+
+    def __call__(self, *args, **kwargs):
+        return _device_call(self._ufunc, self._ufunc.__name__)(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        if name not in UFUNC_NAMES:
+            raise AttributeError(f"cupy.ufunc has no attribute {name!r}")
+        return _device_call(getattr(self._ufunc, name), name)
+
+
+_stride_tricks = types.SimpleNamespace(as_strided=_device_call(_np.lib.stride_tricks.as_strided, "as_strided"))
+lib = types.SimpleNamespace(stride_tricks=_stride_tricks)
+
+
+_MISSING = object()
+
+
+def __getattr__(name: str):
+    if name not in MODULE_NAMES:
+        raise AttributeError(f"module 'cupy' has no attribute {name!r}")
+    value = getattr(_np, name, _MISSING)
+    if value is _MISSING:
+        raise NotImplementedError(f"the CuPy stand-in does not offer cupy.{name} (CuPy has it)")
+    if isinstance(value, _np.ufunc):
+        return _Ufunc(value)
+    if isinstance(value, type) or not callable(value):  # dtypes (float32, ...), constants (pi, inf, newaxis)
+        return value
+    return _device_call(value, name)
+
+
+# ------------------------------------------------------------ random numbers
+class _Generator:
+    """cupy.random.Generator: only the methods CuPy's has (no normal, no permutation)."""
+
+    def __init__(self, seed):
+        self._generator = _np.random.default_rng(seed)
+
+    def __getattr__(self, name: str):
+        if name not in GENERATOR_NAMES:
+            raise AttributeError(f"'cupy.random.Generator' object has no attribute {name!r}")
+        return _device_call(getattr(self._generator, name), name)
+
+
+random = types.SimpleNamespace(default_rng=_Generator, Generator=_Generator)
+
+
+# ---------------------------------------------------------------- CUDA itself
+class _Runtime:
+    @staticmethod
+    def getDeviceCount() -> int:
+        return 1
+
+    @staticmethod
+    def deviceSynchronize() -> None:
+        counters.syncs += 1
+
+
+cuda = types.SimpleNamespace(runtime=_Runtime())
+
+
+class RawModule:
+    """cupy.RawModule: the code is compiled by minidl's CPU emulator (AddressSanitizer on)."""
+
+    built: list[RawModule] = []  # every module compiled, for tests that inspect the code
+
+    def __init__(self, code: str, options=(), name_expressions=None, **kwargs):
+        from minidl.emulator import EmuModule
+
+        self.code, self.options = code, tuple(options)
+        self._module = EmuModule(code=code, options=options, name_expressions=name_expressions or ())
+        RawModule.built.append(self)
+
+    def get_function(self, name: str):
+        return _RawKernel(self._module.get_function(name), name)
+
+
+class _RawKernel:
+    def __init__(self, function, name: str):
+        self._function, self.name = function, name
+
+    def __call__(self, grid, block, args, *, shared_mem=0, stream=None):
+        unwrapped = []
+        for k, arg in enumerate(args):
+            if isinstance(arg, ndarray):
+                unwrapped.append(arg._array)
+            elif isinstance(arg, _np.generic):
+                unwrapped.append(arg)
+            else:
+                raise TypeError(
+                    f"{self.name}: argument {k} is {type(arg).__name__}; pass device arrays and NumPy scalars of "
+                    "the parameter's type (CuPy turns a Python int into a 64-bit long long)"
+                )
+        grid3, block3 = (tuple(d) if isinstance(d, tuple) else (d,) for d in (grid, block))
+        if min(grid3) < 1 or max(grid3[1:], default=1) > 65535 or grid3[0] > 2**31 - 1:
+            raise RuntimeError(f"{self.name}: cudaErrorInvalidConfiguration: grid {grid3}")
+        counters.kernel_launches += 1
+        counters.kernels.append((self.name, grid3, block3, shared_mem))
+        self._function(grid3, block3, tuple(unwrapped), shared_mem=shared_mem)
