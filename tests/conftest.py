@@ -4,6 +4,7 @@
 of tests/standin (NumPy underneath, CuPy's rules on top, kernels on the emulator)."""
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -30,6 +31,14 @@ if os.environ.get("MINIDL_DEVICE") == "cuda" and not _real_gpu():
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(STANDIN), os.environ.get("PYTHONPATH")]))
 
 import minidl as md  # noqa: E402
+
+needs_cxx = pytest.mark.skipif(
+    shutil.which("g++") is None, reason="no C++ compiler (g++): the CPU emulator cannot build kernels"
+)
+needs_cuda = pytest.mark.skipif(
+    not md.cuda_available(), reason="no cuda device: MINIDL_DEVICE=cuda pytest runs these on the CuPy stand-in"
+)
+KERNEL_DEVICES = [pytest.param("emu", marks=needs_cxx), pytest.param("cuda", marks=[pytest.mark.gpu, needs_cuda])]
 
 settings.register_profile(
     "minidl", deadline=None, max_examples=20, suppress_health_check=[HealthCheck.too_slow], derandomize=True

@@ -2,6 +2,7 @@
 its JSON metrics and PNG figures. They use the real MNIST lookup chain (fetched once)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(
+    os.environ.get("MINIDL_DEVICE", "cpu") != "cpu",
+    reason="the examples run on cpu, in the cpu leg of the suite (test_gpu_path trains Models C and D on this device)",
+)
 QUICK = ["--epochs", "1", "--limit", "256", "--device", "cpu"]
 EXAMPLES = {
     "conv_dae_mnist.py": ([], ["test_mse", "psnr", "seconds_per_epoch", "test_mse_per_epoch"]),

@@ -4,13 +4,13 @@ launch code) against the NumPy implementation, in float64 and float32. The same 
 on a real GPU when there is one (marker `gpu`)."""
 
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
+from conftest import KERNEL_DEVICES, needs_cxx
 from hypothesis import given
 from hypothesis import strategies as st
 from test_gradcheck_ops import conv_case, pool_case
@@ -19,15 +19,6 @@ import minidl as md
 from minidl import launch
 from minidl.nn import functional as F
 
-HAVE_CXX = shutil.which("g++") is not None
-needs_cxx = pytest.mark.skipif(not HAVE_CXX, reason="no C++ compiler (g++): the CPU emulator cannot build kernels")
-KERNEL_DEVICES = [
-    pytest.param("emu", marks=needs_cxx),
-    pytest.param(
-        "cuda",
-        marks=[pytest.mark.gpu, pytest.mark.skipif(not md.cuda_available(), reason="no CUDA GPU (CuPy or device)")],
-    ),
-]
 TOLERANCE = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=1e-5, atol=1e-5)}
 
 
@@ -304,6 +295,54 @@ def test_emulator_rejects_python_scalars_and_wrong_argument_counts():
         fill((1,), (4,), (y,))
     fill((1,), (4,), (y, np.int32(3)))
     np.testing.assert_array_equal(y, [3, 3, 3, 0])
+
+
+@needs_cxx
+def test_emulator_runs_blocks_in_a_shuffled_order():
+    """A GPU promises no order of blocks; a kernel that relies on one fails here too."""
+    module = _module(
+        """
+        __global__ void record(int* seen, int* count) {
+            seen[count[0]++] = blockIdx.x;
+        }
+        """,
+        ["record"],
+    )
+    seen, count = np.zeros(64, np.int32), np.zeros(1, np.int32)
+    module.get_function("record")((64,), (1,), (seen, count))
+    assert sorted(seen) == list(range(64)) and list(seen) != list(range(64))
+
+
+@needs_cxx
+def test_emulator_shared_memory_starts_as_nan():
+    """Dynamic shared memory holds garbage on a GPU: here NaN, so reading it before writing shows."""
+    module = _module(
+        """
+        __global__ void peek(float* y) {
+            y[threadIdx.x] = reinterpret_cast<float*>(minidl_dynamic_shared)[threadIdx.x];
+        }
+        """,
+        ["peek"],
+    )
+    y = np.zeros(8, np.float32)
+    module.get_function("peek")((2,), (8,), (y,), shared_mem=32)
+    assert np.isnan(y).all()
+
+
+@needs_cxx
+def test_emulator_flushes_float_denormals_as_cupy_compiles():
+    """CuPy compiles with -ftz=true: float results below 1.2e-38 become 0; doubles keep theirs."""
+    module = _module(
+        """
+        template <typename T>
+        __global__ void product(const T* x, T* y) { y[0] = x[0] * x[1]; }
+        """,
+        ["product<float>", "product<double>"],
+    )
+    y32, y64 = np.ones(1, np.float32), np.ones(1)
+    module.get_function("product<float>")((1,), (1,), (np.array([1e-20, 1e-20], np.float32), y32))
+    module.get_function("product<double>")((1,), (1,), (np.array([1e-160, 1e-160]), y64))
+    assert y32[0] == 0 and y64[0] == 1e-320
 
 
 PLANTED_BUG = """

@@ -1,7 +1,7 @@
 """Losses, each with reduction="mean" | "sum".
 
 The fused losses take logits z and do sigmoid and loss in one op, computing the
-loss and its gradient with respect to z in the same pass (one kernel on cuda/emu):
+loss and its gradient with respect to z in the same pass (one kernel on the kernel path):
   binary_cross_entropy_with_logits:  l = max(z, 0) - z·y + log(1 + e^-|z|),  dl/dz = σ(z) - y
   sigmoid_mse_loss:                  l = (σ(z) - y)²,                         dl/dz = 2(σ(z) - y)·σ(z)(1 - σ(z))
 Both stay finite for any z (±1000 included). The target of binary_cross_entropy and of

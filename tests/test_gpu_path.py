@@ -1,0 +1,314 @@
+"""The cuda path without a GPU: the launch contract, the strict CuPy stand-in's rules, and one
+test for each defect that a first run on a GPU would have met. Tests that need the cuda
+device run in the `MINIDL_DEVICE=cuda` leg of the suite (a GPU, or the stand-in)."""
+
+import argparse
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import KERNEL_DEVICES, needs_cuda, needs_cxx
+
+import minidl as md
+from minidl import backend, corruptions, launch
+from minidl.autoencoders import ModelC, ModelD
+from minidl.experiment import Experiment
+from minidl.nn import functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def standin():
+    """The CuPy stand-in module, or a skip where cuda is a real GPU or absent."""
+    if not md.cuda_available():
+        pytest.skip("no cuda device: MINIDL_DEVICE=cuda pytest runs this on the CuPy stand-in")
+    cupy = backend.cupy()
+    if not getattr(cupy, "STANDIN", False):
+        pytest.skip("cuda is a real GPU here; this checks the stand-in itself")
+    return cupy
+
+
+# ------------------------------------------------------------ the stand-in's rules
+def test_standin_refuses_what_cupy_refuses():
+    cupy = standin()
+    a = cupy.asarray(np.arange(6.0).reshape(2, 3))
+    with pytest.raises(TypeError, match="Implicit conversion to a NumPy array"):
+        np.asarray(a)
+    with pytest.raises(TypeError, match="Unsupported type"):
+        a + np.ones(3)
+    assert not hasattr(a, "tofile_fast")  # only what CuPy has
+    assert not hasattr(cupy.random.default_rng(0), "normal")  # CuPy 13's Generator has none
+    assert not hasattr(cupy.random.default_rng(0), "permutation")
+    total = a.sum()
+    assert isinstance(total, cupy.ndarray) and total.shape == ()  # reductions stay on the device
+    cupy.counters.reset()
+    assert float(total) == 15.0 and a.get().sum() == 15.0 and cupy.counters.syncs == 2
+
+
+def test_standin_kernels_take_device_arrays_and_numpy_scalars():
+    cupy = standin()
+    module = cupy.RawModule(code=launch.read_source("adam.cu"), options=launch.COMPILE_OPTIONS,
+                            name_expressions=launch.name_expressions("adam.cu"))  # fmt: skip
+    adam = module.get_function("adam_update<float>")
+    p = cupy.zeros(4, dtype=np.float32)
+    host = np.zeros(4, np.float32)
+    scalars = tuple(np.float32(v) for v in (0.1, 0.9, 0.99, 1e-8, 0.0, 1.0))
+    with pytest.raises(TypeError, match="argument 1 is ndarray"):
+        adam((1,), (32,), (p, host, p, p, np.int64(4), *scalars))
+    with pytest.raises(TypeError, match="64-bit long long"):
+        adam((1,), (32,), (p, p, p, p, 4, *scalars))
+    with pytest.raises(RuntimeError, match="InvalidConfiguration"):
+        adam((1, 1, 65536), (32,), (p, p, p, p, np.int64(4), *scalars))
+
+
+# --------------------------------------------------------------- the launch contract
+@needs_cxx
+def test_launch_checks_every_argument_against_the_signature():
+    x32, x64 = np.zeros((1, 1, 4, 4), np.float32), np.zeros((1, 1, 4, 4), np.float64)
+    sizes = (1, 1, 4, 4, 2, 2, 2, 2, 0, 0, 2, 2)
+    out = launch.Out((1, 1, 2, 2))
+    with pytest.raises(TypeError, match=r"takes 14 arguments, got 13: avg_pool2d_backward\(const T\* gy"):
+        launch.launch("avg_pool2d_backward", x32, *sizes, threads=16)
+    with pytest.raises(TypeError, match="gy is float64 but T is float32"):
+        launch.launch("max_pool2d_backward", x64, x64.astype(np.int32), launch.Out((1,)), *sizes, dtype=np.float32,
+                      threads=1)  # fmt: skip
+    with pytest.raises(TypeError, match="argmax needs dtype int32, got int64"):
+        launch.launch("max_pool2d_backward", x32, np.zeros(4, np.int64), launch.Out((1,)), *sizes, threads=1)
+    with pytest.raises(TypeError, match="int N needs an integer, got 1.5"):
+        launch.launch("avg_pool2d_forward", x32, out, 1.5, *sizes[1:], threads=4)
+    with pytest.raises(OverflowError, match="does not fit in int"):
+        launch.launch("avg_pool2d_forward", x32, out, 2**31, *sizes[1:], threads=4)
+    with pytest.raises(ValueError, match="outside CUDA's limits"):
+        launch.launch("avg_pool2d_forward", x32, out, *sizes, grid=(1, 1, 65536))
+    with pytest.raises(ValueError, match="outside CUDA's limits"):
+        launch.launch("avg_pool2d_forward", x32, out, *sizes, grid=1, block=2048)
+    with pytest.raises(ValueError, match="written in place, so it must be C-contiguous"):
+        w = np.zeros((8, 2), np.float32)[:, 0]
+        launch.launch("adam_update", w, w, w, w, 8, 0.1, 0.9, 0.99, 1e-8, 0.0, 1.0, threads=8)
+    with pytest.raises(ValueError, match="would leave its outputs unwritten"):
+        launch.launch("avg_pool2d_forward", x32, out, *sizes, grid=0)
+
+
+@needs_cxx
+def test_launch_makes_inputs_contiguous_and_fills_fresh_outputs_with_nan_on_emu():
+    x = np.arange(32.0).reshape(1, 1, 4, 8)[:, :, :, ::2]  # a strided view
+    y = launch.launch("avg_pool2d_forward", x, launch.Out((1, 1, 2, 2)), 1, 1, 4, 4, 2, 2, 2, 2, 0, 0, 2, 2, threads=4)
+    np.testing.assert_allclose(y, x.reshape(2, 2, 2, 2).mean(axis=(1, 3)).reshape(1, 1, 2, 2))
+    # one thread per output element but only 3 threads launched: the 4th element stays NaN
+    part = launch.launch("avg_pool2d_forward", x, launch.Out((1, 1, 2, 2)), 1, 1, 4, 4, 2, 2, 2, 2, 0, 0, 2, 2,
+                         grid=1, block=3)  # fmt: skip
+    assert np.isnan(part.ravel()[3]) and not np.isnan(part.ravel()[:3]).any()
+
+
+def test_no_op_module_names_a_device():
+    for path in sorted((ROOT / "minidl" / "ops").glob("*.py")):
+        text = path.read_text()
+        assert not re.search(r"\b(cpu|cuda|emu|KERNEL_DEVICES|cupyx?)\b", text), f"{path.name} names a device"
+
+
+# ------------------------------------------------------------ defects, one test each
+@needs_cuda
+def test_saving_adam_state_of_device_arrays(tmp_path):
+    """md.save used np.asarray on CuPy arrays, which CuPy refuses: every example crashed after epoch 1."""
+    model = md.nn.Linear(3, 2, device="cuda")
+    opt = md.optim.Adam(model.parameters())
+    model(md.ones(4, 3, device="cuda")).sum().backward()
+    opt.step()
+    md.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, tmp_path / "state.npz")
+    loaded = md.load(tmp_path / "state.npz")
+    exp_avg = backend.to_numpy(opt.state[0]["exp_avg"])
+    np.testing.assert_array_equal(loaded["optimizer"]["state"]["0"]["exp_avg"], exp_avg)
+    np.testing.assert_array_equal(loaded["model"]["weight"], model.weight.numpy())
+
+
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
+def test_load_state_dict_copies_so_fine_tuning_leaves_the_source_alone(device):
+    """The Adam kernel updates parameters in place; a loaded parameter that shared the source's
+    array overwrote the pretrained model (deep_ae's 'pretrained' rows were the fine-tuned ones)."""
+    source = md.nn.Linear(3, 2, device=device)
+    before = source.weight.numpy().copy()
+    target = md.nn.Linear(3, 2, device=device)
+    target.load_state_dict(source.state_dict())
+    opt = md.optim.Adam(target.parameters(), lr=0.1)
+    target(md.ones(4, 3, device=device)).sum().backward()
+    opt.step()
+    np.testing.assert_array_equal(source.weight.numpy(), before)
+    assert not np.array_equal(target.weight.numpy(), before)
+
+
+def test_gradients_of_maximum_minimum_and_reductions_keep_float32():
+    """Their backward made float64 gradients for float32 inputs, which a kernel then read as T = double."""
+    a = md.tensor([1.0, 5.0, 3.0], requires_grad=True)
+    b = md.tensor([2.0, 5.0, 1.0], requires_grad=True)
+    (md.maximum(a, b).sum() + md.minimum(a, b).sum() + a.max() + b.min(dim=0)).backward()
+    assert a.grad.dtype == np.float32 and b.grad.dtype == np.float32
+    np.testing.assert_allclose(a.grad.numpy(), [1.0, 2.0, 1.0])  # max/min ties split evenly, as PyTorch
+
+
+@needs_cxx
+def test_launch_refuses_arrays_of_another_dtype_than_t():
+    with pytest.raises(TypeError, match="but T is float32"):
+        launch.launch("conv2d_backward_input", np.zeros((1, 1, 2, 2), np.float32), np.zeros((1, 1, 1, 1)),
+                      launch.Out((1, 1, 2, 2)), 1, 1, 2, 2, 1, 1, 1, 1, 1, 0, 0, 2, 2, threads=4)  # fmt: skip
+
+
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
+def test_conv2d_with_an_empty_batch_and_with_more_than_65535_image_groups(device):
+    """grid.z was N·⌈O/64⌉: above 65535 a launch error, and N = 0 a zero grid dimension."""
+    w = md.tensor(np.ones((65, 1, 1, 1)), device=device, dtype=md.float32)
+    assert F.conv2d(md.zeros(0, 1, 3, 3, device=device), w).shape == (0, 65, 3, 3)
+    x = np.arange(33_000, dtype=np.float32).reshape(33_000, 1, 1, 1)  # 33,000 images × 2 groups of channels
+    w = md.tensor(np.arange(65.0).reshape(65, 1, 1, 1), device=device, dtype=md.float32)
+    y = F.conv2d(md.tensor(x, device=device), w)
+    np.testing.assert_array_equal(y.numpy()[:, :, 0, 0], x[:, :, 0, 0] * np.arange(65.0, dtype=np.float32))
+
+
+def test_the_code_compiled_holds_its_headers():
+    """CuPy 14 caches a RawModule by its code string: with #include "common.cuh" in it, a header edit
+    kept the old binaries."""
+    code = launch.read_source("pooling.cu")
+    assert "#include" not in code and "__device__ T block_sum" in code and '#line 1 "common.cuh"' in code
+    for name, value in launch.DEFINES.items():
+        assert f"-D{name}={value}" in launch.COMPILE_OPTIONS
+
+
+def test_a_missing_nvrtc_is_explained(monkeypatch):
+    class NoCompiler:
+        def get_function(self, name):
+            raise RuntimeError("CuPy failed to load libnvrtc.so.12: OSError: cannot open shared object file")
+
+    monkeypatch.setitem(launch._modules, ("adam.cu", "cuda"), NoCompiler())
+    with pytest.raises(RuntimeError, match=r"needs NVIDIA's runtime compiler \(NVRTC\).*cupy-cuda12x\[ctk\]"):
+        launch._function(launch.kernels()["adam_update"], np.dtype(np.float32), "cuda")
+
+
+def test_nothing_uses_the_deprecated_cupyx_scatter_add():
+    for path in (ROOT / "minidl").rglob("*.py"):
+        assert "cupyx" not in path.read_text(), path
+    x = md.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    x[[0, 0, 2]].sum().backward()  # repeated indices: add.at on NumPy and CuPy
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize("spec", ["gaussian:0.5", "gaussian:0.3:noclip", "masking:0.3", "salt_and_pepper:0.2",
+                                  "uniform:0.4"])  # fmt: skip
+def test_corruptions_draw_on_the_device_of_the_batch(spec):
+    """Noise comes from the device's generator, with only the methods CuPy's Generator has."""
+    x = md.rand(4, 1, 5, 5)
+    md.manual_seed(3)
+    noisy = corruptions.corruption(spec)(x, backend.generator(x.device))
+    assert noisy.device == x.device and noisy.shape == x.shape and noisy.dtype == x.dtype
+    assert not np.array_equal(noisy.numpy(), x.numpy())
+    md.manual_seed(3)
+    again = corruptions.corruption(spec)(x.numpy(), backend.generator("cpu"))
+    np.testing.assert_array_equal(noisy.numpy(), again)  # the stand-in draws NumPy's numbers
+
+
+# -------------------------------------------------------------- the backward pass
+class Constant(md.Function):
+    """y = 2x, whose backward hands out one fixed array (to see whether a leaf copies it)."""
+
+    handed = None
+
+    def forward(self, x):
+        return x * 2
+
+    def backward(self, g):
+        return Constant.handed
+
+
+def test_a_leaf_takes_a_fresh_gradient_without_copying_it():
+    x = md.tensor([1.0, 2.0], requires_grad=True)
+    Constant.handed = x.data * 0 + 2
+    Constant.apply(x).backward(md.ones(2))
+    assert x.grad.data is Constant.handed
+    a, b = md.tensor([1.0], requires_grad=True), md.tensor([2.0], requires_grad=True)
+    (a + b).backward(md.ones(1))  # Add hands the same array to both: the second leaf gets a copy
+    assert a.grad.data is not b.grad.data
+    a.grad.data[0] = 5
+    assert b.grad.numpy()[0] == 1
+
+
+def test_adam_creates_its_state_once():
+    p = md.nn.Parameter(np.zeros(3, np.float32))
+    opt = md.optim.Adam([p])
+    p.grad = md.ones(3)
+    opt.step()
+    moments = opt.state[0]["exp_avg"], opt.state[0]["exp_avg_sq"]
+    opt.step()
+    if backend.runs_kernels(p.device):  # the kernel updates the moments in place
+        assert opt.state[0]["exp_avg"] is moments[0] and opt.state[0]["exp_avg_sq"] is moments[1]
+    assert opt.state[0]["step"] == 2
+
+
+# -------------------------------------------------------- training stays on the device
+def _experiment(tmp_path, device, **options) -> Experiment:
+    args = argparse.Namespace(epochs=1, device=device, seed=0, out=tmp_path, json=None, limit=None, batch_size=4,
+                              resume=False, data=None)  # fmt: skip
+    vars(args).update(options)
+    return Experiment(args, "test")
+
+
+def _train(tmp_path, device, model_class, images, epochs, resume=False, step_counts=None):
+    exp = _experiment(tmp_path, device, epochs=epochs, resume=resume)
+    model = model_class(device=device)
+    noise = corruptions.corruption("gaussian:0.5")
+    loss_fn = F.binary_cross_entropy_with_logits if model_class is ModelC else F.mse_loss
+
+    def step(x, rng):
+        if step_counts is not None:
+            step_counts.append(_counts())
+        return loss_fn(model(noise(x, rng)), x)
+
+    history, _ = exp.fit(model_class.__name__, model, md.optim.Adam(model.parameters()), step, [images])
+    return [p.numpy() for p in model.parameters()], history
+
+
+def _counts():
+    counters = backend.cupy().counters
+    return counters.syncs, counters.uploads, counters.launches + counters.kernel_launches
+
+
+def _images(count):
+    return np.random.default_rng(7).random((count, 1, 28, 28)).astype(np.float32)
+
+
+@needs_cuda
+@pytest.mark.parametrize("model_class", [ModelD, ModelC])
+def test_cuda_trains_exactly_as_cpu(tmp_path, model_class):
+    """Same initial weights, batches, noise and dropout on both devices (the stand-in draws NumPy's
+    numbers), so the trained weights agree to float32 rounding."""
+    images = _images(8)
+    cpu_weights, cpu_history = _train(tmp_path / "cpu", "cpu", model_class, images, epochs=1)
+    cuda_weights, cuda_history = _train(tmp_path / "cuda", "cuda", model_class, images, epochs=1)
+    np.testing.assert_allclose(cuda_history, cpu_history, rtol=1e-5)
+    for expect, got in zip(cpu_weights, cuda_weights):
+        np.testing.assert_allclose(got, expect, rtol=1e-4, atol=1e-6)
+
+
+@needs_cuda
+def test_resume_on_cuda_equals_the_uninterrupted_run(tmp_path):
+    images = _images(16)
+    straight, straight_history = _train(tmp_path / "straight", "cuda", ModelD, images, epochs=2)
+    _train(tmp_path / "stopped", "cuda", ModelD, images, epochs=1)
+    resumed, resumed_history = _train(tmp_path / "stopped", "cuda", ModelD, images, epochs=2, resume=True)
+    assert resumed_history == straight_history
+    for expect, got in zip(straight, resumed):
+        np.testing.assert_array_equal(got, expect)
+
+
+@needs_cuda
+def test_a_training_step_neither_syncs_nor_uploads(tmp_path):
+    """Between two progress-bar redraws a step reads nothing back and sends nothing to the device."""
+    standin()
+    images = _images(64)
+    counts: list = []
+    _train(tmp_path, "cuda", ModelD, images, epochs=1, step_counts=counts)
+    per_step = [tuple(b - a for a, b in zip(first, second)) for first, second in zip(counts, counts[1:])]
+    redraws = [i for i, (syncs, _, _) in enumerate(per_step) if syncs]
+    assert len(redraws) <= 4  # the log draws at each quarter: a loss read each time
+    assert all(syncs <= 1 for syncs, _, _ in per_step)
+    assert all(uploads == 0 for _, uploads, _ in per_step)
+    # after Adam's first step (which makes its state) every step asks the device for the same work
+    assert len({launches for _, _, launches in per_step[1:]}) == 1
