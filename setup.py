@@ -21,8 +21,9 @@ setup(
             "cuda-bindings>=12.8",
             "nvidia-cuda-nvrtc>=12.8",
         ],
-        "cuda12": ["cupy-cuda12x>=13"],
-        "cuda13": ["cupy-cuda13x>=13"],
+        # CuPy with NVIDIA's runtime compiler (NVRTC) and libraries, so kernels compile without a CUDA toolkit
+        "cuda12": ["cupy-cuda12x[ctk]>=14"],
+        "cuda13": ["cupy-cuda13x[ctk]>=14"],
         "bench": ["torch>=2.1"],
     },
 )
