@@ -14,7 +14,7 @@ import numpy as np
 import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import Autoencoder, cluster_accuracy, kmeans
-from minidl.experiment import Experiment
+from minidl.experiment import Experiment, positive_int
 from minidl.nn import Flatten, Linear, ReLU, Sequential, Sigmoid, Unflatten
 from minidl.nn import functional as F
 
@@ -38,8 +38,10 @@ class ClusteringAE(Autoencoder):
 
 
 def options(parser):
-    parser.add_argument("--code", type=int, default=10, help="code size (default 10)")
-    parser.add_argument("--points", type=int, default=10_000, help="test images to cluster (default all 10,000)")
+    parser.add_argument("--code", type=positive_int, default=10, help="code size (default 10)")
+    parser.add_argument(
+        "--points", type=positive_int, default=10_000, help="test images to cluster (default all 10,000)"
+    )
 
 
 def main():

@@ -19,7 +19,7 @@ from matplotlib import image as mpimg
 
 import minidl as md
 from minidl import viz
-from minidl.experiment import Experiment
+from minidl.experiment import Experiment, positive_int
 from minidl.nn import Conv2d, ConvTranspose2d, ReLU, Sequential
 from minidl.nn import functional as F
 
@@ -58,7 +58,7 @@ def grey(rgb: np.ndarray) -> np.ndarray:
 
 
 def options(parser):
-    parser.add_argument("--patches", type=int, default=20_000, help="training crops (default 20,000)")
+    parser.add_argument("--patches", type=positive_int, default=20_000, help="training crops (default 20,000)")
 
 
 def main():

@@ -13,7 +13,7 @@ an epoch or two (watch test MSE per epoch in loss_curves.png).
 import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import ModelC, ModelD
-from minidl.experiment import Experiment, psnr
+from minidl.experiment import Experiment, corruption_spec, non_negative_float, psnr
 from minidl.nn import functional as F
 
 SHOW = 10  # digits in each figure row
@@ -22,8 +22,15 @@ TEST_SEED = 10_000  # the test corruption's fixed stream
 
 def options(parser):
     parser.add_argument("--loss", choices=["bce", "mse"], default="bce", help="sigmoid + BCE (default) or + MSE")
-    parser.add_argument("--sigma", type=float, default=0.5, help="Gaussian noise of training and test (default 0.5)")
-    parser.add_argument("--other", default="salt_and_pepper:0.2", help="second test corruption (default %(default)s)")
+    parser.add_argument(
+        "--sigma", type=non_negative_float, default=0.5, help="Gaussian noise of training and test (default 0.5)"
+    )
+    parser.add_argument(
+        "--other",
+        type=corruption_spec,
+        default="salt_and_pepper:0.2",
+        help="second test corruption (default %(default)s)",
+    )
 
 
 def main():

@@ -9,14 +9,16 @@ and what does it do to clean digits?
 import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import ModelD
-from minidl.experiment import Experiment, psnr
+from minidl.experiment import Experiment, non_negative_float, psnr
 from minidl.nn import functional as F
 
 SHOW = 8
 
 
 def options(parser):
-    parser.add_argument("--levels", type=float, nargs="+", default=[0.1, 0.3, 0.5, 0.7], help="noise sigmas")
+    parser.add_argument(
+        "--levels", type=non_negative_float, nargs="+", default=[0.1, 0.3, 0.5, 0.7], help="noise sigmas"
+    )
 
 
 def main():

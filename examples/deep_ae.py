@@ -11,19 +11,26 @@ same code size, so depth and training are the only differences.
 import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import DenseAutoencoder, pretrain_layerwise, stack
-from minidl.experiment import Experiment
+from minidl.experiment import Experiment, non_negative_float, positive_int
 from minidl.nn import functional as F
 
 SHOW = 8
 
 
 def options(parser):
-    parser.add_argument("--sizes", type=int, nargs="+", default=[784, 256, 64], help="layer sizes, input first")
-    parser.add_argument("--sigma", type=float, default=0.3, help="noise of the denoising variants")
+    parser.add_argument(
+        "--sizes", type=positive_int, nargs="+", default=[784, 256, 64], help="layer sizes, input first"
+    )
+    parser.add_argument("--sigma", type=non_negative_float, default=0.3, help="noise of the denoising variants")
 
 
 def main():
-    exp = Experiment.from_command_line(__doc__, epochs=2, extra=options)
+    exp = Experiment.from_command_line(
+        __doc__,
+        epochs=2,
+        extra=options,
+        check=lambda a: None if len(a.sizes) >= 2 else "--sizes needs an input and a code size",
+    )
     args, mnist = exp.args, exp.data
     noise = corruptions.corruption(f"gaussian:{args.sigma}")
     noisy_test = noise(mnist.x_test, exp.rng(10_000))

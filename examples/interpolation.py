@@ -11,7 +11,7 @@ import numpy as np
 import minidl as md
 from minidl import viz
 from minidl.autoencoders import DenseAutoencoder, interpolate
-from minidl.experiment import Experiment
+from minidl.experiment import Experiment, positive_int
 from minidl.nn import functional as F
 
 ALPHAS = np.round(np.linspace(0, 1, 11), 1)
@@ -19,7 +19,7 @@ PAIRS = [(3, 3), (7, 7), (1, 7), (4, 9), (0, 6), (2, 5)]  # (class of x1, class 
 
 
 def options(parser):
-    parser.add_argument("--code", type=int, default=32, help="code size of the autoencoder (default 32)")
+    parser.add_argument("--code", type=positive_int, default=32, help="code size of the autoencoder (default 32)")
 
 
 def main():

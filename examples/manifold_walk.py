@@ -13,16 +13,16 @@ import numpy as np
 import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import DenseAutoencoder, manifold_walk
-from minidl.experiment import Experiment
+from minidl.experiment import Experiment, non_negative_float, positive_int
 from minidl.nn import functional as F
 
 FRAMES = 10  # frames shown per walk
 
 
 def options(parser):
-    parser.add_argument("--steps", type=int, default=30, help="walk steps (default 30)")
-    parser.add_argument("--step-size", type=float, default=0.1, help="gradient step size (default 0.1)")
-    parser.add_argument("--walkers", type=int, default=4, help="noise images walked at once")
+    parser.add_argument("--steps", type=positive_int, default=30, help="walk steps (default 30)")
+    parser.add_argument("--step-size", type=non_negative_float, default=0.1, help="gradient step size (default 0.1)")
+    parser.add_argument("--walkers", type=positive_int, default=4, help="noise images walked at once")
 
 
 def main():

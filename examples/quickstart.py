@@ -9,6 +9,7 @@ import numpy as np
 
 import minidl as md
 from minidl import nn
+from minidl.experiment import non_negative_int, positive_int
 from minidl.nn import functional as F
 
 
@@ -22,12 +23,17 @@ def bars(n: int, rng: np.random.Generator) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=positive_int, default=300, help="training steps (default 300)")
+    parser.add_argument(
+        "--device", choices=md.backend.DEVICES, default=None, help="default: $MINIDL_DEVICE, else cuda if present"
+    )
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     args = parser.parse_args()
     md.manual_seed(args.seed)
-    device = md.resolve_device(args.device)
+    try:
+        device = md.resolve_device(args.device)
+    except RuntimeError as e:
+        parser.error(str(e))
     model = nn.Sequential(
         nn.Conv2d(1, 8, 3, stride=2, padding=1),
         nn.ReLU(),  # 8 -> 4

@@ -16,7 +16,7 @@ import numpy as np
 import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import DenseAutoencoder, contractive_penalty, kl_sparsity, l1_penalty
-from minidl.experiment import Experiment
+from minidl.experiment import Experiment, fraction, non_negative_float, positive_int
 from minidl.nn import functional as F
 
 SHOW = 8
@@ -24,11 +24,13 @@ SIZES = [1568, 784, 256, 64, 32, 16, 8]
 
 
 def options(parser):
-    parser.add_argument("--sizes", type=int, nargs="+", default=SIZES, help="code sizes of the sweep")
-    parser.add_argument("--l1", type=float, default=1e-4, help="weight of the L1 code penalty")
-    parser.add_argument("--kl", type=float, default=1e-2, help="weight of the KL sparsity penalty")
-    parser.add_argument("--rho", type=float, default=0.05, help="target mean activation of the KL penalty")
-    parser.add_argument("--contractive", type=float, default=1e-2, help="weight of the contractive penalty")
+    parser.add_argument("--sizes", type=positive_int, nargs="+", default=SIZES, help="code sizes of the sweep")
+    parser.add_argument("--l1", type=non_negative_float, default=1e-4, help="weight of the L1 code penalty")
+    parser.add_argument("--kl", type=non_negative_float, default=1e-2, help="weight of the KL sparsity penalty")
+    parser.add_argument("--rho", type=fraction, default=0.05, help="target mean activation of the KL penalty")
+    parser.add_argument(
+        "--contractive", type=non_negative_float, default=1e-2, help="weight of the contractive penalty"
+    )
 
 
 def main():

@@ -16,7 +16,7 @@ import numpy as np
 import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import Classifier, DenseAutoencoder, pretrain_layerwise, stack
-from minidl.experiment import Experiment
+from minidl.experiment import Experiment, non_negative_int, positive_int
 from minidl.nn import Sequential
 from minidl.nn import functional as F
 
@@ -24,8 +24,8 @@ SIZES = (784, 256, 128)
 
 
 def options(parser):
-    parser.add_argument("--labels", type=int, default=None, help="labelled training images (default all)")
-    parser.add_argument("--pretrain-epochs", type=int, default=1, help="epochs per pretrained level")
+    parser.add_argument("--labels", type=positive_int, default=None, help="labelled training images (default all)")
+    parser.add_argument("--pretrain-epochs", type=non_negative_int, default=1, help="epochs per pretrained level")
 
 
 def main():

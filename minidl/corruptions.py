@@ -56,9 +56,16 @@ def corruption(spec: str) -> Callable:
         level = float(params[0])
     except (IndexError, ValueError) as e:
         raise ValueError(f"corruption {spec!r} needs a level, e.g. '{name}:0.3'") from e
-    if level < 0:
-        raise ValueError(f"corruption level must be ≥ 0, got {level}")
-    clip = "noclip" not in params[1:]
+    if not level >= 0 or level == float("inf"):
+        raise ValueError(f"corruption level must be a finite number ≥ 0, got {params[0]!r}")
+    flags = params[1:]
+    allowed = ["noclip"] if name in ("gaussian", "uniform") else []
+    if any(flag not in allowed for flag in flags) or len(flags) > 1:
+        raise ValueError(
+            f"corruption {spec!r}: unknown option {':'.join(flags)!r}; {name} takes "
+            + (f"'{name}:LEVEL' or '{name}:LEVEL:noclip'" if allowed else f"'{name}:FRACTION' only")
+        )
+    clip = "noclip" not in flags
     if name in ("gaussian", "uniform"):
         return _on_tensors(lambda x, rng: CORRUPTIONS[name](x, rng, level, clip))
     if level > 1:

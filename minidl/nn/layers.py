@@ -13,7 +13,7 @@ import numpy as np
 from .. import backend, ops
 from ..autograd.tensor import Tensor
 from ..ops.upsample import MODES
-from ..ops.windows import pair
+from ..validate import integer, pair, real
 from . import init
 from .module import Module, Parameter
 
@@ -34,6 +34,7 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
         super().__init__()
+        in_features, out_features = integer(in_features, "in_features", 1), integer(out_features, "out_features", 1)
         self.in_features, self.out_features = in_features, out_features
         self.weight = _parameter((out_features, in_features), device, dtype)
         self.bias = _parameter((out_features,), device, dtype) if bias else None
@@ -51,8 +52,9 @@ class Conv2d(Module):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, device=None, dtype=None):
         super().__init__()
-        kh, kw = pair(kernel_size, "kernel_size")
-        self.stride, self.padding = pair(stride, "stride"), pair(padding, "padding")
+        kh, kw = pair(kernel_size, "kernel_size", 1)
+        in_channels, out_channels = integer(in_channels, "in_channels", 1), integer(out_channels, "out_channels", 1)
+        self.stride, self.padding = pair(stride, "stride", 1), pair(padding, "padding", 0)
         self.weight = _parameter((out_channels, in_channels, kh, kw), device, dtype)
         self.bias = _parameter((out_channels,), device, dtype) if bias else None
         _reset(self.weight, self.bias)
@@ -81,9 +83,10 @@ class ConvTranspose2d(Module):
         dtype=None,
     ):
         super().__init__()
-        kh, kw = pair(kernel_size, "kernel_size")
-        self.stride, self.padding = pair(stride, "stride"), pair(padding, "padding")
-        self.output_padding = pair(output_padding, "output_padding")
+        kh, kw = pair(kernel_size, "kernel_size", 1)
+        in_channels, out_channels = integer(in_channels, "in_channels", 1), integer(out_channels, "out_channels", 1)
+        self.stride, self.padding = pair(stride, "stride", 1), pair(padding, "padding", 0)
+        self.output_padding = pair(output_padding, "output_padding", 0)
         self.weight = _parameter((in_channels, out_channels, kh, kw), device, dtype)
         self.bias = _parameter((out_channels,), device, dtype) if bias else None
         _reset(self.weight, self.bias)
@@ -133,9 +136,7 @@ class Upsample(Module):
 class Dropout(Module):
     def __init__(self, p: float = 0.5):
         super().__init__()
-        if not 0 <= p <= 1:
-            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
-        self.p = p
+        self.p = real(p, "dropout probability p", 0, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         return ops.dropout(x, self.p, self.training)

@@ -58,9 +58,14 @@ class Module:
             yield m
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        """Each parameter once, under the first name it is reached by (a module or a parameter
+        used twice, as in tied weights, is trained once, as in PyTorch)."""
+        seen: set[int] = set()
         for prefix, module in self.named_modules():
             for name, p in module._parameters.items():
-                yield (f"{prefix}.{name}" if prefix else name), p
+                if p is not None and id(p) not in seen:
+                    seen.add(id(p))
+                    yield (f"{prefix}.{name}" if prefix else name), p
 
     def parameters(self) -> Iterator[Parameter]:
         for _, p in self.named_parameters():

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from ..autograd.tensor import Function, Tensor
 from ..launch import DEFINES, MAX_SHARED_BYTES, Out, launch
-from .windows import add_windows, crop_hw, output_size, pad_hw, pair, sliding_windows
+from ..validate import pair
+from .windows import add_windows, crop_hw, output_size, pad_hw, sliding_windows
 
 
 # ------------------------------------------------------------- the array path
@@ -164,13 +165,17 @@ class ConvTranspose2d(Function):
         return (gx, gw) if len(self.inputs) == 2 else (gx, gw, bias_grad_kernel(gy))
 
 
-def _check(name: str, x: Tensor, w: Tensor, b: Tensor | None, channels_in: int, channels_out: int) -> None:
+def _check(name: str, x: Tensor, w: Tensor, b: Tensor | None, transposed: bool) -> None:
+    for arg, value in (("input", x), ("weight", w), ("bias", b)):
+        if not isinstance(value, Tensor) and not (arg == "bias" and value is None):
+            raise TypeError(f"{name}: {arg} must be a Tensor, got {type(value).__name__}")
     if x.dtype != w.dtype or (b is not None and b.dtype != x.dtype):
         raise TypeError(f"{name}: input, weight and bias must share a dtype, got {x.dtype} and {w.dtype}")
     if x.ndim != 4:
         raise ValueError(f"{name}: input must be NCHW (4 dims), got shape {x.shape}")
     if w.ndim != 4:
         raise ValueError(f"{name}: weight must have 4 dims, got shape {w.shape}")
+    channels_in, channels_out = (w.shape[0], w.shape[1]) if transposed else (w.shape[1], w.shape[0])
     if x.shape[1] != channels_in:
         raise ValueError(
             f"{name}: weight {w.shape} expects {channels_in} input channels, input {x.shape} has {x.shape[1]}"
@@ -182,8 +187,8 @@ def _check(name: str, x: Tensor, w: Tensor, b: Tensor | None, channels_in: int, 
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0) -> Tensor:
     """2-D cross-correlation. x: (N, C, H, W), weight: (O, C, kh, kw), bias: (O,) -> (N, O, Ho, Wo),
     Ho = floor((H + 2·ph - kh) / sh) + 1."""
-    stride, padding = pair(stride, "stride"), pair(padding, "padding")
-    _check("conv2d", x, weight, bias, weight.shape[1], weight.shape[0])
+    stride, padding = pair(stride, "stride", 1), pair(padding, "padding", 0)
+    _check("conv2d", x, weight, bias, transposed=False)
     out = [output_size(x.shape[2 + d], weight.shape[2 + d], stride[d], padding[d]) for d in range(2)]
     if min(stride) < 1 or min(padding) < 0 or min(out) < 1:
         raise ValueError(
@@ -199,8 +204,9 @@ def conv_transpose2d(
 ) -> Tensor:
     """Transposed convolution. x: (N, C_in, H, W), weight: (C_in, C_out, kh, kw) -> (N, C_out, H_out, W_out),
     H_out = (H - 1)·sh - 2·ph + kh + output_padding_h."""
-    stride, padding, extra = pair(stride, "stride"), pair(padding, "padding"), pair(output_padding, "output_padding")
-    _check("conv_transpose2d", x, weight, bias, weight.shape[0], weight.shape[1])
+    stride, padding = pair(stride, "stride", 1), pair(padding, "padding", 0)
+    extra = pair(output_padding, "output_padding", 0)
+    _check("conv_transpose2d", x, weight, bias, transposed=True)
     if any(e >= s or e < 0 for e, s in zip(extra, stride)) or min(stride) < 1 or min(padding) < 0:
         raise ValueError(
             f"conv_transpose2d: output_padding {extra} must be ≥ 0 and smaller than stride {stride}; "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import backend
 from ..autograd.tensor import Function, Tensor
+from ..validate import real
 
 
 class Dropout(Function):
@@ -19,8 +20,7 @@ class Dropout(Function):
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
-    if not 0 <= p <= 1:
-        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    p = real(p, "dropout probability p", 0, 1)
     if not training or p == 0:
         return x
     if p == 1:

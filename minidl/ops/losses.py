@@ -23,6 +23,12 @@ REDUCTIONS = ("mean", "sum")
 
 
 def _check(name: str, input: Tensor, target: Tensor, reduction: str) -> None:
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{name}: input must be a Tensor, got {type(input).__name__}")
+    if input.dtype.kind != "f":
+        raise TypeError(f"{name}: input must be a float tensor, got {input.dtype}")
+    if input.numel() == 0:
+        raise ValueError(f"{name}: the input is empty (shape {input.shape}); a loss needs at least one element")
     if reduction not in REDUCTIONS:
         raise ValueError(f"{name}: unknown reduction {reduction!r}, expected one of {REDUCTIONS}")
     if input.shape != target.shape:
@@ -106,6 +112,8 @@ class CrossEntropy(Function):
 
 
 def _as_target(target, like: Tensor) -> Tensor:
+    if not isinstance(like, Tensor):
+        raise TypeError(f"a loss takes a Tensor as input, got {type(like).__name__}")
     return target if isinstance(target, Tensor) else Tensor(target, device=like.device, dtype=like.dtype)
 
 
@@ -135,6 +143,8 @@ def sigmoid_mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> 
 
 def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
     """Softmax cross-entropy of logits (N, C) against integer class labels (N,)."""
+    if not isinstance(input, Tensor) or input.ndim != 2 or input.shape[0] == 0:
+        raise ValueError(f"cross_entropy: expected logits (N, C) with N ≥ 1, got {getattr(input, 'shape', input)!r}")
     if reduction not in REDUCTIONS:
         raise ValueError(f"cross_entropy: unknown reduction {reduction!r}, expected one of {REDUCTIONS}")
     labels = target.data if isinstance(target, Tensor) else target

@@ -12,7 +12,8 @@ import math
 
 from ..autograd.tensor import Function, Tensor
 from ..launch import Out, launch
-from .windows import add_windows, crop_hw, output_size, pad_hw, pair, sliding_windows
+from ..validate import pair
+from .windows import add_windows, crop_hw, output_size, pad_hw, sliding_windows
 
 
 class Pool2d(Function):
@@ -37,11 +38,18 @@ class Pool2d(Function):
 class MaxPool2d(Pool2d):
     def forward(self, x, kernel, stride, padding):
         self.keep_window(x, kernel, stride, padding)
-        windows = sliding_windows(pad_hw(x, padding, value=-self.xp.inf), kernel, stride)
+        xp = self.xp
+        lowest = -xp.inf if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
+        windows = sliding_windows(pad_hw(x, padding, value=lowest), kernel, stride)
         n, c, kh, kw, ho, wo = windows.shape
         flat = windows.reshape(n, c, kh * kw, ho, wo)
-        self.argmax = flat.argmax(axis=2)  # (N, C, Ho, Wo), index into the window
-        return self.xp.take_along_axis(flat, self.argmax[:, :, None], axis=2)[:, :, 0]
+        # the first maximum among the window's real pixels, never its padding (not even when
+        # every pixel is -inf: then the first real pixel, as PyTorch and the kernel choose)
+        inside = sliding_windows(pad_hw(xp.ones((1, 1, *x.shape[2:]), dtype=bool), padding), kernel, stride)
+        inside = inside.reshape(1, 1, kh * kw, ho, wo)
+        best = xp.where(inside, flat, lowest).max(axis=2, keepdims=True)
+        self.argmax = ((flat == best) & inside).argmax(axis=2)  # (N, C, Ho, Wo), index into the window
+        return xp.take_along_axis(flat, self.argmax[:, :, None], axis=2)[:, :, 0]
 
     def backward(self, g):
         kh, kw = self.kernel
@@ -87,9 +95,11 @@ class AvgPool2d(Pool2d):
 
 
 def _pool_args(name: str, x: Tensor, kernel_size, stride, padding):
-    kernel = pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None else pair(stride, "stride")
-    padding = pair(padding, "padding")
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}: input must be a Tensor, got {type(x).__name__}")
+    kernel = pair(kernel_size, "kernel_size", 1)
+    stride = kernel if stride is None else pair(stride, "stride", 1)
+    padding = pair(padding, "padding", 0)
     if x.ndim != 4:
         raise ValueError(f"{name}: input must be NCHW (4 dims), got shape {x.shape}")
     if min(kernel) < 1 or min(stride) < 1 or any(2 * p > k for p, k in zip(padding, kernel)) or min(padding) < 0:

@@ -13,11 +13,13 @@ The kernel path runs kernels/upsample.cu, which computes the same weights per pi
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
 from ..autograd.tensor import Function, Tensor
 from ..launch import Out, launch
+from ..validate import real
 
 MODES = ("nearest", "bilinear")
 
@@ -66,13 +68,23 @@ class Upsample(Function):
 
 def upsample(x: Tensor, scale_factor, mode: str = "nearest") -> Tensor:
     """Resize NCHW images by scale_factor (a number or an (h, w) pair): (N, C, H, W) -> (N, C, ⌊H·s⌋, ⌊W·s⌋)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"upsample: input must be a Tensor, got {type(x).__name__}")
     if mode not in MODES:
         raise ValueError(f"upsample: unknown mode {mode!r}, expected one of {MODES}")
     if x.ndim != 4:
         raise ValueError(f"upsample: input must be NCHW (4 dims), got shape {x.shape}")
-    factors = (scale_factor, scale_factor) if isinstance(scale_factor, (int, float)) else tuple(scale_factor)
-    if len(factors) != 2 or min(factors) <= 0:
-        raise ValueError(f"upsample: scale_factor must be a positive number or pair, got {scale_factor!r}")
+    if mode == "bilinear" and x.dtype.kind != "f":
+        raise TypeError(f"upsample: bilinear interpolation needs a float tensor, got {x.dtype} (convert with .float())")
+    if isinstance(scale_factor, numbers.Real):
+        factors = (scale_factor, scale_factor)
+    elif isinstance(scale_factor, (tuple, list)) and len(scale_factor) == 2:
+        factors = tuple(scale_factor)
+    else:
+        raise TypeError(f"upsample: scale_factor must be a number or a pair of numbers, got {scale_factor!r}")
+    factors = tuple(real(f, "upsample: scale_factor", 0) for f in factors)
+    if min(factors) == 0:
+        raise ValueError(f"upsample: scale_factor must be positive, got {scale_factor!r}")
     out_hw = tuple(math.floor(x.shape[2 + d] * factors[d]) for d in range(2))
     if min(out_hw) < 1:
         raise ValueError(f"upsample: input {x.shape} with scale {scale_factor} gives an empty output")

@@ -11,14 +11,6 @@ from __future__ import annotations
 from .. import backend
 
 
-def pair(value, name: str) -> tuple[int, int]:
-    """An int or a pair of ints as a pair; anything else is a clear error."""
-    pair_ = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair_) != 2 or not all(isinstance(v, int) for v in pair_):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    return pair_
-
-
 def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     """floor((size + 2·padding - kernel) / stride) + 1 (PyTorch's formula)."""
     return (size + 2 * padding - kernel) // stride + 1

@@ -1,0 +1,38 @@
+"""Argument checks shared by ops, layers and optimisers: a wrong argument is a clear error at
+the call, naming what was expected and what came. NumPy numbers count as numbers."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+
+def integer(value, name: str, minimum: int | None = None) -> int:
+    """An int (or NumPy integer) at least `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be ≥ {minimum}, got {value}")
+    return int(value)
+
+
+def real(value, name: str, low: float | None = None, high: float | None = None) -> float:
+    """A finite real number (or NumPy number) in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise TypeError(f"{name} must be a finite number, got {value!r} ({type(value).__name__})")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+        raise ValueError(f"{name} must lie in {bounds}, got {value}")
+    return float(value)
+
+
+def pair(value, name: str, minimum: int | None = None) -> tuple[int, int]:
+    """An integer or a pair of integers, as a pair of ints, each at least `minimum`."""
+    values = (value, value) if isinstance(value, numbers.Integral) else value
+    try:
+        values = tuple(values)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+    if len(values) != 2:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return tuple(integer(v, name, minimum) for v in values)

@@ -1,0 +1,312 @@
+"""The catalogue of bad input: every probe is a call that must fail at once with a clear message
+(the exception type and words that say what was expected), never a traceback from deep inside
+and never a silently wrong result. A new op, layer or example option joins the tables here."""
+
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import KERNEL_DEVICES
+
+import minidl as md
+from minidl import nn, serialization
+from minidl.experiment import Experiment, ExperimentError, command_line
+from minidl.nn import functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def x4(*shape, dtype=md.float32):
+    return md.zeros(*(shape or (2, 1, 4, 4)), dtype=dtype)
+
+
+def _twice(p):
+    return [p, p]
+
+
+# (what is probed, the call, the exception, words its message must hold)
+PROBES = [
+    ("conv2d stride 0", lambda: F.conv2d(x4(), x4(1, 1, 3, 3), stride=0), ValueError, "stride must be ≥ 1"),
+    ("conv2d stride a float", lambda: F.conv2d(x4(), x4(1, 1, 3, 3), stride=1.5), TypeError, "stride must be an int"),
+    (
+        "conv2d on a NumPy array",
+        lambda: F.conv2d(np.zeros((1, 1, 4, 4)), x4(1, 1, 3, 3)),
+        TypeError,
+        "must be a Tensor",
+    ),
+    ("conv2d weight of 2 dims", lambda: F.conv2d(x4(), md.zeros(3, 3)), ValueError, "weight must have 4 dims"),
+    ("conv2d mixed dtypes", lambda: F.conv2d(x4(), x4(1, 1, 3, 3, dtype=md.float64)), TypeError, "share a dtype"),
+    (
+        "conv_transpose2d output_padding ≥ stride",
+        lambda: F.conv_transpose2d(x4(), x4(1, 1, 3, 3), stride=2, output_padding=2),
+        ValueError,
+        "smaller than stride",
+    ),  # fmt: skip
+    ("max_pool2d kernel 0", lambda: F.max_pool2d(x4(), 0), ValueError, "kernel_size must be ≥ 1"),
+    ("avg_pool2d padding over half", lambda: F.avg_pool2d(x4(), 2, 1, 2), ValueError, "half the kernel"),
+    (
+        "upsample bilinear of integers",
+        lambda: F.upsample(md.tensor(np.ones((1, 1, 2, 2), np.int64)), 2, "bilinear"),
+        TypeError,
+        "needs a float tensor",
+    ),  # fmt: skip
+    ("upsample scale 0", lambda: F.upsample(x4(), 0), ValueError, "must be positive"),
+    ("upsample scale a string", lambda: F.upsample(x4(), "2"), TypeError, "number or a pair of numbers"),
+    (
+        "linear float64 input to float32",
+        lambda: nn.Linear(4, 2)(md.zeros(3, 4, dtype=md.float64)),
+        TypeError,
+        "dtypes float64, float32",
+    ),  # fmt: skip
+    ("matmul mixed dtypes", lambda: md.zeros(2, 2) @ md.zeros(2, 2, dtype=md.float64), TypeError, "dtypes"),
+    (
+        "mse_loss float64 target",
+        lambda: F.mse_loss(md.zeros(3), md.zeros(3, dtype=md.float64)),
+        TypeError,
+        "float32 and target float64",
+    ),  # fmt: skip
+    ("mse_loss of integers", lambda: F.mse_loss(md.tensor([1, 2]), md.tensor([1, 2])), TypeError, "float tensor"),
+    ("mse_loss of an empty batch", lambda: F.mse_loss(md.zeros(0, 3), md.zeros(0, 3)), ValueError, "is empty"),
+    (
+        "fused loss of an empty batch",
+        lambda: F.binary_cross_entropy_with_logits(md.zeros(0), md.zeros(0)),
+        ValueError,
+        "is empty",
+    ),  # fmt: skip
+    (
+        "cross_entropy of an empty batch",
+        lambda: F.cross_entropy(md.zeros(0, 3), md.tensor(np.zeros(0, np.int64))),
+        ValueError,
+        "N ≥ 1",
+    ),  # fmt: skip
+    ("dropout p as a string", lambda: F.dropout(md.zeros(3), "0.5"), TypeError, "finite number"),
+    ("Dropout p above 1", lambda: nn.Dropout(1.5), ValueError, r"lie in \[0, 1\]"),
+    ("Linear with 0 inputs", lambda: nn.Linear(0, 5), ValueError, "in_features must be ≥ 1"),
+    ("Conv2d with -1 channels", lambda: nn.Conv2d(1, -1, 3), ValueError, "out_channels must be ≥ 1"),
+    ("SGD lr as a string", lambda: md.optim.SGD([nn.Parameter(np.zeros(2))], lr="0.1"), TypeError, "lr must be"),
+    (
+        "Adam beta of 1",
+        lambda: md.optim.Adam([nn.Parameter(np.zeros(2))], betas=(0.9, 1.0)),
+        ValueError,
+        "smaller than 1",
+    ),  # fmt: skip
+    (
+        "a parameter twice in one optimiser",
+        lambda: md.optim.SGD(_twice(nn.Parameter(np.zeros(2))), lr=0.1),
+        ValueError,
+        "stepped twice",
+    ),  # fmt: skip
+    ("save None", lambda: md.save({"a": None}, "never-written.npz"), TypeError, "is None"),
+    ("save a Python object", lambda: md.save({"a": [object()]}, "never-written.npz"), TypeError, "pickling"),
+    ("an unknown device", lambda: md.zeros(2, device="gpu"), ValueError, "expected one of cpu, cuda, emu"),
+]
+
+
+@pytest.mark.parametrize("probe, call, error, words", PROBES, ids=[p[0] for p in PROBES])
+def test_bad_input_is_a_clear_error_at_the_call(probe, call, error, words):
+    with pytest.raises(error, match=words):
+        call()
+    assert not Path("never-written.npz").exists()
+
+
+# ------------------------------------------------------- right answers, not errors
+def test_numpy_integers_are_integers():
+    x = md.ones(1, 1, 4, 4)
+    assert F.conv2d(x, md.ones(1, 1, 3, 3), stride=np.int64(2), padding=np.int32(1)).shape == (1, 1, 2, 2)
+    assert F.max_pool2d(x, np.int64(2)).shape == (1, 1, 2, 2)
+    assert F.upsample(x, np.int64(2)).shape == (1, 1, 8, 8)
+
+
+def test_a_module_used_twice_is_trained_once():
+    """PyTorch lists a shared parameter once; SGD used to apply twice the step."""
+    lin = nn.Linear(2, 2)
+    model = nn.Sequential(lin, nn.ReLU(), lin)
+    assert len(list(model.parameters())) == 2 and list(model.state_dict()) == ["0.weight", "0.bias"]
+    before = lin.bias.numpy().copy()
+    opt = md.optim.SGD(model.parameters(), lr=0.1)
+    lin.bias.grad = md.ones(2)
+    opt.step()
+    np.testing.assert_allclose(lin.bias.numpy(), before - 0.1, rtol=1e-6)
+
+
+def test_an_optimiser_refuses_a_gradient_of_another_shape_or_dtype():
+    p = nn.Parameter(np.zeros(3, np.float32))
+    opt = md.optim.Adam([p])
+    p.grad = md.ones(1)  # used to broadcast silently (and abort the process under the emulator)
+    with pytest.raises(ValueError, match=r"parameter 0 is float32 \(3,\) on \w+, its gradient float32 \(1,\)"):
+        opt.step()
+    p.grad = md.ones(3, dtype=md.float64)
+    with pytest.raises(ValueError, match="gradient float64"):
+        opt.step()
+
+
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
+def test_adam_resumes_from_non_contiguous_arrays(device):
+    """Loaded state may be any view; it used to reach the in-place kernel as it came (an abort on emu)."""
+    w = nn.Parameter(np.arange(6.0).reshape(3, 2).T.copy(), device=device)
+    opt = md.optim.Adam([w])
+    moments = np.arange(6.0).reshape(3, 2).T  # a transposed, non-contiguous view
+    opt.load_state_dict({"state": {0: {"step": 1, "exp_avg": moments, "exp_avg_sq": moments}},
+                         "param_groups": [opt.defaults]})  # fmt: skip
+    w.grad = md.ones(2, 3, dtype=md.float64, device=device)
+    opt.step()
+    cpu = md.optim.Adam([reference := nn.Parameter(np.arange(6.0).reshape(3, 2).T.copy(), device="cpu")])
+    cpu.load_state_dict({"state": {0: {"step": 1, "exp_avg": moments, "exp_avg_sq": moments}},
+                         "param_groups": [cpu.defaults]})  # fmt: skip
+    reference.grad = md.ones(2, 3, dtype=md.float64, device="cpu")
+    cpu.step()
+    np.testing.assert_allclose(w.numpy(), reference.numpy(), rtol=1e-12)
+
+
+def test_max_pool_never_sends_the_gradient_into_the_padding():
+    """A window of only -inf: the first real pixel gets the gradient, as in PyTorch."""
+    x = md.tensor(np.full((1, 1, 2, 2), -np.inf), requires_grad=True)
+    F.max_pool2d(x, 3, 1, 1).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[[[4.0, 0.0], [0.0, 0.0]]]])
+    ints = md.tensor(np.arange(16).reshape(1, 1, 4, 4))
+    np.testing.assert_array_equal(F.max_pool2d(ints, 3, 2, 1).numpy(), [[[[5, 7], [13, 15]]]])
+
+
+def test_gradients_of_a_promoting_op_come_back_in_the_input_dtype():
+    a = md.tensor([1.0, 2.0], requires_grad=True)  # float32
+    (a * md.tensor([2.0, 3.0], dtype=md.float64)).sum().backward()  # the product promotes, as in PyTorch
+    assert a.grad.dtype == np.float32
+
+
+# ------------------------------------------------------------------- damaged files
+def _saved(tmp_path) -> Path:
+    path = tmp_path / "state.npz"
+    md.save({"model": {"w": md.ones(3, 4)}, "optimizer": {"state": {}, "step": 3}}, path)
+    return path
+
+
+def test_save_and_load_round_trip_what_save_accepts(tmp_path):
+    """Empty dicts (an SGD without momentum) used to vanish, so that resuming raised KeyError."""
+    sgd = md.optim.SGD([nn.Parameter(np.zeros(2))], lr=0.1)
+    md.save({"opt": sgd.state_dict(), "name": "run", "sizes": [1, 2]}, tmp_path / "s.npz")
+    loaded = md.load(tmp_path / "s.npz")
+    assert loaded["opt"]["state"] == {} and str(loaded["name"]) == "run" and loaded["sizes"].tolist() == [1, 2]
+    md.optim.SGD([nn.Parameter(np.zeros(2))], lr=0.5).load_state_dict(loaded["opt"])
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "huge header", "object array", "not a zip", "empty"])
+def test_a_damaged_file_is_one_clear_error_that_names_it(tmp_path, damage):
+    path = _saved(tmp_path)
+    raw = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif damage == "flip":
+        path.write_bytes(raw[:200] + bytes([raw[200] ^ 0xFF]) + raw[201:])
+    elif damage == "huge header":  # asks for 8 TiB
+        header = np.lib.format.header_data_from_array_1_0(np.zeros(1))
+        header["shape"] = (1 << 40,)
+        with zipfile.ZipFile(path, "w") as archive, archive.open("a.npy", "w") as entry:
+            np.lib.format.write_array_header_1_0(entry, header)
+            entry.write(b"\0" * 8)
+    elif damage == "object array":
+        np.savez(path, a=np.array([{"x": 1}], dtype=object))
+    elif damage == "not a zip":
+        path.write_text("hello")
+    else:
+        path.write_bytes(b"")
+    with pytest.raises(ValueError, match=f"{path.name} is not a readable minidl .npz file") as error:
+        md.load(path)
+    assert "pickle" not in str(error.value).lower()
+
+
+def test_writes_are_atomic_readable_by_others_and_clean_up_after_killed_writes(tmp_path):
+    path = _saved(tmp_path)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()
+    stale = tmp_path / f".{path.name}.999999999.x1y2.tmp"  # the temporary file of a killed process
+    stale.write_bytes(b"half")
+    serialization.atomic_write(path, lambda f: f.write(b"new"))
+    assert not stale.exists() and path.read_bytes() == b"new"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# -------------------------------------------------------------------- experiments
+def _args(tmp_path, *options):
+    return command_line("test", epochs=1).parse_args(["--out", str(tmp_path / "run"), "--device", "cpu", *options])
+
+
+def _fit(exp: Experiment, seed_model: int = 0):
+    md.manual_seed(seed_model)
+    model = nn.Linear(4, 4, device=exp.device)
+    x = np.random.default_rng(0).random((8, 4)).astype(np.float32)
+    return exp.fit("lin", model, md.optim.SGD(model.parameters(), lr=0.1), lambda b, rng: F.mse_loss(model(b), b), [x])
+
+
+def test_an_earlier_run_is_never_overwritten_by_accident(tmp_path):
+    _fit(Experiment(_args(tmp_path), "t"))
+    with pytest.raises(ExperimentError, match="holds the checkpoints of an earlier run.*--resume.*--overwrite"):
+        Experiment(_args(tmp_path), "t")
+    Experiment(_args(tmp_path, "--overwrite"), "t")
+    assert not list((tmp_path / "run").glob("*.ckpt.npz"))
+
+
+def test_resume_refuses_a_checkpoint_made_with_other_settings(tmp_path):
+    _fit(Experiment(_args(tmp_path, "--seed", "1"), "t"))
+    exp = Experiment(_args(tmp_path, "--seed", "2", "--resume", "--epochs", "2"), "t")
+    with pytest.raises(ExperimentError, match="other settings:\n  --seed: checkpoint 1, this run 2"):
+        _fit(exp)
+
+
+def test_outputs_are_checked_before_any_work(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ExperimentError, match="is a file"):
+        Experiment(command_line("t", 1).parse_args(["--out", str(tmp_path / "file"), "--device", "cpu"]), "t")
+    with pytest.raises(ExperimentError, match="--json .* is a folder"):
+        Experiment(_args(tmp_path, "--json", str(tmp_path)), "t")
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(ExperimentError, match="cannot write"):
+            Experiment(command_line("t", 1).parse_args(["--out", str(locked), "--device", "cpu"]), "t")
+
+
+def test_what_follows_a_resumed_model_draws_the_same_numbers(tmp_path):
+    """A resumed model skips its epochs; the generator must still be where the uninterrupted run left it."""
+    _fit(Experiment(_args(tmp_path / "a", "--epochs", "2"), "t"))
+    straight = md.randn(3).numpy()
+    _fit(Experiment(_args(tmp_path / "b", "--epochs", "2"), "t"))
+    _fit(Experiment(_args(tmp_path / "b", "--epochs", "2", "--resume"), "t"))  # nothing left to train
+    np.testing.assert_array_equal(md.randn(3).numpy(), straight)
+
+
+# ------------------------------------------------------------------ command lines
+BAD_OPTIONS = [
+    ("conv_dae_mnist.py", ["--seed", "-1"], "expected a number ≥ 0"),
+    ("conv_dae_mnist.py", ["--other", "gaussian:0.5:nocilp"], "unknown option 'nocilp'"),
+    ("conv_dae_mnist.py", ["--device", "gpu"], "invalid choice: 'gpu'"),
+    ("conv_dae_mnist.py", ["--batch-size", "0"], "expected a number ≥ 1"),
+    ("manifold_walk.py", ["--steps", "-5"], "expected a number ≥ 1"),
+    ("manifold_walk.py", ["--walkers", "0"], "expected a number ≥ 1"),
+    ("colorization.py", ["--patches", "0"], "expected a number ≥ 1"),
+    ("stacked_classifier.py", ["--labels", "0"], "expected a number ≥ 1"),
+    ("stacked_classifier.py", ["--pretrain-epochs", "-1"], "expected a number ≥ 0"),
+    ("cluster_codes.py", ["--code", "0"], "expected a number ≥ 1"),
+    ("cluster_codes.py", ["--points", "0"], "expected a number ≥ 1"),
+    ("deep_ae.py", ["--sizes", "784"], "needs an input and a code size"),
+    ("regularized_ae.py", ["--rho", "1.5"], r"in \[0, 1\]"),
+    ("quickstart.py", ["--steps", "0"], "expected a number ≥ 1"),
+]
+
+
+@pytest.mark.parametrize("script, options, words", BAD_OPTIONS, ids=[f"{s} {' '.join(o)}" for s, o, _ in BAD_OPTIONS])
+def test_a_bad_example_option_is_a_usage_error(tmp_path, script, options, words):
+    out = [] if script == "quickstart.py" else ["--out", str(tmp_path)]  # quickstart writes nothing
+    command = [sys.executable, str(ROOT / "examples" / script), *options, *out]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "usage:" in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert re.search(words, result.stderr), result.stderr[-1000:]
