@@ -141,7 +141,7 @@ class Experiment:
         self.args, self.name = args, name
         self.device = backend.resolve_device(args.device)
         self.out = Path(args.out) if args.out else Path("runs") / name
-        self.settings = {k: str(v) for k, v in sorted(vars(args).items()) if k not in NOT_SETTINGS}
+        self.settings = {"example": name} | {k: str(v) for k, v in sorted(vars(args).items()) if k not in NOT_SETTINGS}
         self._prepare_outputs()
         self.metrics: dict = {}
         self.seconds_per_epoch: dict[str, float] = {}
