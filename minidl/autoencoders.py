@@ -1,6 +1,6 @@
 """The lab's autoencoders and what it does with their codes.
 
-Models: ModelC (the convolutional DAE of BENCHMARKS.md), ModelD (the dense DAE),
+Models: ModelC (the convolutional DAE of benchmarks/README.md), ModelD (the dense DAE),
 DenseAutoencoder (any stack of sigmoid layers, with encode/decode).
 Penalties: L1 and KL sparsity of a code, the contractive penalty of a sigmoid encoder.
 Deep models: layer-wise pretraining, then stacking into one model to fine-tune.

@@ -253,7 +253,7 @@ def test_model_c_starts_from_he_init_with_pytorchs_fans():
     md.manual_seed(3)
     model = ae.ModelC()
     # (layer, fan-in as PyTorch counts it: weight.shape[1]·3·3, which for a transposed conv's
-    # (in, out, kh, kw) weight is its out channels; BENCHMARKS.md's references used this)
+    # (in, out, kh, kw) weight is its out channels; the reference figures of benchmarks/README.md used this)
     expected = [(model.encoder[0], 1 * 9), (model.encoder[2], 16 * 9), (model.encoder[4], 32 * 9),
                 (model.decoder[0], 32 * 9), (model.decoder[2], 16 * 9), (model.decoder[4], 1 * 9)]  # fmt: skip
     for layer, fan_in in expected:
