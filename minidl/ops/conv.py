@@ -22,7 +22,7 @@ from __future__ import annotations
 from ..autograd.tensor import Function, Tensor
 from ..launch import DEFINES, MAX_SHARED_BYTES, Out, launch
 from ..validate import pair
-from .windows import add_windows, crop_hw, output_size, pad_hw, sliding_windows
+from .windows import add_windows, output_size, pad_hw, sliding_windows
 
 
 # ------------------------------------------------------------- the array path
@@ -47,12 +47,11 @@ def conv2d_input_grad(gy, w, in_hw, stride, padding):
     """gx of conv2d: (N, O, Ho, Wo), (O, C, kh, kw) -> (N, C, H, W) with (H, W) = in_hw."""
     n, o, ho, wo = gy.shape
     _, c, kh, kw = w.shape
-    cols = w.reshape(o, -1).T @ gy.transpose(1, 0, 2, 3).reshape(o, -1)  # (C·kh·kw, N·Ho·Wo)
-    # col2im channel-major: each (i, j) slice of cols is then one contiguous (C, N, Ho, Wo) block
-    windows = cols.reshape(c, kh, kw, n, ho, wo).transpose(0, 3, 1, 2, 4, 5)
-    h, w_ = in_hw
-    padded = add_windows(windows, (c, n, h + 2 * padding[0], w_ + 2 * padding[1]), stride)
-    return crop_hw(padded, padding, in_hw).transpose(1, 0, 2, 3).copy()
+    (ph, pw), (h, w_) = padding, in_hw
+    # the batch last all the way through col2im: its slice-adds then run over long contiguous rows
+    cols = w.reshape(o, -1).T @ gy.transpose(1, 2, 3, 0).reshape(o, -1)  # (C·kh·kw, Ho·Wo·N)
+    padded = add_windows(cols.reshape(c, kh, kw, ho, wo, n), (c, h + 2 * ph, w_ + 2 * pw, n), stride)
+    return padded[:, ph : ph + h, pw : pw + w_].transpose(3, 0, 1, 2).copy()
 
 
 def conv2d_weight_grad(x, gy, kernel, stride, padding, cols=None):

@@ -31,8 +31,9 @@ class Pool2d(Function):
     def scatter_windows(self, windows):
         """col2im of (N, C, kh, kw, Ho, Wo) window values back to an (N, C, H, W) image."""
         n, c, h, w = self.shape
-        padded = (n, c, h + 2 * self.padding[0], w + 2 * self.padding[1])
-        return crop_hw(add_windows(windows, padded, self.stride), self.padding, (h, w)).copy()
+        padded = (n * c, h + 2 * self.padding[0], w + 2 * self.padding[1], 1)
+        image = add_windows(windows.reshape(n * c, *windows.shape[2:], 1), padded, self.stride)
+        return crop_hw(image.reshape(n, c, *padded[1:3]), self.padding, (h, w)).copy()
 
 
 class MaxPool2d(Pool2d):

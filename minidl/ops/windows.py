@@ -3,7 +3,9 @@
 sliding_windows is im2col without a copy: a strided view (N, C, kh, kw, Ho, Wo)
 whose element [n, c, i, j, y, x] is image[n, c, y*sh + i, x*sw + j].
 add_windows is its adjoint (col2im): it adds each window back where it came from,
-as kh·kw strided slice-adds.
+as kh·kw strided slice-adds. It takes the windows as (A, kh, kw, Ho, Wo, B) for an
+image (A, H, W, B): convolution puts the batch last (B = N), so that each slice-add runs
+over long contiguous rows (Wo·N values at stride 1) instead of rows of Wo.
 """
 
 from __future__ import annotations
@@ -35,15 +37,14 @@ def sliding_windows(padded, kernel: tuple[int, int], stride: tuple[int, int]):
 
 
 def add_windows(windows, padded_shape, stride: tuple[int, int]):
-    """col2im: a zero image of padded_shape with every window of (A, B, kh, kw, Ho, Wo) added back
-    ((A, B) is (N, C), or (C, N) for a channel-major image)."""
+    """col2im: a zero image of padded_shape (A, H, W, B) with every window of (A, kh, kw, Ho, Wo, B) added back."""
     xp = backend.array_module(backend.device_of(windows))
-    _, _, kh, kw, ho, wo = windows.shape
+    _, kh, kw, ho, wo, _ = windows.shape
     sh, sw = stride
     image = xp.zeros(padded_shape, dtype=windows.dtype)
     for i in range(kh):
         for j in range(kw):
-            image[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw] += windows[:, :, i, j]
+            image[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw] += windows[:, i, j]
     return image
 
 
