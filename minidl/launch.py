@@ -15,14 +15,21 @@ launch() finds the kernel by name in the .cu sources and reads its signature fro
     shared memory against CUDA's limits; a launch with nothing to do is skipped;
 and returns the Out arrays. A kernel file is compiled once per device: cupy.RawModule on
 cuda, the CPU emulator's EmuModule on emu, both from the same code string and options.
+With MINIDL_PROFILE=1 every launch is timed (CUDA events on a GPU, the wall clock on the
+emulator) and a per-kernel table is printed when the process exits.
 The constants that Python and CUDA share are defined once, in DEFINES, and reach NVRTC
 and g++ as -D options.
 """
 
 from __future__ import annotations
 
+import atexit
 import math
+import os
 import re
+import sys
+import time
+from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -227,7 +234,12 @@ def launch(kernel: str, *args, threads: int | None = None, grid=None, block=BLOC
         if any(o.size for o in outputs):
             raise ValueError(f"{kernel}: a grid of {grid3} blocks would leave its outputs unwritten")
     else:
-        _function(spec, t, device)(grid3, block3, tuple(packed), shared_mem=shared_mem)
+        function = _function(spec, t, device)
+        if PROFILE:
+            _timed(function, f"{spec.name}<{C_TYPES[t]}>" if spec.templated else spec.name, device,
+                   (grid3, block3, tuple(packed)), shared_mem)  # fmt: skip
+        else:
+            function(grid3, block3, tuple(packed), shared_mem=shared_mem)
     return outputs[0] if len(outputs) == 1 else (tuple(outputs) if outputs else None)
 
 
@@ -301,3 +313,48 @@ def _grid(spec: Kernel, threads, grid, block, shared_mem: int):
     if not 0 <= shared_mem <= MAX_SHARED_BYTES:
         raise ValueError(f"{spec.name}: {shared_mem} bytes of shared memory, more than {MAX_SHARED_BYTES}")
     return grid3, block3
+
+
+# ------------------------------------------------------------------- profiling
+PROFILE = os.environ.get("MINIDL_PROFILE", "0") not in ("", "0")
+_timings: dict[str, list] = defaultdict(list)  # kernel -> seconds, or (start, end) CUDA events
+_started = time.perf_counter()
+
+
+def _timed(function, name: str, device: str, launch_args, shared_mem: int) -> None:
+    if device == "cuda":  # events, read at exit: timing adds no host sync
+        cuda = backend.cupy().cuda
+        start, end = cuda.Event(), cuda.Event()
+        start.record()
+        function(*launch_args, shared_mem=shared_mem)
+        end.record()
+        _timings[name].append((start, end))
+    else:
+        begin = time.perf_counter()
+        function(*launch_args, shared_mem=shared_mem)
+        _timings[name].append(time.perf_counter() - begin)
+
+
+def profile_table() -> str:
+    """Launches, total and mean time and share of the run of every kernel launched so far."""
+    run = time.perf_counter() - _started
+    rows = []
+    for name, times in _timings.items():
+        if times and isinstance(times[0], tuple):
+            times[-1][1].synchronize()
+            cuda = backend.cupy().cuda
+            times = [cuda.get_elapsed_time(start, end) / 1e3 for start, end in times]
+        rows.append((sum(times), len(times), name))
+    lines = [f"{'kernel':<34} {'launches':>9} {'total ms':>10} {'mean us':>9} {'of run':>7}"]
+    for total, count, name in sorted(rows, reverse=True):
+        lines.append(f"{name:<34} {count:>9} {total * 1e3:>10.2f} {total / count * 1e6:>9.1f} {total / run:>7.1%}")
+    return "\n".join(lines)
+
+
+def _report() -> None:
+    if _timings:
+        print(f"MINIDL_PROFILE: the kernels of this run\n{profile_table()}", file=sys.stderr)
+
+
+if PROFILE:
+    atexit.register(_report)

@@ -3,6 +3,8 @@ we target, and every kernel runs on the CPU emulator (the same source, through t
 launch code) against the NumPy implementation, in float64 and float32. The same cases run
 on a real GPU when there is one (marker `gpu`)."""
 
+import collections
+import os
 import re
 import subprocess
 import sys
@@ -364,9 +366,7 @@ print("no error was caught")
 @needs_cxx
 def test_emulator_catches_a_planted_out_of_bounds_write():
     """AddressSanitizer aborts the process, so the bug runs in a child process."""
-    result = subprocess.run(
-        [sys.executable, "-c", PLANTED_BUG], capture_output=True, text=True, timeout=300
-    )
+    result = subprocess.run([sys.executable, "-c", PLANTED_BUG], capture_output=True, text=True, timeout=300)
     assert result.returncode != 0, result.stdout
     assert "AddressSanitizer" in result.stderr and "off_by_one" in result.stderr
     assert "WRITE of size 4" in result.stderr
@@ -384,6 +384,28 @@ def test_emulator_builds_are_cached(tmp_path, monkeypatch):
     assert emulator.build(*args) == first
     assert first.stat().st_mtime_ns == stamp
     assert [p.name for p in first.parent.iterdir()] == [first.name]  # no temporary files left behind
+
+
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
+def test_minidl_profile_times_every_kernel(device, monkeypatch):
+    monkeypatch.setattr(launch, "PROFILE", True)
+    monkeypatch.setattr(launch, "_timings", collections.defaultdict(list))
+    x = md.tensor(np.ones((2, 1, 4, 4)), device=device)
+    F.avg_pool2d(x, 2)
+    F.avg_pool2d(x, 2)
+    table = launch.profile_table().splitlines()
+    assert table[0].split() == ["kernel", "launches", "total", "ms", "mean", "us", "of", "run"]
+    assert table[1].split()[:2] == ["avg_pool2d_forward<double>", "2"] and len(table) == 2
+
+
+@needs_cxx
+def test_minidl_profile_prints_its_table_at_exit():
+    script = "import numpy as np, minidl as md; md.nn.functional.max_pool2d(md.ones(1, 1, 4, 4, device='emu'), 2)"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "MINIDL_PROFILE": "1"})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "MINIDL_PROFILE: the kernels of this run" in result.stderr
+    assert re.search(r"max_pool2d_forward<float>\s+1\s", result.stderr)
 
 
 def test_launch_rejects_integer_dtypes():

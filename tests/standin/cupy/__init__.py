@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -325,7 +326,25 @@ class _Runtime:
         counters.syncs += 1
 
 
-cuda = types.SimpleNamespace(runtime=_Runtime())
+class _Event:
+    """cupy.cuda.Event: here it records the host clock."""
+
+    def __init__(self, *args, **kwargs):
+        self.seconds = None
+
+    def record(self, stream=None) -> None:
+        self.seconds = time.perf_counter()
+
+    def synchronize(self) -> None:
+        counters.syncs += 1
+
+
+def _get_elapsed_time(start: _Event, end: _Event) -> float:
+    """Milliseconds between two recorded events, as cupy.cuda.get_elapsed_time."""
+    return (end.seconds - start.seconds) * 1e3
+
+
+cuda = types.SimpleNamespace(runtime=_Runtime(), Event=_Event, get_elapsed_time=_get_elapsed_time)
 
 
 class RawModule:
