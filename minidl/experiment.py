@@ -171,20 +171,11 @@ class Experiment:
         """Before any work: --out and --json can be written, and no earlier run is overwritten by accident."""
         if self.out.exists() and not self.out.is_dir():
             raise ExperimentError(f"--out {self.out} is a file; give a folder")
-        try:
-            self.out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ExperimentError(f"cannot make the --out folder {self.out}: {e.strerror}") from None
-        _check_writable(self.out, "--out")
+        _writable_folder(self.out, f"the --out folder {self.out}")
         if self.args.json is not None:
             if Path(self.args.json).is_dir():
                 raise ExperimentError(f"--json {self.args.json} is a folder; give a file name")
-            folder = Path(self.args.json).parent
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise ExperimentError(f"cannot make the folder of --json {self.args.json}: {e.strerror}") from None
-            _check_writable(folder, "--json")
+            _writable_folder(Path(self.args.json).parent, f"the folder of --json {self.args.json}")
         earlier = sorted(p.name for p in self.out.glob("*.ckpt.npz"))
         if earlier and not self.args.resume:
             if not getattr(self.args, "overwrite", False):
@@ -334,9 +325,14 @@ class Experiment:
         return self.metrics
 
 
-def _check_writable(folder: Path, option: str) -> None:
+def _writable_folder(folder: Path, what: str) -> None:
+    """Make `folder` if need be; an error that names `what` if it cannot be made or written in."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExperimentError(f"cannot make {what}: {e.strerror}") from None
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise ExperimentError(f"{option}: cannot write in {folder} (permission denied)")
+        raise ExperimentError(f"cannot write in {what} (permission denied)")
 
 
 def psnr(mse: float) -> float:

@@ -88,6 +88,10 @@ class Kernel:
     def signature(self) -> str:
         return f"{self.name}({', '.join(map(str, self.params))})"
 
+    def instance(self, t: np.dtype | None) -> str:
+        """The name expression of its instantiation for T = t, e.g. 'conv2d_forward<float>'."""
+        return f"{self.name}<{C_TYPES[t]}>" if self.templated else self.name
+
 
 _KERNEL = re.compile(r"(template\s*<\s*typename\s+T\s*>\s*)?__global__\s+void\s+(\w+)\s*\(([^)]*)\)")
 _PARAM = re.compile(r"^(const\s+)?(T|int|long long|float|double)\s*(\*)?\s*(?:__restrict__\s+)?(\w+)$")
@@ -151,7 +155,7 @@ def name_expressions(source: str) -> list[str]:
     names = []
     for k in kernels().values():
         if k.source == source:
-            names += [f"{k.name}<{c}>" for c in C_TYPES.values()] if k.templated else [k.name]
+            names += [k.instance(t) for t in C_TYPES] if k.templated else [k.name]
     return names
 
 
@@ -176,7 +180,7 @@ def module(source: str, device: str):
 
 
 def _function(kernel: Kernel, t: np.dtype, device: str):
-    name = f"{kernel.name}<{C_TYPES[t]}>" if kernel.templated else kernel.name
+    name = kernel.instance(t)
     try:
         return module(kernel.source, device).get_function(name)
     except Exception as error:
@@ -236,7 +240,7 @@ def launch(kernel: str, *args, threads: int | None = None, grid=None, block=BLOC
     else:
         function = _function(spec, t, device)
         if PROFILE:
-            _timed(function, f"{spec.name}<{C_TYPES[t]}>" if spec.templated else spec.name, device,
+            _timed(function, spec.instance(t), device,
                    (grid3, block3, tuple(packed)), shared_mem)  # fmt: skip
         else:
             function(grid3, block3, tuple(packed), shared_mem=shared_mem)

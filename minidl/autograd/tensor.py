@@ -385,7 +385,7 @@ class Function:
         """The kernel path of backward; by default the array path, which serves both."""
         return self.backward(grad_output)
 
-    def run_backward(self, grad_output) -> tuple:
+    def input_grads(self, grad_output) -> tuple:
         """The input gradients through the path that forward took, always as a tuple."""
         grads = self.backward_kernel(grad_output) if self.uses_kernels else self.backward(grad_output)
         return grads if isinstance(grads, tuple) else (grads,)
@@ -441,7 +441,7 @@ def run_backward(root: Tensor, seed, retain_graph: bool) -> None:
                     t.grad.data = t.grad.data + g
             continue
         tensor_inputs = [x for x in node.inputs if isinstance(x, Tensor)]
-        in_grads = node.run_backward(g) if g is not None else (None,) * len(tensor_inputs)
+        in_grads = node.input_grads(g) if g is not None else (None,) * len(tensor_inputs)
         for x, gx in zip(tensor_inputs, in_grads, strict=True):
             if not x.requires_grad:
                 continue

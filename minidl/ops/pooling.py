@@ -41,7 +41,7 @@ class MaxPool2d(Pool2d):
         self.keep_window(x, kernel, stride, padding)
         xp = self.xp
         lowest = -xp.inf if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
-        windows = sliding_windows(pad_hw(x, padding, value=lowest), kernel, stride)
+        windows = sliding_windows(pad_hw(x, padding), kernel, stride)  # the padding is masked out below
         n, c, kh, kw, ho, wo = windows.shape
         flat = windows.reshape(n, c, kh * kw, ho, wo)
         # the first maximum among the window's real pixels, never its padding (not even when
