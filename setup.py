@@ -5,7 +5,9 @@ setup(
     version="0.1.0",
     description="A small reverse-mode autodiff framework with readable CUDA kernels, for learning vision on GPUs",
     python_requires=">=3.10",
-    packages=["minidl", "minidl.autograd", "minidl.ops", "minidl.nn", "minidl.emulator", "minidl.kernels"],
+    packages=[
+        "minidl", "minidl.autograd", "minidl.ops", "minidl.nn", "minidl.emulator", "minidl.kernels", "minidl.lab"
+    ],
     # the CUDA sources live in kernels/ at the top of the repository and ship inside the package
     package_dir={"minidl.kernels": "kernels"},
     package_data={"minidl.kernels": ["*.cu", "*.cuh"], "minidl.emulator": ["runtime.h"]},

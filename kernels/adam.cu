@@ -6,6 +6,7 @@
 template <typename T>
 __global__ void adam_update(T* __restrict__ p, const T* __restrict__ grad, T* __restrict__ m, T* __restrict__ v,
                             long long count, T step_size, T beta1, T beta2, T eps, T weight_decay, T bias2_sqrt) {
+    // BEGIN SOLUTION exercise 8
     const long long i = global_index();
     if (i >= count) return;
     const T g = grad[i] + weight_decay * p[i];
@@ -14,4 +15,5 @@ __global__ void adam_update(T* __restrict__ p, const T* __restrict__ grad, T* __
     m[i] = mi;
     v[i] = vi;
     p[i] -= step_size * mi / (sqrt(vi) / bias2_sqrt + eps);
+    // END SOLUTION
 }

@@ -51,3 +51,9 @@ template <typename T>
 __device__ __forceinline__ T* dynamic_shared() {
     return reinterpret_cast<T*>(minidl_dynamic_shared);
 }
+
+// Stops the kernel: on a GPU with __trap() (the launch fails), on the emulator with `message`
+// as the launch's error. The stubs of a student copy (python -m minidl.lab student) call it.
+#ifndef MINIDL_EMULATOR
+#define minidl_trap(message) __trap()
+#endif

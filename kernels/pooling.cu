@@ -18,6 +18,7 @@ __global__ void max_pool2d_forward(const T* __restrict__ x, T* __restrict__ y, i
                                    int HO, int WO) {
     const long long index = global_index();
     if (index >= (long long)N * C * HO * WO) return;
+    // BEGIN SOLUTION exercise 5
     const Pixel out = pixel_of(index, HO, WO);
     const long long plane = out.plane;
     const int p = out.row, q = out.col;
@@ -38,6 +39,7 @@ __global__ void max_pool2d_forward(const T* __restrict__ x, T* __restrict__ y, i
     }
     y[index] = best;
     argmax[index] = best_at;
+    // END SOLUTION
 }
 
 template <typename T>
@@ -46,6 +48,7 @@ __global__ void max_pool2d_backward(const T* __restrict__ gy, const int* __restr
                                     int HO, int WO) {
     const long long index = global_index();
     if (index >= (long long)N * C * H * W) return;
+    // BEGIN SOLUTION exercise 5
     const Pixel in = pixel_of(index, H, W);
     const long long plane = in.plane;
     const int h = in.row, v = in.col;
@@ -59,6 +62,7 @@ __global__ void max_pool2d_backward(const T* __restrict__ gy, const int* __restr
             if (argmax[out] == (h + PH - p * SH) * KW + (v + PW - q * SW)) acc += gy[out];
         }
     gx[index] = acc;
+    // END SOLUTION
 }
 
 // Forward average over KH*KW positions, padding counted as zeros (count_include_pad).

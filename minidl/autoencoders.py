@@ -127,9 +127,11 @@ def contractive_penalty(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """‖J‖_F² of the sigmoid encoder h = σ(x Wᵀ + b), averaged over the batch, exactly:
     J_ji = h_j (1 - h_j) W_ji, so ‖J‖_F² = Σ_j (h_j (1 - h_j))² Σ_i W_ji².
     x (N, ...) is flattened to (N, in); weight (code, in); bias (code,)."""
+    ### BEGIN SOLUTION exercise 11
     h = ops.sigmoid(ops.linear(x.reshape(x.shape[0], -1), weight, bias))
     slope = h * (1 - h)
     return ((slope * slope) * (weight * weight).sum(1)).sum() / x.shape[0]
+    ### END SOLUTION
 
 
 # ------------------------------------------------------ deep: layer by layer
@@ -204,6 +206,7 @@ def manifold_walk(
 
 def kmeans(points: np.ndarray, k: int, seed: int = 0, restarts: int = 5) -> np.ndarray:
     """Cluster labels of k-means (k-means++ starts; the best of `restarts` runs by distortion)."""
+    ### BEGIN SOLUTION exercise 12
     points = np.asarray(points, dtype=np.float64).reshape(len(points), -1)
     best, best_cost = None, np.inf
     for r in range(restarts):
@@ -212,10 +215,12 @@ def kmeans(points: np.ndarray, k: int, seed: int = 0, restarts: int = 5) -> np.n
         if cost < best_cost:
             best, best_cost = labels, cost
     return best
+    ### END SOLUTION
 
 
 def cluster_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
     """Accuracy under the best one-to-one map of clusters to labels (Hungarian assignment)."""
+    ### BEGIN SOLUTION exercise 12
     labels, clusters = np.asarray(labels), np.asarray(clusters)
     if labels.shape != clusters.shape:
         raise ValueError(f"labels {labels.shape} and clusters {clusters.shape} differ in shape")
@@ -224,6 +229,7 @@ def cluster_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
     np.add.at(counts, (clusters, labels), 1)
     rows, cols = linear_sum_assignment(-counts)
     return counts[rows, cols].sum() / len(labels)
+    ### END SOLUTION
 
 
 class Classifier(Module):

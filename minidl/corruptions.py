@@ -16,8 +16,10 @@ from .autograd.tensor import Tensor
 
 def gaussian(x, rng, sigma: float, clip: bool = True):
     """x + N(0, σ²), clipped to [0, 1] unless clip=False."""
+    ### BEGIN SOLUTION exercise 9
     noisy = x + rng.standard_normal(x.shape, dtype=x.dtype) * sigma
     return noisy.clip(0, 1) if clip else noisy
+    ### END SOLUTION
 
 
 def masking(x, rng, fraction: float):
@@ -27,9 +29,11 @@ def masking(x, rng, fraction: float):
 
 def salt_and_pepper(x, rng, fraction: float):
     """Set a random fraction of the pixels to 0 or 1, each with probability one half."""
+    ### BEGIN SOLUTION exercise 9
     hit = rng.random(x.shape, dtype=x.dtype) < fraction
     salt = rng.random(x.shape, dtype=x.dtype) < 0.5
     return backend.array_module_of(x).where(hit, salt.astype(x.dtype), x)
+    ### END SOLUTION
 
 
 def uniform(x, rng, amplitude: float, clip: bool = True):

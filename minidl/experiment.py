@@ -238,6 +238,7 @@ class Experiment:
             noise = backend.generator(self.device)
             progress = Progress(total, f"{tag} epoch {epoch + 1}/{epochs}")
             start = time.perf_counter()
+            ### BEGIN SOLUTION exercise 10
             for batch in data.batches(*on_device, batch_size=self.args.batch_size, rng=self.rng(epoch),
                                       device=self.device):  # fmt: skip
                 loss = step(*batch, noise)
@@ -245,6 +246,7 @@ class Experiment:
                 loss.backward()
                 optimizer.step()
                 progress.update(loss)
+            ### END SOLUTION
             history.append(progress.mean_loss())
             self.seconds_per_epoch[tag] = time.perf_counter() - start
             if evaluate is not None:

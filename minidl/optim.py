@@ -144,9 +144,11 @@ class Adam(Optimizer):
             args = (p.data, grad, state["exp_avg"], state["exp_avg_sq"], p.data.size, *hyper)
             launch("adam_update", *args, threads=p.data.size)
             return
+        ### BEGIN SOLUTION exercise 7
         if d["weight_decay"]:
             grad = grad + d["weight_decay"] * p.data
         state["exp_avg"] = beta1 * state["exp_avg"] + (1 - beta1) * grad
         state["exp_avg_sq"] = beta2 * state["exp_avg_sq"] + (1 - beta2) * grad * grad
         denom = (state["exp_avg_sq"] ** 0.5) / bias2_sqrt + d["eps"]
         p.data = p.data - step_size * state["exp_avg"] / denom
+        ### END SOLUTION

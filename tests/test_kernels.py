@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,8 @@ from test_gradcheck_ops import conv_case, pool_case
 
 import minidl as md
 from minidl import launch
+from minidl.lab import solutions
+from minidl.lab.exercises import stubs
 from minidl.nn import functional as F
 
 TOLERANCE = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=1e-5, atol=1e-5)}
@@ -36,11 +39,13 @@ def _nvrtc():
     return nvrtc
 
 
-def nvrtc_compile(source: str, arch: str, extra=()) -> tuple[str, dict[str, str]]:
+def nvrtc_compile(source: str, arch: str, extra=(), code: str | None = None) -> tuple[str, dict[str, str]]:
     """Compile a kernel file as cupy.RawModule does (same code string, our options and CuPy's);
-    returns NVRTC's log and the lowered (mangled) name of every instantiation."""
+    returns NVRTC's log and the lowered (mangled) name of every instantiation. code: the
+    file's text to compile instead (with its headers pasted in), e.g. a student copy's."""
     nvrtc = _nvrtc()
-    err, program = nvrtc.nvrtcCreateProgram(launch.read_source(source).encode(), source.encode(), 0, [], [])
+    code = launch.read_source(source) if code is None else code
+    err, program = nvrtc.nvrtcCreateProgram(code.encode(), source.encode(), 0, [], [])
     assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS
     names = launch.name_expressions(source)
     for name in names:
@@ -66,6 +71,14 @@ def nvrtc_compile(source: str, arch: str, extra=()) -> tuple[str, dict[str, str]
 @pytest.mark.parametrize("arch", launch.ARCHITECTURES)
 def test_kernel_compiles_with_nvrtc(source, arch):
     nvrtc_compile(source, arch)
+
+
+@pytest.mark.parametrize("source", launch.sources())
+def test_a_student_copys_kernels_compile_with_nvrtc(source):
+    """The stubs of python -m minidl.lab student (a comment and minidl_trap) compile for a GPU."""
+    code = launch.read_source(source)
+    regions = solutions.regions_in(code, Path(source))
+    nvrtc_compile(source, launch.ARCHITECTURES[-1], code=solutions.blank(code, regions, stubs()))
 
 
 @pytest.mark.parametrize("source", launch.sources())
@@ -370,7 +383,31 @@ def test_emulator_catches_a_planted_out_of_bounds_write():
     assert result.returncode != 0, result.stdout
     assert "AddressSanitizer" in result.stderr and "off_by_one" in result.stderr
     assert "WRITE of size 4" in result.stderr
+    assert "minidl emulator: in kernel off_by_one, block (0, 0, 0), thread (10, 0, 0)" in result.stderr
     assert "no error was caught" not in result.stdout
+
+
+@needs_cxx
+def test_emulator_stops_a_trapping_kernel_with_its_message():
+    """minidl_trap (a student copy's stub) and __trap() end the launch with an error, not a crash."""
+    module = _module(
+        """
+        __global__ void stub(float* y) {
+            if (threadIdx.x == 5) minidl_trap("Exercise 9 not implemented");
+            __syncthreads();
+            y[threadIdx.x] = 1.0f;
+        }
+        __global__ void trap(float* y) { __trap(); }
+        """,
+        ["stub", "trap"],
+    )
+    with pytest.raises(RuntimeError, match="stub: Exercise 9 not implemented"):
+        module.get_function("stub")((2,), (32,), (np.zeros(32, np.float32),))
+    with pytest.raises(RuntimeError, match=r"trap: __trap\(\) called"):
+        module.get_function("trap")((1,), (1,), (np.zeros(1, np.float32),))
+    y = np.zeros(4, np.float32)  # the module still launches after a trap
+    module.get_function("stub")((1,), (4,), (y,))
+    np.testing.assert_array_equal(y, 1)
 
 
 @needs_cxx

@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
-import reference
 from conftest import leaf
 from hypothesis import given
 from hypothesis import strategies as st
 from test_gradcheck_ops import conv_case, pool_case
 
 import minidl as md
+from minidl.lab import reference
 from minidl.nn import functional as F
 
 

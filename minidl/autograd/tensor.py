@@ -423,6 +423,7 @@ def run_backward(root: Tensor, seed, retain_graph: bool) -> None:
     A leaf takes its first gradient as it is, without a copy, unless that array is a view
     or was already given to another leaf. Every gradient has its tensor's dtype (an op that
     promoted float32 to float64 sends float32 back)."""
+    ### BEGIN SOLUTION exercise 2
     waiting = _count_uses(root)
     grads = {id(root): seed}
     taken: set[int] = set()  # arrays that leaves hold as their .grad
@@ -458,15 +459,18 @@ def run_backward(root: Tensor, seed, retain_graph: bool) -> None:
             inputs = node.inputs
             node.__dict__.clear()
             node.inputs, node.released = inputs, True
+    ### END SOLUTION
 
 
 def unbroadcast(grad, shape: Sequence[int]):
     """Sum a broadcast gradient back to `shape` (NumPy broadcasting rules)."""
+    ### BEGIN SOLUTION exercise 1
     extra = grad.ndim - len(shape)
     if extra:
         grad = grad.sum(axis=tuple(range(extra)))
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
     return grad.sum(axis=axes, keepdims=True) if axes else grad
+    ### END SOLUTION
 
 
 def as_tensor(value, like: Tensor) -> Tensor:

@@ -10,7 +10,9 @@
 // __shared__ variables become static (one copy, shared by the block's fibers, as the
 // blocks run one at a time). Built with -fsanitize=address, every array argument is
 // copied into a buffer fenced by poisoned redzones, so an out-of-bounds access aborts
-// with AddressSanitizer's report.
+// with AddressSanitizer's report, followed by a line naming the kernel, block and thread.
+// __trap() (a GPU's illegal-instruction stop) ends the launch with an error; minidl_trap(text)
+// does the same with a message (on a GPU it is __trap()).
 #pragma once
 #define MINIDL_EMULATOR 1
 
@@ -155,6 +157,7 @@ inline dim3 block_index, block_dim, grid_dim;
 inline unsigned char* dynamic_shared_memory = nullptr;
 inline const Entry* running = nullptr;
 inline void** running_args = nullptr;
+inline const char* trap_message = nullptr;  // set by trap(): the launch ends with this error
 inline const void* scheduler_stack = nullptr;  // for AddressSanitizer's fiber bookkeeping
 inline size_t scheduler_stack_size = 0;
 
@@ -168,6 +171,25 @@ inline void syncthreads() {
 #else
     switch_context(current->context, scheduler);
 #endif
+}
+
+// The calling thread stops here; its block is abandoned and the launch fails with `message`.
+[[noreturn]] inline void trap(const char* message) {
+    trap_message = message;
+    current->state = DONE;
+#ifdef EMU_ASAN
+    __sanitizer_start_switch_fiber(nullptr, scheduler_stack, scheduler_stack_size);
+#endif
+    switch_context(current->context, scheduler);  // never resumed
+    __builtin_unreachable();
+}
+
+// Printed after AddressSanitizer's report: which CUDA thread made the bad access.
+inline void report_thread() {
+    if (running && current)
+        std::fprintf(stderr, "minidl emulator: in kernel %s, block (%u, %u, %u), thread (%u, %u, %u)\n",
+                     running->name, block_index.x, block_index.y, block_index.z, current->thread.x,
+                     current->thread.y, current->thread.z);
 }
 
 inline void fiber_main() {
@@ -205,6 +227,7 @@ inline const char* run_block(std::vector<Fiber>& fibers) {
         size_t waiting = 0, done = 0;
         for (Fiber& f : fibers)
             if (f.state == RUNNING) resume(f);
+        if (trap_message) return trap_message;
         for (Fiber& f : fibers) (f.state == DONE ? done : waiting) += 1;
         if (done == fibers.size()) return nullptr;
         if (done > 0) return "divergent __syncthreads(): some threads of a block returned while others wait at a barrier";
@@ -266,6 +289,10 @@ inline int launch(const Entry* entries, int count, int index, const unsigned* gr
     block_dim = dim3{block[0], block[1], block[2]};
     running = &e;
     running_args = argv.data();
+    trap_message = nullptr;
+#ifdef EMU_ASAN
+    __sanitizer_set_death_callback(report_thread);
+#endif
     std::vector<Fiber> fibers(block_dim.x * block_dim.y * block_dim.z);
     for (size_t t = 0; t < fibers.size(); ++t) {
         fibers[t].thread = dim3{unsigned(t % block_dim.x), unsigned(t / block_dim.x % block_dim.y),
@@ -319,6 +346,8 @@ inline int launch(const Entry* entries, int count, int index, const unsigned* gr
 #define blockDim (emu::block_dim)
 #define gridDim (emu::grid_dim)
 #define minidl_dynamic_shared (emu::dynamic_shared_memory)
+#define __trap() emu::trap("__trap() called")
+#define minidl_trap(message) emu::trap(message)
 
 // AddressSanitizer's runtime arrives with the kernel library (dlopen), not first in the
 // process, and reads its options before Python could set them: give them here.

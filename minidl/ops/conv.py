@@ -28,23 +28,28 @@ from .windows import add_windows, output_size, pad_hw, sliding_windows
 # ------------------------------------------------------------- the array path
 def im2col(x, kernel, stride, padding):
     """(C·kh·kw, N·Ho·Wo) matrix of x's windows (one copy of a strided view)."""
+    ### BEGIN SOLUTION exercise 3
     windows = sliding_windows(pad_hw(x, padding), kernel, stride)  # (N, C, kh, kw, Ho, Wo)
     n, c, kh, kw, ho, wo = windows.shape
     return windows.transpose(1, 2, 3, 0, 4, 5).reshape(c * kh * kw, n * ho * wo)
+    ### END SOLUTION
 
 
 def conv2d_output(x, w, stride, padding, cols=None):
     """y = conv2d(x, w) without bias: (N, C, H, W), (O, C, kh, kw) -> (N, O, Ho, Wo).
     cols: x's im2col matrix, if the caller already has it."""
+    ### BEGIN SOLUTION exercise 3
     o, (n, _, h, wd) = w.shape[0], x.shape
     ho, wo = output_size(h, w.shape[2], stride[0], padding[0]), output_size(wd, w.shape[3], stride[1], padding[1])
     cols = im2col(x, w.shape[2:], stride, padding) if cols is None else cols
     y = w.reshape(o, -1) @ cols
     return y.reshape(o, n, ho, wo).transpose(1, 0, 2, 3).copy()
+    ### END SOLUTION
 
 
 def conv2d_input_grad(gy, w, in_hw, stride, padding):
     """gx of conv2d: (N, O, Ho, Wo), (O, C, kh, kw) -> (N, C, H, W) with (H, W) = in_hw."""
+    ### BEGIN SOLUTION exercise 4
     n, o, ho, wo = gy.shape
     _, c, kh, kw = w.shape
     (ph, pw), (h, w_) = padding, in_hw
@@ -52,14 +57,17 @@ def conv2d_input_grad(gy, w, in_hw, stride, padding):
     cols = w.reshape(o, -1).T @ gy.transpose(1, 2, 3, 0).reshape(o, -1)  # (C·kh·kw, Ho·Wo·N)
     padded = add_windows(cols.reshape(c, kh, kw, ho, wo, n), (c, h + 2 * ph, w_ + 2 * pw, n), stride)
     return padded[:, ph : ph + h, pw : pw + w_].transpose(3, 0, 1, 2).copy()
+    ### END SOLUTION
 
 
 def conv2d_weight_grad(x, gy, kernel, stride, padding, cols=None):
     """gw of conv2d: (N, C, H, W), (N, O, Ho, Wo) -> (O, C, kh, kw). cols: x's im2col matrix, if known."""
+    ### BEGIN SOLUTION exercise 4
     o = gy.shape[1]
     cols = im2col(x, kernel, stride, padding) if cols is None else cols
     gw = gy.transpose(1, 0, 2, 3).reshape(o, -1) @ cols.T
     return gw.reshape(o, x.shape[1], *kernel)
+    ### END SOLUTION
 
 
 # ------------------------------------------------------------ the kernel path

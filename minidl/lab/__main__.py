@@ -1,0 +1,102 @@
+"""python -m minidl.lab list | student DIR | check N|all [--device cpu|emu|cuda] | grade N --device D"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..backend import DEVICES, cuda_available
+from .exercises import EXERCISES, exercise, stubs
+from .grading import grade_here, grade_in_child
+from .solutions import MarkerError, write_copy
+
+
+def project_root() -> Path:
+    """The source tree this minidl runs from (a student copy is made from it)."""
+    import minidl
+
+    root = Path(minidl.__file__).resolve().parents[1]
+    if not (root / "kernels").is_dir() or not (root / "setup.py").is_file():
+        raise SystemExit(f"a student copy is made from a source checkout of minidl; this one is installed at {root}")
+    return root
+
+
+def list_exercises() -> int:
+    for e in EXERCISES:
+        print(f"{e.number:3d}  {e.title:<72} [{', '.join(e.devices)}]  {e.sheet}")
+    return 0
+
+
+def write_student_copy(folder: Path) -> int:
+    try:
+        regions = write_copy(project_root(), folder, stubs())
+    except (FileExistsError, MarkerError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote a student copy to {folder}: {regions} solution regions of {len(EXERCISES)} exercises blanked.")
+    print(f"The sheets are in {folder / 'docs' / 'exercises'}; a student grades with: python -m minidl.lab check N")
+    return 0
+
+
+def check(which: str, device: str | None, timeout: float) -> int:
+    chosen = EXERCISES if which == "all" else (exercise(int(which)),)
+    if which != "all" and device is not None and device not in chosen[0].devices:
+        print(f"error: exercise {which} is graded on {' or '.join(chosen[0].devices)}, not {device}", file=sys.stderr)
+        return 2
+    if device == "cuda" and not cuda_available():
+        print("error: --device cuda needs an NVIDIA GPU and CuPy; grade kernels on emu here", file=sys.stderr)
+        return 2
+    passed = 0
+    for e in chosen:
+        on = device if device in e.devices else e.devices[0]
+        print(f"exercise {e.number:2d}  {e.title} (on {on}) ... ", end="", flush=True)
+        verdict = grade_in_child(e.number, on, timeout)
+        passed += verdict.passed
+        print(f"{verdict.status.upper()} after {verdict.cases} cases ({verdict.seconds:.1f} s)")
+        if verdict.message:
+            print("    " + verdict.message.replace("\n", "\n    "))
+    print(f"{passed} of {len(chosen)} exercises pass")
+    return 0 if passed == len(chosen) else 1
+
+
+def exercise_choice(text: str) -> str:
+    if text == "all":
+        return text
+    try:
+        exercise(int(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 'all' or an exercise number 1-{len(EXERCISES)}") from e
+    return text
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m minidl.lab", description="Lab exercises: list, hand out, grade.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="the exercises, one line each")
+    student = commands.add_parser("student", help="write a student copy of the project (solutions blanked)")
+    student.add_argument("folder", type=Path, help="a new (or empty) folder")
+    grade = commands.add_parser("check", help="grade one exercise, or all")
+    grade.add_argument("exercise", type=exercise_choice, help="an exercise number, or 'all'")
+    grade.add_argument(
+        "--device",
+        choices=DEVICES,
+        default=None,
+        help="emu or cuda for kernel exercises (default emu); the others run on cpu",
+    )
+    grade.add_argument("--timeout", type=float, default=600.0, help="seconds per exercise (default 600)")
+    here = commands.add_parser("grade", help="grade one exercise in this process (what check runs in a child)")
+    here.add_argument("number", type=int)
+    here.add_argument("--device", choices=DEVICES, required=True)
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        return list_exercises()
+    if args.command == "student":
+        return write_student_copy(args.folder)
+    if args.command == "grade":
+        return 0 if grade_here(args.number, args.device).passed else 1
+    return check(args.exercise, args.device, args.timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""How an exercise is graded: cases, comparisons a student can act on, and a child process.
+
+A check (minidl/lab/checks.py) announces each case with case(...) and compares with
+compare(...), which raises CheckFailed naming the case, the shapes, the largest error and
+where it is, and a hint. Each exercise is graded in a child process (grade_in_child), so a
+kernel that reads out of bounds, which AddressSanitizer stops, or that never ends, is
+reported as a failure of its case instead of ending the grader.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+VERDICT = "minidl-lab-verdict: "  # the child's last line of output starts with this
+CASE = "case: "
+
+
+class CheckFailed(AssertionError):
+    """A check's verdict for the student: what is wrong, in which case, and a hint."""
+
+
+class _Cases:
+    current = "(before the first case)"
+    count = 0
+
+
+def case(description: str) -> None:
+    """Announce the case about to be checked (printed, so a crash can be traced to it)."""
+    _Cases.current, _Cases.count = description, _Cases.count + 1
+    print(CASE + description, flush=True)
+
+
+def fail(what: str, hint: str = "") -> None:
+    raise CheckFailed(f"{what}\n  case: {_Cases.current}" + (f"\n  hint: {hint}" if hint else ""))
+
+
+def compare(what: str, got, want, rtol: float = 1e-5, atol: float = 1e-6, hint: str = "") -> None:
+    """got must equal want (a NumPy reference) to rtol/atol: same shape, no NaN, close values."""
+    from .. import backend
+    from ..autograd.tensor import Tensor
+
+    got = backend.to_numpy(got.data if isinstance(got, Tensor) else got)
+    got, want = np.asarray(got), np.asarray(want)
+    if got.shape != want.shape:
+        fail(f"{what} has shape {got.shape}, expected {want.shape}", hint)
+    bad = ~np.isclose(got, want, rtol=rtol, atol=atol, equal_nan=False)
+    if bad.any():
+        error = np.where(np.isnan(got), np.inf, np.abs(got.astype(np.float64) - want))
+        at = np.unravel_index(np.argmax(np.where(bad, error, -1)), got.shape) if got.ndim else ()
+        where = f" at index {list(map(int, at))}" if got.ndim else ""
+        fail(
+            f"{what} is wrong in {int(bad.sum())} of {got.size} values; the largest error{where}: "
+            f"got {float(got[at]):.8g}, expected {float(want[at]):.8g}",
+            hint,
+        )
+
+
+def numeric_vjp(forward: Callable[..., np.ndarray], weights, *arrays: np.ndarray, eps: float = 1e-6) -> list:
+    """The gradients of s = Σ weights · forward(*arrays) with respect to each array, by central
+    differences in float64: (s(a + εe_k) - s(a - εe_k)) / 2ε for every element k of every array."""
+    arrays = [np.array(a, dtype=np.float64) for a in arrays]
+    grads = [np.zeros_like(a) for a in arrays]
+    for a, grad in zip(arrays, grads):
+        for k in np.ndindex(a.shape):
+            saved = a[k]
+            a[k] = saved + eps
+            up = float((weights * forward(*arrays)).sum())
+            a[k] = saved - eps
+            down = float((weights * forward(*arrays)).sum())
+            a[k] = saved
+            grad[k] = (up - down) / (2 * eps)
+    return grads
+
+
+# ------------------------------------------------------------ the child process
+@dataclass
+class Verdict:
+    status: str  # "pass", "fail", "not implemented", "crash" or "timeout"
+    message: str
+    cases: int
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+
+def grade_here(number: int, device: str) -> Verdict:
+    """Run exercise `number`'s check in this process and print the verdict line."""
+    from .exercises import exercise
+
+    start = time.perf_counter()
+    try:
+        exercise(number).check(device)
+        status, message = "pass", ""
+    except CheckFailed as e:
+        status, message = "fail", str(e)
+    except Exception as e:  # a stub, or the student's code raising: say which case and what
+        text = f"{type(e).__name__}: {e}"
+        if re.search(r"Exercise \d+ not implemented", text):
+            status, message = "not implemented", re.search(r"Exercise \d+ not implemented[^\n]*", text)[0]
+        else:
+            status, message = "fail", f"the code raised {text}\n  case: {_Cases.current}"
+    verdict = Verdict(status, message, _Cases.count, time.perf_counter() - start)
+    print(VERDICT + json.dumps(verdict.__dict__), flush=True)
+    return verdict
+
+
+# The grader's child imports minidl from the same files as the grader that starts it (the
+# student's copy, not another minidl installed in the environment): minidl and minidl.kernels
+# go ahead of everything on the import path, then `python -m minidl.lab ARGS...` runs.
+_PINNED = """
+import importlib.util, runpy, sys
+places = {"minidl": sys.argv[1], "minidl.kernels": sys.argv[2]}
+class SourceTree:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name not in places:
+            return None
+        return importlib.util.spec_from_file_location(
+            name, places[name] + "/__init__.py", submodule_search_locations=[places[name]])
+sys.meta_path.insert(0, SourceTree)
+sys.argv = ["python -m minidl.lab", *sys.argv[3:]]
+runpy.run_module("minidl.lab", run_name="__main__")
+"""
+
+
+def lab_command(package: Path, kernels: Path, *args: str) -> list[str]:
+    """The command line of `python -m minidl.lab ARGS` for the minidl whose package folder and
+    kernels folder are given, whatever else is installed."""
+    return [sys.executable, "-c", _PINNED, str(package), str(kernels), *args]
+
+
+def grade_in_child(number: int, device: str, timeout: float) -> Verdict:
+    """Grade exercise `number` on `device` in a child process; a crash or a hang becomes a verdict."""
+    import minidl
+    import minidl.kernels
+
+    package = Path(minidl.__file__).resolve().parent
+    command = lab_command(package, minidl.kernels.SOURCE_DIR, "grade", str(number), "--device", device)
+    start = time.perf_counter()
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        return Verdict(
+            "timeout",
+            f"no result after {timeout:.0f} s (an endless loop?)\n  case: {_last_case(out)}",
+            _count_cases(out),
+            timeout,
+        )
+    for line in reversed(result.stdout.splitlines()):
+        if line.startswith(VERDICT):
+            return Verdict(**json.loads(line[len(VERDICT) :]))
+    return Verdict(
+        "crash",
+        describe_crash(result.stderr, result.returncode) + f"\n  case: {_last_case(result.stdout)}",
+        _count_cases(result.stdout),
+        time.perf_counter() - start,
+    )
+
+
+def _count_cases(stdout: str) -> int:
+    return sum(line.startswith(CASE) for line in stdout.splitlines())
+
+
+def _last_case(stdout: str) -> str:
+    cases = [line[len(CASE) :] for line in stdout.splitlines() if line.startswith(CASE)]
+    return cases[-1] if cases else "(before the first case)"
+
+
+def describe_crash(stderr: str, returncode: int) -> str:
+    """What a crashed child's stderr says, in a line or two: AddressSanitizer's finding and
+    the CUDA thread the emulator names, or else the end of stderr."""
+    finding = re.search(r"ERROR: AddressSanitizer: ([\w-]+)", stderr)
+    access = re.search(r"^(READ|WRITE) of size (\d+)", stderr, re.MULTILINE)
+    thread = re.search(r"minidl emulator: in kernel (.*)", stderr)
+    if finding:
+        text = f"AddressSanitizer stopped the kernel: {finding[1]}"
+        if access:
+            text += f", a {access[1]} of {access[2]} bytes outside every array"
+        if thread:
+            text += f"\n  where: {thread[1]}"
+        return text + "\n  hint: an index past the end (or before the start) of an array; check the bounds tests"
+    tail = "\n".join(stderr.strip().splitlines()[-6:])
+    return f"the grader's process died (exit status {returncode}):\n{tail}"

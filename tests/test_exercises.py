@@ -1,0 +1,199 @@
+"""The teaching exercises (minidl.lab): markers, the student copy, and the grader.
+
+The grader must pass the project itself, fail a fresh student copy on every exercise with
+that exercise's "not implemented" message and nothing else, and fail planted wrong
+solutions with a message that names the case."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import needs_cxx
+
+from minidl.lab import solutions
+from minidl.lab.exercises import EXERCISES, exercise, stubs
+from minidl.lab.grading import lab_command
+
+ROOT = Path(__file__).resolve().parents[1]
+once = pytest.mark.skipif(
+    os.environ.get("MINIDL_DEVICE", "cpu") != "cpu",
+    reason="the grader picks its own devices (cpu, and emu for kernels): it runs once, in the cpu leg",
+)
+
+
+def run_lab(tree: Path, *args: str) -> subprocess.CompletedProcess:
+    """python -m minidl.lab ARGS with the minidl of the source tree `tree` (whatever minidl is installed:
+    a student copy that is graded NOT IMPLEMENTED shows that its own code ran)."""
+    return subprocess.run(
+        lab_command(tree / "minidl", tree / "kernels", *args), capture_output=True, text=True, timeout=900, cwd=tree
+    )
+
+
+def verdicts(stdout: str) -> dict[int, tuple[str, str]]:
+    """exercise -> (verdict, the indented lines under it) from the output of `check`."""
+    found, current = {}, None
+    for line in stdout.splitlines():
+        if line.startswith("exercise "):
+            current = int(line.split()[1])
+            found[current] = (line.split(" ... ")[1].split(" after ")[0], "")
+        elif line.startswith("    ") and current is not None:
+            found[current] = (found[current][0], found[current][1] + line.strip() + "\n")
+    return found
+
+
+# ------------------------------------------------------------------ markers
+def test_every_exercise_has_regions_and_a_sheet_that_names_its_files_and_command():
+    regions = solutions.find_regions(ROOT)
+    assert {r.number for r in regions} == {e.number for e in EXERCISES}
+    assert len(EXERCISES) >= 10
+    for e in EXERCISES:
+        sheet = (ROOT / e.sheet).read_text()
+        assert f"python -m minidl.lab check {e.number}" in sheet
+        for path in {r.path for r in regions if r.number == e.number}:
+            assert str(path) in sheet, f"{e.sheet} does not name {path}"
+
+
+@pytest.mark.parametrize(
+    "text, suffix, problem",
+    [
+        ("x\n### BEGIN SOLUTION exercise 1\ny\n", ".py", "never closed"),
+        (
+            "### BEGIN SOLUTION exercise 1\n### BEGIN SOLUTION exercise 2\n### END SOLUTION\n",
+            ".py",
+            "inside the region",
+        ),
+        ("### END SOLUTION\n", ".py", "without a BEGIN"),
+        ("// BEGIN SOLUTION exercise 1\n// END SOLUTION\n", ".py", "marks solutions with '###'"),
+        ("### BEGIN SOLUTION\n### END SOLUTION\n", ".py", "BEGIN SOLUTION exercise N"),
+        ("// BEGIN SOLUTION exercise 0\n// END SOLUTION\n", ".cu", "BEGIN SOLUTION exercise N"),
+        ("// BEGIN SOLUTION exercise 3\n// END SOLUTION now\n", ".cu", "END SOLUTION' alone"),
+    ],
+)
+def test_a_malformed_marker_is_an_error_that_names_the_line(text, suffix, problem):
+    with pytest.raises(solutions.MarkerError, match=problem) as error:
+        solutions.regions_in(text, Path("f" + suffix))
+    assert f"f{suffix}:" in str(error.value)
+
+
+def test_blanking_replaces_each_region_by_a_stub_that_names_the_exercise():
+    python = "def f(x):\n    y = 1\n    ### BEGIN SOLUTION exercise 2\n    return x + y\n    ### END SOLUTION\n"
+    blanked = solutions.blank(
+        python, solutions.regions_in(python, Path("a.py")), {2: ("Exercise 2 not implemented: f", "s.md")}
+    )
+    assert blanked == "def f(x):\n    y = 1\n    raise NotImplementedError('Exercise 2 not implemented: f')\n"
+    namespace = {}
+    exec(compile(blanked, "a.py", "exec"), namespace)
+    with pytest.raises(NotImplementedError, match="Exercise 2 not implemented"):
+        namespace["f"](1)
+    cuda = "__global__ void k() {\n    // BEGIN SOLUTION exercise 5\n    int i = 0;\n    // END SOLUTION\n}\n"
+    blanked = solutions.blank(
+        cuda, solutions.regions_in(cuda, Path("k.cu")), {5: ("Exercise 5 not implemented", "s.md")}
+    )
+    assert blanked.splitlines()[1:3] == [
+        "    // Exercise 5: write this part; the sheet is s.md",
+        '    minidl_trap("Exercise 5 not implemented");',
+    ]
+
+
+def test_the_lab_lists_every_exercise():
+    result = run_lab(ROOT, "list")
+    assert result.returncode == 0, result.stderr
+    for e in EXERCISES:
+        assert f"{e.number:3d}  {e.title}" in result.stdout and e.sheet in result.stdout
+
+
+def test_bad_requests_are_refused_with_what_was_expected(tmp_path):
+    assert "exercise number 1-12" in run_lab(ROOT, "check", "13").stderr
+    wrong_device = run_lab(ROOT, "check", "3", "--device", "emu")
+    assert wrong_device.returncode == 2 and "exercise 3 is graded on cpu, not emu" in wrong_device.stderr
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "work.txt").write_text("a student's work")
+    taken = run_lab(ROOT, "student", str(tmp_path / "taken"))
+    assert taken.returncode == 2 and "not an empty folder" in taken.stderr
+    assert (tmp_path / "taken" / "work.txt").read_text() == "a student's work"
+
+
+# ------------------------------------------------------------------ grading
+@once
+@needs_cxx
+def test_the_project_passes_every_exercise():
+    result = run_lab(ROOT, "check", "all")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {n: v for n, (v, _) in verdicts(result.stdout).items()} == {e.number: "PASS" for e in EXERCISES}
+
+
+@once
+@needs_cxx
+def test_a_student_copy_fails_every_exercise_with_its_not_implemented_message(tmp_path):
+    copy = tmp_path / "student"
+    made = run_lab(ROOT, "student", str(copy))
+    assert made.returncode == 0, made.stderr
+    assert not [r for r in solutions.find_regions(copy)], "the copy still holds solution regions"
+    for path in solutions.source_files(ROOT):  # each file is the original with its regions blanked
+        original = (ROOT / path).read_text()
+        assert (copy / path).read_text() == solutions.blank(original, solutions.regions_in(original, path), stubs())
+    assert all((copy / e.sheet).is_file() for e in EXERCISES)
+    result = run_lab(copy, "check", "all")
+    assert result.returncode == 1
+    found = verdicts(result.stdout)
+    assert sorted(found) == [e.number for e in EXERCISES]
+    for number, (verdict, message) in found.items():
+        assert verdict == "NOT IMPLEMENTED", (number, verdict, message)
+        assert message.strip() == exercise(number).stub_message
+
+
+PLANTED = {
+    "an off-by-one in the max-pool kernel's window": (
+        "kernels/pooling.cu",
+        "for (int j = 0; j < KW; ++j) {",
+        "for (int j = 0; j <= KW; ++j) {",
+        5,
+        "FAIL",
+        "max_pool2d_forward's y is wrong",
+        "case: max_pool2d float32: x (2, 3, 7, 7)",
+    ),
+    "a bounds test that lets the kernel read past the row": (
+        "kernels/pooling.cu",
+        "if (col < 0 || col >= W) continue;",
+        "if (col < 0 || col > W) continue;",
+        5,
+        "CRASH",
+        "AddressSanitizer stopped the kernel",
+        "where: max_pool2d_forward<float>, block (",
+    ),
+    "a missing transpose in conv2d's weight gradient": (
+        "minidl/ops/conv.py",
+        "gw = gy.transpose(1, 0, 2, 3).reshape(o, -1) @ cols.T",
+        "gw = gy.reshape(o, -1) @ cols.T",
+        4,
+        "FAIL",
+        "the weight gradient conv2d_weight_grad(x, gy) is wrong",
+        "case: x (2, 3, 7, 7), w (4, 3, 3, 3)",
+    ),
+    "a wrong bias correction in Adam": (
+        "minidl/optim.py",
+        'denom = (state["exp_avg_sq"] ** 0.5) / bias2_sqrt + d["eps"]',
+        'denom = (state["exp_avg_sq"] ** 0.5) * bias2_sqrt + d["eps"]',
+        7,
+        "FAIL",
+        "the parameter is wrong",
+        "case: Adam float64, parameter (7, 5), step 1 of 5",
+    ),
+}
+
+
+@once
+@needs_cxx
+@pytest.mark.parametrize("mistake", sorted(PLANTED))
+def test_a_planted_wrong_solution_fails_with_a_message_that_names_the_case(mistake, tmp_path):
+    path, right, wrong, number, verdict, what, where = PLANTED[mistake]
+    copy = tmp_path / "project"
+    solutions.write_copy(ROOT, copy, stubs=None)  # the whole project, solutions kept
+    source = (copy / path).read_text()
+    assert right in source
+    (copy / path).write_text(source.replace(right, wrong, 1))  # the first: max-pool's forward comes before avg's
+    result = run_lab(copy, "check", str(number))
+    assert result.returncode == 1
+    got, message = verdicts(result.stdout)[number]
+    assert got == verdict and what in message and where in message, result.stdout
