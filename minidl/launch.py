@@ -339,6 +339,11 @@ def _timed(function, name: str, device: str, launch_args, shared_mem: int) -> No
         _timings[name].append(time.perf_counter() - begin)
 
 
+def launch_counts() -> dict[str, int]:
+    """How many times each kernel was launched while profiling was on (MINIDL_PROFILE=1, or PROFILE set)."""
+    return {name: len(times) for name, times in _timings.items()}
+
+
 def profile_table() -> str:
     """Launches, total and mean time and share of the run of every kernel launched so far."""
     run = time.perf_counter() - _started

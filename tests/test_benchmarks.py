@@ -1,0 +1,48 @@
+"""benchmarks/kernels.py runs (its short mode) and writes its table, JSON and chart."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import needs_cxx
+
+ROOT = Path(__file__).resolve().parents[1]
+FAMILIES = {
+    "conv2d forward", "conv2d input grad", "conv2d weight grad", "conv_transpose2d forward",
+    "max_pool2d forward", "max_pool2d backward", "avg_pool2d forward", "avg_pool2d backward",
+    "upsample nearest forward", "upsample bilinear forward", "sigmoid + BCE, loss and grad", "Adam step",
+}  # fmt: skip
+
+
+def kernels_benchmark(tmp_path, *args):
+    command = [sys.executable, str(ROOT / "benchmarks" / "kernels.py"), "--short", *args,
+               "--json", str(tmp_path / "k.json"), "--png", str(tmp_path / "k.png")]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    return result.stdout, json.loads((tmp_path / "k.json").read_text())
+
+
+@pytest.mark.skipif(os.environ.get("MINIDL_DEVICE", "cpu") != "cpu", reason="benchmarks/kernels.py runs in the cpu leg")
+def test_kernel_benchmark_times_every_family_on_the_cpu(tmp_path):
+    stdout, report = kernels_benchmark(tmp_path, "--device", "cpu", "--repeats", "2")
+    assert report["device"] == "cpu" and {r["op"] for r in report["rows"]} == FAMILIES
+    has_torch = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True).returncode == 0
+    for row in report["rows"]:
+        assert row["ms"] > 0 and row["rate"] > 0 and 0 < row["of_ceiling"]
+        assert (row["ratio"] is not None) == has_torch
+        assert row["op"] in stdout
+    assert (tmp_path / "k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(os.environ.get("MINIDL_DEVICE", "cpu") != "emu", reason="the emu mode runs in the emu leg")
+@needs_cxx
+def test_kernel_benchmark_counts_launches_on_the_emulator_without_timing(tmp_path):
+    stdout, report = kernels_benchmark(tmp_path, "--device", "emu")
+    assert {r["op"] for r in report["rows"]} == FAMILIES
+    for row in report["rows"]:
+        assert "ms" not in row and row["work"] > 0
+        assert row["launches"] == (2 if row["op"].startswith("sigmoid") else 1), row
+    assert "conv2d_backward_weight<float>" in stdout and not (tmp_path / "k.png").exists()
