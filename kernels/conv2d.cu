@@ -97,25 +97,68 @@ __global__ void conv2d_backward_input(const T* __restrict__ gy, const T* __restr
     gx[index] = acc;
 }
 
-// Backward to weight: one block per element of gw (O, C, KH, KW); its threads walk the
-// N * HO * WO products gy[n,o,p,q] * x[n, c, p*SH + i - PH, q*SW + j - PW] and sum them
-// with a block reduction (deterministic, no atomics).
+// Backward to weight, a deterministic split-K implicit GEMM. As matrices,
+//   gw[o, k] = sum_m gy[o, m] * cols[k, m],   k = (c, i, j) < K = C*KH*KW,   m = (n, p, q) < M = N*HO*WO,
+// cols[k, m] = x[n, c, p*SH + i - PH, q*SW + j - PW] (0 outside x), read from x while staging, never
+// stored. With has_bias, column K of cols is a row of ones: gw's column K is the bias gradient
+// sum_m gy[o, m]. 2-D grid: x over WG_TILE x WG_TILE tiles of (o, k), y over splits of m into
+// chunks. Each block of WG_TILE^2 threads stages a WG_TILE-wide slice of m of gy and of cols in
+// shared memory, then every thread adds the WG_TILE products of its own (o, k); the block writes
+// its split's sums to partial[split][o][k], which conv2d_weight_total adds in split order. No
+// atomics, a fixed order of additions: the same bits on every run, and ~M/chunk times the
+// parallelism of one block per weight.
 template <typename T>
-__global__ void conv2d_backward_weight(const T* __restrict__ x, const T* __restrict__ gy, T* __restrict__ gw,
+__global__ void conv2d_backward_weight(const T* __restrict__ x, const T* __restrict__ gy, T* __restrict__ partial,
                                        int N, int C, int H, int W, int O, int KH, int KW, int SH, int SW,
-                                       int PH, int PW, int HO, int WO) {
-    const int j = blockIdx.x % KW, i = (blockIdx.x / KW) % KH;
-    const int c = (blockIdx.x / (KW * KH)) % C, o = blockIdx.x / (KW * KH * C);
+                                       int PH, int PW, int HO, int WO, int has_bias, long long chunk) {
+    static_assert(WG_TILE * WG_TILE == MINIDL_BLOCK, "one thread per (o, k) of a tile");
+    __shared__ T gy_tile[WG_TILE][WG_TILE + 1];   // [o][m]; the +1 keeps column reads free of bank conflicts
+    __shared__ T col_tile[WG_TILE][WG_TILE + 1];  // [k][m]
+    const int K = C * KH * KW, columns = K + has_bias, tiles_k = (columns + WG_TILE - 1) / WG_TILE;
+    const int row = threadIdx.x / WG_TILE, lane = threadIdx.x % WG_TILE;
+    const int o = blockIdx.x / tiles_k * WG_TILE + row, k = blockIdx.x % tiles_k * WG_TILE + lane;
+    // the row of cols that this thread stages (k_stage) and its (c, i, j)
+    const int k_stage = blockIdx.x % tiles_k * WG_TILE + row;
+    const int c = k_stage / (KH * KW), i = k_stage / KW % KH, j = k_stage % KW;
+    const long long M = (long long)N * HO * WO, begin = blockIdx.y * chunk;
+    const long long end = begin + chunk < M ? begin + chunk : M;
     T acc = T(0);
-    for (long long t = threadIdx.x; t < (long long)N * HO * WO; t += blockDim.x) {
-        const int q = t % WO, p = (t / WO) % HO;
-        const long long n = t / ((long long)WO * HO);
-        const int row = p * SH + i - PH, col = q * SW + j - PW;
-        if (row >= 0 && row < H && col >= 0 && col < W)
-            acc += gy[((n * O + o) * HO + p) * WO + q] * x[((n * C + c) * H + row) * W + col];
+    for (long long m0 = begin; m0 < end; m0 += WG_TILE) {
+        const long long m = m0 + lane;  // this thread stages gy[o, m] and cols[k_stage, m]
+        T g = T(0), v = T(0);
+        if (m < end) {
+            const int q = (int)(m % WO), p = (int)(m / WO % HO);
+            const long long n = m / ((long long)HO * WO);
+            if (o < O) g = gy[((n * O + o) * HO + p) * WO + q];
+            const int h = p * SH + i - PH, w = q * SW + j - PW;
+            if (k_stage < K && h >= 0 && h < H && w >= 0 && w < W) v = x[((n * C + c) * H + h) * W + w];
+            if (k_stage == K && has_bias) v = T(1);
+        }
+        gy_tile[row][lane] = g;
+        col_tile[row][lane] = v;
+        __syncthreads();
+#pragma unroll
+        for (int mm = 0; mm < WG_TILE; ++mm) acc += gy_tile[row][mm] * col_tile[lane][mm];
+        __syncthreads();
     }
-    acc = block_sum(acc);
-    if (threadIdx.x == 0) gw[blockIdx.x] = acc;
+    if (o < O && k < columns) partial[((long long)blockIdx.y * O + o) * columns + k] = acc;
+}
+
+// The splits of conv2d_backward_weight added in order, one thread per (o, column):
+// gw[o, k] for k < K, and gb[o] from column K when has_bias.
+template <typename T>
+__global__ void conv2d_weight_total(const T* __restrict__ partial, T* __restrict__ gw, T* __restrict__ gb,
+                                    int O, int K, int has_bias, int splits) {
+    const long long index = global_index();
+    const int columns = K + has_bias;
+    if (index >= (long long)O * columns) return;
+    T acc = T(0);
+    for (int s = 0; s < splits; ++s) acc += partial[(long long)s * O * columns + index];
+    const int o = (int)(index / columns), k = (int)(index % columns);
+    if (k < K)
+        gw[(long long)o * K + k] = acc;
+    else
+        gb[o] = acc;
 }
 
 // Bias gradient: one block per output channel o, gb[o] = sum_{n,p,q} gy[n,o,p,q].

@@ -43,6 +43,7 @@ DEFINES = {
     "CONV_TILE": 8,  # conv2d_forward: output tile of CONV_TILE x CONV_TILE pixels per block
     "CONV_LANES": 4,  # conv2d_forward: threads per pixel, each owning every CONV_LANES-th channel
     "CONV_MAX_GROUP": 64,  # conv2d_forward: most output channels per block
+    "WG_TILE": 16,  # conv2d_backward_weight: tiles of WG_TILE x WG_TILE weights, one thread each (WG_TILE² = block)
 }
 BLOCK = DEFINES["MINIDL_BLOCK"]
 COMPILE_OPTIONS = ("-std=c++17", *(f"-D{name}={value}" for name, value in DEFINES.items()))

@@ -163,6 +163,29 @@ def test_conv_kernel_with_many_channels_and_large_images(device):
 
 
 @pytest.mark.parametrize("device", KERNEL_DEVICES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_conv_weight_gradient_splits_its_sum_and_repeats_bit_for_bit(device, dtype):
+    """The split-K weight gradient with its bias row: m = N·Ho·Wo = 1350 in 5 splits (the last
+    one shorter), O = 21 and C·kh·kw + 1 = 28 columns, neither a multiple of the 16×16 tile."""
+    from minidl.ops.conv import WEIGHT_GRAD_MIN_CHUNK, conv2d_weight_grad, conv2d_weight_grad_kernel
+
+    rng = np.random.default_rng(11)
+    x, gy = rng.standard_normal((6, 3, 15, 15)).astype(dtype), rng.standard_normal((6, 21, 15, 15)).astype(dtype)
+    assert 6 * 15 * 15 // WEIGHT_GRAD_MIN_CHUNK == 5
+    on = [md.tensor(a, device=device, dtype=dtype).data for a in (x, gy)]
+    runs = [conv2d_weight_grad_kernel(*on, (3, 3), (1, 1), (1, 1), with_bias=True) for _ in range(2)]
+    (gw, gb), (gw_again, gb_again) = [[md.backend.to_numpy(a) for a in run] for run in runs]
+    exact = conv2d_weight_grad(x.astype(np.float64), gy.astype(np.float64), (3, 3), (1, 1), (1, 1))
+    # a sum of 1350 products: bound the error by the sum of their magnitudes (times ε of the dtype, with room)
+    magnitude = conv2d_weight_grad(np.abs(x).astype(np.float64), np.abs(gy).astype(np.float64), (3, 3), (1, 1), (1, 1))
+    assert (np.abs(gw - exact) <= 16 * np.finfo(dtype).eps * magnitude).all()
+    np.testing.assert_allclose(gb, gy.astype(np.float64).sum(axis=(0, 2, 3)), atol=16 * np.finfo(dtype).eps * 1350)
+    assert gw.tobytes() == gw_again.tobytes() and gb.tobytes() == gb_again.tobytes()
+    _, no_bias = conv2d_weight_grad_kernel(*on, (3, 3), (1, 1), (1, 1))
+    assert no_bias is None
+
+
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @given(case=pool_case(), dtype=dtypes, seed=st.integers(0, 999))
 def test_pooling_kernels(device, kind, case, dtype, seed):

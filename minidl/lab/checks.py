@@ -21,6 +21,7 @@ from .grading import case, compare, fail, numeric_vjp
 
 DTYPES = (np.float32, np.float64)
 TOLERANCE = {np.float32: dict(rtol=1e-4, atol=1e-5), np.float64: dict(rtol=1e-9, atol=1e-11)}
+FINITE_DIFFERENCES = dict(rtol=1e-6, atol=1e-8)  # central differences in float64 agree to about this
 CONV_CASES = [  # N, C, H, W, O, kernel, stride, padding
     (2, 3, 7, 7, 4, (3, 3), (1, 1), (0, 0)),
     (2, 3, 8, 6, 5, (3, 2), (2, 1), (1, 0)),
@@ -81,8 +82,8 @@ def check_unbroadcast(device: str) -> None:
         gy = rng.standard_normal(out.shape)
         ga, gb = _input_grads(out, gy)
         want_a, want_b = numeric_vjp(np.multiply, gy, a, b)
-        compare("the gradient of a", ga, want_a, rtol=1e-6)
-        compare("the gradient of b", gb, want_b, rtol=1e-6)
+        compare("the gradient of a", ga, want_a, **FINITE_DIFFERENCES)
+        compare("the gradient of b", gb, want_b, **FINITE_DIFFERENCES)
 
 
 # ---------------------------------------------------------- 2 backward walk
@@ -213,20 +214,8 @@ def check_conv_gradients(device: str) -> None:
     case("finite differences (float64): x (2, 2, 5, 5), w (3, 2, 3, 3), stride 2, padding 1")
     x, weight, gy = _conv_arrays(rng, 2, 2, 5, 5, 3, (3, 3), (2, 2), (1, 1))
     want_gx, want_gw = numeric_vjp(partial(reference.conv2d, b=None, stride=(2, 2), padding=(1, 1)), gy, x, weight)
-    compare(
-        "the input gradient",
-        conv2d_input_grad(gy, weight, (5, 5), (2, 2), (1, 1)),
-        want_gx,
-        rtol=1e-6,
-        atol=1e-8,
-    )
-    compare(
-        "the weight gradient",
-        conv2d_weight_grad(x, gy, (3, 3), (2, 2), (1, 1)),
-        want_gw,
-        rtol=1e-6,
-        atol=1e-8,
-    )
+    compare("the input gradient", conv2d_input_grad(gy, weight, (5, 5), (2, 2), (1, 1)), want_gx, **FINITE_DIFFERENCES)
+    compare("the weight gradient", conv2d_weight_grad(x, gy, (3, 3), (2, 2), (1, 1)), want_gw, **FINITE_DIFFERENCES)
 
     for stride, padding, extra in [((2, 2), (1, 1), (1, 1)), ((1, 1), (0, 0), (0, 0)), ((2, 1), (0, 1), (1, 0))]:
         case(
@@ -246,22 +235,10 @@ def check_conv_gradients(device: str) -> None:
         gx, gw = _input_grads(y, gy)
         forward = partial(reference.conv_transpose2d, b=None, stride=stride, padding=padding, output_padding=extra)
         want_gx, want_gw = numeric_vjp(forward, gy, x, weight)
-        compare(
-            "its input gradient",
-            gx,
-            want_gx,
-            rtol=1e-6,
-            atol=1e-8,
-            hint="conv_transpose2d's input gradient is conv2d's forward (exercise 3)",
-        )
-        compare(
-            "its weight gradient",
-            gw,
-            want_gw,
-            rtol=1e-6,
-            atol=1e-8,
-            hint="conv2d_weight_grad with the roles of input and output swapped",
-        )
+        hint = "its input gradient is conv2d's forward (exercise 3)"
+        compare("its input gradient", gx, want_gx, **FINITE_DIFFERENCES, hint=hint)
+        hint = "conv2d_weight_grad with the roles of input and output swapped"
+        compare("its weight gradient", gw, want_gw, **FINITE_DIFFERENCES, hint=hint)
 
 
 # ---------------------------------------------------------- 5 max-pool kernel
@@ -318,7 +295,7 @@ def check_max_pool_kernel(device: str) -> None:
     gy = rng.standard_normal(y.shape)
 
     (want,) = numeric_vjp(partial(_max_pool2d, device=device), gy, x, eps=1e-4)
-    compare("gx", _input_grads(y, gy)[0], want, rtol=1e-6, atol=1e-8)
+    compare("gx", _input_grads(y, gy)[0], want, **FINITE_DIFFERENCES)
 
 
 def _max_pool2d(x: np.ndarray, device: str) -> np.ndarray:

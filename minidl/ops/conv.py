@@ -24,6 +24,9 @@ from ..launch import DEFINES, MAX_SHARED_BYTES, Out, launch
 from ..validate import pair
 from .windows import add_windows, output_size, pad_hw, sliding_windows
 
+WEIGHT_GRAD_BLOCKS = 1024  # conv2d_backward_weight: split m until about this many blocks (a GPU's SMs several times)
+WEIGHT_GRAD_MIN_CHUNK = 256  # ... but give each split at least this many values of m
+
 
 # ------------------------------------------------------------- the array path
 def im2col(x, kernel, stride, padding):
@@ -106,17 +109,27 @@ def conv2d_input_grad_kernel(gy, w, in_hw, stride, padding):
     )
 
 
-def conv2d_weight_grad_kernel(x, gy, kernel, stride, padding):
-    """conv2d_weight_grad through kernels/conv2d.cu: one block per weight, a block reduction."""
-    gw_shape = (gy.shape[1], x.shape[1], *kernel)
-    sizes = _sizes(x.shape, gw_shape, gy.shape[2:], stride, padding)
-    return launch(
-        "conv2d_backward_weight", x, gy, Out(gw_shape), *sizes, grid=gw_shape[0] * gw_shape[1] * kernel[0] * kernel[1]
-    )
+def conv2d_weight_grad_kernel(x, gy, kernel, stride, padding, with_bias: bool = False):
+    """conv2d_weight_grad through kernels/conv2d.cu, and with_bias also gb = Σ_n,p,q gy (else None):
+    a split-K implicit GEMM over m = (n, p, q) into (splits, O, C·kh·kw + with_bias) partial sums,
+    then their sum in split order (bitwise repeatable)."""
+    o, (n, c), (ho, wo) = gy.shape[1], x.shape[:2], gy.shape[2:]
+    gw_shape, columns, tile = (o, c, *kernel), c * kernel[0] * kernel[1] + with_bias, DEFINES["WG_TILE"]
+    tiles, m = -(-o // tile) * -(-columns // tile), n * ho * wo
+    splits = max(1, min(WEIGHT_GRAD_BLOCKS // tiles, m // WEIGHT_GRAD_MIN_CHUNK))
+    chunk = -(-m // splits)
+    splits = -(-m // chunk)  # no empty split
+    sizes = _sizes(x.shape, gw_shape, (ho, wo), stride, padding)
+    partial = launch("conv2d_backward_weight", x, gy, Out((splits, o, columns)), *sizes, int(with_bias), chunk,
+                     grid=(tiles, splits))  # fmt: skip
+    gw, gb = launch("conv2d_weight_total", partial, Out(gw_shape), Out((o if with_bias else 1,)),
+                    o, columns - with_bias, int(with_bias), splits, threads=o * columns)  # fmt: skip
+    return gw, (gb if with_bias else None)
 
 
 def bias_grad_kernel(gy):
-    """gb = Σ over n, p, q of gy: (N, O, Ho, Wo) -> (O,), one block per channel."""
+    """gb = Σ over n, p, q of gy: (N, O, Ho, Wo) -> (O,), one block per channel (conv_transpose2d's bias;
+    conv2d's comes with its weight gradient)."""
     n, o, ho, wo = gy.shape
     return launch("bias_backward", gy, Out((o,)), n, o, ho * wo, grid=o)
 
@@ -142,8 +155,8 @@ class Conv2d(Function):
     def backward_kernel(self, gy):
         x, w, stride, padding = self.x, self.w, self.stride, self.padding
         gx = conv2d_input_grad_kernel(gy, w, x.shape[2:], stride, padding) if self.needs_grad[0] else None
-        gw = conv2d_weight_grad_kernel(x, gy, w.shape[2:], stride, padding)
-        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, bias_grad_kernel(gy))
+        gw, gb = conv2d_weight_grad_kernel(x, gy, w.shape[2:], stride, padding, with_bias=len(self.inputs) == 3)
+        return (gx, gw) if gb is None else (gx, gw, gb)
 
 
 class ConvTranspose2d(Function):
@@ -168,7 +181,7 @@ class ConvTranspose2d(Function):
     def backward_kernel(self, gy):
         x, w, stride, padding = self.x, self.w, self.stride, self.padding
         gx = conv2d_output_kernel(gy, w, stride, padding) if self.needs_grad[0] else None
-        gw = conv2d_weight_grad_kernel(gy, x, w.shape[2:], stride, padding)
+        gw, _ = conv2d_weight_grad_kernel(gy, x, w.shape[2:], stride, padding)
         return (gx, gw) if len(self.inputs) == 2 else (gx, gw, bias_grad_kernel(gy))
 
 
