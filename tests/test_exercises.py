@@ -164,7 +164,7 @@ PLANTED = {
     ),
     "a missing transpose in conv2d's weight gradient": (
         "minidl/ops/conv.py",
-        "gw = gy.transpose(1, 0, 2, 3).reshape(o, -1) @ cols.T",
+        "gw = gy.transpose(1, 2, 3, 0).reshape(o, -1) @ cols.T",
         "gw = gy.reshape(o, -1) @ cols.T",
         4,
         "FAIL",

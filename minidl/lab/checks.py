@@ -173,14 +173,14 @@ def check_conv_im2col(device: str) -> None:
             "im2col(x)",
             im2col(x, kernel, stride, padding),
             reference.im2col(x, kernel, stride, padding),
-            hint="row (c, i, j), column (n, p, q) holds xpad[n, c, p·sh + i, q·sw + j]",
+            hint="row (c, i, j), column (p, q, n) holds xpad[n, c, p·sh + i, q·sw + j]: the batch last",
         )
         compare(
             f"conv2d_output(x, w) with w {weight.shape}",
             conv2d_output(x, weight, stride, padding),
             reference.conv2d(x, weight, None, stride, padding),
             rtol=1e-9,
-            hint="y = w.reshape(O, -1) @ cols gives (O, N·Ho·Wo): reshape and move the batch axis first",
+            hint="w.reshape(O, -1) @ cols is (O, Ho·Wo·N): reshape to (O, Ho, Wo, N), view it as (N, O, Ho, Wo)",
         )
 
 
@@ -208,7 +208,7 @@ def check_conv_gradients(device: str) -> None:
             conv2d_weight_grad(x, gy, kernel, stride, padding),
             reference.conv2d_weight_grad(x, gy, kernel, stride, padding),
             rtol=1e-9,
-            hint="gw = gy as (O, N·Ho·Wo), the batch moved behind the channels, @ cols(x)ᵀ",
+            hint="gw = gy as (O, Ho·Wo·N), the batch moved last as in cols, @ cols(x)ᵀ",
         )
 
     case("finite differences (float64): x (2, 2, 5, 5), w (3, 2, 3, 3), stride 2, padding 1")

@@ -65,14 +65,14 @@ def upsample_bilinear(x, scale):
 
 
 def im2col(x, kernel, stride, padding):
-    """Row (c, i, j), column (n, p, q): xpad[n, c, p·sh + i, q·sw + j]."""
+    """Row (c, i, j), column (p, q, n) (the batch last): xpad[n, c, p·sh + i, q·sw + j]."""
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
     cols = np.zeros((c * kh * kw, n * ho * wo), dtype=x.dtype)
     for row, (ci, i, j) in enumerate(np.ndindex(c, kh, kw)):
-        for col, (ni, p, q) in enumerate(np.ndindex(n, ho, wo)):
+        for col, (p, q, ni) in enumerate(np.ndindex(ho, wo, n)):
             cols[row, col] = xp[ni, ci, p * sh + i, q * sw + j]
     return cols
 

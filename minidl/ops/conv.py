@@ -13,45 +13,64 @@ weight gradient is conv2d_weight_grad with the roles of input and output swapped
 
 The array path (NumPy, or CuPy on a GPU without our kernels) computes each primitive as
 im2col (a strided view, one copy) and one matmul; an op computes each im2col matrix once
-and hands it to the primitives that need it. The kernel path launches the kernels of
-kernels/conv2d.cu for the same three primitives and the bias gradient.
+and hands it to the primitives that need it. It works with the batch last: im2col's
+columns are (p, q, n), so a matmul's result (O, Ho·Wo·N) is already an image stored as
+(O, Ho, Wo, N), and the primitives return it as the (N, O, Ho, Wo) view of that storage
+instead of copying it into NCHW order. The next op's im2col or col2im then reads runs of N
+contiguous values (elementwise ops in between keep the layout). The kernel path launches
+the kernels of kernels/conv2d.cu for the same three primitives and the bias gradient.
 """
 
 from __future__ import annotations
 
+from .. import backend
 from ..autograd.tensor import Function, Tensor
 from ..launch import DEFINES, MAX_SHARED_BYTES, Out, launch
 from ..validate import pair
-from .windows import add_windows, output_size, pad_hw, sliding_windows
+from .windows import add_windows, output_size, sliding_windows
 
 WEIGHT_GRAD_BLOCKS = 1024  # conv2d_backward_weight: split m until about this many blocks (a GPU's SMs several times)
 WEIGHT_GRAD_MIN_CHUNK = 256  # ... but give each split at least this many values of m
 
 
 # ------------------------------------------------------------- the array path
+def batch_last(x, padding):
+    """x (N, C, H, W) as a zero-padded (C, H + 2ph, W + 2pw, N) array: a view of x when it needs
+    no padding (contiguous when x is stored batch last), else one copy."""
+    xt = x.transpose(1, 2, 3, 0)
+    (ph, pw), (c, h, w, n) = padding, xt.shape
+    if ph == 0 and pw == 0:
+        return xt
+    image = backend.array_module_of(x).zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=x.dtype)
+    image[:, ph : ph + h, pw : pw + w] = xt
+    return image
+
+
 def im2col(x, kernel, stride, padding):
-    """(C·kh·kw, N·Ho·Wo) matrix of x's windows (one copy of a strided view)."""
+    """(C·kh·kw, Ho·Wo·N) matrix of x's windows, the batch last: row (c, i, j), column (p, q, n)
+    holds xpad[n, c, p·sh + i, q·sw + j]. One copy of a strided view of batch_last(x)."""
     ### BEGIN SOLUTION exercise 3
-    windows = sliding_windows(pad_hw(x, padding), kernel, stride)  # (N, C, kh, kw, Ho, Wo)
+    image = batch_last(x, padding)  # (C, Hp, Wp, N)
+    windows = sliding_windows(image.transpose(3, 0, 1, 2), kernel, stride)  # (N, C, kh, kw, Ho, Wo), a view
     n, c, kh, kw, ho, wo = windows.shape
-    return windows.transpose(1, 2, 3, 0, 4, 5).reshape(c * kh * kw, n * ho * wo)
+    return windows.transpose(1, 2, 3, 4, 5, 0).reshape(c * kh * kw, ho * wo * n)
     ### END SOLUTION
 
 
 def conv2d_output(x, w, stride, padding, cols=None):
-    """y = conv2d(x, w) without bias: (N, C, H, W), (O, C, kh, kw) -> (N, O, Ho, Wo).
-    cols: x's im2col matrix, if the caller already has it."""
+    """y = conv2d(x, w) without bias: (N, C, H, W), (O, C, kh, kw) -> (N, O, Ho, Wo), stored batch
+    last. cols: x's im2col matrix, if the caller already has it."""
     ### BEGIN SOLUTION exercise 3
     o, (n, _, h, wd) = w.shape[0], x.shape
     ho, wo = output_size(h, w.shape[2], stride[0], padding[0]), output_size(wd, w.shape[3], stride[1], padding[1])
     cols = im2col(x, w.shape[2:], stride, padding) if cols is None else cols
-    y = w.reshape(o, -1) @ cols
-    return y.reshape(o, n, ho, wo).transpose(1, 0, 2, 3).copy()
+    y = w.reshape(o, -1) @ cols  # (O, Ho·Wo·N)
+    return y.reshape(o, ho, wo, n).transpose(3, 0, 1, 2)
     ### END SOLUTION
 
 
 def conv2d_input_grad(gy, w, in_hw, stride, padding):
-    """gx of conv2d: (N, O, Ho, Wo), (O, C, kh, kw) -> (N, C, H, W) with (H, W) = in_hw."""
+    """gx of conv2d: (N, O, Ho, Wo), (O, C, kh, kw) -> (N, C, H, W) with (H, W) = in_hw, stored batch last."""
     ### BEGIN SOLUTION exercise 4
     n, o, ho, wo = gy.shape
     _, c, kh, kw = w.shape
@@ -59,7 +78,7 @@ def conv2d_input_grad(gy, w, in_hw, stride, padding):
     # the batch last all the way through col2im: its slice-adds then run over long contiguous rows
     cols = w.reshape(o, -1).T @ gy.transpose(1, 2, 3, 0).reshape(o, -1)  # (C·kh·kw, Ho·Wo·N)
     padded = add_windows(cols.reshape(c, kh, kw, ho, wo, n), (c, h + 2 * ph, w_ + 2 * pw, n), stride)
-    return padded[:, ph : ph + h, pw : pw + w_].transpose(3, 0, 1, 2).copy()
+    return padded[:, ph : ph + h, pw : pw + w_].transpose(3, 0, 1, 2)
     ### END SOLUTION
 
 
@@ -68,7 +87,7 @@ def conv2d_weight_grad(x, gy, kernel, stride, padding, cols=None):
     ### BEGIN SOLUTION exercise 4
     o = gy.shape[1]
     cols = im2col(x, kernel, stride, padding) if cols is None else cols
-    gw = gy.transpose(1, 0, 2, 3).reshape(o, -1) @ cols.T
+    gw = gy.transpose(1, 2, 3, 0).reshape(o, -1) @ cols.T  # (O, Ho·Wo·N) @ (Ho·Wo·N, C·kh·kw)
     return gw.reshape(o, x.shape[1], *kernel)
     ### END SOLUTION
 
