@@ -115,10 +115,11 @@ __global__ void conv2d_backward_weight(const T* __restrict__ x, const T* __restr
     __shared__ T gy_tile[WG_TILE][WG_TILE + 1];   // [o][m]; the +1 keeps column reads free of bank conflicts
     __shared__ T col_tile[WG_TILE][WG_TILE + 1];  // [k][m]
     const int K = C * KH * KW, columns = K + has_bias, tiles_k = (columns + WG_TILE - 1) / WG_TILE;
+    const int o0 = blockIdx.x / tiles_k * WG_TILE, k0 = blockIdx.x % tiles_k * WG_TILE;  // the block's tile
     const int row = threadIdx.x / WG_TILE, lane = threadIdx.x % WG_TILE;
-    const int o = blockIdx.x / tiles_k * WG_TILE + row, k = blockIdx.x % tiles_k * WG_TILE + lane;
+    const int o = o0 + row, k = k0 + lane;  // the weight this thread sums
     // the row of cols that this thread stages (k_stage) and its (c, i, j)
-    const int k_stage = blockIdx.x % tiles_k * WG_TILE + row;
+    const int k_stage = k0 + row;
     const int c = k_stage / (KH * KW), i = k_stage / KW % KH, j = k_stage % KW;
     const long long M = (long long)N * HO * WO, begin = blockIdx.y * chunk;
     const long long end = begin + chunk < M ? begin + chunk : M;

@@ -17,8 +17,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
+
+from .. import backend
+from ..autograd.tensor import Tensor
+from ..kernels import SOURCE_DIR as KERNELS
 
 VERDICT = "minidl-lab-verdict: "  # the child's last line of output starts with this
 CASE = "case: "
@@ -39,15 +44,12 @@ def case(description: str) -> None:
     print(CASE + description, flush=True)
 
 
-def fail(what: str, hint: str = "") -> None:
+def fail(what: str, hint: str = "") -> NoReturn:
     raise CheckFailed(f"{what}\n  case: {_Cases.current}" + (f"\n  hint: {hint}" if hint else ""))
 
 
 def compare(what: str, got, want, rtol: float = 1e-5, atol: float = 1e-6, hint: str = "") -> None:
     """got must equal want (a NumPy reference) to rtol/atol: same shape, no NaN, close values."""
-    from .. import backend
-    from ..autograd.tensor import Tensor
-
     got = backend.to_numpy(got.data if isinstance(got, Tensor) else got)
     got, want = np.asarray(got), np.asarray(want)
     if got.shape != want.shape:
@@ -142,11 +144,8 @@ def lab_command(package: Path, kernels: Path, *args: str) -> list[str]:
 
 def grade_in_child(number: int, device: str, timeout: float) -> Verdict:
     """Grade exercise `number` on `device` in a child process; a crash or a hang becomes a verdict."""
-    import minidl
-    import minidl.kernels
-
-    package = Path(minidl.__file__).resolve().parent
-    command = lab_command(package, minidl.kernels.SOURCE_DIR, "grade", str(number), "--device", device)
+    package = Path(__file__).resolve().parents[1]  # the minidl that this grader belongs to
+    command = lab_command(package, KERNELS, "grade", str(number), "--device", device)
     start = time.perf_counter()
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
