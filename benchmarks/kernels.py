@@ -60,16 +60,18 @@ def conv_rows(device: str, n: int, c: int, o: int, hw: int, stride: int, rng) ->
     input_grad = conv.conv2d_input_grad_kernel if kernels else conv.conv2d_input_grad
     weight_grad = conv.conv2d_weight_grad_kernel if kernels else conv.conv2d_weight_grad
     shape = f"N{n} C{c}->O{o} {hw}x{hw} s{stride}"
+    extra = hw - ((out - 1) * stride - 2 + 3)  # conv_transpose2d's output_padding that gives back hw
+    gy_tensor, w_tensor = md.tensor(gy, device=device), md.tensor(w, device=device)
     rows = [
         Row("conv2d forward", shape, flops, "flop", lambda: forward(dx, dw, s, p), None),
         Row("conv2d input grad", shape, flops, "flop", lambda: input_grad(dgy, dw, (hw, hw), s, p), None),
         Row("conv2d weight grad", shape, flops, "flop", lambda: weight_grad(dx, dgy, (3, 3), s, p), None),
+        # the whole op (its forward is conv2d's input gradient, so the primitive alone would repeat the row above)
         Row("conv_transpose2d forward", f"N{n} C{o}->O{c} {out}x{out} s{stride}", flops, "flop",
-            lambda: input_grad(dgy, dw, (hw, hw), s, p), None),
+            lambda: F.conv_transpose2d(gy_tensor, w_tensor, None, s, p, extra), None),
     ]  # fmt: skip
     if torch is not None:
         tx, tw, tgy = (to_torch(a, device) for a in (x, w, gy))
-        extra = hw - ((out - 1) * stride - 2 + 3)
         rows[0].theirs = lambda: torch.nn.functional.conv2d(tx, tw, None, s, p)
         rows[1].theirs = lambda: torch.nn.grad.conv2d_input(tx.shape, tw, tgy, s, p)
         rows[2].theirs = lambda: torch.nn.grad.conv2d_weight(tx, tw.shape, tgy, s, p)
@@ -155,60 +157,56 @@ def all_rows(device: str, short: bool) -> list[Row]:
 
 
 # ------------------------------------------------------------------ timing
-def synchronize(device: str) -> None:
-    if device == "cuda":
-        backend.cupy().cuda.Device().synchronize()
-        if torch is not None:
-            torch.cuda.synchronize()
-
-
-def median_seconds(fn: Callable[[], object], device: str, repeats: int) -> float:
-    fn()  # warm-up: compiles kernels, fills caches
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            cuda = backend.cupy().cuda
-            start, end = cuda.Event(), cuda.Event()
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(cuda.get_elapsed_time(start, end) / 1e3)
-        else:
-            begin = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - begin)
-    return statistics.median(times)
-
-
-def torch_median_seconds(fn: Callable[[], object], device: str, repeats: int) -> float:
+def wall_clock(fn: Callable[[], object]) -> float:
+    begin = time.perf_counter()
     fn()
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        begin = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - begin)
-    return statistics.median(times)
+    return time.perf_counter() - begin
 
 
-def ceilings(device: str) -> dict[str, float]:
+def cupy_events(fn: Callable[[], object]) -> float:
+    """GPU time of fn's work on CuPy's current stream, between two CUDA events."""
+    cuda = backend.cupy().cuda
+    start, end = cuda.Event(), cuda.Event()
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    return cuda.get_elapsed_time(start, end) / 1e3
+
+
+def torch_events(fn: Callable[[], object]) -> float:
+    """The same for PyTorch's current stream."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1e3
+
+
+def median_seconds(fn: Callable[[], object], timer: Callable, repeats: int) -> float:
+    """The median of `repeats` timed calls, after one untimed call (compiles kernels, fills caches)."""
+    fn()
+    return statistics.median(timer(fn) for _ in range(repeats))
+
+
+def ceilings(device: str, timer: Callable) -> dict[str, float]:
     """This device's measured GFLOP/s (a 2048² float32 matmul) and GB/s (a 64 MiB copy)."""
     xp = backend.array_module(device if device == "cuda" else "cpu")
     a = xp.ones((2048, 2048), np.float32)
     big, out = xp.ones(16 * 2**20, np.float32), xp.empty(16 * 2**20, np.float32)
-    flop = 2 * 2048**3 / median_seconds(lambda: a @ a, device, 5)
-    byte = 2 * big.nbytes / median_seconds(lambda: xp.copyto(out, big), device, 5)
+    flop = 2 * 2048**3 / median_seconds(lambda: a @ a, timer, 5)
+    byte = 2 * big.nbytes / median_seconds(lambda: xp.copyto(out, big), timer, 5)
     return {"flop": flop, "byte": byte}
 
 
 def measure(rows: list[Row], device: str, repeats: int) -> list[dict]:
-    peak = ceilings(device)
+    ours_timer, theirs_timer = (cupy_events, torch_events) if device == "cuda" else (wall_clock, wall_clock)
+    peak = ceilings(device, ours_timer)
     results = []
     for row in rows:
-        ours = median_seconds(row.ours, device, repeats)
-        theirs = torch_median_seconds(row.theirs, device, repeats) if row.theirs else None
+        ours = median_seconds(row.ours, ours_timer, repeats)
+        theirs = median_seconds(row.theirs, theirs_timer, repeats) if row.theirs else None
         rate = row.work / ours
         results.append({
             "op": row.family, "shape": row.shape, "ms": ours * 1e3, "rate": rate, "unit": row.kind,
