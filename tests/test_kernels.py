@@ -23,6 +23,7 @@ from minidl import launch
 from minidl.lab import solutions
 from minidl.lab.exercises import stubs
 from minidl.nn import functional as F
+from minidl.ops import conv
 
 TOLERANCE = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=1e-5, atol=1e-5)}
 
@@ -155,11 +156,23 @@ def test_conv_transpose2d_kernels(device, case, dtype, seed):
 
 
 @pytest.mark.parametrize("device", KERNEL_DEVICES)
-def test_conv_kernel_with_many_channels_and_large_images(device):
-    """More output channels than one block's group (64) and more pixels than one tile (8×8)."""
+@pytest.mark.parametrize("min_blocks", [1, conv.FORWARD_MIN_BLOCKS])
+def test_conv_kernel_with_many_channels_and_large_images(device, min_blocks, monkeypatch):
+    """More output channels than one block's group and more pixels than one tile (8×8): in
+    groups of 64 (min_blocks 1) and of 4 (the default, as this grid is small)."""
+    monkeypatch.setattr(conv, "FORWARD_MIN_BLOCKS", min_blocks)
+    assert conv.forward_group(2, 70, 9) == (64 if min_blocks == 1 else 4)
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal((2, 5, 19, 17)), rng.standard_normal((70, 5, 3, 3))
     _assert_same(_run_both(device, np.float64, lambda x, w: F.conv2d(x, w, None, 1, 1), x, w), np.float64)
+
+
+def test_conv_forward_fills_a_gpu_on_small_images():
+    """Model C at batch 128: its 7×7 layers (one tile per image) get groups of 16 channels,
+    4 groups x 128 images = 512 blocks; its 14×14 layers (4 tiles) keep whole groups."""
+    assert conv.forward_group(128, 64, 1) == 16
+    assert conv.forward_group(128, 32, 4) == 32 and conv.forward_group(128, 64, 4) == 64
+    assert conv.forward_group(1, 6, 1) == 4  # at least CONV_LANES
 
 
 @pytest.mark.parametrize("device", KERNEL_DEVICES)

@@ -29,6 +29,7 @@ from ..launch import DEFINES, MAX_SHARED_BYTES, Out, launch
 from ..validate import pair
 from .windows import add_windows, output_size, sliding_windows
 
+FORWARD_MIN_BLOCKS = 512  # conv2d_forward: smaller groups of output channels while the grid has fewer blocks
 WEIGHT_GRAD_BLOCKS = 1024  # conv2d_backward_weight: split m until about this many blocks (a GPU's SMs several times)
 WEIGHT_GRAD_MIN_CHUNK = 256  # ... but give each split at least this many values of m
 
@@ -98,13 +99,25 @@ def _sizes(x_shape, w_shape, y_hw, stride, padding) -> tuple[int, ...]:
     return (*x_shape, *w_shape[:1], *w_shape[2:], *stride, *padding, *y_hw)
 
 
+def forward_group(n: int, o: int, tiles: int) -> int:
+    """conv2d_forward's output channels per block (a multiple of CONV_LANES): as many as one
+    block takes (CONV_MAX_GROUP), halved while the grid of n · ⌈o / group⌉ · tiles blocks is
+    smaller than FORWARD_MIN_BLOCKS, so that small images (Model C's 7×7) still fill a GPU."""
+    lanes = DEFINES["CONV_LANES"]
+    group = min(DEFINES["CONV_MAX_GROUP"], -(-o // lanes) * lanes)
+    while group > lanes and n * -(-o // group) * tiles < FORWARD_MIN_BLOCKS:
+        group = max(lanes, group // 2 // lanes * lanes)
+    return group
+
+
 def conv2d_output_kernel(x, w, stride, padding):
     """conv2d_output through kernels/conv2d.cu: one block per 8×8 output tile, image and
-    group of up to 64 output channels, input channels staged through shared memory."""
+    group of output channels (forward_group), input channels staged through shared memory."""
     (n, c, h, wd), (o, _, kh, kw) = x.shape, w.shape
     ho, wo = output_size(h, kh, stride[0], padding[0]), output_size(wd, kw, stride[1], padding[1])
-    tile, lanes = DEFINES["CONV_TILE"], DEFINES["CONV_LANES"]
-    group = min(DEFINES["CONV_MAX_GROUP"], -(-o // lanes) * lanes)
+    tile = DEFINES["CONV_TILE"]
+    tiles = -(-ho // tile) * -(-wo // tile)
+    group = forward_group(n, o, tiles)
     patch = ((tile - 1) * stride[0] + kh) * ((tile - 1) * stride[1] + kw)
     per_channel = x.dtype.itemsize * (patch + group * kh * kw)  # shared bytes per staged input channel
     chunk = min(c, MAX_SHARED_BYTES // per_channel)
@@ -112,7 +125,6 @@ def conv2d_output_kernel(x, w, stride, padding):
         raise ValueError(
             f"conv2d kernel: a {kh}x{kw} window with stride {stride} needs more shared memory than a GPU has"
         )
-    tiles = -(-ho // tile) * -(-wo // tile)
     return launch(
         "conv2d_forward", x, w, Out((n, o, ho, wo)), *_sizes(x.shape, w.shape, (ho, wo), stride, padding), chunk, group,
         grid=n * -(-o // group) * tiles, shared_mem=chunk * per_channel,
