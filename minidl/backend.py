@@ -117,3 +117,8 @@ def generator(device: str = "cpu"):
         xp = array_module(device)
         _generators[device] = xp.random.default_rng(_seed)
     return _generators[device]
+
+
+def live_generators() -> list:
+    """The generators in use now (a captured step keeps them, as its graph draws from their state)."""
+    return list(_generators.values())

@@ -9,6 +9,7 @@ with atomic checkpoints and --resume, the metrics table and the JSON file.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -22,6 +23,7 @@ import numpy as np
 
 from . import backend, corruptions, data, serialization
 from .autograd.tensor import Tensor, no_grad
+from .capture import CapturedStep
 from .nn import Module
 from .optim import Optimizer
 
@@ -71,7 +73,7 @@ def _bounded(kind, text: str, minimum):
 
 
 # options that do not change what a run computes: everything else must match on --resume
-NOT_SETTINGS = ("epochs", "device", "out", "json", "resume", "overwrite", "data")
+NOT_SETTINGS = ("epochs", "device", "out", "json", "resume", "overwrite", "data", "capture")
 
 
 class ExperimentError(ValueError):
@@ -94,7 +96,21 @@ def command_line(description: str, epochs: int, batch_size: int = 128) -> argpar
     p.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
     p.add_argument("--overwrite", action="store_true", help="start afresh, deleting the checkpoints in --out")
     p.add_argument("--data", default=None, help="MNIST file or folder (default: the lookup chain of minidl.data)")
+    p.add_argument(
+        "--capture", action="store_true", help="record a training step as a CUDA graph and replay it (cuda only)"
+    )
     return p
+
+
+def train_on_batch(step: Callable[..., Tensor], optimizer: Optimizer, *args) -> Tensor:
+    """One training step: loss = step(*args), its gradients, the optimizer's update; returns the loss."""
+    ### BEGIN SOLUTION exercise 10
+    loss = step(*args)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss
+    ### END SOLUTION
 
 
 class Progress:
@@ -140,6 +156,8 @@ class Experiment:
     def __init__(self, args: argparse.Namespace, name: str):
         self.args, self.name = args, name
         self.device = backend.resolve_device(args.device)
+        if getattr(args, "capture", False) and self.device != "cuda":
+            raise ExperimentError(f"--capture records CUDA graphs: it needs --device cuda, not {self.device}")
         self.out = Path(args.out) if args.out else Path("runs") / name
         self.settings = {"example": name} | {k: str(v) for k, v in sorted(vars(args).items()) if k not in NOT_SETTINGS}
         self._prepare_outputs()
@@ -222,7 +240,10 @@ class Experiment:
         draws from too. The data set goes to the device once; a step reads nothing back to the
         host except when the progress bar draws. After each epoch evaluate() (if given) is
         recorded, and a checkpoint is written atomically; with --resume the run continues
-        from it. Returns the mean training loss and the evaluation of every epoch."""
+        from it. Returns the mean training loss and the evaluation of every epoch.
+        With --capture each step is replayed from a CUDA graph (minidl.capture); the graph draws
+        from the generator it recorded, so the generator is seeded once, when training starts,
+        not every epoch: the run repeats from its start, but a resumed one draws other noise."""
         epochs = self.args.epochs if epochs is None else epochs
         path = self.out / f"{tag}.ckpt.npz"
         history: list[float] = []
@@ -232,21 +253,21 @@ class Experiment:
             print(f"{tag}: resumed from {path} after epoch {len(history)}")
         total = data.num_batches(len(arrays[0]), self.args.batch_size)
         on_device = [self.on_device(a) for a in arrays]
-        for epoch in range(len(history), epochs):
+        capture = getattr(self.args, "capture", False)
+        train = functools.partial(train_on_batch, step, optimizer)
+        if capture:
+            train = CapturedStep(train, optimizer)
+        first = len(history)
+        for epoch in range(first, epochs):
             model.train()
-            backend.manual_seed(self.args.seed * 100_003 + epoch)  # noise and dropout repeat on resume
+            if epoch == first or not capture:
+                backend.manual_seed(self.args.seed * 100_003 + epoch)  # noise and dropout repeat on resume
             noise = backend.generator(self.device)
             progress = Progress(total, f"{tag} epoch {epoch + 1}/{epochs}")
             start = time.perf_counter()
-            ### BEGIN SOLUTION exercise 10
             for batch in data.batches(*on_device, batch_size=self.args.batch_size, rng=self.rng(epoch),
                                       device=self.device):  # fmt: skip
-                loss = step(*batch, noise)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                progress.update(loss)
-            ### END SOLUTION
+                progress.update(train(*batch, noise))
             history.append(progress.mean_loss())
             self.seconds_per_epoch[tag] = time.perf_counter() - start
             if evaluate is not None:

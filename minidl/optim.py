@@ -3,11 +3,14 @@
 SGD:  g ← g + λp;  b ← g (first step) or μb + g;  g ← g + μb (Nesterov) or b;  p ← p - ηg
 Adam: g ← g + λp;  m ← β₁m + (1-β₁)g;  v ← β₂v + (1-β₂)g²;
       p ← p - η/(1-β₁ᵗ) · m / (sqrt(v)/sqrt(1-β₂ᵗ) + ε)
-On cuda and emu, Adam's step is one fused kernel per parameter (kernels/adam.cu).
+On cuda and emu, Adam's step is one fused kernel per parameter (kernels/adam.cu), after one
+launch that advances every parameter's step count t and bias corrections on the device: no
+number of a step is computed on the host, so a captured step (minidl/capture.py) replays right.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 
@@ -50,15 +53,21 @@ class Optimizer:
             p.grad = None
 
     def step(self) -> None:
-        for i, p in enumerate(self.params):
-            if p.grad is not None:
-                g = p.grad
-                if g.shape != p.shape or g.dtype != p.dtype or g.device != p.device:
-                    raise ValueError(
-                        f"{type(self).__name__}: parameter {i} is {p.dtype} {p.shape} on {p.device}, its gradient "
-                        f"{g.dtype} {g.shape} on {g.device}; they must agree"
-                    )
-                self.update(i, p, g.data)
+        """Update every parameter that has a gradient."""
+        stepped = [i for i, p in enumerate(self.params) if p.grad is not None]
+        for i in stepped:
+            p, g = self.params[i], self.params[i].grad
+            if g.shape != p.shape or g.dtype != p.dtype or g.device != p.device:
+                raise ValueError(
+                    f"{type(self).__name__}: parameter {i} is {p.dtype} {p.shape} on {p.device}, its gradient "
+                    f"{g.dtype} {g.shape} on {g.device}; they must agree"
+                )
+        self.begin_step(stepped)
+        for i in stepped:
+            self.update(i, self.params[i], self.params[i].grad.data)
+
+    def begin_step(self, stepped: list[int]) -> None:
+        """What an optimizer does once per step before its updates (stepped: the parameters' indices)."""
 
     def update(self, index: int, p: Tensor, grad) -> None:
         raise NotImplementedError
@@ -123,6 +132,34 @@ class Adam(Optimizer):
         if max(betas) == 1:
             raise ValueError(f"Adam: betas must be smaller than 1, got {betas}")
         super().__init__(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+        # on a kernel device: every parameter's step count t (P,) and (step_size, bias2_sqrt) (P, 2);
+        # while they exist they, not state[i]["step"], hold t
+        self.counters: dict[str, tuple] = {}
+
+    def begin_step(self, stepped):
+        """On each kernel device, advance the stepped parameters' t and bias corrections: one launch
+        per run of consecutive indices (one in all, when every parameter has a gradient)."""
+        beta1, beta2 = self.defaults["betas"]
+        on_kernels = [i for i in stepped if backend.runs_kernels(self.params[i].device)]
+        # runs: consecutive indices on one device (i - its position is constant along a run)
+        for (device, _), run in itertools.groupby(
+            enumerate(on_kernels), key=lambda at: (self.params[at[1]].device, at[1] - at[0])
+        ):
+            indices = [i for _, i in run]
+            steps, schedule = self._counters(device)
+            launch("adam_schedule", steps, schedule, indices[0], len(indices), self.defaults["lr"], beta1, beta2,
+                   threads=len(indices))  # fmt: skip
+
+    def _counters(self, device: str) -> tuple:
+        """The step counts and schedule on `device`, made at its first step from state[i]["step"]."""
+        if device not in self.counters:
+            xp = backend.array_module(device)
+            on_device = [i for i, p in enumerate(self.params) if p.device == device]
+            counts = np.zeros(len(self.params), np.int64)
+            counts[on_device] = [int(self.state.get(i, {}).pop("step", 0)) for i in on_device]
+            steps = backend.move(counts, device) if counts.any() else xp.zeros(len(counts), np.int64)  # no upload
+            self.counters[device] = (steps, xp.zeros((len(counts), 2)))
+        return self.counters[device]
 
     def update(self, index, p, grad):
         d = self.defaults
@@ -130,20 +167,17 @@ class Adam(Optimizer):
         state = self.state.get(index)
         if state is None:  # created once; C-contiguous, as the kernel updates it in place
             xp = backend.array_module(p.device)
-            state = self.state[index] = {
-                "step": 0,
-                "exp_avg": xp.zeros(p.shape, p.dtype),
-                "exp_avg_sq": xp.zeros(p.shape, p.dtype),
-            }
-        state["step"] += 1
-        t = state["step"]
-        step_size, bias2_sqrt = d["lr"] / (1 - beta1**t), math.sqrt(1 - beta2**t)
+            zeros = (xp.zeros(p.shape, p.dtype) for _ in range(2))
+            state = self.state[index] = dict(zip(("exp_avg", "exp_avg_sq"), zeros))
         if backend.runs_kernels(p.device):
             p.data = backend.array_module(p.device).ascontiguousarray(p.data)
-            hyper = (step_size, beta1, beta2, d["eps"], d["weight_decay"], bias2_sqrt)
-            args = (p.data, grad, state["exp_avg"], state["exp_avg_sq"], p.data.size, *hyper)
+            schedule = self.counters[p.device][1][index]  # (step_size, bias2_sqrt), written by begin_step
+            hyper = (beta1, beta2, d["eps"], d["weight_decay"])
+            args = (p.data, grad, state["exp_avg"], state["exp_avg_sq"], p.data.size, schedule, *hyper)
             launch("adam_update", *args, threads=p.data.size)
             return
+        state["step"] = t = state.get("step", 0) + 1
+        step_size, bias2_sqrt = d["lr"] / (1 - beta1**t), math.sqrt(1 - beta2**t)
         ### BEGIN SOLUTION exercise 7
         if d["weight_decay"]:
             grad = grad + d["weight_decay"] * p.data
@@ -152,3 +186,17 @@ class Adam(Optimizer):
         denom = (state["exp_avg_sq"] ** 0.5) / bias2_sqrt + d["eps"]
         p.data = p.data - step_size * state["exp_avg"] / denom
         ### END SOLUTION
+
+    def state_dict(self) -> dict:
+        """As Optimizer.state_dict, with each parameter's step count read back from its device."""
+        saved = super().state_dict()
+        for device, (steps, _) in self.counters.items():
+            counts = backend.to_numpy(steps)
+            for i, state in saved["state"].items():
+                if self.params[i].device == device:
+                    state["step"] = int(counts[i])
+        return saved
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self.counters.clear()  # made again from the loaded step counts at the next step

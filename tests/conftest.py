@@ -31,6 +31,7 @@ if os.environ.get("MINIDL_DEVICE") == "cuda" and not _real_gpu():
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(STANDIN), os.environ.get("PYTHONPATH")]))
 
 import minidl as md  # noqa: E402
+from minidl import backend  # noqa: E402
 
 needs_cxx = pytest.mark.skipif(
     shutil.which("g++") is None, reason="no C++ compiler (g++): the CPU emulator cannot build kernels"
@@ -44,6 +45,16 @@ settings.register_profile(
     "minidl", deadline=None, max_examples=20, suppress_health_check=[HealthCheck.too_slow], derandomize=True
 )
 settings.load_profile("minidl")
+
+
+def standin():
+    """The CuPy stand-in module, or a skip where cuda is a real GPU or absent."""
+    if not md.cuda_available():
+        pytest.skip("no cuda device: MINIDL_DEVICE=cuda pytest runs this on the CuPy stand-in")
+    cupy = backend.cupy()
+    if not getattr(cupy, "STANDIN", False):
+        pytest.skip("cuda is a real GPU here; this checks the stand-in itself")
+    return cupy
 
 
 def leaf(array, requires_grad=True, dtype=np.float64):

@@ -44,6 +44,7 @@ def test_kernel_benchmark_counts_launches_on_the_emulator_without_timing(tmp_pat
     assert {r["op"] for r in report["rows"]} == FAMILIES
     for row in report["rows"]:
         assert "ms" not in row and row["work"] > 0
-        two = row["op"].startswith("sigmoid") or row["op"] == "conv2d weight grad"  # partial sums, then their total
+        # partial sums, then their total; Adam's schedule, then its update
+        two = row["op"].startswith("sigmoid") or row["op"] in ("conv2d weight grad", "Adam step")
         assert row["launches"] == (2 if two else 1), row
     assert "conv2d_backward_weight<float>" in stdout and not (tmp_path / "k.png").exists()

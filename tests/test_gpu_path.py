@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import KERNEL_DEVICES, needs_cuda, needs_cxx
+from conftest import KERNEL_DEVICES, needs_cuda, needs_cxx, standin
 
 import minidl as md
 from minidl import backend, corruptions, launch
@@ -17,16 +17,6 @@ from minidl.experiment import Experiment
 from minidl.nn import functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def standin():
-    """The CuPy stand-in module, or a skip where cuda is a real GPU or absent."""
-    if not md.cuda_available():
-        pytest.skip("no cuda device: MINIDL_DEVICE=cuda pytest runs this on the CuPy stand-in")
-    cupy = backend.cupy()
-    if not getattr(cupy, "STANDIN", False):
-        pytest.skip("cuda is a real GPU here; this checks the stand-in itself")
-    return cupy
 
 
 # ------------------------------------------------------------ the stand-in's rules
@@ -53,13 +43,14 @@ def test_standin_kernels_take_device_arrays_and_numpy_scalars():
     adam = module.get_function("adam_update<float>")
     p = cupy.zeros(4, dtype=np.float32)
     host = np.zeros(4, np.float32)
-    scalars = tuple(np.float32(v) for v in (0.1, 0.9, 0.99, 1e-8, 0.0, 1.0))
+    schedule = cupy.ones(2)
+    scalars = tuple(np.float32(v) for v in (0.9, 0.99, 1e-8, 0.0))
     with pytest.raises(TypeError, match="argument 1 is ndarray"):
-        adam((1,), (32,), (p, host, p, p, np.int64(4), *scalars))
+        adam((1,), (32,), (p, host, p, p, np.int64(4), schedule, *scalars))
     with pytest.raises(TypeError, match="64-bit long long"):
-        adam((1,), (32,), (p, p, p, p, 4, *scalars))
+        adam((1,), (32,), (p, p, p, p, 4, schedule, *scalars))
     with pytest.raises(RuntimeError, match="InvalidConfiguration"):
-        adam((1, 1, 65536), (32,), (p, p, p, p, np.int64(4), *scalars))
+        adam((1, 1, 65536), (32,), (p, p, p, p, np.int64(4), schedule, *scalars))
 
 
 # --------------------------------------------------------------- the launch contract
@@ -85,7 +76,7 @@ def test_launch_checks_every_argument_against_the_signature():
         launch.launch("avg_pool2d_forward", x32, out, *sizes, grid=1, block=2048)
     with pytest.raises(ValueError, match="written in place, so it must be C-contiguous"):
         w = np.zeros((8, 2), np.float32)[:, 0]
-        launch.launch("adam_update", w, w, w, w, 8, 0.1, 0.9, 0.99, 1e-8, 0.0, 1.0, threads=8)
+        launch.launch("adam_update", w, w, w, w, 8, np.ones(2), 0.9, 0.99, 1e-8, 0.0, threads=8)
     with pytest.raises(ValueError, match="would leave its outputs unwritten"):
         launch.launch("avg_pool2d_forward", x32, out, *sizes, grid=0)
 
@@ -239,7 +230,7 @@ def test_adam_creates_its_state_once():
     opt.step()
     if backend.runs_kernels(p.device):  # the kernel updates the moments in place
         assert opt.state[0]["exp_avg"] is moments[0] and opt.state[0]["exp_avg_sq"] is moments[1]
-    assert opt.state[0]["step"] == 2
+    assert opt.state_dict()["state"][0]["step"] == 2
 
 
 # -------------------------------------------------------- training stays on the device

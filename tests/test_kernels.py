@@ -484,4 +484,4 @@ def test_minidl_profile_prints_its_table_at_exit():
 def test_launch_rejects_integer_dtypes():
     p = np.zeros(3, np.int32)
     with pytest.raises(TypeError, match="float32 or float64"):
-        launch.launch("adam_update", p, p, p, p, 3, 1.0, 0.9, 0.99, 1e-8, 0.0, 1.0, threads=3)
+        launch.launch("adam_update", p, p, p, p, 3, np.ones(2), 0.9, 0.99, 1e-8, 0.0, threads=3)

@@ -204,3 +204,22 @@ def test_training_a_tiny_model_lowers_the_loss():
         loss.backward()
         opt.step()
     assert loss.item() < 1e-3 * first
+
+
+def test_adam_steps_only_the_parameters_with_gradients():
+    """Parameters without a gradient keep their step count (PyTorch's rule); on a kernel device the
+    counts of the others advance in runs of consecutive parameters."""
+    params = [md.nn.Parameter(np.ones(3, np.float32)) for _ in range(5)]
+    opt = md.optim.Adam(params, lr=0.1)
+    for grads in ([0, 1, 2, 3, 4], [0, 1, 3, 4], [2], [0, 1, 2]):
+        opt.zero_grad()
+        for i in grads:
+            params[i].grad = md.ones(3)
+        opt.step()
+    assert [opt.state_dict()["state"][i]["step"] for i in range(5)] == [3, 3, 3, 2, 2]
+    single = md.nn.Parameter(np.ones(3, np.float32))  # a parameter stepped twice alone moves as params[3]
+    alone = md.optim.Adam([single], lr=0.1)
+    for _ in range(2):
+        single.grad = md.ones(3)
+        alone.step()
+    np.testing.assert_allclose(params[3].numpy(), single.numpy(), rtol=1e-6)

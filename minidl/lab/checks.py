@@ -468,7 +468,7 @@ def check_training_loop(device: str) -> None:
         if any(np.array_equal(b, p.numpy()) for b, p in zip(before, model.parameters())):
             fail("a parameter never changed", "each batch: loss = step(*batch, rng); zero_grad(); backward(); step()")
         batches = -(-IMAGES // 128) * 3
-        steps = {state["step"] for state in optimizer.state.values()}
+        steps = {state["step"] for state in optimizer.state_dict()["state"].values()}
         if steps != {batches}:
             fail(
                 f"Adam took {sorted(steps)} steps, expected {batches} (a step per batch of 128 images, 3 epochs)",

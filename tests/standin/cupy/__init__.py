@@ -12,13 +12,20 @@ does not break on a GPU for want of a rule:
   - cupy.RawModule compiles the kernel code with minidl's CPU emulator and runs it;
     its kernels take device arrays and NumPy scalars only (a Python int would reach a
     kernel as a 64-bit long long);
-  - fresh memory (cupy.empty) holds NaN, as uninitialised GPU memory holds garbage.
+  - fresh memory (cupy.empty) holds NaN, as uninitialised GPU memory holds garbage;
+  - stream capture (Stream.begin_capture / end_capture, Graph.launch) as CUDA does it: while
+    a stream captures, operations are recorded and not run (their fresh outputs hold NaN, in
+    place writes and kernels do not happen, the random generators do not advance), a host
+    transfer or an operation on another stream is an error; Graph.launch runs the recording
+    again, writing each recorded output into the same memory.
 `counters` counts host syncs, uploads, launches of CuPy's own kernels and of RawModule
 kernels; tests read it to prove that a training step stays on the device.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import sys
 import time
@@ -49,6 +56,7 @@ class Counters:
     uploads: int = 0  # host -> device transfers
     launches: int = 0  # CuPy's own kernels (elementwise, reductions, copies, fills, random)
     kernel_launches: int = 0  # RawModule kernels
+    graph_launches: int = 0  # Graph.launch calls (their operations count as launches too)
     kernels: list = field(default_factory=list)  # (name, grid, block, shared_mem) of each RawModule launch
 
     def reset(self) -> None:
@@ -86,12 +94,70 @@ def _wrap(value):
     return value
 
 
-def _device_call(function, name: str):
-    def call(*args, **kwargs):
-        result = function(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()})
-        if name not in _NO_LAUNCH:
+# operations that write into an existing array (besides __i*__ operators and out=; "at" is ufunc.at)
+_IN_PLACE = frozenset(
+    "__setitem__ copyto put place putmask fill_diagonal fill sort partition resize itemset at".split()
+)
+
+
+def _run(function, name: str, args: tuple, kwargs: dict, while_capturing=None, is_view: bool = False):
+    """Run one device operation on NumPy values (a NumPy scalar result becomes a 0-d array, the
+    memory a recorded graph writes again). While a stream captures, record it instead: an in
+    place operation does not happen; a fresh result is computed (by while_capturing if given:
+    a call without side effects) only for its shape and then filled with NaN, as CUDA would
+    have only allocated it."""
+    in_place = name in _IN_PLACE or (name.startswith("__i") and name != "__invert__") or "out" in kwargs
+    if _capturing is None:
+        result = function(*args, **kwargs)
+        if name not in _NO_LAUNCH and not is_view:
             counters.launches += 1
-        return _wrap(result)
+        return _np.asarray(result) if isinstance(result, _np.generic) else result
+    _check_capture_stream(name)
+    if in_place:
+        _capturing.record(name, lambda: function(*args, **kwargs))
+        out = kwargs.get("out")
+        return out[0] if isinstance(out, tuple) and len(out) == 1 else out
+    result = (while_capturing or function)(*args, **kwargs)
+    result = _np.asarray(result) if isinstance(result, _np.generic) else result
+    inputs = list(_arrays((getattr(function, "__self__", None), args, kwargs)))  # a method's array too
+    fresh = [a for a in _arrays(result) if not any(_np.may_share_memory(a, x) for x in inputs)]
+    if fresh:  # views need no replay: they read the memory the recorded operations write
+        _capturing.record(name, lambda: _copy_into(result, function(*args, **kwargs)))
+        for a in fresh:
+            _poison(a)
+    return result
+
+
+def _arrays(value):
+    if isinstance(value, _np.ndarray):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _arrays(v)
+    elif isinstance(value, dict):
+        yield from _arrays(list(value.values()))
+
+
+def _copy_into(recorded, result) -> None:
+    counters.launches += 1
+    if isinstance(recorded, _np.ndarray):
+        _np.copyto(recorded, result)
+    elif isinstance(recorded, (list, tuple)):
+        for r, v in zip(recorded, result):
+            _copy_into(r, v)
+
+
+def _poison(array: _np.ndarray) -> None:
+    if array.dtype.kind in "fc":
+        array[...] = _np.nan
+    elif array.dtype.kind in "iu":
+        array[...] = _np.iinfo(array.dtype).min
+
+
+def _device_call(function, name: str, while_capturing=None):
+    def call(*args, **kwargs):
+        uargs, ukwargs = _unwrap(args), {k: _unwrap(v) for k, v in kwargs.items()}
+        return _wrap(_run(function, name, uargs, ukwargs, while_capturing))
 
     call.__name__ = name
     return call
@@ -120,27 +186,27 @@ class ndarray:
 
     # explicit transfers: each one waits for the device
     def get(self, stream=None, order="C", out=None) -> _np.ndarray:
-        counters.syncs += 1
+        _sync("ndarray.get")
         return self._array.copy()
 
     def item(self):
-        counters.syncs += 1
+        _sync("ndarray.item")
         return self._array.item()
 
     def tolist(self):
-        counters.syncs += 1
+        _sync("ndarray.tolist")
         return self._array.tolist()
 
     def __float__(self):
-        counters.syncs += 1
+        _sync("float(ndarray)")
         return float(self._array)
 
     def __int__(self):
-        counters.syncs += 1
+        _sync("int(ndarray)")
         return int(self._array)
 
     def __bool__(self):
-        counters.syncs += 1
+        _sync("bool(ndarray)")
         return bool(self._array)
 
     def __array__(self, *args, **kwargs):
@@ -152,8 +218,7 @@ class ndarray:
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if any(isinstance(x, _np.ndarray) and not isinstance(x, ndarray) for x in inputs):
             return NotImplemented
-        counters.launches += 1
-        return _wrap(getattr(ufunc, method)(*_unwrap(inputs), **{k: _unwrap(v) for k, v in kwargs.items()}))
+        return _device_call(getattr(ufunc, method), ufunc.__name__)(*inputs, **kwargs)
 
     def __array_function__(self, func, types_, args, kwargs):
         if func.__name__ not in MODULE_NAMES:
@@ -174,11 +239,10 @@ class ndarray:
 
 def _operator(name: str):
     def method(self, *args):
-        result = getattr(self._array, name)(*_unwrap(args))
+        is_view = name == "__getitem__" and _is_basic(args[0])
+        result = _run(getattr(self._array, name), name, _unwrap(args), {}, is_view=is_view)
         if result is NotImplemented:
             return NotImplemented
-        if name not in ("__getitem__",) or not _is_basic(args[0]):
-            counters.launches += 1
         return self if name.startswith("__i") and name not in ("__invert__",) else _wrap(result)
 
     method.__name__ = name
@@ -219,7 +283,19 @@ for _name in sorted(NDARRAY_NAMES):
 
 
 # ----------------------------------------------------------------- the module
+def _sync(what: str) -> None:
+    """A device -> host transfer: it waits for the device, which a capturing stream forbids."""
+    if _capturing is not None:
+        raise RuntimeError(f"cudaErrorStreamCaptureUnsupported: {what} waits for the device while a stream captures")
+    counters.syncs += 1
+
+
 def _upload(value, dtype=None):
+    if _capturing is not None:
+        raise RuntimeError(
+            "cudaErrorStreamCaptureUnsupported: a host -> device copy while a stream captures (a graph would copy "
+            "the same host bytes on every replay)"
+        )
     counters.uploads += 1
     return ndarray._of(_np.array(value, dtype=dtype, copy=True))
 
@@ -232,8 +308,7 @@ def asarray(a, dtype=None, order=None, *, blocking=False):
 
 def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0, *, blocking=False):
     if isinstance(obj, ndarray):
-        counters.launches += 1
-        return ndarray._of(_np.array(obj._array, dtype=dtype, copy=True))
+        return _device_call(lambda a: _np.array(a, dtype=dtype, copy=True), "array")(obj)
     return _upload(obj, dtype)
 
 
@@ -248,8 +323,7 @@ def ascontiguousarray(a, dtype=None):
         raise TypeError(f"cupy.ascontiguousarray takes a cupy.ndarray, got {type(a)}")
     if a._array.flags.c_contiguous and (dtype is None or a.dtype == dtype):
         return a
-    counters.launches += 1
-    return ndarray._of(_np.ascontiguousarray(a._array, dtype=dtype))
+    return _device_call(lambda x: _np.array(x, dtype=dtype, order="C", copy=True), "ascontiguousarray")(a)
 
 
 def empty(shape, dtype=float, order="C"):
@@ -309,7 +383,9 @@ class _Generator:
     def __getattr__(self, name: str):
         if name not in GENERATOR_NAMES:
             raise AttributeError(f"'cupy.random.Generator' object has no attribute {name!r}")
-        return _device_call(getattr(self._generator, name), name)
+        # while a stream captures, the draw runs on a copy: the generator's state does not advance
+        shadow = lambda *a, **k: getattr(copy.deepcopy(self._generator), name)(*a, **k)  # noqa: E731
+        return _device_call(getattr(self._generator, name), name, while_capturing=shadow)
 
 
 random = types.SimpleNamespace(default_rng=_Generator, Generator=_Generator)
@@ -323,7 +399,7 @@ class _Runtime:
 
     @staticmethod
     def deviceSynchronize() -> None:
-        counters.syncs += 1
+        _sync("cudaDeviceSynchronize")
 
 
 class _Event:
@@ -336,7 +412,7 @@ class _Event:
         self.seconds = time.perf_counter()
 
     def synchronize(self) -> None:
-        counters.syncs += 1
+        _sync("Event.synchronize")
 
 
 def _get_elapsed_time(start: _Event, end: _Event) -> float:
@@ -344,7 +420,112 @@ def _get_elapsed_time(start: _Event, end: _Event) -> float:
     return (end.seconds - start.seconds) * 1e3
 
 
-cuda = types.SimpleNamespace(runtime=_Runtime(), Event=_Event, get_elapsed_time=_get_elapsed_time)
+class Stream:
+    """cupy.cuda.Stream: `with stream:` makes it current; begin_capture/end_capture record a Graph."""
+
+    null: Stream
+
+    def __init__(self, null=False, non_blocking=False, ptds=False, priority=None):
+        self.is_null = null
+
+    def __enter__(self) -> Stream:
+        _streams.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _streams.pop()
+
+    def use(self) -> Stream:
+        _streams[0] = self
+        return self
+
+    def synchronize(self) -> None:
+        _sync("Stream.synchronize")
+
+    def begin_capture(self, mode=None) -> None:
+        global _capturing
+        if self.is_null:
+            raise RuntimeError("cannot capture on the default (legacy) stream")
+        if _capturing is not None:
+            raise RuntimeError("cudaErrorIllegalState: a stream is capturing already")
+        _capturing = _Recording(self)
+
+    def end_capture(self) -> Graph:
+        global _capturing
+        if _capturing is None or _capturing.stream is not self:
+            raise RuntimeError("cudaErrorIllegalState: this stream is not capturing")
+        recording, _capturing = _capturing, None
+        return Graph(recording.operations)
+
+    def is_capturing(self) -> bool:
+        return _capturing is not None and _capturing.stream is self
+
+
+Stream.null = Stream(null=True)
+_streams: list[Stream] = [Stream.null]  # the current stream is the last
+
+
+def get_current_stream() -> Stream:
+    return _streams[-1]
+
+
+@dataclass
+class _Recording:
+    """What a capturing stream has recorded: (name, a callable that runs it again) per operation."""
+
+    stream: Stream
+    operations: list = field(default_factory=list)
+
+    def record(self, name: str, operation) -> None:
+        self.operations.append((name, operation))
+
+
+_capturing: _Recording | None = None
+
+
+def _check_capture_stream(name: str) -> None:
+    if _streams[-1] is not _capturing.stream:
+        raise RuntimeError(
+            f"cudaErrorStreamCaptureImplicit: {name} runs on another stream while a stream captures "
+            "(the legacy default stream waits for the capturing one)"
+        )
+
+
+class Graph:
+    """cupy.cuda.Graph: launch() runs every recorded operation again, in order."""
+
+    def __init__(self, operations: list):
+        self._operations = operations
+
+    def launch(self, stream=None) -> None:
+        if _capturing is not None:
+            raise RuntimeError("cudaErrorStreamCaptureUnsupported: launching a graph while a stream captures")
+        counters.graph_launches += 1
+        for _, operation in self._operations:
+            operation()
+
+
+class MemoryPool:
+    """cupy.cuda.MemoryPool: here NumPy allocates; the pool only has to be kept with its graph."""
+
+    def malloc(self, size: int):
+        raise NotImplementedError("the CuPy stand-in allocates with NumPy")
+
+    def free_all_blocks(self, stream=None) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _using_allocator(allocator=None):
+    if allocator is not None and not callable(allocator):
+        raise TypeError(f"using_allocator takes a callable, got {type(allocator).__name__}")
+    yield
+
+
+cuda = types.SimpleNamespace(
+    runtime=_Runtime(), Event=_Event, get_elapsed_time=_get_elapsed_time, Stream=Stream, Graph=Graph,
+    get_current_stream=get_current_stream, MemoryPool=MemoryPool, using_allocator=_using_allocator,
+)  # fmt: skip
 
 
 class RawModule:
@@ -382,6 +563,14 @@ class _RawKernel:
         grid3, block3 = (tuple(d) if isinstance(d, tuple) else (d,) for d in (grid, block))
         if min(grid3) < 1 or max(grid3[1:], default=1) > 65535 or grid3[0] > 2**31 - 1:
             raise RuntimeError(f"{self.name}: cudaErrorInvalidConfiguration: grid {grid3}")
-        counters.kernel_launches += 1
-        counters.kernels.append((self.name, grid3, block3, shared_mem))
-        self._function(grid3, block3, tuple(unwrapped), shared_mem=shared_mem)
+
+        def run() -> None:
+            counters.kernel_launches += 1
+            counters.kernels.append((self.name, grid3, block3, shared_mem))
+            self._function(grid3, block3, tuple(unwrapped), shared_mem=shared_mem)
+
+        if _capturing is None:
+            run()
+        else:  # recorded, not run: its outputs keep what they held
+            _check_capture_stream(self.name)
+            _capturing.record(self.name, run)

@@ -1,0 +1,194 @@
+"""Capturing a training step as a CUDA graph (minidl/capture.py), checked on the CuPy stand-in:
+while a stream captures, the stand-in records operations without running them, as CUDA does,
+and Graph.launch runs the recording again on the same memory. So a replay can equal an
+eager step only if everything that changes between steps lives in device memory."""
+
+import argparse
+import functools
+
+import numpy as np
+import pytest
+from conftest import needs_cuda, standin
+
+import minidl as md
+from minidl import backend, corruptions
+from minidl.autoencoders import ModelC
+from minidl.capture import CapturedStep, CaptureError
+from minidl.experiment import Experiment, ExperimentError, train_on_batch
+from minidl.nn import functional as F
+
+
+def _model_c_step(seed: int):
+    """Model C with Adam, and train_step(x, rng) -> loss of a Gaussian-noise DAE step."""
+    md.manual_seed(seed)
+    model = ModelC(device="cuda")
+    optimizer = md.optim.Adam(model.parameters(), lr=1e-3)
+    noise = corruptions.corruption("gaussian:0.5")
+
+    def step(x, rng):
+        return F.binary_cross_entropy_with_logits(model(noise(x, rng)), x)
+
+    return model, optimizer, lambda x, rng: train_on_batch(step, optimizer, x, rng)
+
+
+@needs_cuda
+def test_the_standin_records_while_capturing_and_replays_on_the_same_memory():
+    cupy = standin()
+    a, acc = cupy.ones(3), cupy.zeros(3)
+    rng = cupy.random.default_rng(0)
+    stream = cupy.cuda.Stream()
+    with stream:
+        stream.begin_capture()
+        b = a * 2  # fresh: computed for its shape only
+        acc += b  # in place: not done while capturing
+        r = rng.random(3)  # the generator does not advance
+        with pytest.raises(RuntimeError, match="StreamCaptureUnsupported"):
+            b.get()
+        with pytest.raises(RuntimeError, match="StreamCaptureUnsupported"):
+            cupy.asarray(np.ones(3))
+        graph = stream.end_capture()
+    assert np.isnan(b.get()).all() and (acc.get() == 0).all() and np.isnan(r.get()).all()
+    first = np.random.default_rng(0).random(6)
+    for k in (1, 2):
+        graph.launch(stream)
+        np.testing.assert_array_equal(acc.get(), np.full(3, 2.0 * k))
+        np.testing.assert_array_equal(r.get(), first[3 * (k - 1) : 3 * k])  # a fresh draw per replay
+    with pytest.raises(RuntimeError, match="default"):
+        cupy.cuda.Stream.null.begin_capture()
+
+
+@needs_cuda
+def test_work_on_another_stream_during_a_capture_is_an_error():
+    cupy = standin()
+    stream = cupy.cuda.Stream()
+    stream.begin_capture()  # capturing, but the null stream is current
+    try:
+        with pytest.raises(RuntimeError, match="StreamCaptureImplicit"):
+            cupy.ones(3) + 1
+    finally:
+        stream.end_capture()
+
+
+@needs_cuda
+def test_a_replayed_model_c_step_equals_the_eager_one_step_for_step():
+    """Two copies of Model C from one seed, one trained eagerly and one through CapturedStep, on
+    the same batches and noise: 8 steps, including short batches (a graph of their own)."""
+    cupy = standin()
+    images = np.random.default_rng(3).random((8, 1, 28, 28)).astype(np.float32)
+    sizes = [8, 8, 8, 5, 8, 5, 8, 5]
+    eager_model, _, eager_step = _model_c_step(seed=1)
+    model, optimizer, step = _model_c_step(seed=1)
+    captured = CapturedStep(step, optimizer)
+    eager_rng, rng = cupy.random.default_rng(9), cupy.random.default_rng(9)
+    cupy.counters.reset()
+    for k, size in enumerate(sizes):
+        x = md.tensor(images[:size], device="cuda")
+        expect, got = eager_step(x, eager_rng), captured(x, rng)
+        assert got.item() == expect.item(), f"step {k} (batch of {size})"
+    # size 8: a warm-up, a recording (launched once), 3 replays; size 5: a warm-up, a recording, a replay
+    assert cupy.counters.graph_launches == 6
+    for expect, got in zip(eager_model.parameters(), model.parameters()):
+        np.testing.assert_array_equal(got.numpy(), expect.numpy())
+        assert got.grad is not None
+    for expect, got in zip(eager_model.parameters(), model.parameters()):  # the last step's gradients
+        np.testing.assert_array_equal(got.grad.numpy(), expect.grad.numpy())
+    states = optimizer.state_dict()["state"]
+    assert {s["step"] for s in states.values()} == {len(sizes)}
+
+
+class HostCountAdam(md.optim.Adam):
+    """Adam counting its steps on the host, as it once did: t reaches the device as a number in
+    the launch, which a graph records once."""
+
+    def begin_step(self, stepped):
+        self.t = getattr(self, "t", 0) + 1
+        _, schedule = self._counters("cuda")
+        beta1, beta2 = self.defaults["betas"]
+        schedule[:, 0] = self.defaults["lr"] / (1 - beta1**self.t)
+        schedule[:, 1] = (1 - beta2**self.t) ** 0.5
+
+
+@needs_cuda
+@pytest.mark.parametrize("optimizer_class, replay_equals_eager", [(md.optim.Adam, True), (HostCountAdam, False)])
+def test_replay_equals_eager_only_when_the_step_count_lives_on_the_device(optimizer_class, replay_equals_eager):
+    """The comparison above can fail: with t counted on the host, replays repeat step 2's bias
+    corrections and drift from the eager run."""
+    standin()
+    target = md.tensor(np.arange(4.0), device="cuda")
+    runs = []
+    for captured in (False, True):
+        p = md.nn.Parameter(np.zeros(4, np.float32), device="cuda")
+        optimizer = optimizer_class([p], lr=0.5)
+        step = functools.partial(train_on_batch, lambda x, p=p: ((p - x) ** 2).sum(), optimizer)
+        step = CapturedStep(step, optimizer) if captured else step
+        for _ in range(5):
+            step(target)
+        runs.append(p.numpy())
+    assert np.array_equal(runs[0], runs[1]) == replay_equals_eager
+
+
+@needs_cuda
+def test_capture_refuses_what_it_cannot_replay():
+    standin()
+    p = md.nn.Parameter(np.zeros(4, np.float32), device="cuda")
+    sgd = md.optim.SGD([p], lr=0.1)
+    step = CapturedStep(lambda x: train_on_batch(lambda x: ((p - x) ** 2).sum(), sgd, x), sgd)
+    x = md.ones(4, device="cuda")
+    step(x)  # the warm-up runs eagerly
+    before = p.numpy()
+    with pytest.raises(CaptureError, match=r"replaced parameters \[0\] by new arrays.*in place \(Adam\)"):
+        step(x)
+    np.testing.assert_array_equal(p.numpy(), before)  # not the NaN of a recording that ran nothing
+    adam = md.optim.Adam([p])
+    step = CapturedStep(lambda x, rng: train_on_batch(lambda x, rng: ((p - x) ** 2).sum(), adam, x, rng), adam)
+    step(x, "first")
+    with pytest.raises(CaptureError, match="not tensors changed"):
+        step(x, "second")
+    with pytest.raises(CaptureError, match="input 0 is on cpu"):
+        step(md.ones(4, device="cpu"), "first")
+    step(x, "first")  # recorded
+    adam.load_state_dict(adam.state_dict())  # new moment and counter arrays
+    with pytest.raises(CaptureError, match="other arrays than when the step was recorded"):
+        step(x, "first")
+    with pytest.raises(CaptureError, match="must be on cuda, they are on \\['cpu'\\]"):
+        CapturedStep(lambda: None, md.optim.Adam([md.nn.Parameter(np.zeros(2, np.float32), device="cpu")]))
+
+
+def _denoising_loss(model, noise, x, rng):
+    return F.binary_cross_entropy_with_logits(model(noise(x, rng)), x)
+
+
+def _experiment(tmp_path, device, capture):
+    args = argparse.Namespace(epochs=1, device=device, seed=0, out=tmp_path, json=None, limit=None, batch_size=2,
+                              resume=False, data=None, capture=capture)  # fmt: skip
+    return Experiment(args, "test")
+
+
+@needs_cuda
+def test_fit_with_capture_trains_an_epoch_as_without(tmp_path):
+    """One epoch of 11 images in batches of 2 (a warm-up, a recording, 3 replays, a short batch
+    run eagerly) with and without --capture: equal losses and weights, as within an epoch both
+    draw from one generator. A second epoch records the short batch and replays the rest."""
+    cupy = standin()
+    images = np.random.default_rng(5).random((11, 1, 28, 28)).astype(np.float32)
+    results = []
+    for capture, epochs in ((False, 1), (True, 1), (True, 2)):
+        exp = _experiment(tmp_path / f"{capture}{epochs}", "cuda", capture)
+        model = ModelC(device="cuda")
+        noise = corruptions.corruption("gaussian:0.5")
+        cupy.counters.reset()
+        step = functools.partial(_denoising_loss, model, noise)
+        history, _ = exp.fit("c", model, md.optim.Adam(model.parameters()), step, [images], epochs=epochs)
+        results.append((history, [p.numpy() for p in model.parameters()], cupy.counters.graph_launches))
+    (eager_history, eager, _), (history, captured, launches), (two_epochs, _, launches_in_two) = results
+    assert history == eager_history and launches == 4
+    for expect, got in zip(eager, captured):
+        np.testing.assert_array_equal(got, expect)
+    assert two_epochs[0] == history[0] and np.isfinite(two_epochs[1]) and launches_in_two == 4 + 6
+
+
+def test_capture_needs_cuda(tmp_path):
+    if md.cuda_available() and backend.resolve_device() == "cuda":
+        pytest.skip("this leg runs on cuda; the refusal is checked on cpu and emu")
+    with pytest.raises(ExperimentError, match="--capture records CUDA graphs: it needs --device cuda, not"):
+        _experiment(tmp_path, backend.resolve_device(), capture=True)
