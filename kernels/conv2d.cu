@@ -162,13 +162,18 @@ __global__ void conv2d_weight_total(const T* __restrict__ partial, T* __restrict
         gb[o] = acc;
 }
 
-// Bias gradient: one block per output channel o, gb[o] = sum_{n,p,q} gy[n,o,p,q].
+// conv_transpose2d's bias gradient, split like the weight gradient: block (o, s) sums
+// gy[n, o, p, q] over its chunk of m = (n, p, q) into partial[s, o]; conv2d_weight_total
+// (with K = 0 and the bias column) then adds the splits in order.
 template <typename T>
-__global__ void bias_backward(const T* __restrict__ gy, T* __restrict__ gb, int N, int O, int HW) {
+__global__ void bias_backward(const T* __restrict__ gy, T* __restrict__ partial, int N, int O, int HW,
+                              long long chunk) {
     const int o = blockIdx.x;
+    const long long m = (long long)N * HW, begin = blockIdx.y * chunk;
+    const long long end = begin + chunk < m ? begin + chunk : m;
     T acc = T(0);
-    for (long long t = threadIdx.x; t < (long long)N * HW; t += blockDim.x)
+    for (long long t = begin + threadIdx.x; t < end; t += blockDim.x)
         acc += gy[((t / HW) * O + o) * HW + t % HW];
     acc = block_sum(acc);
-    if (threadIdx.x == 0) gb[o] = acc;
+    if (threadIdx.x == 0) partial[(long long)blockIdx.y * O + o] = acc;
 }

@@ -199,6 +199,21 @@ def test_conv_weight_gradient_splits_its_sum_and_repeats_bit_for_bit(device, dty
 
 
 @pytest.mark.parametrize("device", KERNEL_DEVICES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_transposed_conv_bias_gradient_splits_its_sum_and_repeats_bit_for_bit(device, dtype):
+    """m = N·Ho·Wo = 675 values per channel in 2 splits (338 and 337), 3 channels."""
+    from minidl.ops.conv import WEIGHT_GRAD_MIN_CHUNK, bias_grad_kernel
+
+    gy = np.random.default_rng(12).standard_normal((3, 3, 15, 15)).astype(dtype)
+    assert 3 * 15 * 15 // WEIGHT_GRAD_MIN_CHUNK == 2
+    on = md.tensor(gy, device=device, dtype=dtype).data
+    gb, again = (md.backend.to_numpy(bias_grad_kernel(on)) for _ in range(2))
+    exact, magnitude = gy.astype(np.float64).sum(axis=(0, 2, 3)), np.abs(gy.astype(np.float64)).sum(axis=(0, 2, 3))
+    assert (np.abs(gb - exact) <= 16 * np.finfo(dtype).eps * magnitude).all() and gb.dtype == dtype
+    assert gb.tobytes() == again.tobytes()
+
+
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @given(case=pool_case(), dtype=dtypes, seed=st.integers(0, 999))
 def test_pooling_kernels(device, kind, case, dtype, seed):

@@ -146,10 +146,8 @@ def conv2d_weight_grad_kernel(x, gy, kernel, stride, padding, with_bias: bool = 
     then their sum in split order (bitwise repeatable)."""
     o, (n, c), (ho, wo) = gy.shape[1], x.shape[:2], gy.shape[2:]
     gw_shape, columns, tile = (o, c, *kernel), c * kernel[0] * kernel[1] + with_bias, DEFINES["WG_TILE"]
-    tiles, m = -(-o // tile) * -(-columns // tile), n * ho * wo
-    splits = max(1, min(WEIGHT_GRAD_BLOCKS // tiles, m // WEIGHT_GRAD_MIN_CHUNK))
-    chunk = -(-m // splits)
-    splits = -(-m // chunk)  # no empty split
+    tiles = -(-o // tile) * -(-columns // tile)
+    splits, chunk = _splits(n * ho * wo, tiles)
     sizes = _sizes(x.shape, gw_shape, (ho, wo), stride, padding)
     partial = launch("conv2d_backward_weight", x, gy, Out((splits, o, columns)), *sizes, int(with_bias), chunk,
                      grid=(tiles, splits))  # fmt: skip
@@ -158,11 +156,22 @@ def conv2d_weight_grad_kernel(x, gy, kernel, stride, padding, with_bias: bool = 
     return gw, (gb if with_bias else None)
 
 
+def _splits(m: int, blocks: int) -> tuple[int, int]:
+    """How a sum over m values is split for `blocks` blocks per split: (splits, values per split),
+    about WEIGHT_GRAD_BLOCKS blocks in all but at least WEIGHT_GRAD_MIN_CHUNK values each."""
+    splits = max(1, min(WEIGHT_GRAD_BLOCKS // blocks, m // WEIGHT_GRAD_MIN_CHUNK))
+    chunk = -(-m // splits)
+    return -(-m // chunk), chunk  # no empty split
+
+
 def bias_grad_kernel(gy):
-    """gb = Σ over n, p, q of gy: (N, O, Ho, Wo) -> (O,), one block per channel (conv_transpose2d's bias;
-    conv2d's comes with its weight gradient)."""
+    """gb = Σ over n, p, q of gy: (N, O, Ho, Wo) -> (O,) (conv_transpose2d's bias; conv2d's comes
+    with its weight gradient): partial sums of splits of (n, p, q), then their sum in order."""
     n, o, ho, wo = gy.shape
-    return launch("bias_backward", gy, Out((o,)), n, o, ho * wo, grid=o)
+    splits, chunk = _splits(n * ho * wo, o)
+    partial = launch("bias_backward", gy, Out((splits, o, 1)), n, o, ho * wo, chunk, grid=(o, splits))
+    _, gb = launch("conv2d_weight_total", partial, Out((o, 0)), Out((o,)), o, 0, 1, splits, threads=o)
+    return gb
 
 
 # ------------------------------------------------------------------- the ops
