@@ -466,18 +466,18 @@ def check_training_loop(device: str) -> None:
             "dae", model, optimizer, lambda x, rng: F.mse_loss(model(noise(x, rng)), x), [exp.data.x_train]
         )
         if any(np.array_equal(b, p.numpy()) for b, p in zip(before, model.parameters())):
-            fail("a parameter never changed", "each batch: loss = step(*batch, rng); zero_grad(); backward(); step()")
+            fail("a parameter never changed", "train_on_batch: loss = step(*args); zero_grad(); backward(); step()")
         batches = -(-IMAGES // 128) * 3
         steps = {state["step"] for state in optimizer.state_dict()["state"].values()}
         if steps != {batches}:
             fail(
                 f"Adam took {sorted(steps)} steps, expected {batches} (a step per batch of 128 images, 3 epochs)",
-                "one optimizer.step() per batch, over every batch of data.batches(...)",
+                "train_on_batch runs once per batch: call optimizer.step() once in it",
             )
         if len(history) != 3 or not history[2] < history[0]:
             fail(
                 f"the mean training loss per epoch is {history}; expected 3 values, falling",
-                "progress.update(loss) after every step records the loss",
+                "return the loss of the batch: fit records it for the epoch's mean",
             )
         test = exp.data.x_test[:2000]
         out = exp.evaluate(model, noise(test, np.random.default_rng(1)))
