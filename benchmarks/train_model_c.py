@@ -6,9 +6,11 @@ PSNR after each epoch, and peak memory, with the ratios minidl / PyTorch.
 
     python benchmarks/train_model_c.py --epochs 3 [--model C|D] [--loss bce|mse] [--device cpu|cuda]
     python benchmarks/train_model_c.py --framework minidl     # one framework alone: its own peak memory
+    python benchmarks/train_model_c.py --device cuda --capture # minidl's steps replayed from CUDA graphs
 """
 
 import argparse
+import functools
 import resource
 import time
 
@@ -18,7 +20,9 @@ import torch
 import minidl as md
 from minidl import corruptions
 from minidl.autoencoders import ModelC, ModelD
+from minidl.capture import CapturedStep
 from minidl.data import batches, load_mnist
+from minidl.experiment import train_on_batch
 from minidl.nn import functional as F
 
 
@@ -61,7 +65,10 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--framework", choices=["both", "minidl", "torch"], default="both",
                    help="run one framework alone to read its own peak memory")  # fmt: skip
+    p.add_argument("--capture", action="store_true", help="minidl replays each step from a CUDA graph (cuda only)")
     args = p.parse_args()
+    if args.capture and args.device != "cuda":
+        p.error("--capture records CUDA graphs: it needs --device cuda")
     run_ours, run_theirs = args.framework in ("both", "minidl"), args.framework in ("both", "torch")
     torch.set_num_threads(args.threads)
     md.manual_seed(args.seed)
@@ -110,8 +117,13 @@ def main():
         theirs.train()
         return float(((out.cpu().numpy() - mnist.x_test) ** 2).mean())
 
+    train_ours = functools.partial(train_on_batch, lambda noisy, clean: loss_ours(ours(noisy), clean), opt_ours)
+    if args.capture:
+        train_ours = CapturedStep(train_ours, opt_ours)
+
     loss_name = args.loss if logits else "mse"
-    print(f"Model {args.model}, loss {loss_name}, device {args.device}, {len(x_train)} images, batch 128")
+    print(f"Model {args.model}, loss {loss_name}, device {args.device}{', minidl captured' if args.capture else ''}, "
+          f"{len(x_train)} images, batch 128")  # fmt: skip
     print("epoch  minidl s  torch s  ratio  minidl test MSE  torch test MSE  minidl PSNR  torch PSNR")
     for epoch in range(args.epochs):
         rng = np.random.default_rng([args.seed, epoch])
@@ -124,10 +136,7 @@ def main():
             md.manual_seed(epoch)
             start = time.perf_counter()
             for clean, noisy in noisy_batches:
-                loss = loss_ours(ours(md.tensor(noisy, device=args.device)), md.tensor(clean, device=args.device))
-                opt_ours.zero_grad()
-                loss.backward()
-                opt_ours.step()
+                loss = train_ours(md.tensor(noisy, device=args.device), md.tensor(clean, device=args.device))
             loss.item()
             t_ours, a = time.perf_counter() - start, test_mse_ours()
         if run_theirs:
