@@ -36,6 +36,17 @@ def test_standin_refuses_what_cupy_refuses():
     assert float(total) == 15.0 and a.get().sum() == 15.0 and cupy.counters.syncs == 2
 
 
+def test_standin_cuda_offers_only_what_real_cupy_has():
+    """The stand-in's cupy.cuda (streams, graphs, memory pools, events) names only what CuPy 13.6
+    and 14.2 both have, read from their wheels into names.json."""
+    cupy = standin()
+    names = cupy._NAMES
+    assert set(vars(cupy.cuda)) <= set(names["cuda"])
+    for name in ("Stream", "Graph", "MemoryPool", "Event"):
+        offered = {n for n in dir(getattr(cupy.cuda, name)) if not n.startswith("_")}
+        assert offered <= set(names[f"cuda.{name}"]), (name, offered - set(names[f"cuda.{name}"]))
+
+
 def test_standin_kernels_take_device_arrays_and_numpy_scalars():
     cupy = standin()
     module = cupy.RawModule(code=launch.read_source("adam.cu"), options=launch.COMPILE_OPTIONS,

@@ -6,8 +6,8 @@ passes on the stand-in runs on each of them:
 
     python -m venv /tmp/cupy13 && /tmp/cupy13/bin/pip install cupy-cuda12x==13.6.0
     python -m venv /tmp/cupy14 && /tmp/cupy14/bin/pip install cupy-cuda12x==14.2.0
-    /tmp/cupy13/bin/python tests/standin/make_names.py dump /tmp/cupy13.json
-    /tmp/cupy14/bin/python tests/standin/make_names.py dump /tmp/cupy14.json
+    /tmp/cupy13/bin/python -I tests/standin/make_names.py dump /tmp/cupy13.json   # -I: not the stand-in beside it
+    /tmp/cupy14/bin/python -I tests/standin/make_names.py dump /tmp/cupy14.json
     python tests/standin/make_names.py merge /tmp/cupy13.json /tmp/cupy14.json
 """
 
@@ -34,6 +34,11 @@ def dump(path: str) -> None:
         "random.Generator": public(cupy.random.Generator),
         "cupyx": public(cupyx),
         "ufunc": public(cupy.add),
+        "cuda": public(cupy.cuda),
+        "cuda.Stream": public(cupy.cuda.Stream),
+        "cuda.Graph": public(cupy.cuda.Graph),
+        "cuda.MemoryPool": public(cupy.cuda.MemoryPool),
+        "cuda.Event": public(cupy.cuda.Event),
     }
     Path(path).write_text(json.dumps(names, indent=1))
 
