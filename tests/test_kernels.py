@@ -438,6 +438,32 @@ def test_emulator_catches_a_planted_out_of_bounds_write():
     assert "no error was caught" not in result.stdout
 
 
+FIGURE_AFTER_KERNELS = """
+import sys
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # matplotlib's C++ font code brings libstdc++, loaded locally
+import numpy as np
+import minidl as md
+from minidl.nn import functional as F
+F.max_pool2d(md.tensor(np.ones((1, 1, 4, 4)), device="emu"), 2).numpy()  # AddressSanitizer loads now
+plt.plot([0, 1], [1, 0], label="a line")
+plt.title("text drawn after the emulator loaded")
+plt.legend()
+plt.savefig(sys.argv[1])
+"""
+
+
+@needs_cxx
+def test_an_example_draws_its_figures_after_running_kernels_on_the_emulator(tmp_path):
+    """Examples on emu draw figures after training: AddressSanitizer, loaded with the first kernel,
+    must find the C++ runtime matplotlib already uses (it used to abort the process at exit)."""
+    result = subprocess.run([sys.executable, "-c", FIGURE_AFTER_KERNELS, str(tmp_path / "f.png")],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 @needs_cxx
 def test_emulator_stops_a_trapping_kernel_with_its_message():
     """minidl_trap (a student copy's stub) and __trap() end the launch with an error, not a crash."""

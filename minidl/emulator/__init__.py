@@ -100,6 +100,10 @@ def build(code: str, options, names: list[str]) -> Path:
 
 
 def _load_library(path: Path) -> ctypes.CDLL:
+    # AddressSanitizer, loaded with the first library, looks up the C++ runtime's __cxa_throw as
+    # it starts: libstdc++ must be in the process by then, or the first C++ exception thrown
+    # anywhere later (matplotlib's font code throws some on import) aborts the process.
+    ctypes.CDLL("libstdc++.so.6", mode=ctypes.RTLD_GLOBAL)
     # RTLD_GLOBAL lets AddressSanitizer find the library's __asan_default_options (see runtime.h);
     # everything else in it is hidden, so libraries cannot interpose on each other.
     library = ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
