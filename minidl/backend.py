@@ -71,6 +71,12 @@ def resolve_device(device: str | None = None) -> str:
     return name
 
 
+def capturing(device: str) -> bool:
+    """Whether work on `device` is being recorded into a CUDA graph now (minidl.capture): nothing
+    runs, so nothing may be read back to the host."""
+    return device == "cuda" and _cupy().cuda.get_current_stream().is_capturing()
+
+
 def array_module(device: str) -> ModuleType:
     """NumPy for cpu and emu, CuPy for cuda."""
     return _cupy() if device == "cuda" else np

@@ -111,8 +111,13 @@ class CapturedStep:
             stream.begin_capture()
             try:
                 loss = self.train_step(*static)
-            finally:
-                graph = stream.end_capture()
+            except Exception as error:
+                stream.end_capture()
+                raise CaptureError(
+                    f"the step could not be recorded as a graph: {error}\nA captured step must run on the device "
+                    "alone: nothing read back to the host (.item(), float(), .numpy()), nothing uploaded"
+                ) from error
+            graph = stream.end_capture()
         replaced = [i for i, (p, before) in enumerate(zip(params, data_before)) if p.data is not before]
         if replaced:
             for p, before in zip(params, data_before):  # the recording ran nothing: the arrays before hold the model

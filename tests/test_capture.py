@@ -150,6 +150,10 @@ def test_capture_refuses_what_it_cannot_replay():
     adam.load_state_dict(adam.state_dict())  # new moment and counter arrays
     with pytest.raises(CaptureError, match="other arrays than when the step was recorded"):
         step(x, "first")
+    synced = CapturedStep(lambda x: train_on_batch(lambda x: ((p - x) ** 2).sum() * x.sum().item(), adam, x), adam)
+    synced(x)
+    with pytest.raises(CaptureError, match=r"(?s)could not be recorded.*StreamCaptureUnsupported.*nothing read back"):
+        synced(x)
     with pytest.raises(CaptureError, match="must be on cuda, they are on \\['cpu'\\]"):
         CapturedStep(lambda: None, md.optim.Adam([md.nn.Parameter(np.zeros(2, np.float32), device="cpu")]))
 
@@ -192,3 +196,18 @@ def test_capture_needs_cuda(tmp_path):
         pytest.skip("this leg runs on cuda; the refusal is checked on cpu and emu")
     with pytest.raises(ExperimentError, match="--capture records CUDA graphs: it needs --device cuda, not"):
         _experiment(tmp_path, backend.resolve_device(), capture=True)
+
+
+@needs_cuda
+def test_a_classifier_step_records_though_cross_entropy_checks_its_labels(tmp_path):
+    """cross_entropy reads its labels' range back to the host, except while a step is recorded."""
+    standin()
+    model = md.nn.Sequential(md.nn.Linear(6, 3, device="cuda"))
+    adam = md.optim.Adam(model.parameters())
+    step = CapturedStep(functools.partial(train_on_batch, lambda x, y: F.cross_entropy(model(x), y), adam), adam)
+    x = md.tensor(np.random.default_rng(0).random((5, 6)), device="cuda", dtype=np.float32)
+    y = md.tensor(np.array([0, 2, 1, 1, 0]), device="cuda")
+    losses = [step(x, y).item() for _ in range(4)]
+    assert losses[3] < losses[0]
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        F.cross_entropy(model(x), md.tensor(np.array([0, 3, 1, 1, 0]), device="cuda"))

@@ -104,7 +104,7 @@ def _run(function, name: str, args: tuple, kwargs: dict, while_capturing=None, i
     """Run one device operation on NumPy values (a NumPy scalar result becomes a 0-d array, the
     memory a recorded graph writes again). While a stream captures, record it instead: an in
     place operation does not happen; a fresh result is computed (by while_capturing if given:
-    a call without side effects) only for its shape and then filled with NaN, as CUDA would
+    a call without side effects) only for its shape and then poisoned (_poison), as CUDA would
     have only allocated it."""
     in_place = name in _IN_PLACE or (name.startswith("__i") and name != "__invert__") or "out" in kwargs
     if _capturing is None:
@@ -148,10 +148,12 @@ def _copy_into(recorded, result) -> None:
 
 
 def _poison(array: _np.ndarray) -> None:
+    """What a recording leaves in a fresh output: NaN for floats; 0 for integers, so that later
+    operations that index with them (run only for their shapes) stay in bounds."""
     if array.dtype.kind in "fc":
         array[...] = _np.nan
     elif array.dtype.kind in "iu":
-        array[...] = _np.iinfo(array.dtype).min
+        array[...] = 0
 
 
 def _device_call(function, name: str, while_capturing=None):
