@@ -46,10 +46,11 @@ def _state_arrays(optimizer: Optimizer) -> list:
 
 
 class _Graph:
-    """One recorded step: its graph, stream and memory, and what it reads and writes."""
+    """One recorded step: its graph and stream, what it reads and writes, and what must outlive it
+    (keep: its memory pool and the generators it draws from, which it reads by address)."""
 
-    def __init__(self, graph, stream, pool, inputs: list[Tensor], loss: Tensor, grads: list, state: list, keep):
-        self.graph, self.stream, self.pool = graph, stream, pool
+    def __init__(self, graph, stream, inputs: list[Tensor], loss: Tensor, grads: list, state: list, keep: tuple):
+        self.graph, self.stream = graph, stream
         self.inputs, self.loss, self.grads, self.state, self.keep = inputs, loss, grads, state, keep
 
 
@@ -131,8 +132,7 @@ class CapturedStep:
             raise CaptureError(f"train_step must return the loss as a tensor on cuda, got {type(loss).__name__}")
         inputs = [t for t in static if isinstance(t, Tensor)]
         grads, state = [p.grad for p in params], _state_arrays(self.optimizer)
-        keep = (static, backend.live_generators())  # the graph reads them by address
-        return _Graph(graph, stream, pool, inputs, loss.detach(), grads, state, keep)
+        return _Graph(graph, stream, inputs, loss.detach(), grads, state, keep=(pool, backend.live_generators()))
 
     def _replay(self, recorded: _Graph, inputs: list[Tensor]) -> Tensor:
         now = _state_arrays(self.optimizer)

@@ -106,15 +106,14 @@ def _run(function, name: str, args: tuple, kwargs: dict, while_capturing=None, i
     place operation does not happen; a fresh result is computed (by while_capturing if given:
     a call without side effects) only for its shape and then poisoned (_poison), as CUDA would
     have only allocated it."""
-    in_place = name in _IN_PLACE or (name.startswith("__i") and name != "__invert__") or "out" in kwargs
     if _capturing is None:
         result = function(*args, **kwargs)
         if name not in _NO_LAUNCH and not is_view:
             counters.launches += 1
         return _np.asarray(result) if isinstance(result, _np.generic) else result
     _check_capture_stream(name)
-    if in_place:
-        _capturing.record(name, lambda: function(*args, **kwargs))
+    if name in _IN_PLACE or (name.startswith("__i") and name != "__invert__") or "out" in kwargs:
+        _capturing.record(lambda: function(*args, **kwargs))
         out = kwargs.get("out")
         return out[0] if isinstance(out, tuple) and len(out) == 1 else out
     result = (while_capturing or function)(*args, **kwargs)
@@ -122,7 +121,7 @@ def _run(function, name: str, args: tuple, kwargs: dict, while_capturing=None, i
     inputs = list(_arrays((getattr(function, "__self__", None), args, kwargs)))  # a method's array too
     fresh = [a for a in _arrays(result) if not any(_np.may_share_memory(a, x) for x in inputs)]
     if fresh:  # views need no replay: they read the memory the recorded operations write
-        _capturing.record(name, lambda: _copy_into(result, function(*args, **kwargs)))
+        _capturing.record(lambda: _copy_into(result, function(*args, **kwargs)))
         for a in fresh:
             _poison(a)
     return result
@@ -437,10 +436,6 @@ class Stream:
     def __exit__(self, *exc) -> None:
         _streams.pop()
 
-    def use(self) -> Stream:
-        _streams[0] = self
-        return self
-
     def synchronize(self) -> None:
         _sync("Stream.synchronize")
 
@@ -473,13 +468,13 @@ def get_current_stream() -> Stream:
 
 @dataclass
 class _Recording:
-    """What a capturing stream has recorded: (name, a callable that runs it again) per operation."""
+    """What a capturing stream has recorded: a callable per operation that runs it again."""
 
     stream: Stream
     operations: list = field(default_factory=list)
 
-    def record(self, name: str, operation) -> None:
-        self.operations.append((name, operation))
+    def record(self, operation) -> None:
+        self.operations.append(operation)
 
 
 _capturing: _Recording | None = None
@@ -503,7 +498,7 @@ class Graph:
         if _capturing is not None:
             raise RuntimeError("cudaErrorStreamCaptureUnsupported: launching a graph while a stream captures")
         counters.graph_launches += 1
-        for _, operation in self._operations:
+        for operation in self._operations:
             operation()
 
 
@@ -512,9 +507,6 @@ class MemoryPool:
 
     def malloc(self, size: int):
         raise NotImplementedError("the CuPy stand-in allocates with NumPy")
-
-    def free_all_blocks(self, stream=None) -> None:
-        pass
 
 
 @contextlib.contextmanager
@@ -575,4 +567,4 @@ class _RawKernel:
             run()
         else:  # recorded, not run: its outputs keep what they held
             _check_capture_stream(self.name)
-            _capturing.record(self.name, run)
+            _capturing.record(run)
