@@ -180,11 +180,11 @@ def test_conv_forward_fills_a_gpu_on_small_images():
 def test_conv_weight_gradient_splits_its_sum_and_repeats_bit_for_bit(device, dtype):
     """The split-K weight gradient with its bias row: m = N·Ho·Wo = 1350 in 5 splits (the last
     one shorter), O = 21 and C·kh·kw + 1 = 28 columns, neither a multiple of the 16×16 tile."""
-    from minidl.ops.conv import WEIGHT_GRAD_MIN_CHUNK, conv2d_weight_grad, conv2d_weight_grad_kernel
+    from minidl.ops.conv import SPLIT_MIN_CHUNK, conv2d_weight_grad, conv2d_weight_grad_kernel
 
     rng = np.random.default_rng(11)
     x, gy = rng.standard_normal((6, 3, 15, 15)).astype(dtype), rng.standard_normal((6, 21, 15, 15)).astype(dtype)
-    assert 6 * 15 * 15 // WEIGHT_GRAD_MIN_CHUNK == 5
+    assert 6 * 15 * 15 // SPLIT_MIN_CHUNK == 5
     on = [md.tensor(a, device=device, dtype=dtype).data for a in (x, gy)]
     runs = [conv2d_weight_grad_kernel(*on, (3, 3), (1, 1), (1, 1), with_bias=True) for _ in range(2)]
     (gw, gb), (gw_again, gb_again) = [[md.backend.to_numpy(a) for a in run] for run in runs]
@@ -202,10 +202,10 @@ def test_conv_weight_gradient_splits_its_sum_and_repeats_bit_for_bit(device, dty
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_transposed_conv_bias_gradient_splits_its_sum_and_repeats_bit_for_bit(device, dtype):
     """m = N·Ho·Wo = 675 values per channel in 2 splits (338 and 337), 3 channels."""
-    from minidl.ops.conv import WEIGHT_GRAD_MIN_CHUNK, bias_grad_kernel
+    from minidl.ops.conv import SPLIT_MIN_CHUNK, bias_grad_kernel
 
     gy = np.random.default_rng(12).standard_normal((3, 3, 15, 15)).astype(dtype)
-    assert 3 * 15 * 15 // WEIGHT_GRAD_MIN_CHUNK == 2
+    assert 3 * 15 * 15 // SPLIT_MIN_CHUNK == 2
     on = md.tensor(gy, device=device, dtype=dtype).data
     gb, again = (md.backend.to_numpy(bias_grad_kernel(on)) for _ in range(2))
     exact, magnitude = gy.astype(np.float64).sum(axis=(0, 2, 3)), np.abs(gy.astype(np.float64)).sum(axis=(0, 2, 3))

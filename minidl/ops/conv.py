@@ -30,8 +30,9 @@ from ..validate import pair
 from .windows import add_windows, output_size, sliding_windows
 
 FORWARD_MIN_BLOCKS = 512  # conv2d_forward: smaller groups of output channels while the grid has fewer blocks
-WEIGHT_GRAD_BLOCKS = 1024  # conv2d_backward_weight: split m until about this many blocks (a GPU's SMs several times)
-WEIGHT_GRAD_MIN_CHUNK = 256  # ... but give each split at least this many values of m
+# the sums over m = (n, p, q) of conv2d_backward_weight and bias_backward are split until there are
+SPLIT_BLOCKS = 1024  # about this many blocks (a GPU's SMs several times),
+SPLIT_MIN_CHUNK = 256  # but each split sums at least this many values of m
 
 
 # ------------------------------------------------------------- the array path
@@ -158,8 +159,8 @@ def conv2d_weight_grad_kernel(x, gy, kernel, stride, padding, with_bias: bool = 
 
 def _splits(m: int, blocks: int) -> tuple[int, int]:
     """How a sum over m values is split for `blocks` blocks per split: (splits, values per split),
-    about WEIGHT_GRAD_BLOCKS blocks in all but at least WEIGHT_GRAD_MIN_CHUNK values each."""
-    splits = max(1, min(WEIGHT_GRAD_BLOCKS // blocks, m // WEIGHT_GRAD_MIN_CHUNK))
+    about SPLIT_BLOCKS blocks in all but at least SPLIT_MIN_CHUNK values each."""
+    splits = max(1, min(SPLIT_BLOCKS // blocks, m // SPLIT_MIN_CHUNK))
     chunk = -(-m // splits)
     return -(-m // chunk), chunk  # no empty split
 
