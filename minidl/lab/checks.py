@@ -16,8 +16,9 @@ import numpy as np
 
 from .. import backend
 from ..autograd.tensor import Function, Tensor
+from ..gradcheck import numeric_vjp
 from . import reference
-from .grading import case, compare, fail, numeric_vjp
+from .grading import case, compare, fail
 
 DTYPES = (np.float32, np.float64)
 TOLERANCE = {np.float32: dict(rtol=1e-4, atol=1e-5), np.float64: dict(rtol=1e-9, atol=1e-11)}

@@ -14,7 +14,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -64,23 +63,6 @@ def compare(what: str, got, want, rtol: float = 1e-5, atol: float = 1e-6, hint: 
             f"got {float(got[at]):.8g}, expected {float(want[at]):.8g}",
             hint,
         )
-
-
-def numeric_vjp(forward: Callable[..., np.ndarray], weights, *arrays: np.ndarray, eps: float = 1e-6) -> list:
-    """The gradients of s = Σ weights · forward(*arrays) with respect to each array, by central
-    differences in float64: (s(a + εe_k) - s(a - εe_k)) / 2ε for every element k of every array."""
-    arrays = [np.array(a, dtype=np.float64) for a in arrays]
-    grads = [np.zeros_like(a) for a in arrays]
-    for a, grad in zip(arrays, grads):
-        for k in np.ndindex(a.shape):
-            saved = a[k]
-            a[k] = saved + eps
-            up = float((weights * forward(*arrays)).sum())
-            a[k] = saved - eps
-            down = float((weights * forward(*arrays)).sum())
-            a[k] = saved
-            grad[k] = (up - down) / (2 * eps)
-    return grads
 
 
 # ------------------------------------------------------------ the child process
