@@ -146,11 +146,11 @@ class Adam(Optimizer):
             enumerate(on_kernels), key=lambda at: (self.params[at[1]].device, at[1] - at[0])
         ):
             indices = [i for _, i in run]
-            steps, schedule = self._counters(device)
+            steps, schedule = self.counters_on(device)
             launch("adam_schedule", steps, schedule, indices[0], len(indices), self.defaults["lr"], beta1, beta2,
                    threads=len(indices))  # fmt: skip
 
-    def _counters(self, device: str) -> tuple:
+    def counters_on(self, device: str) -> tuple:
         """The step counts and schedule on `device`, made at its first step from state[i]["step"]."""
         if device not in self.counters:
             xp = backend.array_module(device)

@@ -3,6 +3,7 @@
 `MINIDL_DEVICE=cuda pytest` on a GPU, or, where there is none, on the strict CuPy stand-in
 of tests/standin (NumPy underneath, CuPy's rules on top, kernels on the emulator)."""
 
+import argparse
 import os
 import shutil
 import sys
@@ -32,6 +33,7 @@ if os.environ.get("MINIDL_DEVICE") == "cuda" and not _real_gpu():
 
 import minidl as md  # noqa: E402
 from minidl import backend  # noqa: E402
+from minidl.experiment import Experiment  # noqa: E402
 
 needs_cxx = pytest.mark.skipif(
     shutil.which("g++") is None, reason="no C++ compiler (g++): the CPU emulator cannot build kernels"
@@ -55,6 +57,14 @@ def standin():
     if not getattr(cupy, "STANDIN", False):
         pytest.skip("cuda is a real GPU here; this checks the stand-in itself")
     return cupy
+
+
+def quick_experiment(tmp_path, device, **options) -> Experiment:
+    """An Experiment without a command line: one epoch of batches of 4, seed 0; options override."""
+    args = argparse.Namespace(epochs=1, device=device, seed=0, out=tmp_path, json=None, limit=None, batch_size=4,
+                              resume=False, data=None, capture=False)  # fmt: skip
+    vars(args).update(options)
+    return Experiment(args, "test")
 
 
 def leaf(array, requires_grad=True, dtype=np.float64):

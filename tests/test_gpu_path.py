@@ -2,18 +2,16 @@
 test for each defect that a first run on a GPU would have met. Tests that need the cuda
 device run in the `MINIDL_DEVICE=cuda` leg of the suite (a GPU, or the stand-in)."""
 
-import argparse
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import KERNEL_DEVICES, needs_cuda, needs_cxx, standin
+from conftest import KERNEL_DEVICES, needs_cuda, needs_cxx, quick_experiment, standin
 
 import minidl as md
 from minidl import backend, corruptions, launch
 from minidl.autoencoders import ModelC, ModelD
-from minidl.experiment import Experiment
 from minidl.nn import functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -245,15 +243,8 @@ def test_adam_creates_its_state_once():
 
 
 # -------------------------------------------------------- training stays on the device
-def _experiment(tmp_path, device, **options) -> Experiment:
-    args = argparse.Namespace(epochs=1, device=device, seed=0, out=tmp_path, json=None, limit=None, batch_size=4,
-                              resume=False, data=None)  # fmt: skip
-    vars(args).update(options)
-    return Experiment(args, "test")
-
-
 def _train(tmp_path, device, model_class, images, epochs, resume=False, step_counts=None):
-    exp = _experiment(tmp_path, device, epochs=epochs, resume=resume)
+    exp = quick_experiment(tmp_path, device, epochs=epochs, resume=resume)
     model = model_class(device=device)
     noise = corruptions.corruption("gaussian:0.5")
     loss_fn = F.binary_cross_entropy_with_logits if model_class is ModelC else F.mse_loss
