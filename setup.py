@@ -1,16 +1,29 @@
-from setuptools import setup
+from pathlib import Path
+
+from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+
+class build_py_with_kernels(build_py):
+    """Ship the CUDA sources of kernels/ (the top of the repository) inside the package, as
+    minidl/runtime/kernels/; minidl.runtime.sources finds them there when minidl is installed."""
+
+    def run(self) -> None:
+        super().run()
+        target = Path(self.build_lib) / "minidl" / "runtime" / "kernels"
+        self.mkpath(str(target))
+        for source in sorted(Path(__file__).resolve().parent.glob("kernels/*.cu*")):
+            self.copy_file(str(source), str(target / source.name))
+
 
 setup(
     name="minidl",
     version="0.1.0",
     description="A small reverse-mode autodiff framework with readable CUDA kernels, for learning vision on GPUs",
     python_requires=">=3.10",
-    packages=[
-        "minidl", "minidl.autograd", "minidl.ops", "minidl.nn", "minidl.emulator", "minidl.kernels", "minidl.lab"
-    ],
-    # the CUDA sources live in kernels/ at the top of the repository and ship inside the package
-    package_dir={"minidl.kernels": "kernels"},
-    package_data={"minidl.kernels": ["*.cu", "*.cuh"], "minidl.emulator": ["runtime.h"]},
+    packages=find_packages(include=["minidl", "minidl.*"]),
+    package_data={"minidl.runtime.emulator": ["runtime.h"]},
+    cmdclass={"build_py": build_py_with_kernels},
     install_requires=["numpy>=1.24", "matplotlib>=3.7", "scipy>=1.10"],
     extras_require={
         # cuda-bindings + nvidia-cuda-nvrtc: NVIDIA's NVRTC, so the tests compile every kernel without a GPU

@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 
 import minidl as md
-from minidl import backend, launch
+from minidl import backend
 from minidl.nn import functional as F
 from minidl.ops import conv
+from minidl.runtime import profile, runs_as_kernel
 
 try:
     import torch
@@ -54,7 +55,7 @@ def conv_rows(device: str, n: int, c: int, o: int, hw: int, stride: int, rng) ->
     gy = rng.standard_normal((n, o, out, out), np.float32)
     flops = 2.0 * n * o * c * 9 * out * out
     dx, dw, dgy = (backend.move(a, device) for a in (x, w, gy))
-    kernels = backend.runs_kernels(device)
+    kernels = runs_as_kernel(device, (np.float32,))
     s, p = (stride, stride), (1, 1)
     forward = conv.conv2d_output_kernel if kernels else conv.conv2d_output
     input_grad = conv.conv2d_input_grad_kernel if kernels else conv.conv2d_input_grad
@@ -218,12 +219,12 @@ def measure(rows: list[Row], device: str, repeats: int) -> list[dict]:
 
 def count_launches(rows: list[Row]) -> list[dict]:
     """emu: launches per call of each row (timing the emulator would claim nothing about a GPU)."""
-    launch.PROFILE = True
+    profile.PROFILE = True
     results = []
     for row in rows:
-        before = launch.launch_counts()
+        before = profile.launch_counts()
         row.ours()
-        after = launch.launch_counts()
+        after = profile.launch_counts()
         launches = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
         results.append({"op": row.family, "shape": row.shape, "work": row.work, "unit": row.kind,
                         "launches": sum(launches.values()), "kernels": sorted(launches)})  # fmt: skip

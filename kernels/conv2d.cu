@@ -4,7 +4,8 @@
 // conv_transpose2d reuses these three kernels through the adjoint relations (see ops/conv.py).
 #include "common.cuh"
 
-// CONV_TILE, CONV_LANES and CONV_MAX_GROUP come from minidl/launch.py (DEFINES).
+// CONV_TILE, CONV_LANES, CONV_MAX_GROUP and WG_TILE come from minidl/ops/conv.py (TILES), MINIDL_BLOCK
+// from minidl/runtime/modules.py, all as -D options.
 
 // Forward, tiled. 1-D grid of (N * groups * tiles along HO * tiles along WO) blocks of 256
 // threads. Each block computes a CONV_TILE^2 pixel tile of one image for OG output channels
@@ -17,6 +18,8 @@ template <typename T>
 __global__ void conv2d_forward(const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ y,
                                int N, int C, int H, int W, int O, int KH, int KW, int SH, int SW,
                                int PH, int PW, int HO, int WO, int CC, int OG) {
+    static_assert(CONV_TILE * CONV_TILE * CONV_LANES == MINIDL_BLOCK, "CONV_LANES threads per pixel of a tile");
+    static_assert(CONV_MAX_GROUP % CONV_LANES == 0, "a group of output channels is whole lanes");
     const int patch_h = (CONV_TILE - 1) * SH + KH, patch_w = (CONV_TILE - 1) * SW + KW;
     T* patch = dynamic_shared<T>();                       // [CC][patch_h][patch_w]
     T* weights = patch + CC * patch_h * patch_w;          // [OG][CC][KH][KW]

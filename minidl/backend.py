@@ -5,6 +5,8 @@ A device is one of
   "cuda" -- CuPy arrays, our CUDA kernels through cupy.RawModule;
   "emu"  -- NumPy arrays, but every op that has a kernel runs its .cu source on
             the CPU emulator (slow; for tests and for students without a GPU).
+Which calls run as kernels, and how, is minidl.runtime's business; this module knows only
+devices, their array modules and their random generators.
 
 The device is chosen by argument, then by MINIDL_DEVICE, then by what is present.
 """
@@ -17,8 +19,8 @@ from types import ModuleType
 
 import numpy as np
 
-DEVICES = ("cpu", "cuda", "emu")
-KERNEL_DEVICES = ("cuda", "emu")  # devices on which ops with a .cu kernel launch it
+HOST, GPU, EMULATOR = "cpu", "cuda", "emu"
+DEVICES = (HOST, GPU, EMULATOR)
 
 
 @lru_cache(maxsize=1)
@@ -46,11 +48,6 @@ def cupy() -> ModuleType:
     if module is None:
         resolve_device("cuda")  # raises the explanation
     return module
-
-
-def runs_kernels(device: str) -> bool:
-    """Whether ops with a .cu kernel launch it on `device` (else they use their array code)."""
-    return device in KERNEL_DEVICES
 
 
 def resolve_device(device: str | None = None) -> str:
@@ -86,6 +83,11 @@ def device_of(array) -> str:
     """'cuda' for a CuPy array, 'cpu' for anything else."""
     cp = _cupy()
     return "cuda" if cp is not None and isinstance(array, cp.ndarray) else "cpu"
+
+
+def device_for(data) -> str:
+    """The device of new data: cuda for a CuPy array, else the default device (resolve_device)."""
+    return "cuda" if device_of(data) == "cuda" else resolve_device(None)
 
 
 def to_numpy(array) -> np.ndarray:

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import backend, launch
+from . import backend
 from .autograd.tensor import Tensor
 from .optim import Optimizer
+from .runtime import profile
 
 
 class CaptureError(RuntimeError):
@@ -64,7 +65,7 @@ class CapturedStep:
                 f"capturing a training step records CUDA graphs: the parameters must be on cuda, they are on "
                 f"{sorted(devices)}; train without capture on {', '.join(sorted(devices - {'cuda'}))}"
             )
-        if launch.PROFILE:
+        if profile.PROFILE:
             raise CaptureError(
                 "MINIDL_PROFILE times every launch with events, which a graph would record once and never "
                 "read: profile without capture, or capture without MINIDL_PROFILE"

@@ -3,9 +3,11 @@
 SGD:  g ← g + λp;  b ← g (first step) or μb + g;  g ← g + μb (Nesterov) or b;  p ← p - ηg
 Adam: g ← g + λp;  m ← β₁m + (1-β₁)g;  v ← β₂v + (1-β₂)g²;
       p ← p - η/(1-β₁ᵗ) · m / (sqrt(v)/sqrt(1-β₂ᵗ) + ε)
-On cuda and emu, Adam's step is one fused kernel per parameter (kernels/adam.cu), after one
-launch that advances every parameter's step count t and bias corrections on the device: no
-number of a step is computed on the host, so a captured step (minidl/capture.py) replays right.
+Where a parameter runs as a kernel (minidl.runtime.runs_as_kernel: a kernel device and a
+float32 or float64 parameter), Adam's step is one fused kernel per parameter (kernels/adam.cu),
+after one launch that advances every parameter's step count t and bias corrections on the
+device: no number of a step is computed on the host, so a captured step (minidl/capture.py)
+replays right. Any other parameter takes the array path, as an op would.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 
 from . import backend
 from .autograd.tensor import Tensor, fresh_array
-from .launch import launch
+from .runtime import launch, runs_as_kernel
 from .validate import real
 
 
@@ -140,21 +142,26 @@ class Adam(Optimizer):
         """On each kernel device, advance the stepped parameters' t and bias corrections: one launch
         per run of consecutive indices (one in all, when every parameter has a gradient)."""
         beta1, beta2 = self.defaults["betas"]
-        on_kernels = [i for i in stepped if backend.runs_kernels(self.params[i].device)]
+        on_kernels = [i for i in stepped if self.on_kernels(self.params[i])]
         # runs: consecutive indices on one device (i - its position is constant along a run)
         for (device, _), run in itertools.groupby(
             enumerate(on_kernels), key=lambda at: (self.params[at[1]].device, at[1] - at[0])
         ):
             indices = [i for _, i in run]
             steps, schedule = self.counters_on(device)
-            launch("adam_schedule", steps, schedule, indices[0], len(indices), self.defaults["lr"], beta1, beta2,
-                   threads=len(indices))  # fmt: skip
+            launch("adam_schedule", steps, schedule, first=indices[0], count=len(indices), lr=self.defaults["lr"],
+                   beta1=beta1, beta2=beta2, threads=len(indices))  # fmt: skip
+
+    @staticmethod
+    def on_kernels(p: Tensor) -> bool:
+        """Whether p's updates run as adam.cu's kernels (else as the array path)."""
+        return runs_as_kernel(p.device, (p.dtype,))
 
     def counters_on(self, device: str) -> tuple:
         """The step counts and schedule on `device`, made at its first step from state[i]["step"]."""
         if device not in self.counters:
             xp = backend.array_module(device)
-            on_device = [i for i, p in enumerate(self.params) if p.device == device]
+            on_device = [i for i, p in enumerate(self.params) if p.device == device and self.on_kernels(p)]
             counts = np.zeros(len(self.params), np.int64)
             counts[on_device] = [int(self.state.get(i, {}).pop("step", 0)) for i in on_device]
             steps = backend.move(counts, device) if counts.any() else xp.zeros(len(counts), np.int64)  # no upload
@@ -169,12 +176,12 @@ class Adam(Optimizer):
             xp = backend.array_module(p.device)
             zeros = (xp.zeros(p.shape, p.dtype) for _ in range(2))
             state = self.state[index] = dict(zip(("exp_avg", "exp_avg_sq"), zeros))
-        if backend.runs_kernels(p.device):
+        if self.on_kernels(p):
             p.data = backend.array_module(p.device).ascontiguousarray(p.data)
             schedule = self.counters[p.device][1][index]  # (step_size, bias2_sqrt), written by begin_step
-            hyper = (beta1, beta2, d["eps"], d["weight_decay"])
-            args = (p.data, grad, state["exp_avg"], state["exp_avg_sq"], p.data.size, schedule, *hyper)
-            launch("adam_update", *args, threads=p.data.size)
+            launch("adam_update", p.data, grad, state["exp_avg"], state["exp_avg_sq"], schedule, count=p.data.size,
+                   beta1=beta1, beta2=beta2, eps=d["eps"], weight_decay=d["weight_decay"],
+                   threads=p.data.size)  # fmt: skip
             return
         state["step"] = t = state.get("step", 0) + 1
         step_size, bias2_sqrt = d["lr"] / (1 - beta1**t), math.sqrt(1 - beta2**t)
@@ -193,7 +200,7 @@ class Adam(Optimizer):
         for device, (steps, _) in self.counters.items():
             counts = backend.to_numpy(steps)
             for i, state in saved["state"].items():
-                if self.params[i].device == device:
+                if self.params[i].device == device and self.on_kernels(self.params[i]):
                     state["step"] = int(counts[i])
         return saved
 

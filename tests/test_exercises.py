@@ -2,10 +2,14 @@
 
 The grader must pass the project itself, fail a fresh student copy on every exercise with
 that exercise's "not implemented" message and nothing else, and fail planted wrong
-solutions with a message that names the case."""
+solutions with a message that names the case. It is started as a student types it:
+`python -m minidl.lab ...` with the copy as the working directory, in this environment,
+where the project itself is installed too (`pip install -e .`, as the README and CI do)."""
 
+import importlib.metadata
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +17,6 @@ from conftest import needs_cxx
 
 from minidl.lab import solutions
 from minidl.lab.exercises import EXERCISES, exercise, stubs
-from minidl.lab.grading import lab_command
 
 ROOT = Path(__file__).resolve().parents[1]
 once = pytest.mark.skipif(
@@ -22,12 +25,24 @@ once = pytest.mark.skipif(
 )
 
 
-def run_lab(tree: Path, *args: str) -> subprocess.CompletedProcess:
-    """python -m minidl.lab ARGS with the minidl of the source tree `tree` (whatever minidl is installed:
-    a student copy that is graded NOT IMPLEMENTED shows that its own code ran)."""
+def run_lab(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """`python -m minidl.lab ARGS` typed in `folder`, with nothing pinned (no PYTHONPATH)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH")}
     return subprocess.run(
-        lab_command(tree / "minidl", tree / "kernels", *args), capture_output=True, text=True, timeout=900, cwd=tree
+        [sys.executable, "-m", "minidl.lab", *args], capture_output=True, text=True, timeout=900, cwd=folder, env=env
     )
+
+
+def installed_minidl() -> Path | None:
+    """Where the minidl installed in this environment lives (an editable install: its source tree)."""
+    try:
+        importlib.metadata.distribution("minidl")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    command = [sys.executable, "-c", "import minidl; print(minidl.__file__)"]
+    found = subprocess.run(command, capture_output=True, text=True, cwd="/", env=env)
+    return Path(found.stdout.strip()).parents[1] if found.returncode == 0 else None
 
 
 def verdicts(stdout: str) -> dict[int, tuple[str, str]]:
@@ -134,13 +149,43 @@ def test_a_student_copy_fails_every_exercise_with_its_not_implemented_message(tm
         original = (ROOT / path).read_text()
         assert (copy / path).read_text() == solutions.blank(original, solutions.regions_in(original, path), stubs())
     assert all((copy / e.sheet).is_file() for e in EXERCISES)
-    result = run_lab(copy, "check", "all")
-    assert result.returncode == 1
-    found = verdicts(result.stdout)
-    assert sorted(found) == [e.number for e in EXERCISES]
-    for number, (verdict, message) in found.items():
-        assert verdict == "NOT IMPLEMENTED", (number, verdict, message)
+    for number in [e.number for e in EXERCISES]:  # one exercise at a time, as a student checks them
+        result = run_lab(copy, "check", str(number))
+        assert result.returncode == 1 and f"grading the copy at {copy}" in result.stdout, result.stdout
+        ((got, (verdict, message)),) = verdicts(result.stdout).items()
+        assert got == number and verdict == "NOT IMPLEMENTED", (number, verdict, message)
         assert message.strip() == exercise(number).stub_message
+
+
+@once
+@needs_cxx
+def test_the_grader_grades_the_copy_it_is_run_from_with_another_minidl_installed(tmp_path):
+    """With the teacher's checkout installed editable, `minidl.kernels` used to resolve to the teacher's
+    kernels/, so every blank kernel exercise of a student copy passed. Graded from inside the copy (its
+    top folder, or a folder below it, where `python` imports the installed minidl), the copy's own
+    kernels run."""
+    installed = installed_minidl()
+    if installed is None:
+        pytest.skip("minidl is not installed in this environment (pip install -e .): the case needs another minidl")
+    copy = tmp_path / "handout"
+    assert run_lab(ROOT, "student", str(copy)).returncode == 0
+    assert installed.resolve() != copy.resolve()
+    kernel_exercises = [e.number for e in EXERCISES if "emu" in e.devices]
+    assert len(kernel_exercises) >= 3
+    for folder in (copy, copy / "docs" / "exercises"):
+        for number in kernel_exercises:
+            result = run_lab(folder, "check", str(number))
+            assert f"grading the copy at {copy}" in result.stdout, result.stdout + result.stderr
+            (verdict, message), = verdicts(result.stdout).values()
+            assert verdict == "NOT IMPLEMENTED" and message.strip() == exercise(number).stub_message, result.stdout
+
+
+def test_outside_every_copy_the_grader_grades_the_minidl_it_imported_or_says_where_to_run(tmp_path):
+    result = run_lab(tmp_path, "check", "1", "--timeout", "1")
+    if installed_minidl() is None:
+        assert result.returncode != 0
+    else:
+        assert f"grading the copy at {installed_minidl()}" in result.stdout, result.stdout + result.stderr
 
 
 PLANTED = {

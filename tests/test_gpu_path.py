@@ -2,7 +2,7 @@
 test for each defect that a first run on a GPU would have met. Tests that need the cuda
 device run in the `MINIDL_DEVICE=cuda` leg of the suite (a GPU, or the stand-in)."""
 
-import re
+import ast
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +10,11 @@ import pytest
 from conftest import KERNEL_DEVICES, needs_cuda, needs_cxx, quick_experiment, standin
 
 import minidl as md
-from minidl import backend, corruptions, launch
+from minidl import backend, corruptions, runtime
 from minidl.autoencoders import ModelC, ModelD
 from minidl.nn import functional as F
+from minidl.ops import conv
+from minidl.runtime import modules, sources
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,8 +49,8 @@ def test_standin_cuda_offers_only_what_real_cupy_has():
 
 def test_standin_kernels_take_device_arrays_and_numpy_scalars():
     cupy = standin()
-    module = cupy.RawModule(code=launch.read_source("adam.cu"), options=launch.COMPILE_OPTIONS,
-                            name_expressions=launch.name_expressions("adam.cu"))  # fmt: skip
+    module = cupy.RawModule(code=sources.read_source("adam.cu"), options=modules.compile_options("adam.cu"),
+                            name_expressions=sources.name_expressions("adam.cu"))  # fmt: skip
     adam = module.get_function("adam_update<float>")
     p = cupy.zeros(4, dtype=np.float32)
     host = np.zeros(4, np.float32)
@@ -66,45 +68,87 @@ def test_standin_kernels_take_device_arrays_and_numpy_scalars():
 @needs_cxx
 def test_launch_checks_every_argument_against_the_signature():
     x32, x64 = np.zeros((1, 1, 4, 4), np.float32), np.zeros((1, 1, 4, 4), np.float64)
-    sizes = (1, 1, 4, 4, 2, 2, 2, 2, 0, 0, 2, 2)
-    out = launch.Out((1, 1, 2, 2))
-    with pytest.raises(TypeError, match=r"takes 14 arguments, got 13: avg_pool2d_backward\(const T\* gy"):
-        launch.launch("avg_pool2d_backward", x32, *sizes, threads=16)
+    sizes = POOL_SIZES
+    out = runtime.Out((1, 1, 2, 2))
+    with pytest.raises(TypeError, match=r"takes 2 arrays, got 1, and its numbers by name \(N=, C=, H=.*"
+                                        r"avg_pool2d_backward\(const T\* gy"):  # fmt: skip
+        runtime.launch("avg_pool2d_backward", x32, **sizes, threads=16)
     with pytest.raises(TypeError, match="gy is float64 but T is float32"):
-        launch.launch("max_pool2d_backward", x64, x64.astype(np.int32), launch.Out((1,)), *sizes, dtype=np.float32,
-                      threads=1)  # fmt: skip
+        runtime.launch("max_pool2d_backward", x64, x64.astype(np.int32), runtime.Out((1,)), **sizes, dtype=np.float32,
+                       threads=1)  # fmt: skip
     with pytest.raises(TypeError, match="argmax needs dtype int32, got int64"):
-        launch.launch("max_pool2d_backward", x32, np.zeros(4, np.int64), launch.Out((1,)), *sizes, threads=1)
+        runtime.launch("max_pool2d_backward", x32, np.zeros(4, np.int64), runtime.Out((1,)), **sizes, threads=1)
     with pytest.raises(TypeError, match="int N needs an integer, got 1.5"):
-        launch.launch("avg_pool2d_forward", x32, out, 1.5, *sizes[1:], threads=4)
+        runtime.launch("avg_pool2d_forward", x32, out, **{**sizes, "N": 1.5}, threads=4)
     with pytest.raises(OverflowError, match="does not fit in int"):
-        launch.launch("avg_pool2d_forward", x32, out, 2**31, *sizes[1:], threads=4)
+        runtime.launch("avg_pool2d_forward", x32, out, **{**sizes, "N": 2**31}, threads=4)
     with pytest.raises(ValueError, match="outside CUDA's limits"):
-        launch.launch("avg_pool2d_forward", x32, out, *sizes, grid=(1, 1, 65536))
+        runtime.launch("avg_pool2d_forward", x32, out, **sizes, grid=(1, 1, 65536))
     with pytest.raises(ValueError, match="outside CUDA's limits"):
-        launch.launch("avg_pool2d_forward", x32, out, *sizes, grid=1, block=2048)
+        runtime.launch("avg_pool2d_forward", x32, out, **sizes, grid=1, block=2048)
     with pytest.raises(ValueError, match="written in place, so it must be C-contiguous"):
         w = np.zeros((8, 2), np.float32)[:, 0]
-        launch.launch("adam_update", w, w, w, w, 8, np.ones(2), 0.9, 0.99, 1e-8, 0.0, threads=8)
+        runtime.launch("adam_update", w, w, w, w, np.ones(2), count=8, beta1=0.9, beta2=0.99, eps=1e-8,
+                       weight_decay=0.0, threads=8)  # fmt: skip
     with pytest.raises(ValueError, match="would leave its outputs unwritten"):
-        launch.launch("avg_pool2d_forward", x32, out, *sizes, grid=0)
+        runtime.launch("avg_pool2d_forward", x32, out, **sizes, grid=0)
+
+
+POOL_SIZES = dict(N=1, C=1, H=4, W=4, KH=2, KW=2, SH=2, SW=2, PH=0, PW=0, HO=2, WO=2)
+
+
+@needs_cxx
+def test_a_kernels_numbers_go_by_their_names_in_the_signature_and_in_its_order():
+    """Same-typed sizes passed in the wrong order passed every type check: now a swapped pair, an unknown
+    or a missing name, or numbers passed by position, is an error that names them."""
+    x, out = np.zeros((1, 1, 4, 4), np.float32), runtime.Out((1, 1, 2, 2))
+    swapped = {("W" if k == "H" else "H" if k == "W" else k): v for k, v in POOL_SIZES.items()}  # ... W=, H= ...
+    with pytest.raises(TypeError, match=r"W and H are given in the wrong order \(W before H\); the kernel takes "
+                                        r"N, C, H, W, KH"):  # fmt: skip
+        runtime.launch("avg_pool2d_forward", x, out, **swapped, threads=4)
+    misnamed = {("HEIGHT" if k == "H" else k): v for k, v in POOL_SIZES.items()}
+    with pytest.raises(TypeError, match=r"no parameter named HEIGHT; missing H: avg_pool2d_forward\("):
+        runtime.launch("avg_pool2d_forward", x, out, **misnamed, threads=4)
+    with pytest.raises(TypeError, match="takes 2 arrays, got 14"):
+        runtime.launch("avg_pool2d_forward", x, out, *POOL_SIZES.values(), threads=4)
+    y = runtime.launch("avg_pool2d_forward", np.arange(16.0).reshape(1, 1, 4, 4), out, **POOL_SIZES, threads=4)
+    np.testing.assert_allclose(y, np.arange(16.0).reshape(2, 2, 2, 2).mean(axis=(1, 3)).reshape(1, 1, 2, 2))
 
 
 @needs_cxx
 def test_launch_makes_inputs_contiguous_and_fills_fresh_outputs_with_nan_on_emu():
     x = np.arange(32.0).reshape(1, 1, 4, 8)[:, :, :, ::2]  # a strided view
-    y = launch.launch("avg_pool2d_forward", x, launch.Out((1, 1, 2, 2)), 1, 1, 4, 4, 2, 2, 2, 2, 0, 0, 2, 2, threads=4)
+    y = runtime.launch("avg_pool2d_forward", x, runtime.Out((1, 1, 2, 2)), **POOL_SIZES, threads=4)
     np.testing.assert_allclose(y, x.reshape(2, 2, 2, 2).mean(axis=(1, 3)).reshape(1, 1, 2, 2))
     # one thread per output element but only 3 threads launched: the 4th element stays NaN
-    part = launch.launch("avg_pool2d_forward", x, launch.Out((1, 1, 2, 2)), 1, 1, 4, 4, 2, 2, 2, 2, 0, 0, 2, 2,
-                         grid=1, block=3)  # fmt: skip
+    part = runtime.launch("avg_pool2d_forward", x, runtime.Out((1, 1, 2, 2)), **POOL_SIZES, grid=1, block=3)
     assert np.isnan(part.ravel()[3]) and not np.isnan(part.ravel()[:3]).any()
 
 
-def test_no_op_module_names_a_device():
-    for path in sorted((ROOT / "minidl" / "ops").glob("*.py")):
-        text = path.read_text()
-        assert not re.search(r"\b(cpu|cuda|emu|KERNEL_DEVICES|cupyx?)\b", text), f"{path.name} names a device"
+DEVICE_NAMES = {"cpu", "cuda", "emu"}
+
+
+def device_branches(path: Path) -> list[str]:
+    """Where a module's code (not its docstrings, comments or messages) names a device: a string that is
+    a device's name, or CuPy, or the kernel devices' table."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Constant) and node.value in DEVICE_NAMES:
+            found.append(f"{path.name}:{node.lineno}: {node.value!r}")
+        elif isinstance(node, (ast.Name, ast.Attribute)):
+            name = node.id if isinstance(node, ast.Name) else node.attr
+            if name in {"cupy", "cupyx", "KERNEL_DEVICES", "DEVICES", "runs_kernels"}:
+                found.append(f"{path.name}:{node.lineno}: {name}")
+    return found
+
+
+def test_no_op_autograd_or_optimiser_module_names_a_device():
+    """Which calls run as kernels is minidl.runtime's decision alone (runs_as_kernel)."""
+    paths = [*(ROOT / "minidl" / "ops").glob("*.py"), *(ROOT / "minidl" / "autograd").glob("*.py"),
+             ROOT / "minidl" / "optim.py"]  # fmt: skip
+    assert len(paths) > 10
+    assert [hit for path in sorted(paths) for hit in device_branches(path)] == []
+    assert device_branches(ROOT / "minidl" / "runtime" / "devices.py"), "the test finds what it looks for"
 
 
 # ------------------------------------------------------------ defects, one test each
@@ -149,8 +193,9 @@ def test_gradients_of_maximum_minimum_and_reductions_keep_float32():
 @needs_cxx
 def test_launch_refuses_arrays_of_another_dtype_than_t():
     with pytest.raises(TypeError, match="but T is float32"):
-        launch.launch("conv2d_backward_input", np.zeros((1, 1, 2, 2), np.float32), np.zeros((1, 1, 1, 1)),
-                      launch.Out((1, 1, 2, 2)), 1, 1, 2, 2, 1, 1, 1, 1, 1, 0, 0, 2, 2, threads=4)  # fmt: skip
+        runtime.launch("conv2d_backward_input", np.zeros((1, 1, 2, 2), np.float32), np.zeros((1, 1, 1, 1)),
+                       runtime.Out((1, 1, 2, 2)), N=1, C=1, H=2, W=2, O=1, KH=1, KW=1, SH=1, SW=1, PH=0, PW=0,
+                       HO=2, WO=2, threads=4)  # fmt: skip
 
 
 @pytest.mark.parametrize("device", KERNEL_DEVICES)
@@ -167,10 +212,13 @@ def test_conv2d_with_an_empty_batch_and_with_more_than_65535_image_groups(device
 def test_the_code_compiled_holds_its_headers():
     """CuPy 14 caches a RawModule by its code string: with #include "common.cuh" in it, a header edit
     kept the old binaries."""
-    code = launch.read_source("pooling.cu")
+    code = sources.read_source("pooling.cu")
     assert "#include" not in code and "__device__ T block_sum" in code and '#line 1 "common.cuh"' in code
-    for name, value in launch.DEFINES.items():
-        assert f"-D{name}={value}" in launch.COMPILE_OPTIONS
+    for name, value in modules.DEFINES.items():
+        assert f"-D{name}={value}" in modules.compile_options("pooling.cu")
+    for name, value in conv.TILES.items():  # conv's own constants reach conv2d.cu alone
+        assert f"-D{name}={value}" in modules.compile_options("conv2d.cu")
+        assert f"-D{name}={value}" not in modules.compile_options("pooling.cu")
 
 
 def test_a_missing_nvrtc_is_explained(monkeypatch):
@@ -178,9 +226,10 @@ def test_a_missing_nvrtc_is_explained(monkeypatch):
         def get_function(self, name):
             raise RuntimeError("CuPy failed to load libnvrtc.so.12: OSError: cannot open shared object file")
 
-    monkeypatch.setitem(launch._modules, ("adam.cu", "cuda"), NoCompiler())
+    monkeypatch.setitem(modules._modules, ("adam.cu", "cuda"), NoCompiler())
+    monkeypatch.setattr(modules, "_functions", {})
     with pytest.raises(RuntimeError, match=r"needs NVIDIA's runtime compiler \(NVRTC\).*cupy-cuda12x\[ctk\]"):
-        launch._function(launch.kernels()["adam_update"], np.dtype(np.float32), "cuda")
+        modules.function(sources.kernels()["adam_update"], np.dtype(np.float32), "cuda")
 
 
 def test_nothing_uses_the_deprecated_cupyx_scatter_add():
@@ -230,6 +279,29 @@ def test_a_leaf_takes_a_fresh_gradient_without_copying_it():
     assert b.grad.numpy()[0] == 1
 
 
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
+def test_adam_steps_a_float16_parameter_on_the_array_path_as_every_op_does(device):
+    """Adam decided by hand which parameters ran as kernels, without the ops' dtype rule: a float16
+    parameter on a kernel device reached launch() and raised. It now takes the array path, beside a
+    float32 parameter on the kernels, and both match the cpu."""
+    start = np.linspace(-1, 1, 6).reshape(2, 3)
+    results = {}
+    for dev in ("cpu", device):
+        half = md.nn.Parameter(md.tensor(start, dtype=np.float16, device=dev))
+        single = md.nn.Parameter(md.tensor(start, dtype=md.float32, device=dev))
+        opt = md.optim.Adam([half, single], lr=0.1)
+        for _ in range(3):
+            opt.zero_grad()
+            ((half.float() * 3).sum() + (single * single).sum()).backward()
+            opt.step()
+        assert half.dtype == np.float16 and half.grad.dtype == np.float16
+        steps = [s["step"] for s in opt.state_dict()["state"].values()]
+        results[dev] = (half.numpy(), single.numpy(), steps)
+    np.testing.assert_array_equal(results[device][0], results["cpu"][0])
+    np.testing.assert_allclose(results[device][1], results["cpu"][1], rtol=1e-5, atol=1e-6)  # float32 kernel
+    assert results[device][2] == results["cpu"][2] == [3, 3]
+
+
 def test_adam_creates_its_state_once():
     p = md.nn.Parameter(np.zeros(3, np.float32))
     opt = md.optim.Adam([p])
@@ -237,7 +309,7 @@ def test_adam_creates_its_state_once():
     opt.step()
     moments = opt.state[0]["exp_avg"], opt.state[0]["exp_avg_sq"]
     opt.step()
-    if backend.runs_kernels(p.device):  # the kernel updates the moments in place
+    if runtime.runs_as_kernel(p.device, (p.dtype,)):  # the kernel updates the moments in place
         assert opt.state[0]["exp_avg"] is moments[0] and opt.state[0]["exp_avg_sq"] is moments[1]
     assert opt.state_dict()["state"][0]["step"] == 2
 

@@ -4,6 +4,8 @@ launch code) against the NumPy implementation, in float64 and float32. The same 
 on a real GPU when there is one (marker `gpu`)."""
 
 import collections
+import concurrent.futures
+import hashlib
 import os
 import re
 import subprocess
@@ -19,11 +21,12 @@ from hypothesis import strategies as st
 from test_gradcheck_ops import conv_case, pool_case
 
 import minidl as md
-from minidl import launch
+from minidl import runtime
 from minidl.lab import solutions
 from minidl.lab.exercises import stubs
 from minidl.nn import functional as F
 from minidl.ops import conv
+from minidl.runtime import modules, profile, sources
 
 TOLERANCE = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=1e-5, atol=1e-5)}
 
@@ -45,13 +48,13 @@ def nvrtc_compile(source: str, arch: str, extra=(), code: str | None = None) -> 
     returns NVRTC's log and the lowered (mangled) name of every instantiation. code: the
     file's text to compile instead (with its headers pasted in), e.g. a student copy's."""
     nvrtc = _nvrtc()
-    code = launch.read_source(source) if code is None else code
+    code = sources.read_source(source) if code is None else code
     err, program = nvrtc.nvrtcCreateProgram(code.encode(), source.encode(), 0, [], [])
     assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS
-    names = launch.name_expressions(source)
+    names = sources.name_expressions(source)
     for name in names:
         nvrtc.nvrtcAddNameExpression(program, name.encode())
-    options = [o.encode() for o in (*launch.COMPILE_OPTIONS, *CUPY_ADDS, f"-arch={arch}", *extra)]
+    options = [o.encode() for o in (*modules.compile_options(source), *CUPY_ADDS, f"-arch={arch}", *extra)]
     (err,) = nvrtc.nvrtcCompileProgram(program, len(options), options)
     _, size = nvrtc.nvrtcGetProgramLogSize(program)
     log = bytearray(size)  # NVRTC writes into it: never pass an immutable (possibly shared) bytes object
@@ -68,22 +71,22 @@ def nvrtc_compile(source: str, arch: str, extra=(), code: str | None = None) -> 
     return log.decode(errors="replace"), lowered
 
 
-@pytest.mark.parametrize("source", launch.sources())
-@pytest.mark.parametrize("arch", launch.ARCHITECTURES)
+@pytest.mark.parametrize("source", sources.sources())
+@pytest.mark.parametrize("arch", modules.ARCHITECTURES)
 def test_kernel_compiles_with_nvrtc(source, arch):
     nvrtc_compile(source, arch)
 
 
-@pytest.mark.parametrize("source", launch.sources())
+@pytest.mark.parametrize("source", sources.sources())
 def test_a_student_copys_kernels_compile_with_nvrtc(source):
     """The stubs of python -m minidl.lab student (a comment and minidl_trap) compile for a GPU."""
-    code = launch.read_source(source)
+    code = sources.read_source(source)
     regions = solutions.regions_in(code, Path(source))
-    nvrtc_compile(source, launch.ARCHITECTURES[-1], code=solutions.blank(code, regions, stubs()))
+    nvrtc_compile(source, modules.ARCHITECTURES[-1], code=solutions.blank(code, regions, stubs()))
 
 
-@pytest.mark.parametrize("source", launch.sources())
-@pytest.mark.parametrize("arch", launch.ARCHITECTURES)
+@pytest.mark.parametrize("source", sources.sources())
+@pytest.mark.parametrize("arch", modules.ARCHITECTURES)
 def test_float_kernels_keep_everything_in_registers(source, arch):
     """ptxas (inside NVRTC) reports each kernel's stack frame and spills: the float instantiations
     must have neither (an array indexed at run time, like conv2d_forward's accumulators once were,
@@ -100,12 +103,12 @@ def test_float_kernels_keep_everything_in_registers(source, arch):
 
 def test_every_kernel_signature_is_read_from_the_sources():
     """launch() knows each kernel's parameters from the .cu text alone."""
-    table = launch.kernels()
+    table = sources.kernels()
     assert {"conv2d_forward", "max_pool2d_forward", "sigmoid_loss_forward", "adam_update"} <= set(table)
     pool = table["max_pool2d_forward"]
     assert [str(p) for p in pool.params[:3]] == ["const T* x", "T* y", "int* argmax"]
-    assert table["adam_update"].params[4] == launch.Param("count", "long long", pointer=False, const=False)
-    code = launch.read_source("conv2d.cu")
+    assert table["adam_update"].params[4] == sources.Param("count", "long long", pointer=False, const=False)
+    code = sources.read_source("conv2d.cu")
     assert "__device__ T block_sum" in code and '#include "common.cuh"' not in code  # the header is in the code
 
 
@@ -308,7 +311,7 @@ def test_gradcheck_through_pooling_upsample_and_loss_kernels(device):
 
 # ------------------------------------------------------------- the emulator itself
 def _module(code: str, names):
-    from minidl.emulator import EmuModule
+    from minidl.runtime.emulator import EmuModule
 
     return EmuModule(code=textwrap.dedent(code), name_expressions=names)
 
@@ -413,7 +416,7 @@ def test_emulator_flushes_float_denormals_as_cupy_compiles():
 
 PLANTED_BUG = """
 import numpy as np, pathlib, sys
-from minidl.emulator import EmuModule
+from minidl.runtime.emulator import EmuModule
 code = ('''
 __global__ void off_by_one(const float* x, float* y, int n) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -489,25 +492,67 @@ def test_emulator_stops_a_trapping_kernel_with_its_message():
 
 @needs_cxx
 def test_emulator_builds_are_cached(tmp_path, monkeypatch):
-    from minidl import emulator
+    from minidl.runtime import emulator
 
     monkeypatch.setenv("MINIDL_CACHE", str(tmp_path))
-    args = (launch.read_source("adam.cu"), launch.COMPILE_OPTIONS, launch.name_expressions("adam.cu"))
+    args = (sources.read_source("adam.cu"), modules.compile_options("adam.cu"), sources.name_expressions("adam.cu"))
     first = emulator.build(*args)
     stamp = first.stat().st_mtime_ns
     assert emulator.build(*args) == first
     assert first.stat().st_mtime_ns == stamp
-    assert [p.name for p in first.parent.iterdir()] == [first.name]  # no temporary files left behind
+    assert sorted(p.name for p in first.parent.iterdir()) == [first.name, first.name + ".sha256"]  # nothing else
+
+
+@needs_cxx
+def test_a_truncated_cached_build_is_built_again_not_loaded(tmp_path):
+    """A crash or a full disk while the cache was written left a truncated library, which gave 'Bus error'
+    on every later run: a library that does not match the digest beside it is built again."""
+    script = (
+        "import numpy as np, minidl as md\n"
+        "y = md.nn.functional.avg_pool2d(md.tensor(np.arange(16.0).reshape(1, 1, 4, 4), device='emu'), 2)\n"
+        "print(y.numpy().ravel().tolist())\n"
+    )
+    env = {**os.environ, "MINIDL_CACHE": str(tmp_path)}
+    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert first.returncode == 0, first.stderr
+    (library,) = (tmp_path / "emulator").glob("*.so")  # pooling.cu's build, the only one
+    library.write_bytes(library.read_bytes()[: library.stat().st_size // 3])  # as a crash mid-write would leave it
+    again = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout == "[2.5, 4.5, 10.5, 12.5]\n"
+    assert (tmp_path / "emulator" / (library.name + ".sha256")).read_text() == hashlib.sha256(
+        library.read_bytes()
+    ).hexdigest()
+
+
+@needs_cxx
+def test_two_threads_running_emulated_kernels_at_once_get_their_own_results():
+    """ctypes lets threads run while a launch does, and the emulator's scheduler and __shared__ variables
+    are process-wide: two threads launching at once crashed under AddressSanitizer."""
+    rng = np.random.default_rng(0)
+    images = [rng.standard_normal((4, 3, 12, 12)) for _ in range(2)]
+    weight = rng.standard_normal((5, 3, 3, 3))
+    expected = [F.conv2d(md.tensor(x), md.tensor(weight), padding=1).numpy() for x in images]
+
+    def work(k: int) -> list:
+        x, w = md.tensor(images[k], device="emu"), md.tensor(weight, device="emu")
+        return [F.conv2d(x, w, padding=1).numpy() for _ in range(15)]
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(work, range(2)))
+    for k in range(2):
+        for got in results[k]:
+            np.testing.assert_allclose(got, expected[k], rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("device", KERNEL_DEVICES)
 def test_minidl_profile_times_every_kernel(device, monkeypatch):
-    monkeypatch.setattr(launch, "PROFILE", True)
-    monkeypatch.setattr(launch, "_timings", collections.defaultdict(list))
+    monkeypatch.setattr(profile, "PROFILE", True)
+    monkeypatch.setattr(profile, "_timings", collections.defaultdict(list))
     x = md.tensor(np.ones((2, 1, 4, 4)), device=device)
     F.avg_pool2d(x, 2)
     F.avg_pool2d(x, 2)
-    table = launch.profile_table().splitlines()
+    table = profile.profile_table().splitlines()
     assert table[0].split() == ["kernel", "launches", "total", "ms", "mean", "us", "of", "run"]
     assert table[1].split()[:2] == ["avg_pool2d_forward<double>", "2"] and len(table) == 2
 
@@ -525,4 +570,5 @@ def test_minidl_profile_prints_its_table_at_exit():
 def test_launch_rejects_integer_dtypes():
     p = np.zeros(3, np.int32)
     with pytest.raises(TypeError, match="float32 or float64"):
-        launch.launch("adam_update", p, p, p, p, 3, np.ones(2), 0.9, 0.99, 1e-8, 0.0, threads=3)
+        runtime.launch("adam_update", p, p, p, p, np.ones(2), count=3, beta1=0.9, beta2=0.99, eps=1e-8,
+                       weight_decay=0.0, threads=3)  # fmt: skip

@@ -16,9 +16,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from .. import backend
+from ..runtime import runs_as_kernel
 
 _grad_enabled = True
-KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 @contextlib.contextmanager
@@ -103,7 +103,7 @@ class Tensor:
 
     def __repr__(self) -> str:
         grad = ", requires_grad=True" if self.requires_grad else ""
-        dev = "" if self.device == "cpu" else f", device='{self.device}'"
+        dev = "" if self.device == backend.HOST else f", device='{self.device}'"
         body = np.array2string(self.numpy(), precision=4, separator=", ", prefix="tensor(")
         return f"tensor({body}{dev}, dtype={self.dtype}{grad})"
 
@@ -133,10 +133,10 @@ class Tensor:
         return to_device(self, device, dtype)
 
     def cpu(self) -> Tensor:
-        return self.to("cpu")
+        return self.to(backend.HOST)
 
     def cuda(self) -> Tensor:
-        return self.to("cuda")
+        return self.to(backend.GPU)
 
     def float(self) -> Tensor:
         return self.to(dtype=np.float32)
@@ -319,11 +319,7 @@ class Tensor:
 
 def _infer_device(data) -> str:
     """A tensor keeps its device, a CuPy array is on cuda, anything else goes to the default device."""
-    if isinstance(data, Tensor):
-        return data.device
-    if backend.device_of(data) == "cuda":
-        return "cuda"
-    return backend.resolve_device(None)
+    return data.device if isinstance(data, Tensor) else backend.device_for(data)
 
 
 class Function:
@@ -333,8 +329,9 @@ class Function:
         forward(*arrays, **options) -> array
         backward(grad_output) -> one gradient (array or None) per tensor input.
     An op with CUDA kernels adds the kernel path, forward_kernel (and backward_kernel
-    where the backward launches kernels too), which calls minidl.launch.launch.
-    apply() picks the path once, from the device: no op ever names a device.
+    where the backward launches kernels too), which calls minidl.runtime.launch.
+    apply() picks the path once, by asking minidl.runtime.runs_as_kernel (the device and
+    the dtypes): no op ever names a device.
     `self.needs_grad[i]` says whether tensor input i wants a gradient (a backward may
     return None for the others and skip their work).
     """
@@ -356,10 +353,8 @@ class Function:
                 )
         fn = cls()
         fn.device = device
-        fn.uses_kernels = (  # kernels are instantiated for float and double; other dtypes take the array path
-            backend.runs_kernels(device)
-            and cls.forward_kernel is not Function.forward_kernel
-            and all(t.dtype in KERNEL_DTYPES for t in tensors)
+        fn.uses_kernels = cls.forward_kernel is not Function.forward_kernel and runs_as_kernel(
+            device, (t.dtype for t in tensors)
         )
         arrays = [a.data if isinstance(a, Tensor) else a for a in args]
         forward = fn.forward_kernel if fn.uses_kernels else fn.forward

@@ -1,4 +1,8 @@
-"""python -m minidl.lab list | student DIR | check N|all [--device cpu|emu|cuda] | grade N --device D"""
+"""python -m minidl.lab list | student DIR | check N|all [--device cpu|emu|cuda] | grade N --device D --copy DIR
+
+`check` grades the copy it is run from: the minidl source tree that holds the working
+directory (else the one this minidl was imported from), its Python and its kernels.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from pathlib import Path
 
 from ..backend import DEVICES, cuda_available
 from .exercises import EXERCISES, exercise, stubs
-from .grading import grade_here, grade_in_child
+from .grading import grade_here, grade_in_child, imported_tree, source_tree
 from .solutions import MarkerError, write_copy
 
 
@@ -39,7 +43,20 @@ def write_student_copy(folder: Path) -> int:
     return 0
 
 
+def copy_to_grade() -> Path | None:
+    """The copy that `check` grades: the source tree around the working directory, else the imported one's."""
+    return source_tree(Path.cwd().resolve()) or source_tree(imported_tree())
+
+
 def check(which: str, device: str | None, timeout: float) -> int:
+    tree = copy_to_grade()
+    if tree is None:
+        print(
+            "error: run the grader inside a copy of minidl (the folder `python -m minidl.lab student` made, or a "
+            f"checkout); {Path.cwd()} is in none, and minidl is imported from {imported_tree()}",
+            file=sys.stderr,
+        )
+        return 2
     chosen = EXERCISES if which == "all" else (exercise(int(which)),)
     if which != "all" and device is not None and device not in chosen[0].devices:
         print(f"error: exercise {which} is graded on {' or '.join(chosen[0].devices)}, not {device}", file=sys.stderr)
@@ -47,11 +64,12 @@ def check(which: str, device: str | None, timeout: float) -> int:
     if device == "cuda" and not cuda_available():
         print("error: --device cuda needs an NVIDIA GPU and CuPy; grade kernels on emu here", file=sys.stderr)
         return 2
+    print(f"grading the copy at {tree}")
     passed = 0
     for e in chosen:
         on = device if device in e.devices else e.devices[0]
         print(f"exercise {e.number:2d}  {e.title} (on {on}) ... ", end="", flush=True)
-        verdict = grade_in_child(e.number, on, timeout)
+        verdict = grade_in_child(tree, e.number, on, timeout)
         passed += verdict.passed
         print(f"{verdict.status.upper()} after {verdict.cases} cases ({verdict.seconds:.1f} s)")
         if verdict.message:
@@ -88,13 +106,14 @@ def main(argv=None) -> int:
     here = commands.add_parser("grade", help="grade one exercise in this process (what check runs in a child)")
     here.add_argument("number", type=int)
     here.add_argument("--device", choices=DEVICES, required=True)
+    here.add_argument("--copy", type=Path, required=True, help="the copy being graded (the child refuses any other)")
     args = parser.parse_args(argv)
     if args.command == "list":
         return list_exercises()
     if args.command == "student":
         return write_student_copy(args.folder)
     if args.command == "grade":
-        return 0 if grade_here(args.number, args.device).passed else 1
+        return 0 if grade_here(args.number, args.device, args.copy).passed else 1
     return check(args.exercise, args.device, args.timeout)
 
 

@@ -4,12 +4,16 @@ A check (minidl/lab/checks.py) announces each case with case(...) and compares w
 compare(...), which raises CheckFailed naming the case, the shapes, the largest error and
 where it is, and a hint. Each exercise is graded in a child process (grade_in_child), so a
 kernel that reads out of bounds, which AddressSanitizer stops, or that never ends, is
-reported as a failure of its case instead of ending the grader.
+reported as a failure of its case instead of ending the grader. The child runs the minidl of
+the copy being graded, Python and CUDA alike, whatever other minidl is installed: it starts
+with the copy as its working directory and first on its import path, and refuses to grade
+if minidl came from anywhere else (the kernels are found beside the imported package).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -22,7 +26,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd.tensor import Tensor
-from ..kernels import SOURCE_DIR as KERNELS
+from ..runtime.sources import is_source_tree
 
 VERDICT = "minidl-lab-verdict: "  # the child's last line of output starts with this
 CASE = "case: "
@@ -78,11 +82,17 @@ class Verdict:
         return self.status == "pass"
 
 
-def grade_here(number: int, device: str) -> Verdict:
-    """Run exercise `number`'s check in this process and print the verdict line."""
+def grade_here(number: int, device: str, copy: Path) -> Verdict:
+    """Run exercise `number`'s check in this process, on the minidl of the copy at `copy` (refused
+    if this process imported another), and print the verdict line."""
     from .exercises import exercise
 
     start = time.perf_counter()
+    if imported_tree() != copy.resolve():
+        message = f"asked to grade the copy at {copy}, this process imported minidl from {imported_tree()}"
+        verdict = Verdict("crash", message, 0, 0.0)
+        print(VERDICT + json.dumps(verdict.__dict__), flush=True)
+        return verdict
     try:
         exercise(number).check(device)
         status, message = "pass", ""
@@ -99,38 +109,32 @@ def grade_here(number: int, device: str) -> Verdict:
     return verdict
 
 
-# The grader's child imports minidl from the same files as the grader that starts it (the
-# student's copy, not another minidl installed in the environment): minidl and minidl.kernels
-# go ahead of everything on the import path, then `python -m minidl.lab ARGS...` runs.
-_PINNED = """
-import importlib.util, runpy, sys
-places = {"minidl": sys.argv[1], "minidl.kernels": sys.argv[2]}
-class SourceTree:
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        if name not in places:
-            return None
-        return importlib.util.spec_from_file_location(
-            name, places[name] + "/__init__.py", submodule_search_locations=[places[name]])
-sys.meta_path.insert(0, SourceTree)
-sys.argv = ["python -m minidl.lab", *sys.argv[3:]]
-runpy.run_module("minidl.lab", run_name="__main__")
-"""
+def source_tree(folder: Path) -> Path | None:
+    """The minidl source tree (checkout or student copy) that holds `folder`, if any."""
+    return next((tree for tree in (folder, *folder.parents) if is_source_tree(tree)), None)
 
 
-def lab_command(package: Path, kernels: Path, *args: str) -> list[str]:
-    """The command line of `python -m minidl.lab ARGS` for the minidl whose package folder and
-    kernels folder are given, whatever else is installed."""
-    return [sys.executable, "-c", _PINNED, str(package), str(kernels), *args]
+def imported_tree() -> Path:
+    """The folder that holds the minidl package this process imported."""
+    return Path(__file__).resolve().parents[2]
 
 
-def grade_in_child(number: int, device: str, timeout: float) -> Verdict:
-    """Grade exercise `number` on `device` in a child process; a crash or a hang becomes a verdict."""
-    package = Path(__file__).resolve().parents[1]  # the minidl that this grader belongs to
-    command = lab_command(package, KERNELS, "grade", str(number), "--device", device)
+def child_environment(tree: Path) -> dict[str, str]:
+    """The environment of a process that must import minidl from `tree`: it first on the import path."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONSAFEPATH"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
+    return env
+
+
+def grade_in_child(tree: Path, number: int, device: str, timeout: float) -> Verdict:
+    """Grade exercise `number` of the copy at `tree` on `device` in a child process; a crash or a
+    hang becomes a verdict."""
+    command = [sys.executable, "-m", "minidl.lab", "grade", str(number), "--device", device, "--copy", str(tree)]
     start = time.perf_counter()
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, cwd=tree, env=child_environment(tree)
+        )
     except subprocess.TimeoutExpired as e:
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         return Verdict(

@@ -25,10 +25,18 @@ from __future__ import annotations
 
 from .. import backend
 from ..autograd.tensor import Function, Tensor
-from ..launch import DEFINES, MAX_SHARED_BYTES, Out, launch
+from ..runtime import MAX_SHARED_BYTES, Out, define, launch
 from ..validate import pair
 from .windows import add_windows, output_size, sliding_windows
 
+# kernels/conv2d.cu's tiles, compiled into it as -D constants (its static_asserts check how they fit)
+TILES = define(
+    "conv2d.cu",
+    CONV_TILE=8,  # conv2d_forward: output tile of CONV_TILE x CONV_TILE pixels per block
+    CONV_LANES=4,  # conv2d_forward: threads per pixel, each owning every CONV_LANES-th channel
+    CONV_MAX_GROUP=64,  # conv2d_forward: most output channels per block
+    WG_TILE=16,  # conv2d_backward_weight: tiles of WG_TILE x WG_TILE weights, one thread each
+)
 FORWARD_MIN_BLOCKS = 512  # conv2d_forward: smaller groups of output channels while the grid has fewer blocks
 # the sums over m = (n, p, q) of conv2d_backward_weight and bias_backward are split until there are
 SPLIT_BLOCKS = 1024  # about this many blocks (a GPU's SMs several times),
@@ -95,17 +103,18 @@ def conv2d_weight_grad(x, gy, kernel, stride, padding, cols=None):
 
 
 # ------------------------------------------------------------ the kernel path
-def _sizes(x_shape, w_shape, y_hw, stride, padding) -> tuple[int, ...]:
-    """The int arguments every conv2d kernel takes: N C H W O KH KW SH SW PH PW HO WO."""
-    return (*x_shape, *w_shape[:1], *w_shape[2:], *stride, *padding, *y_hw)
+def _sizes(x_shape, w_shape, y_hw, stride, padding) -> dict[str, int]:
+    """The numbers every conv2d kernel takes, by name: N C H W O KH KW SH SW PH PW HO WO."""
+    (n, c, h, w), (o, _, kh, kw), (sh, sw), (ph, pw), (ho, wo) = x_shape, w_shape, stride, padding, y_hw
+    return dict(N=n, C=c, H=h, W=w, O=o, KH=kh, KW=kw, SH=sh, SW=sw, PH=ph, PW=pw, HO=ho, WO=wo)
 
 
 def forward_group(n: int, o: int, tiles: int) -> int:
     """conv2d_forward's output channels per block (a multiple of CONV_LANES): as many as one
     block takes (CONV_MAX_GROUP), halved while the grid of n · ⌈o / group⌉ · tiles blocks is
     smaller than FORWARD_MIN_BLOCKS, so that small images (Model C's 7×7) still fill a GPU."""
-    lanes = DEFINES["CONV_LANES"]
-    group = min(DEFINES["CONV_MAX_GROUP"], -(-o // lanes) * lanes)
+    lanes = TILES["CONV_LANES"]
+    group = min(TILES["CONV_MAX_GROUP"], -(-o // lanes) * lanes)
     while group > lanes and n * -(-o // group) * tiles < FORWARD_MIN_BLOCKS:
         group = max(lanes, group // 2 // lanes * lanes)
     return group
@@ -116,7 +125,7 @@ def conv2d_output_kernel(x, w, stride, padding):
     group of output channels (forward_group), input channels staged through shared memory."""
     (n, c, h, wd), (o, _, kh, kw) = x.shape, w.shape
     ho, wo = output_size(h, kh, stride[0], padding[0]), output_size(wd, kw, stride[1], padding[1])
-    tile = DEFINES["CONV_TILE"]
+    tile = TILES["CONV_TILE"]
     tiles = -(-ho // tile) * -(-wo // tile)
     group = forward_group(n, o, tiles)
     patch = ((tile - 1) * stride[0] + kh) * ((tile - 1) * stride[1] + kw)
@@ -127,8 +136,8 @@ def conv2d_output_kernel(x, w, stride, padding):
             f"conv2d kernel: a {kh}x{kw} window with stride {stride} needs more shared memory than a GPU has"
         )
     return launch(
-        "conv2d_forward", x, w, Out((n, o, ho, wo)), *_sizes(x.shape, w.shape, (ho, wo), stride, padding), chunk, group,
-        grid=n * -(-o // group) * tiles, shared_mem=chunk * per_channel,
+        "conv2d_forward", x, w, Out((n, o, ho, wo)), **_sizes(x.shape, w.shape, (ho, wo), stride, padding), CC=chunk,
+        OG=group, grid=n * -(-o // group) * tiles, shared_mem=chunk * per_channel,
     )  # fmt: skip
 
 
@@ -137,7 +146,7 @@ def conv2d_input_grad_kernel(gy, w, in_hw, stride, padding):
     gx_shape = (gy.shape[0], w.shape[1], *in_hw)
     sizes = _sizes(gx_shape, w.shape, gy.shape[2:], stride, padding)
     return launch(
-        "conv2d_backward_input", gy, w, Out(gx_shape), *sizes, threads=gy.shape[0] * w.shape[1] * in_hw[0] * in_hw[1]
+        "conv2d_backward_input", gy, w, Out(gx_shape), **sizes, threads=gy.shape[0] * w.shape[1] * in_hw[0] * in_hw[1]
     )
 
 
@@ -146,14 +155,14 @@ def conv2d_weight_grad_kernel(x, gy, kernel, stride, padding, with_bias: bool = 
     a split-K implicit GEMM over m = (n, p, q) into (splits, O, C·kh·kw + with_bias) partial sums,
     then their sum in split order (bitwise repeatable)."""
     o, (n, c), (ho, wo) = gy.shape[1], x.shape[:2], gy.shape[2:]
-    gw_shape, columns, tile = (o, c, *kernel), c * kernel[0] * kernel[1] + with_bias, DEFINES["WG_TILE"]
+    gw_shape, columns, tile = (o, c, *kernel), c * kernel[0] * kernel[1] + with_bias, TILES["WG_TILE"]
     tiles = -(-o // tile) * -(-columns // tile)
     splits, chunk = _splits(n * ho * wo, tiles)
     sizes = _sizes(x.shape, gw_shape, (ho, wo), stride, padding)
-    partial = launch("conv2d_backward_weight", x, gy, Out((splits, o, columns)), *sizes, int(with_bias), chunk,
-                     grid=(tiles, splits))  # fmt: skip
-    gw, gb = launch("conv2d_weight_total", partial, Out(gw_shape), Out((o if with_bias else 1,)),
-                    o, columns - with_bias, int(with_bias), splits, threads=o * columns)  # fmt: skip
+    partial = launch("conv2d_backward_weight", x, gy, Out((splits, o, columns)), **sizes, has_bias=int(with_bias),
+                     chunk=chunk, grid=(tiles, splits))  # fmt: skip
+    gw, gb = launch("conv2d_weight_total", partial, Out(gw_shape), Out((o if with_bias else 1,)), O=o,
+                    K=columns - with_bias, has_bias=int(with_bias), splits=splits, threads=o * columns)  # fmt: skip
     return gw, (gb if with_bias else None)
 
 
@@ -170,8 +179,9 @@ def bias_grad_kernel(gy):
     with its weight gradient): partial sums of splits of (n, p, q), then their sum in order."""
     n, o, ho, wo = gy.shape
     splits, chunk = _splits(n * ho * wo, o)
-    partial = launch("bias_backward", gy, Out((splits, o, 1)), n, o, ho * wo, chunk, grid=(o, splits))
-    _, gb = launch("conv2d_weight_total", partial, Out((o, 0)), Out((o,)), o, 0, 1, splits, threads=o)
+    partial = launch("bias_backward", gy, Out((splits, o, 1)), N=n, O=o, HW=ho * wo, chunk=chunk, grid=(o, splits))
+    _, gb = launch("conv2d_weight_total", partial, Out((o, 0)), Out((o,)), O=o, K=0, has_bias=1, splits=splits,
+                   threads=o)  # fmt: skip
     return gb
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd.tensor import Function, Tensor
-from ..launch import Out, blocks, launch
+from ..runtime import Out, blocks, launch
 
 FUSED_KINDS = {"bce": 0, "mse": 1}  # the kind argument of kernels/sigmoid_loss.cu
 MAX_LOSS_BLOCKS = 1024
@@ -88,9 +88,10 @@ class FusedSigmoidLoss(Function):
         scale = 1 / z.size if reduction == "mean" else 1
         count = min(blocks(z.size), MAX_LOSS_BLOCKS)
         self.grad, partial = launch(
-            "sigmoid_loss_forward", z, y, Out(z.shape), Out((count,)), z.size, FUSED_KINDS[kind], scale, grid=count
-        )
-        return launch("sum_partials", partial, Out(()), count, scale, grid=1)
+            "sigmoid_loss_forward", z, y, Out(z.shape), Out((count,)), count=z.size, kind=FUSED_KINDS[kind],
+            scale=scale, grid=count,
+        )  # fmt: skip
+        return launch("sum_partials", partial, Out(()), count=count, scale=scale, grid=1)
 
     def backward(self, g):
         return g * self.grad, None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from ..autograd.tensor import Function, Tensor
-from ..launch import Out, launch
+from ..runtime import Out, launch
 from ..validate import pair
 from .windows import add_windows, crop_hw, output_size, pad_hw, sliding_windows
 
@@ -24,9 +24,12 @@ class Pool2d(Function):
         self.out_hw = tuple(output_size(x.shape[2 + d], kernel[d], stride[d], padding[d]) for d in range(2))
         self.out_shape = (*x.shape[:2], *self.out_hw)
 
-    def sizes(self) -> tuple[int, ...]:
-        """N C H W KH KW SH SW PH PW HO WO."""
-        return (*self.shape, *self.kernel, *self.stride, *self.padding, *self.out_hw)
+    def sizes(self) -> dict[str, int]:
+        """The numbers every pooling kernel takes, by name: N C H W KH KW SH SW PH PW HO WO."""
+        (n, c, h, w), (kh, kw), (sh, sw), (ph, pw), (ho, wo) = (
+            self.shape, self.kernel, self.stride, self.padding, self.out_hw
+        )
+        return dict(N=n, C=c, H=h, W=w, KH=kh, KW=kw, SH=sh, SW=sw, PH=ph, PW=pw, HO=ho, WO=wo)
 
     def scatter_windows(self, windows):
         """col2im of (N, C, kh, kw, Ho, Wo) window values back to an (N, C, H, W) image."""
@@ -64,14 +67,14 @@ class MaxPool2d(Pool2d):
             x,
             Out(self.out_shape),
             Out(self.out_shape),
-            *self.sizes(),
+            **self.sizes(),
             threads=math.prod(self.out_shape),
         )
         return y
 
     def backward_kernel(self, g):
         return launch(
-            "max_pool2d_backward", g, self.argmax, Out(self.shape), *self.sizes(), threads=math.prod(self.shape)
+            "max_pool2d_backward", g, self.argmax, Out(self.shape), **self.sizes(), threads=math.prod(self.shape)
         )
 
 
@@ -89,10 +92,10 @@ class AvgPool2d(Pool2d):
 
     def forward_kernel(self, x, kernel, stride, padding):
         self.keep_window(x, kernel, stride, padding)
-        return launch("avg_pool2d_forward", x, Out(self.out_shape), *self.sizes(), threads=math.prod(self.out_shape))
+        return launch("avg_pool2d_forward", x, Out(self.out_shape), **self.sizes(), threads=math.prod(self.out_shape))
 
     def backward_kernel(self, g):
-        return launch("avg_pool2d_backward", g, Out(self.shape), *self.sizes(), threads=math.prod(self.shape))
+        return launch("avg_pool2d_backward", g, Out(self.shape), **self.sizes(), threads=math.prod(self.shape))
 
 
 def _pool_args(name: str, x: Tensor, kernel_size, stride, padding):

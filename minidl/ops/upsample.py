@@ -18,7 +18,7 @@ import numbers
 import numpy as np
 
 from ..autograd.tensor import Function, Tensor
-from ..launch import Out, launch
+from ..runtime import Out, launch
 from ..validate import real
 
 MODES = ("nearest", "bilinear")
@@ -62,8 +62,9 @@ class Upsample(Function):
         return self._launch("upsample_backward", g, self.in_shape)
 
     def _launch(self, kernel: str, source, out_shape):
-        sizes = (*self.in_shape, *self.out_hw, *self.scales, int(self.mode == "bilinear"))
-        return launch(kernel, source, Out(out_shape), *sizes, threads=math.prod(out_shape))
+        (n, c, h, w), (ho, wo), (scale_h, scale_w) = self.in_shape, self.out_hw, self.scales
+        return launch(kernel, source, Out(out_shape), N=n, C=c, H=h, W=w, HO=ho, WO=wo, scale_h=scale_h,
+                      scale_w=scale_w, bilinear=int(self.mode == "bilinear"), threads=math.prod(out_shape))  # fmt: skip
 
 
 def upsample(x: Tensor, scale_factor, mode: str = "nearest") -> Tensor:

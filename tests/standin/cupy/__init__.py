@@ -528,7 +528,7 @@ class RawModule:
     built: list[RawModule] = []  # every module compiled, for tests that inspect the code
 
     def __init__(self, code: str, options=(), name_expressions=None, **kwargs):
-        from minidl.emulator import EmuModule
+        from minidl.runtime.emulator import EmuModule
 
         self.code, self.options = code, tuple(options)
         self._module = EmuModule(code=code, options=options, name_expressions=name_expressions or ())

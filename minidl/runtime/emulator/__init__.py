@@ -5,8 +5,12 @@ it compiles `code` with g++ as C++, after the shims of runtime.h, with AddressSa
 and its get_function(name) -> f is called as f(grid, block, args, shared_mem=0), with
 args the NumPy arrays and NumPy scalars that a GPU launch passes as CuPy arrays and
 NumPy scalars. Options are -D and -std, as for NVRTC. Builds are cached under
-$MINIDL_CACHE (default ~/.cache/minidl), keyed by a hash of every input, and written
-atomically.
+$MINIDL_CACHE (default ~/.cache/minidl), keyed by a hash of every input, written
+atomically, with the SHA-256 of the library beside it: a cached build that does not match
+its digest (a crash or a full disk while it was written) is built again, never loaded.
+One launch runs at a time in a process: the emulator's scheduler and a kernel's
+__shared__ variables are process-wide, and ctypes lets other Python threads run while a
+launch does.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +44,7 @@ SCALARS = {
     np.dtype(np.float64): ctypes.c_double,
 }
 _ERROR_BYTES = 1024
+_LAUNCH = threading.Lock()  # one emulated launch at a time in this process
 
 
 class EmulatorUnavailable(RuntimeError):
@@ -81,7 +87,7 @@ def build(code: str, options, names: list[str]) -> Path:
     for part in (RUNTIME.read_bytes(), wrapper.encode(), code.encode(), " ".join(command).encode()):
         digest.update(hashlib.sha256(part).digest())
     target = cache_dir() / f"{names[0].split('<')[0]}-{digest.hexdigest()[:16]}.so"
-    if target.exists():
+    if _verified(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
@@ -95,8 +101,27 @@ def build(code: str, options, names: list[str]) -> Path:
             if "asan" in result.stderr.lower() and "cannot find" in result.stderr.lower():
                 raise EmulatorUnavailable(f"g++ has no AddressSanitizer runtime (libasan):\n{result.stderr}")
             raise RuntimeError(f"emulator build of {names[0]} failed:\n{' '.join(command)}\n{result.stderr}")
-        os.replace(built, target)  # atomic: a crash never leaves a half-written library
+        digest_path = Path(work) / "digest"
+        digest_path.write_text(_sha256(built))
+        os.replace(built, target)  # atomic: a crash never leaves a half-written library,
+        os.replace(digest_path, _digest_file(target))  # and one without its digest is built again
     return target
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _digest_file(library: Path) -> Path:
+    return library.with_name(library.name + ".sha256")
+
+
+def _verified(library: Path) -> bool:
+    """Whether a cached library is there, whole: its bytes match the digest written beside it."""
+    try:
+        return _digest_file(library).read_text().strip() == _sha256(library)
+    except OSError:
+        return False
 
 
 def _load_library(path: Path) -> ctypes.CDLL:
@@ -139,9 +164,10 @@ class EmuFunction:
             storage.append(value)
             pointers[k] = ctypes.cast(ctypes.pointer(value), ctypes.c_void_p)
         error = ctypes.create_string_buffer(_ERROR_BYTES)
-        status = self.library.minidl_emu_launch(
-            self.index, grid3, block3, ctypes.c_size_t(shared_mem), n, pointers, kinds, sizes, error, _ERROR_BYTES
-        )
+        with _LAUNCH:
+            status = self.library.minidl_emu_launch(
+                self.index, grid3, block3, ctypes.c_size_t(shared_mem), n, pointers, kinds, sizes, error, _ERROR_BYTES
+            )
         if status != 0:
             raise RuntimeError(f"emulated kernel failed: {error.value.decode()}")
 
