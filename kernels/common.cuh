@@ -1,11 +1,11 @@
 // Helpers shared by minidl's kernels. Every kernel is a template on T (float or double)
 // and is compiled by NVRTC for the GPU and by g++ for the CPU emulator.
-// Constants shared with Python (MINIDL_BLOCK, CONV_TILE, ...) come from minidl/launch.py's
-// DEFINES as -D options, so both sides always agree.
+// Constants shared with Python come as -D options, so both sides always agree: MINIDL_BLOCK
+// from minidl/runtime/modules.py for every file, a file's own (conv's tiles) from its op's define().
 #pragma once
 
 #ifndef MINIDL_BLOCK
-#error "compile through minidl.launch, which passes MINIDL_BLOCK and the other shared constants as -D options"
+#error "compile through minidl.runtime, which passes MINIDL_BLOCK and the other shared constants as -D options"
 #endif
 
 // The flat index of this thread in a 1-D launch.

@@ -10,6 +10,7 @@ import importlib.metadata
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -120,6 +121,12 @@ def test_the_lab_lists_every_exercise():
 
 def test_bad_requests_are_refused_with_what_was_expected(tmp_path):
     assert "exercise number 1-12" in run_lab(ROOT, "check", "13").stderr
+    for timeout in ("nan", "inf", "0", "-5", "soon"):
+        refused = run_lab(ROOT, "check", "1", "--timeout", timeout)
+        assert refused.returncode == 2 and "expected a positive number of seconds" in refused.stderr, refused.stderr
+    inside = run_lab(ROOT, "student", "minidl/handout")  # copied into itself until shutil failed
+    assert inside.returncode == 2 and "is inside what the copy is made of" in inside.stderr, inside.stderr
+    assert not (ROOT / "minidl" / "handout").exists()
     wrong_device = run_lab(ROOT, "check", "3", "--device", "emu")
     assert wrong_device.returncode == 2 and "exercise 3 is graded on cpu, not emu" in wrong_device.stderr
     (tmp_path / "taken").mkdir()
@@ -207,6 +214,25 @@ PLANTED = {
         "AddressSanitizer stopped the kernel",
         "where: max_pool2d_forward<float>, block (",
     ),
+    "a block reduction that sums shared slots no thread wrote": (  # zeros on the emulator once, garbage on a GPU
+        "kernels/sigmoid_loss.cu",
+        """    for (int i = threadIdx.x; i < count; i += blockDim.x) local += partial[i];
+    const T total = block_sum(local);
+    if (threadIdx.x == 0) out[0] = scale * total;""",
+        """    __shared__ T slots[MINIDL_BLOCK];
+    for (int i = threadIdx.x; i < count; i += blockDim.x) local += partial[i];
+    if ((int)threadIdx.x < count) slots[threadIdx.x] = local;  // the other threads leave their slots alone
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        T total = T(0);
+        for (int i = 0; i < MINIDL_BLOCK; ++i) total += slots[i];
+        out[0] = scale * total;
+    }""",
+        6,
+        "FAIL",
+        "the loss is wrong in 1 of 1 values; the largest error: got nan",
+        "case: bce float32: 1 values, reduction 'mean'",
+    ),
     "a missing transpose in conv2d's weight gradient": (
         "minidl/ops/conv.py",
         "gw = gy.transpose(1, 2, 3, 0).reshape(o, -1) @ cols.T",
@@ -226,6 +252,26 @@ PLANTED = {
         "case: Adam float64, parameter (7, 5), step 1 of 5",
     ),
 }
+
+
+@once
+def test_a_solution_that_forks_a_sleeping_child_is_graded_at_once_and_leaves_nothing_running(tmp_path):
+    """The child held the grader's output pipe open: the grader waited for the timeout, reported TIMEOUT
+    though grading had finished, and left the child running."""
+    copy = tmp_path / "project"
+    solutions.write_copy(ROOT, copy, stubs=None)
+    tensor = copy / "minidl" / "autograd" / "tensor.py"
+    marker = tmp_path / "still-running"
+    begin = "    ### BEGIN SOLUTION exercise 1\n"
+    fork = (f"    import os, time\n    if os.fork() == 0:\n        time.sleep(8)\n"
+            f"        open({str(marker)!r}, 'w').close()\n        os._exit(0)\n")  # fmt: skip
+    tensor.write_text(tensor.read_text().replace(begin, begin + fork, 1))
+    started = time.monotonic()
+    result = run_lab(copy, "check", "1", "--timeout", "60")
+    assert time.monotonic() - started < 30, "the grader waited for the forked child"
+    assert verdicts(result.stdout)[1][0] == "PASS", result.stdout + result.stderr
+    time.sleep(10)
+    assert not marker.exists(), "the forked child was left running"
 
 
 @once

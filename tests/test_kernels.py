@@ -399,6 +399,33 @@ def test_emulator_shared_memory_starts_as_nan():
 
 
 @needs_cxx
+def test_emulator_static_shared_memory_starts_as_nan_in_every_block():
+    """Static __shared__ arrays were zeros on the emulator (garbage on a GPU), so a block reduction that
+    read slots no thread wrote passed: now each block starts with them all NaN (-1 in an int), also
+    after an earlier block of the same launch wrote them."""
+    module = _module(
+        """
+        template <typename T>
+        __global__ void half_written(T* y, int* flags) {
+            __shared__ T slots[8];
+            __shared__ int flag[8];
+            if (threadIdx.x < 4) { slots[threadIdx.x] = T(1); flag[threadIdx.x] = 7; }
+            __syncthreads();
+            y[blockIdx.x * 8 + threadIdx.x] = slots[threadIdx.x];
+            flags[blockIdx.x * 8 + threadIdx.x] = flag[threadIdx.x];
+        }
+        """,
+        ["half_written<float>", "half_written<double>"],
+    )
+    for name, dtype in (("half_written<float>", np.float32), ("half_written<double>", np.float64)):
+        y, flags = np.zeros((3, 8), dtype), np.zeros((3, 8), np.int32)
+        module.get_function(name)((3,), (8,), (y, flags))
+        np.testing.assert_array_equal(y[:, :4], 1)
+        assert np.isnan(y[:, 4:]).all(), y
+        np.testing.assert_array_equal(flags, np.tile([7, 7, 7, 7, -1, -1, -1, -1], (3, 1)))
+
+
+@needs_cxx
 def test_emulator_flushes_float_denormals_as_cupy_compiles():
     """CuPy compiles with -ftz=true: float results below 1.2e-38 become 0; doubles keep theirs."""
     module = _module(

@@ -7,13 +7,14 @@ directory (else the one this minidl was imported from), its Python and its kerne
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 from ..backend import DEVICES, cuda_available
 from .exercises import EXERCISES, exercise, stubs
 from .grading import grade_here, grade_in_child, imported_tree, source_tree
-from .solutions import MarkerError, write_copy
+from .solutions import PROJECT_ENTRIES, MarkerError, write_copy
 
 
 def project_root() -> Path:
@@ -33,8 +34,14 @@ def list_exercises() -> int:
 
 
 def write_student_copy(folder: Path) -> int:
+    root, target = project_root(), folder.resolve()
+    copied = [root / entry for entry in PROJECT_ENTRIES]
+    if target == root or any(target == c or c in target.parents for c in copied):
+        print(f"error: {folder} is inside what the copy is made of ({', '.join(PROJECT_ENTRIES)} of {root}); "
+              "give a new folder outside them, e.g. handout/", file=sys.stderr)  # fmt: skip
+        return 2
     try:
-        regions = write_copy(project_root(), folder, stubs())
+        regions = write_copy(root, folder, stubs())
     except (FileExistsError, MarkerError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -88,6 +95,16 @@ def exercise_choice(text: str) -> str:
     return text
 
 
+def timeout_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number of seconds")
+    return seconds
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m minidl.lab", description="Lab exercises: list, hand out, grade.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -102,7 +119,7 @@ def main(argv=None) -> int:
         default=None,
         help="emu or cuda for kernel exercises (default emu); the others run on cpu",
     )
-    grade.add_argument("--timeout", type=float, default=600.0, help="seconds per exercise (default 600)")
+    grade.add_argument("--timeout", type=timeout_seconds, default=600.0, help="seconds per exercise (default 600)")
     here = commands.add_parser("grade", help="grade one exercise in this process (what check runs in a child)")
     here.add_argument("number", type=int)
     here.add_argument("--device", choices=DEVICES, required=True)

@@ -12,11 +12,14 @@ if minidl came from anywhere else (the kernels are found beside the imported pac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,27 +134,43 @@ def grade_in_child(tree: Path, number: int, device: str, timeout: float) -> Verd
     hang becomes a verdict."""
     command = [sys.executable, "-m", "minidl.lab", "grade", str(number), "--device", device, "--copy", str(tree)]
     start = time.perf_counter()
-    try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, cwd=tree, env=child_environment(tree)
-        )
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+    out, err, returncode = run_contained(command, tree, child_environment(tree), timeout)
+    if returncode is None:
         return Verdict(
             "timeout",
-            f"no result after {timeout:.0f} s (an endless loop?)\n  case: {_last_case(out)}",
+            f"no result after {timeout:g} s (an endless loop?)\n  case: {_last_case(out)}",
             _count_cases(out),
             timeout,
         )
-    for line in reversed(result.stdout.splitlines()):
+    for line in reversed(out.splitlines()):
         if line.startswith(VERDICT):
             return Verdict(**json.loads(line[len(VERDICT) :]))
     return Verdict(
         "crash",
-        describe_crash(result.stderr, result.returncode) + f"\n  case: {_last_case(result.stdout)}",
-        _count_cases(result.stdout),
+        describe_crash(err, returncode) + f"\n  case: {_last_case(out)}",
+        _count_cases(out),
         time.perf_counter() - start,
     )
+
+
+def run_contained(command: list[str], cwd: Path, env: dict[str, str], timeout: float) -> tuple[str, str, int | None]:
+    """Run `command` in a process group of its own, its output into files (not pipes, which a forked
+    grandchild could hold open); when it exits or its time is up, kill whatever is left of the group.
+    Returns stdout, stderr and the exit status (None: timed out)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd, env=env,
+                                 start_new_session=True)  # fmt: skip
+        try:
+            returncode = child.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            returncode = None
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, signal.SIGKILL)  # the child's own children too
+            child.wait()
+        out.seek(0)
+        err.seek(0)
+        return out.read(), err.read(), returncode
 
 
 def _count_cases(stdout: str) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -79,8 +80,23 @@ def _compiler_options(options) -> list[str]:
     return list(options)
 
 
+# `__shared__ T name[N][M];` inside a kernel (not `extern __shared__`, the dynamic kind)
+_SHARED = re.compile(r"(?<!extern )\b__shared__\b[^;{}()]*?\b(\w+)\s*(?:\[[^\];]*\]\s*)*;")
+
+
+def declare_shared(code: str) -> str:
+    """`code` with each static __shared__ declaration followed, on its line, by the call that fills the
+    variable with NaN bytes for every new block (runtime.h: shared_declared)."""
+
+    def follow(match: re.Match) -> str:
+        return f"{match.group(0)} emu::shared_declared(&{match.group(1)}, sizeof({match.group(1)}));"
+
+    return _SHARED.sub(follow, code)
+
+
 def build(code: str, options, names: list[str]) -> Path:
     """Compile (or find in the cache) the shared library for kernel `code` and its kernel `names`."""
+    code = declare_shared(code)
     wrapper = _wrapper(names)
     command = [compiler(), *FLAGS, *_compiler_options(options)]
     digest = hashlib.sha256()

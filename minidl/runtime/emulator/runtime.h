@@ -8,7 +8,10 @@
 // or returns, and the barrier opens when every fiber of the block has reached it. A
 // fiber that returns while others wait at a barrier is a divergent barrier: an error.
 // __shared__ variables become static (one copy, shared by the block's fibers, as the
-// blocks run one at a time). Built with -fsanitize=address, every array argument is
+// blocks run one at a time). The build follows each declaration with shared_declared(), which
+// fills the variable with 0xFF bytes (NaN in float and double, -1 in an int) the first time a
+// thread of a block reaches it, as dynamic shared memory is filled before each block: a read
+// of a slot no thread of the block wrote shows as a wrong result, as garbage would on a GPU. Built with -fsanitize=address, every array argument is
 // copied into a buffer fenced by poisoned redzones, so an out-of-bounds access aborts
 // with AddressSanitizer's report, followed by a line naming the kernel, block and thread.
 // __trap() (a GPU's illegal-instruction stop) ends the launch with an error; minidl_trap(text)
@@ -258,6 +261,23 @@ inline void release(unsigned char* raw, size_t bytes) {
     std::free(raw);
 }
 
+// Static __shared__ variables: each is filled with 0xFF bytes when the first thread of a block
+// reaches its declaration (block_serial counts the blocks run; `filled` holds, per variable,
+// the block it was last filled for).
+inline unsigned long long block_serial = 0;
+inline std::vector<std::pair<const void*, unsigned long long>> filled;
+
+inline void shared_declared(void* variable, size_t bytes) {
+    for (auto& [address, serial] : filled) {
+        if (address == variable) {
+            if (serial != block_serial) std::memset(variable, 0xFF, bytes), serial = block_serial;
+            return;
+        }
+    }
+    std::memset(variable, 0xFF, bytes);
+    filled.emplace_back(variable, block_serial);
+}
+
 enum ArgKind { SCALAR = 0, ARRAY = 1, READONLY_ARRAY = 2 };
 
 inline int launch(const Entry* entries, int count, int index, const unsigned* grid, const unsigned* block,
@@ -314,6 +334,7 @@ inline int launch(const Entry* entries, int count, int index, const unsigned* gr
     for (size_t b = 0; b < order.size() && !failure; ++b) {
         block_index = order[b];
         if (shared_bytes) std::memset(dynamic_shared_memory, 0xFF, shared_bytes);  // NaN in float and double
+        ++block_serial;
         failure = run_block(fibers);
     }
 #ifdef EMU_MXCSR
