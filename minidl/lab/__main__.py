@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from ..backend import DEVICES, cuda_available
+from ..runtime.sources import is_source_tree
 from .exercises import EXERCISES, exercise, stubs
 from .grading import grade_here, grade_in_child, imported_tree, source_tree
 from .solutions import PROJECT_ENTRIES, MarkerError, write_copy
@@ -19,10 +20,8 @@ from .solutions import PROJECT_ENTRIES, MarkerError, write_copy
 
 def project_root() -> Path:
     """The source tree this minidl runs from (a student copy is made from it)."""
-    import minidl
-
-    root = Path(minidl.__file__).resolve().parents[1]
-    if not (root / "kernels").is_dir() or not (root / "setup.py").is_file():
+    root = imported_tree()
+    if not is_source_tree(root):
         raise SystemExit(f"a student copy is made from a source checkout of minidl; this one is installed at {root}")
     return root
 
@@ -51,8 +50,9 @@ def write_student_copy(folder: Path) -> int:
 
 
 def copy_to_grade() -> Path | None:
-    """The copy that `check` grades: the source tree around the working directory, else the imported one's."""
-    return source_tree(Path.cwd().resolve()) or source_tree(imported_tree())
+    """The copy that `check` grades: the source tree around the working directory, else the imported one
+    (when minidl was imported from a source tree, not an installed package)."""
+    return source_tree(Path.cwd().resolve()) or (imported_tree() if is_source_tree(imported_tree()) else None)
 
 
 def check(which: str, device: str | None, timeout: float) -> int:

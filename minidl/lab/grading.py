@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd.tensor import Tensor
-from ..runtime.sources import is_source_tree
+from ..runtime.sources import PACKAGE, is_source_tree
 
 VERDICT = "minidl-lab-verdict: "  # the child's last line of output starts with this
 CASE = "case: "
@@ -119,7 +119,7 @@ def source_tree(folder: Path) -> Path | None:
 
 def imported_tree() -> Path:
     """The folder that holds the minidl package this process imported."""
-    return Path(__file__).resolve().parents[2]
+    return PACKAGE.parent
 
 
 def child_environment(tree: Path) -> dict[str, str]:

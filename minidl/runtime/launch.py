@@ -89,8 +89,7 @@ def launch(
     else:
         run, args = function(spec, t, device), tuple(packed)
         if profile.PROFILE:
-            timed = lambda: run(grid3, block3, args, shared_mem=shared_mem)  # noqa: E731
-            profile.timed(devices.device(device), spec.instance(t), timed)
+            profile.timed(devices.device(device), spec.instance(t), run, grid3, block3, args, shared_mem=shared_mem)
         else:
             run(grid3, block3, args, shared_mem=shared_mem)
     return outputs[0] if len(outputs) == 1 else (tuple(outputs) if outputs else None)
@@ -98,18 +97,16 @@ def launch(
 
 def _check_names(spec: Kernel, given: list[str]) -> None:
     """The numbers are named as in the .cu signature, all of them, in its order."""
-    expected = [p.name for p in spec.scalars]
+    expected = spec.scalar_names
+    if given == expected:
+        return
     unknown = [name for name in given if name not in expected]
     missing = [name for name in expected if name not in given]
     if unknown or missing:
-        raise TypeError(
-            f"{spec.name}: "
-            + "; ".join(
-                filter(None, [unknown and f"no parameter named {', '.join(unknown)}",
-                              missing and f"missing {', '.join(missing)}"])  # fmt: skip
-            )
-            + f": {spec.signature()}"
+        problems = ([f"no parameter named {', '.join(unknown)}"] if unknown else []) + (
+            [f"missing {', '.join(missing)}"] if missing else []
         )
+        raise TypeError(f"{spec.name}: {'; '.join(problems)}: {spec.signature()}")
     for first, second in zip(given, given[1:]):
         if expected.index(first) > expected.index(second):
             raise TypeError(

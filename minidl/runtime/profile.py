@@ -17,10 +17,11 @@ _timings: dict[str, list] = defaultdict(list)  # kernel instance -> [(device, ma
 _started = time.perf_counter()
 
 
-def timed(device, name: str, call) -> None:
-    """Run call() (one launch on `device`, a runtime.devices object) and keep its time under `name`."""
+def timed(device, name: str, function, *args, **options) -> None:
+    """Run function(*args, **options), one launch on `device` (a runtime.devices object), and keep its
+    time under `name`."""
     mark = device.start_timer()
-    call()
+    function(*args, **options)
     _timings[name].append((device, device.stop_timer(mark)))
 
 

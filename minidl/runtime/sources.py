@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -85,13 +85,17 @@ class Kernel:
         """The name expression of its instantiation for T = t, e.g. 'conv2d_forward<float>'."""
         return f"{self.name}<{C_TYPES[t]}>" if self.templated else self.name
 
-    @property
+    @cached_property
     def arrays(self) -> tuple[Param, ...]:
         return tuple(p for p in self.params if p.pointer)
 
-    @property
+    @cached_property
     def scalars(self) -> tuple[Param, ...]:
         return tuple(p for p in self.params if not p.pointer)
+
+    @cached_property
+    def scalar_names(self) -> list[str]:
+        return [p.name for p in self.scalars]
 
 
 _KERNEL = re.compile(r"(template\s*<\s*typename\s+T\s*>\s*)?__global__\s+void\s+(\w+)\s*\(([^)]*)\)")

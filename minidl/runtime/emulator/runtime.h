@@ -11,8 +11,9 @@
 // blocks run one at a time). The build follows each declaration with shared_declared(), which
 // fills the variable with 0xFF bytes (NaN in float and double, -1 in an int) the first time a
 // thread of a block reaches it, as dynamic shared memory is filled before each block: a read
-// of a slot no thread of the block wrote shows as a wrong result, as garbage would on a GPU. Built with -fsanitize=address, every array argument is
-// copied into a buffer fenced by poisoned redzones, so an out-of-bounds access aborts
+// of a slot no thread of the block wrote shows as a wrong result, as garbage would on a GPU.
+// Built with -fsanitize=address, every array argument is copied into a buffer fenced by
+// poisoned redzones, so an out-of-bounds access aborts
 // with AddressSanitizer's report, followed by a line naming the kernel, block and thread.
 // __trap() (a GPU's illegal-instruction stop) ends the launch with an error; minidl_trap(text)
 // does the same with a message (on a GPU it is __trap()).
