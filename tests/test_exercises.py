@@ -233,6 +233,24 @@ PLANTED = {
         "the loss is wrong in 1 of 1 values; the largest error: got nan",
         "case: bce float32: 1 values, reduction 'mean'",
     ),
+    "a block reduction whose last thread sums the slots before the others wrote them": (  # a race on a GPU
+        "kernels/sigmoid_loss.cu",
+        """    for (int i = threadIdx.x; i < count; i += blockDim.x) local += partial[i];
+    const T total = block_sum(local);
+    if (threadIdx.x == 0) out[0] = scale * total;""",
+        """    __shared__ T slots[MINIDL_BLOCK];
+    for (int i = threadIdx.x; i < count; i += blockDim.x) local += partial[i];
+    slots[threadIdx.x] = local;  // no __syncthreads() before the last thread reads every slot
+    if (threadIdx.x == blockDim.x - 1) {
+        T total = T(0);
+        for (int i = 0; i < (int)blockDim.x; ++i) total += slots[i];
+        out[0] = scale * total;
+    }""",
+        6,
+        "FAIL",
+        "sum_partials<float>: a race between the threads of block (0, 0, 0)",
+        "case: bce float32: 1 values, reduction 'mean'",
+    ),
     "a missing transpose in conv2d's weight gradient": (
         "minidl/ops/conv.py",
         "gw = gy.transpose(1, 2, 3, 0).reshape(o, -1) @ cols.T",
@@ -248,8 +266,8 @@ PLANTED = {
         'denom = (state["exp_avg_sq"] ** 0.5) * bias2_sqrt + d["eps"]',
         7,
         "FAIL",
-        "the parameter is wrong",
-        "case: Adam float64, parameter (7, 5), step 1 of 5",
+        "the parameter after step 1 is wrong",
+        "case: Adam float64, parameter (7, 5), 5 steps",
     ),
 }
 

@@ -425,6 +425,46 @@ def test_emulator_static_shared_memory_starts_as_nan_in_every_block():
         np.testing.assert_array_equal(flags, np.tile([7, 7, 7, 7, -1, -1, -1, -1], (3, 1)))
 
 
+RACY = """
+    template <typename T>
+    __global__ void last_sums(const T* x, T* sums) {
+        __shared__ T slots[8];
+        slots[threadIdx.x] = x[blockIdx.x * 8 + threadIdx.x];
+        // no __syncthreads() here: on a GPU the last thread may sum before the others wrote
+        if (threadIdx.x == 7) {
+            T total = T(0);
+            for (int j = 0; j < 8; ++j) total += slots[j];
+            sums[blockIdx.x] = total;
+        }
+    }
+
+    __global__ void everyone_writes(int* y) {
+        __shared__ int slot[2];
+        slot[1] = threadIdx.x;  // every thread writes the same slot: which value stays is a race
+        __syncthreads();
+        y[threadIdx.x] = slot[1];
+    }
+"""
+
+
+@needs_cxx
+def test_emulator_reports_a_missing_syncthreads_as_a_race(monkeypatch):
+    """Threads in order 0..7 hide the missing barrier (the summing thread runs last); the second run,
+    threads reversed, sums unwritten (NaN) slots: the launch fails naming the kernel and the block."""
+    module = _module(RACY, ["last_sums<double>", "everyone_writes"])
+    x, sums = np.arange(24.0), np.zeros(3)
+    with pytest.raises(RuntimeError, match=r"last_sums<double>: a race between the threads of block \(\d, 0, 0\).*"
+                       r"argument 2 differs at element \d"):  # fmt: skip
+        module.get_function("last_sums<double>")((3,), (8,), (x, sums))
+    np.testing.assert_array_equal(sums, 0)  # a failed launch writes nothing back
+    with pytest.raises(RuntimeError, match=r"everyone_writes: a race .* __shared__ slot\[1\] differs at barrier 1"):
+        module.get_function("everyone_writes")((1,), (4,), (np.zeros(4, np.int32),))
+
+    monkeypatch.setenv("MINIDL_EMU_RACES", "0")  # one run, threads in order: the race goes unseen
+    module.get_function("last_sums<double>")((3,), (8,), (x, sums))
+    np.testing.assert_array_equal(sums, x.reshape(3, 8).sum(1))
+
+
 @needs_cxx
 def test_emulator_flushes_float_denormals_as_cupy_compiles():
     """CuPy compiles with -ftz=true: float results below 1.2e-38 become 0; doubles keep theirs."""

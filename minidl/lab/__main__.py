@@ -1,4 +1,4 @@
-"""python -m minidl.lab list | student DIR | check N|all [--device cpu|emu|cuda] | grade N --device D --copy DIR
+"""python -m minidl.lab list | student DIR | check N|all [--device cpu|emu|cuda] | probe (the grader's child)
 
 `check` grades the copy it is run from: the minidl source tree that holds the working
 directory (else the one this minidl was imported from), its Python and its kernels.
@@ -14,8 +14,9 @@ from pathlib import Path
 from ..backend import DEVICES, cuda_available
 from ..runtime.sources import is_source_tree
 from .exercises import EXERCISES, exercise, stubs
-from .grading import grade_here, grade_in_child, imported_tree, source_tree
+from .grading import grade
 from .solutions import PROJECT_ENTRIES, MarkerError, write_copy
+from .student import imported_tree, serve, source_tree
 
 
 def project_root() -> Path:
@@ -76,7 +77,7 @@ def check(which: str, device: str | None, timeout: float) -> int:
     for e in chosen:
         on = device if device in e.devices else e.devices[0]
         print(f"exercise {e.number:2d}  {e.title} (on {on}) ... ", end="", flush=True)
-        verdict = grade_in_child(tree, e.number, on, timeout)
+        verdict = grade(tree, e.number, on, timeout)
         passed += verdict.passed
         print(f"{verdict.status.upper()} after {verdict.cases} cases ({verdict.seconds:.1f} s)")
         if verdict.message:
@@ -105,6 +106,14 @@ def timeout_seconds(text: str) -> float:
     return seconds
 
 
+def pipe_pair(text: str) -> tuple[int, int]:
+    try:
+        requests, replies = (int(fd) for fd in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected two file descriptors, e.g. 5,6") from None
+    return requests, replies
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m minidl.lab", description="Lab exercises: list, hand out, grade.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -120,17 +129,17 @@ def main(argv=None) -> int:
         help="emu or cuda for kernel exercises (default emu); the others run on cpu",
     )
     grade.add_argument("--timeout", type=timeout_seconds, default=600.0, help="seconds per exercise (default 600)")
-    here = commands.add_parser("grade", help="grade one exercise in this process (what check runs in a child)")
-    here.add_argument("number", type=int)
-    here.add_argument("--device", choices=DEVICES, required=True)
-    here.add_argument("--copy", type=Path, required=True, help="the copy being graded (the child refuses any other)")
+    probe = commands.add_parser("probe", help="answer a grader's requests (what check runs in a child)")
+    probe.add_argument("--device", choices=DEVICES, required=True)
+    probe.add_argument("--copy", type=Path, required=True, help="the copy being graded (the child refuses any other)")
+    probe.add_argument("--pipes", type=pipe_pair, required=True, help="the requests' and replies' file descriptors")
     args = parser.parse_args(argv)
     if args.command == "list":
         return list_exercises()
     if args.command == "student":
         return write_student_copy(args.folder)
-    if args.command == "grade":
-        return 0 if grade_here(args.number, args.device, args.copy).passed else 1
+    if args.command == "probe":
+        return serve(args.device, args.copy, *args.pipes)
     return check(args.exercise, args.device, args.timeout)
 
 

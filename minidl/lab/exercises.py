@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import checks
+from .student import Student
 
 
 @dataclass(frozen=True)
@@ -14,7 +15,7 @@ class Exercise:
     slug: str  # the sheet is docs/exercises/<number:02>-<slug>.md
     title: str
     devices: tuple[str, ...]  # where it can be graded; the first is the default
-    check: Callable[[str], None]
+    check: Callable[[Student], None]  # raises CheckFailed (grading.py) at the first wrong case
 
     @property
     def sheet(self) -> str:

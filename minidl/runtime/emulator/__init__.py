@@ -8,7 +8,9 @@ NumPy scalars. Options are -D and -std, as for NVRTC. Builds are cached under
 $MINIDL_CACHE (default ~/.cache/minidl), keyed by a hash of every input, written
 atomically, with the SHA-256 of the library beside it: a cached build that does not match
 its digest (a crash or a full disk while it was written) is built again, never loaded.
-One launch runs at a time in a process: the emulator's scheduler and a kernel's
+A launch runs its grid twice, the threads of each block in opposite orders, and fails on a
+difference, naming the block and the first element that differs (a race: runtime.h;
+MINIDL_EMU_RACES=0 runs it once). One launch runs at a time in a process: the emulator's scheduler and a kernel's
 __shared__ variables are process-wide, and ctypes lets other Python threads run while a
 launch does.
 """
@@ -45,6 +47,7 @@ SCALARS = {
     np.dtype(np.float64): ctypes.c_double,
 }
 _ERROR_BYTES = 1024
+RACES = "MINIDL_EMU_RACES"  # "0" turns the race check off (each launch then runs its grid once)
 _LAUNCH = threading.Lock()  # one emulated launch at a time in this process
 
 
@@ -86,10 +89,13 @@ _SHARED = re.compile(r"(?<!extern )\b__shared__\b[^;{}()]*?\b(\w+)\s*(?:\[[^\];]
 
 def declare_shared(code: str) -> str:
     """`code` with each static __shared__ declaration followed, on its line, by the call that fills the
-    variable with NaN bytes for every new block (runtime.h: shared_declared)."""
+    variable with NaN bytes for every new block and names it for the race check (runtime.h:
+    shared_declared)."""
 
     def follow(match: re.Match) -> str:
-        return f"{match.group(0)} emu::shared_declared(&{match.group(1)}, sizeof({match.group(1)}));"
+        name = match.group(1)
+        element = f"sizeof(std::remove_all_extents_t<decltype({name})>)"
+        return f'{match.group(0)} emu::shared_declared(&{name}, sizeof({name}), {element}, "{name}");'
 
     return _SHARED.sub(follow, code)
 
@@ -182,10 +188,17 @@ class EmuFunction:
         error = ctypes.create_string_buffer(_ERROR_BYTES)
         with _LAUNCH:
             status = self.library.minidl_emu_launch(
-                self.index, grid3, block3, ctypes.c_size_t(shared_mem), n, pointers, kinds, sizes, error, _ERROR_BYTES
-            )
+                self.index, grid3, block3, ctypes.c_size_t(shared_mem), n, pointers, kinds, sizes,
+                int(checks_races()), error, _ERROR_BYTES,
+            )  # fmt: skip
         if status != 0:
             raise RuntimeError(f"emulated kernel failed: {error.value.decode()}")
+
+
+def checks_races() -> bool:
+    """Whether launches run their grid a second time, each block's threads in the reverse order, and
+    fail on a difference (on unless MINIDL_EMU_RACES=0)."""
+    return os.environ.get(RACES, "1") != "0"
 
 
 def _three(d) -> tuple[int, int, int]:

@@ -12,6 +12,13 @@
 // fills the variable with 0xFF bytes (NaN in float and double, -1 in an int) the first time a
 // thread of a block reaches it, as dynamic shared memory is filled before each block: a read
 // of a slot no thread of the block wrote shows as a wrong result, as garbage would on a GPU.
+// With the race check on (launch's check_races), the grid runs twice from the same inputs,
+// the threads of every block resumed in order 0, 1, 2, ... the first time and in the reverse
+// order the second: a kernel whose threads read what another thread of the block writes
+// without a __syncthreads() between (or write the same slot) gets two different results. The
+// launch then fails, naming the kernel, the first block whose two runs differ, and the shared
+// variable element (or the array element) where they differ first. It cannot see a race
+// that both orders resolve alike, nor one between blocks.
 // Built with -fsanitize=address, every array argument is copied into a buffer fenced by
 // poisoned redzones, so an out-of-bounds access aborts
 // with AddressSanitizer's report, followed by a line naming the kernel, block and thread.
@@ -135,6 +142,7 @@ struct Entry {
     void* kernel;
     int nargs;
     const char* name;
+    const size_t* element_bytes;  // per argument: the size of what a pointer points to (0: a scalar)
 };
 
 template <typename... Args, size_t... I>
@@ -147,9 +155,18 @@ void invoke(void* kernel, void** args) {
     invoke_unpacked(reinterpret_cast<void (*)(Args...)>(kernel), args, std::index_sequence_for<Args...>{});
 }
 
+template <typename T>
+constexpr size_t element_bytes() {
+    if constexpr (std::is_pointer_v<T>)
+        return sizeof(std::remove_pointer_t<T>);
+    else
+        return 0;
+}
+
 template <typename... Args>
 Entry entry(void (*kernel)(Args...), const char* name) {
-    return Entry{&invoke<Args...>, reinterpret_cast<void*>(kernel), (int)sizeof...(Args), name};
+    static const size_t sizes[] = {element_bytes<Args>()..., 0};
+    return Entry{&invoke<Args...>, reinterpret_cast<void*>(kernel), (int)sizeof...(Args), name, sizes};
 }
 
 constexpr size_t STACK_BYTES = 256 * 1024;
@@ -221,20 +238,27 @@ inline void resume(Fiber& fiber) {
 #endif
 }
 
-// Run one block to completion; returns an error message or nullptr.
-inline const char* run_block(std::vector<Fiber>& fibers) {
+// Run one block to completion, resuming its threads in order 0, 1, ... (or the reverse) between
+// barriers, and calling at_barrier() each time every thread has arrived; returns an error message
+// or nullptr.
+template <typename AtBarrier>
+inline const char* run_block(std::vector<Fiber>& fibers, bool reverse, AtBarrier at_barrier) {
     for (Fiber& f : fibers) {
         start_context(f.context, f.stack, STACK_BYTES, fiber_main);
         f.state = RUNNING;
     }
+    const size_t n = fibers.size();
     for (;;) {
         size_t waiting = 0, done = 0;
-        for (Fiber& f : fibers)
+        for (size_t k = 0; k < n; ++k) {
+            Fiber& f = fibers[reverse ? n - 1 - k : k];
             if (f.state == RUNNING) resume(f);
+        }
         if (trap_message) return trap_message;
         for (Fiber& f : fibers) (f.state == DONE ? done : waiting) += 1;
         if (done == fibers.size()) return nullptr;
         if (done > 0) return "divergent __syncthreads(): some threads of a block returned while others wait at a barrier";
+        at_barrier();
         for (Fiber& f : fibers) f.state = RUNNING;  // everyone arrived: open the barrier
     }
 }
@@ -263,27 +287,164 @@ inline void release(unsigned char* raw, size_t bytes) {
 }
 
 // Static __shared__ variables: each is filled with 0xFF bytes when the first thread of a block
-// reaches its declaration (block_serial counts the blocks run; `filled` holds, per variable,
-// the block it was last filled for).
+// reaches its declaration (block_serial counts the blocks run; a Shared holds the block it was
+// last filled for, and what the race check needs to name an element of it).
+struct Shared {
+    void* address;
+    size_t bytes, element_bytes;
+    const char* name;
+    unsigned long long serial;
+};
 inline unsigned long long block_serial = 0;
-inline std::vector<std::pair<const void*, unsigned long long>> filled;
+inline std::vector<Shared> shared_variables;
 
-inline void shared_declared(void* variable, size_t bytes) {
-    for (auto& [address, serial] : filled) {
-        if (address == variable) {
-            if (serial != block_serial) std::memset(variable, 0xFF, bytes), serial = block_serial;
+inline void shared_declared(void* variable, size_t bytes, size_t element_bytes, const char* name) {
+    for (Shared& s : shared_variables) {
+        if (s.address == variable) {
+            if (s.serial != block_serial) std::memset(variable, 0xFF, bytes), s.serial = block_serial;
             return;
         }
     }
     std::memset(variable, 0xFF, bytes);
-    filled.emplace_back(variable, block_serial);
+    shared_variables.push_back(Shared{variable, bytes, element_bytes, name, block_serial});
 }
 
 enum ArgKind { SCALAR = 0, ARRAY = 1, READONLY_ARRAY = 2 };
+using Bytes = std::vector<unsigned char>;
+
+// The launch's array arguments as the kernel sees them: fenced copies of the caller's arrays.
+struct Arrays {
+    int n;
+    void** args;
+    const int* kinds;
+    const size_t* sizes;
+    std::vector<void*> pointers;
+    std::vector<unsigned char*> raws;
+
+    Arrays(int n_, void** args_, const int* kinds_, const size_t* sizes_)
+        : n(n_), args(args_), kinds(kinds_), sizes(sizes_), pointers(n_), raws(n_, nullptr) {
+        for (int k = 0; k < n; ++k)
+            if (kinds[k] != SCALAR) pointers[k] = fenced_copy(caller(k), sizes[k], &raws[k]);
+    }
+    ~Arrays() {
+        for (int k = 0; k < n; ++k)
+            if (kinds[k] != SCALAR) release(raws[k], sizes[k]);
+    }
+    void* caller(int k) const { return *static_cast<void**>(args[k]); }
+    void reset() {  // the caller's contents again, as before the first block
+        for (int k = 0; k < n; ++k)
+            if (kinds[k] != SCALAR) std::memcpy(pointers[k], caller(k), sizes[k]);
+    }
+    std::vector<Bytes> written() const {  // what the kernel may have written
+        std::vector<Bytes> out(n);
+        for (int k = 0; k < n; ++k) {
+            const unsigned char* p = static_cast<const unsigned char*>(pointers[k]);
+            if (kinds[k] == ARRAY) out[k].assign(p, p + sizes[k]);
+        }
+        return out;
+    }
+    void restore(const std::vector<Bytes>& saved) {
+        for (int k = 0; k < n; ++k)
+            if (kinds[k] == ARRAY) std::memcpy(pointers[k], saved[k].data(), sizes[k]);
+    }
+    void copy_back() const {
+        for (int k = 0; k < n; ++k)
+            if (kinds[k] == ARRAY) std::memcpy(caller(k), pointers[k], sizes[k]);
+    }
+};
+
+// A fresh block: its index, dynamic shared memory filled with NaN bytes, static __shared__ to be
+// filled as its threads reach them.
+inline void begin_block(const dim3& b, size_t shared_bytes) {
+    block_index = b;
+    if (shared_bytes) std::memset(dynamic_shared_memory, 0xFF, shared_bytes);
+    ++block_serial;
+}
+
+inline const char* run_grid(const std::vector<dim3>& order, std::vector<Fiber>& fibers, size_t shared_bytes,
+                            bool reverse) {
+    for (const dim3& b : order) {
+        begin_block(b, shared_bytes);
+        if (const char* failure = run_block(fibers, reverse, [] {})) return failure;
+    }
+    return nullptr;
+}
+
+// The block's shared memory at a barrier: every static variable its threads have reached (an empty
+// entry for one they have not), then the dynamic shared memory.
+inline std::vector<Bytes> shared_state(size_t shared_bytes) {
+    std::vector<Bytes> state;
+    for (const Shared& s : shared_variables) {
+        const unsigned char* p = static_cast<const unsigned char*>(s.address);
+        state.emplace_back(s.serial == block_serial ? Bytes(p, p + s.bytes) : Bytes());
+    }
+    state.emplace_back(dynamic_shared_memory, dynamic_shared_memory + shared_bytes);
+    return state;
+}
+
+// The first element at which a and b differ, or -1.
+inline long long first_difference(const Bytes& a, const Bytes& b, size_t element_bytes) {
+    if (a.size() != b.size() || a.empty()) return -1;
+    for (size_t j = 0; j < a.size(); ++j)
+        if (a[j] != b[j]) return (long long)(j / (element_bytes ? element_bytes : 1));
+    return -1;
+}
+
+// Runs the grid again block by block, each block twice from the same state (threads in order,
+// then reversed), and describes the first difference: in shared memory at a barrier, else in an
+// array argument. Returns false if no block's two runs differ.
+inline bool describe_race(const Entry& e, const std::vector<dim3>& order, std::vector<Fiber>& fibers,
+                          size_t shared_bytes, Arrays& arrays, char* message, size_t size) {
+    arrays.reset();
+    for (const dim3& b : order) {
+        const std::vector<Bytes> before = arrays.written();
+        std::vector<std::vector<Bytes>> states[2];
+        std::vector<Bytes> after[2];
+        for (int reverse = 0; reverse < 2; ++reverse) {
+            arrays.restore(before);
+            begin_block(b, shared_bytes);
+            if (run_block(fibers, reverse, [&] { states[reverse].push_back(shared_state(shared_bytes)); })) return false;
+            states[reverse].push_back(shared_state(shared_bytes));
+            after[reverse] = arrays.written();
+        }
+        const int written = snprintf(message, size,
+                                     "a race between the threads of block (%u, %u, %u): running them in order 0, 1, 2, "
+                                     "... and in the reverse order gives two results; ",
+                                     b.x, b.y, b.z);
+        char* rest = message + written;
+        const size_t left = written < (int)size ? size - written : 0;
+        const size_t epochs = std::min(states[0].size(), states[1].size());
+        for (size_t t = 0; t < epochs; ++t) {
+            char when[40] = "when the block ends";
+            if (t + 1 < epochs) snprintf(when, sizeof when, "at barrier %zu", t + 1);
+            for (size_t v = 0; v < states[0][t].size() && v < states[1][t].size(); ++v) {
+                const bool dynamic = v + 1 == states[0][t].size();
+                const long long at = first_difference(states[0][t][v], states[1][t][v],
+                                                      dynamic ? 1 : shared_variables[v].element_bytes);
+                if (at < 0) continue;
+                if (dynamic)
+                    snprintf(rest, left, "dynamic shared memory differs at byte %lld %s", at, when);
+                else
+                    snprintf(rest, left, "__shared__ %s[%lld] differs %s", shared_variables[v].name, at, when);
+                return true;
+            }
+        }
+        for (int k = 0; k < arrays.n; ++k) {
+            const long long at = first_difference(after[0][k], after[1][k], e.element_bytes[k]);
+            if (at < 0) continue;
+            snprintf(rest, left,
+                     "argument %d differs at element %lld (a thread reads what another wrote with no "
+                     "__syncthreads() between, or two threads write one place)",
+                     k + 1, at);
+            return true;
+        }
+    }
+    return false;
+}
 
 inline int launch(const Entry* entries, int count, int index, const unsigned* grid, const unsigned* block,
-                  size_t shared_bytes, int nargs, void** args, const int* kinds, const size_t* sizes, char* error,
-                  size_t error_size) {
+                  size_t shared_bytes, int nargs, void** args, const int* kinds, const size_t* sizes,
+                  int check_races, char* error, size_t error_size) {
     if (index < 0 || index >= count) {
         snprintf(error, error_size, "no kernel entry %d", index);
         return 1;
@@ -293,16 +454,9 @@ inline int launch(const Entry* entries, int count, int index, const unsigned* gr
         snprintf(error, error_size, "%s takes %d arguments, the launch passed %d", e.name, e.nargs, nargs);
         return 1;
     }
-    std::vector<void*> pointers(nargs), argv(nargs);
-    std::vector<unsigned char*> raws(nargs, nullptr);
-    for (int k = 0; k < nargs; ++k) {
-        if (kinds[k] == SCALAR) {
-            argv[k] = args[k];
-        } else {
-            pointers[k] = fenced_copy(*static_cast<void**>(args[k]), sizes[k], &raws[k]);
-            argv[k] = &pointers[k];
-        }
-    }
+    Arrays arrays(nargs, args, kinds, sizes);
+    std::vector<void*> argv(nargs);
+    for (int k = 0; k < nargs; ++k) argv[k] = kinds[k] == SCALAR ? args[k] : &arrays.pointers[k];
     unsigned char* shared_raw = nullptr;
     dynamic_shared_memory = fenced_copy(nullptr, shared_bytes, &shared_raw);
 
@@ -331,27 +485,28 @@ inline int launch(const Entry* entries, int count, int index, const unsigned* gr
     const unsigned saved_csr = _mm_getcsr();
     if (std::strstr(e.name, "<float>")) _mm_setcsr(saved_csr | 0x8040);  // flush-to-zero, denormals-are-zero
 #endif
-    const char* failure = nullptr;
-    for (size_t b = 0; b < order.size() && !failure; ++b) {
-        block_index = order[b];
-        if (shared_bytes) std::memset(dynamic_shared_memory, 0xFF, shared_bytes);  // NaN in float and double
-        ++block_serial;
-        failure = run_block(fibers);
+    char race[512] = "";
+    const char* failure = run_grid(order, fibers, shared_bytes, false);
+    if (!failure && check_races) {
+        const std::vector<Bytes> first = arrays.written();
+        arrays.reset();
+        failure = run_grid(order, fibers, shared_bytes, true);
+        if (!failure && arrays.written() != first) {
+            if (!describe_race(e, order, fibers, shared_bytes, arrays, race, sizeof race))
+                snprintf(race, sizeof race, "a race: two runs with the threads in opposite orders give two results");
+            failure = race;
+        }
     }
 #ifdef EMU_MXCSR
     _mm_setcsr(saved_csr);
 #endif
     for (Fiber& f : fibers) std::free(f.stack);
     release(shared_raw, shared_bytes);
-    for (int k = 0; k < nargs; ++k) {
-        if (kinds[k] == SCALAR) continue;
-        if (kinds[k] == ARRAY && !failure) std::memcpy(*static_cast<void**>(args[k]), pointers[k], sizes[k]);
-        release(raws[k], sizes[k]);
-    }
     if (failure) {
         snprintf(error, error_size, "%s: %s", e.name, failure);
         return 1;
     }
+    arrays.copy_back();
     return 0;
 }
 
@@ -379,9 +534,9 @@ extern "C" __attribute__((visibility("default"))) const char* __asan_default_opt
 
 // The exported entry point of a built kernel file, over its table of instantiations.
 #define MINIDL_EMULATOR_EXPORT(table)                                                                          \
-    extern "C" __attribute__((visibility("default"))) int minidl_emu_launch(int index, const unsigned* grid, const unsigned* block, size_t shared,  \
-                                     int nargs, void** args, const int* kinds, const size_t* sizes,          \
-                                     char* error, size_t error_size) {                                       \
+    extern "C" __attribute__((visibility("default"))) int minidl_emu_launch(                                  \
+        int index, const unsigned* grid, const unsigned* block, size_t shared, int nargs, void** args,          \
+        const int* kinds, const size_t* sizes, int check_races, char* error, size_t error_size) {               \
         return emu::launch(table, (int)(sizeof(table) / sizeof(table[0])), index, grid, block, shared, nargs, \
-                           args, kinds, sizes, error, error_size);                                           \
+                           args, kinds, sizes, check_races, error, error_size);                              \
     }
