@@ -24,7 +24,7 @@ setup(
     packages=find_packages(include=["minidl", "minidl.*"]),
     package_data={"minidl.runtime.emulator": ["runtime.h"]},
     cmdclass={"build_py": build_py_with_kernels},
-    install_requires=["numpy>=1.24", "matplotlib>=3.7", "scipy>=1.10"],
+    install_requires=["numpy>=1.24", "matplotlib>=3.7", "scipy>=1.10", "tqdm>=4.66"],
     extras_require={
         # cuda-bindings + nvidia-cuda-nvrtc: NVIDIA's NVRTC, so the tests compile every kernel without a GPU
         "dev": [

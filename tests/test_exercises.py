@@ -7,16 +7,20 @@ solutions with a message that names the case. It is started as a student types i
 where the project itself is installed too (`pip install -e .`, as the README and CI do)."""
 
 import importlib.metadata
+import io
 import os
+import pickle
+import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import needs_cxx
 
-from minidl.lab import solutions
+from minidl.lab import solutions, wire
 from minidl.lab.exercises import EXERCISES, exercise, stubs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,7 +101,10 @@ def test_blanking_replaces_each_region_by_a_stub_that_names_the_exercise():
     blanked = solutions.blank(
         python, solutions.regions_in(python, Path("a.py")), {2: ("Exercise 2 not implemented: f", "s.md")}
     )
-    assert blanked == "def f(x):\n    y = 1\n    raise NotImplementedError('Exercise 2 not implemented: f')\n"
+    assert blanked == (  # the markers stay, so that the grader finds the answer written between them
+        "def f(x):\n    y = 1\n    ### BEGIN SOLUTION exercise 2\n"
+        "    raise NotImplementedError('Exercise 2 not implemented: f')\n    ### END SOLUTION\n"
+    )
     namespace = {}
     exec(compile(blanked, "a.py", "exec"), namespace)
     with pytest.raises(NotImplementedError, match="Exercise 2 not implemented"):
@@ -106,9 +113,11 @@ def test_blanking_replaces_each_region_by_a_stub_that_names_the_exercise():
     blanked = solutions.blank(
         cuda, solutions.regions_in(cuda, Path("k.cu")), {5: ("Exercise 5 not implemented", "s.md")}
     )
-    assert blanked.splitlines()[1:3] == [
+    assert blanked.splitlines()[1:5] == [
+        "    // BEGIN SOLUTION exercise 5",
         "    // Exercise 5: write this part; the sheet is s.md",
         '    minidl_trap("Exercise 5 not implemented");',
+        "    // END SOLUTION",
     ]
 
 
@@ -133,7 +142,31 @@ def test_bad_requests_are_refused_with_what_was_expected(tmp_path):
     (tmp_path / "taken" / "work.txt").write_text("a student's work")
     taken = run_lab(ROOT, "student", str(tmp_path / "taken"))
     assert taken.returncode == 2 and "not an empty folder" in taken.stderr
+    nothing = run_lab(ROOT, "grade", str(tmp_path / "nothing"))
+    assert nothing.returncode == 2 and "is not a folder of submissions" in nothing.stderr, nothing.stderr
+    no_jobs = run_lab(ROOT, "grade", str(tmp_path), "--jobs", "0")
+    assert no_jobs.returncode == 2 and "expected a positive whole number" in no_jobs.stderr, no_jobs.stderr
     assert (tmp_path / "taken" / "work.txt").read_text() == "a student's work"
+
+
+def test_the_grader_reads_data_from_the_students_process_and_nothing_that_runs():
+    """wire.py carries plain values and arrays; a pickle, an object array or a malformed frame is refused."""
+    value = {"loss": np.float32(0.5), "grads": (np.arange(6.0).reshape(2, 3), None), "steps": [79, 79], "ok": True}
+    got = wire.unpack(wire.pack(value)[8:])
+    assert got["steps"] == [79, 79] and got["ok"] is True and got["grads"][1] is None
+    np.testing.assert_array_equal(got["grads"][0], value["grads"][0])
+    assert got["loss"].dtype == np.float32 and got["loss"] == 0.5
+    with pytest.raises(TypeError, match="plain values and NumPy arrays"):
+        wire.pack({"model": object()})
+    with pytest.raises(ValueError, match="Object arrays cannot be saved"):
+        wire.pack(np.array([object()]))
+    npy = io.BytesIO()  # an object array as np.save writes it with allow_pickle: a pickle inside
+    np.lib.format.write_array_header_1_0(npy, {"descr": "|O", "fortran_order": False, "shape": (1,)})
+    npy.write(pickle.dumps(np.array([object()], dtype=object)))
+    header = b'{"value": {"array": 0}, "arrays": [%d]}' % len(npy.getvalue())
+    for body in (struct.pack("<Q", len(header)) + header + npy.getvalue(), b"not a message", b"\x03" + bytes(7)):
+        with pytest.raises(wire.WireError):
+            wire.unpack(body)
 
 
 # ------------------------------------------------------------------ grading
@@ -151,7 +184,11 @@ def test_a_student_copy_fails_every_exercise_with_its_not_implemented_message(tm
     copy = tmp_path / "student"
     made = run_lab(ROOT, "student", str(copy))
     assert made.returncode == 0, made.stderr
-    assert not [r for r in solutions.find_regions(copy)], "the copy still holds solution regions"
+    regions = solutions.find_regions(copy)  # the handout's markers, each around its stub alone
+    assert [(r.path, r.number) for r in regions] == [(r.path, r.number) for r in solutions.find_regions(ROOT)]
+    for r in regions:
+        body = solutions.body((copy / r.path).read_text(), r)
+        assert body == solutions.stub(r, *stubs()[r.number]), f"{r.path}:{r.first + 1} still holds a solution"
     for path in solutions.source_files(ROOT):  # each file is the original with its regions blanked
         original = (ROOT / path).read_text()
         assert (copy / path).read_text() == solutions.blank(original, solutions.regions_in(original, path), stubs())
@@ -183,7 +220,7 @@ def test_the_grader_grades_the_copy_it_is_run_from_with_another_minidl_installed
         for number in kernel_exercises:
             result = run_lab(folder, "check", str(number))
             assert f"grading the copy at {copy}" in result.stdout, result.stdout + result.stderr
-            (verdict, message), = verdicts(result.stdout).values()
+            ((verdict, message),) = verdicts(result.stdout).values()
             assert verdict == "NOT IMPLEMENTED" and message.strip() == exercise(number).stub_message, result.stdout
 
 

@@ -1,19 +1,23 @@
-"""python -m minidl.lab list | student DIR | check N|all [--device cpu|emu|cuda] | probe (the grader's child)
+"""python -m minidl.lab list | student DIR | check N|all | grade SUBMISSIONS/ | probe (the grader's child)
 
-`check` grades the copy it is run from: the minidl source tree that holds the working
-directory (else the one this minidl was imported from), its Python and its kernels.
+`check` is the student's self-check: it grades the copy it is run from (the minidl source tree
+that holds the working directory, else the one this minidl was imported from) with that copy's
+own checks, which its author can change. `grade` is the teacher's: it takes only the solution
+regions out of each submission and grades them inside the teacher's own project (gradebook.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
 from ..backend import DEVICES, cuda_available
 from ..runtime.sources import is_source_tree
 from .exercises import EXERCISES, exercise, stubs
+from .gradebook import SubmissionError, device_for, grade_class, heading, outcome
 from .grading import grade
 from .solutions import PROJECT_ENTRIES, MarkerError, write_copy
 from .student import imported_tree, serve, source_tree
@@ -75,15 +79,34 @@ def check(which: str, device: str | None, timeout: float) -> int:
     print(f"grading the copy at {tree}")
     passed = 0
     for e in chosen:
-        on = device if device in e.devices else e.devices[0]
-        print(f"exercise {e.number:2d}  {e.title} (on {on}) ... ", end="", flush=True)
-        verdict = grade(tree, e.number, on, timeout)
+        print(heading(e, device_for(e, device)), end="", flush=True)
+        verdict = grade(tree, e.number, device_for(e, device), timeout)
         passed += verdict.passed
-        print(f"{verdict.status.upper()} after {verdict.cases} cases ({verdict.seconds:.1f} s)")
-        if verdict.message:
-            print("    " + verdict.message.replace("\n", "\n    "))
+        print(outcome(verdict))
     print(f"{passed} of {len(chosen)} exercises pass")
     return 0 if passed == len(chosen) else 1
+
+
+def grade_submissions(folder: Path, out: Path | None, jobs: int, device: str | None, timeout: float) -> int:
+    if device == "cuda" and not cuda_available():
+        print("error: --device cuda needs an NVIDIA GPU and CuPy; grade kernels on emu here", file=sys.stderr)
+        return 2
+    out = out or folder.resolve().parent / f"{folder.resolve().name}-grades"
+    try:
+        rows = grade_class(project_root(), folder, out, jobs, device, timeout)
+    except SubmissionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for row in rows:
+        print(f"{row.name:<24} {row.passed:2d} of {len(EXERCISES)} pass" + (f"  ({row.reason})" if row.reason else ""))
+    print(f"the gradebook: {out / 'grades.csv'}; each submission's report: {out / 'reports'}")
+    return 0
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive whole number")
+    return int(text)
 
 
 def exercise_choice(text: str) -> str:
@@ -120,15 +143,22 @@ def main(argv=None) -> int:
     commands.add_parser("list", help="the exercises, one line each")
     student = commands.add_parser("student", help="write a student copy of the project (solutions blanked)")
     student.add_argument("folder", type=Path, help="a new (or empty) folder")
-    grade = commands.add_parser("check", help="grade one exercise, or all")
-    grade.add_argument("exercise", type=exercise_choice, help="an exercise number, or 'all'")
-    grade.add_argument(
-        "--device",
-        choices=DEVICES,
-        default=None,
-        help="emu or cuda for kernel exercises (default emu); the others run on cpu",
-    )
-    grade.add_argument("--timeout", type=timeout_seconds, default=600.0, help="seconds per exercise (default 600)")
+    check_parser = commands.add_parser("check", help="the student's self-check of the copy it is run in")
+    check_parser.add_argument("exercise", type=exercise_choice, help="an exercise number, or 'all'")
+    teacher = commands.add_parser("grade", help="the teacher's: grade every submission in a folder into a gradebook")
+    teacher.add_argument("submissions", type=Path, help="a folder of student copies (folders or archives)")
+    teacher.add_argument("--out", type=Path, default=None, help="the gradebook's folder (default SUBMISSIONS-grades)")
+    teacher.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1, help="submissions graded at once")
+    for command in (check_parser, teacher):
+        command.add_argument(
+            "--device",
+            choices=DEVICES,
+            default=None,
+            help="emu or cuda for kernel exercises (default emu); the others run on cpu",
+        )
+        command.add_argument(
+            "--timeout", type=timeout_seconds, default=600.0, help="seconds per exercise (default 600)"
+        )
     probe = commands.add_parser("probe", help="answer a grader's requests (what check runs in a child)")
     probe.add_argument("--device", choices=DEVICES, required=True)
     probe.add_argument("--copy", type=Path, required=True, help="the copy being graded (the child refuses any other)")
@@ -140,6 +170,8 @@ def main(argv=None) -> int:
         return write_student_copy(args.folder)
     if args.command == "probe":
         return serve(args.device, args.copy, *args.pipes)
+    if args.command == "grade":
+        return grade_submissions(args.submissions, args.out, args.jobs, args.device, args.timeout)
     return check(args.exercise, args.device, args.timeout)
 
 

@@ -5,9 +5,11 @@ by a line `### BEGIN SOLUTION exercise 5` before it and a line `### END SOLUTION
 (in Python; in CUDA the comment is `//` instead of `###`).
 
 The markers are comments: the project itself runs complete. In a student copy every region
-becomes a stub that fails loudly and names its exercise and sheet: in Python
-`raise NotImplementedError(...)`, in CUDA a comment and `minidl_trap(...)` (kernels/common.cuh),
-which stops the kernel (the emulator reports the message; a GPU traps).
+keeps its markers and its body becomes a stub that fails loudly and names its exercise and
+sheet: in Python `raise NotImplementedError(...)`, in CUDA a comment and `minidl_trap(...)`
+(kernels/common.cuh), which stops the kernel (the emulator reports the message; a GPU traps).
+The student writes the answer between the markers; splice() takes those bodies, and only
+those, out of a handed-in copy and into a fresh copy of the teacher's project.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def find_regions(root: Path) -> list[Region]:
 
 
 def stub(region: Region, message: str, sheet: str) -> list[str]:
-    """The lines that replace a region in the student copy."""
+    """The lines that replace a region's body (between its markers) in the student copy."""
     if region.path.suffix == ".py":
         return [f"{region.indent}raise NotImplementedError({message!r})"]
     return [
@@ -109,11 +111,53 @@ def stub(region: Region, message: str, sheet: str) -> list[str]:
 
 
 def blank(text: str, regions: Iterable[Region], stubs: dict[int, tuple[str, str]]) -> str:
-    """text with every region replaced by its stub; stubs maps an exercise to (message, sheet)."""
+    """text with the body of every region replaced by its stub; stubs maps an exercise to (message, sheet)."""
+    return replace_bodies(text, {r: stub(r, *stubs[r.number]) for r in regions})
+
+
+def replace_bodies(text: str, bodies: dict[Region, list[str]]) -> str:
+    """text with the lines between each region's markers replaced by bodies[region]."""
     lines = text.splitlines()
-    for region in sorted(regions, key=lambda r: r.first, reverse=True):
-        lines[region.first : region.last + 1] = stub(region, *stubs[region.number])
+    for region in sorted(bodies, key=lambda r: r.first, reverse=True):
+        lines[region.first + 1 : region.last] = bodies[region]
     return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
+
+
+def body(text: str, region: Region) -> list[str]:
+    """The lines of text between region's markers."""
+    return text.splitlines()[region.first + 1 : region.last]
+
+
+def splice(handed_in: Path, blanked: Path) -> dict[int, str]:
+    """Write the bodies of the solution regions of the copy at `handed_in` into the blanked copy at
+    `blanked` (write_copy's, from the teacher's project), file by file and region by region in order.
+    A file whose regions do not match the handout's (missing, a marker deleted, a region duplicated)
+    gives nothing: returns, for each exercise with such a file, the reason (its regions stay stubs)."""
+    broken: dict[int, str] = {}
+    for path in source_files(blanked):
+        handout_text = (blanked / path).read_text()
+        handout = regions_in(handout_text, path)
+        if not handout:
+            continue
+        numbers = [r.number for r in handout]
+        try:
+            text = (handed_in / path).read_text()
+            regions = regions_in(text, path)
+        except FileNotFoundError:
+            reason = f"{path} is missing"
+        except (MarkerError, UnicodeDecodeError) as e:
+            reason = str(e)
+        else:
+            found = [r.number for r in regions]
+            if found == numbers:
+                bodies = {mine: body(text, theirs) for mine, theirs in zip(handout, regions)}
+                (blanked / path).write_text(replace_bodies(handout_text, bodies))
+                continue
+            reason = (f"{path} has solution regions of exercises {found}, the handout {numbers} "
+                      "(a marker deleted, or a region copied?)")  # fmt: skip
+        for number in numbers:
+            broken.setdefault(number, reason)
+    return broken
 
 
 def write_copy(root: Path, destination: Path, stubs: dict[int, tuple[str, str]] | None) -> int:

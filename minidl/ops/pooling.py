@@ -27,7 +27,11 @@ class Pool2d(Function):
     def sizes(self) -> dict[str, int]:
         """The numbers every pooling kernel takes, by name: N C H W KH KW SH SW PH PW HO WO."""
         (n, c, h, w), (kh, kw), (sh, sw), (ph, pw), (ho, wo) = (
-            self.shape, self.kernel, self.stride, self.padding, self.out_hw
+            self.shape,
+            self.kernel,
+            self.stride,
+            self.padding,
+            self.out_hw,
         )
         return dict(N=n, C=c, H=h, W=w, KH=kh, KW=kw, SH=sh, SW=sw, PH=ph, PW=pw, HO=ho, WO=wo)
 
