@@ -14,6 +14,7 @@ import numpy as np
 import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import Autoencoder, cluster_accuracy, kmeans
+from minidl.cli import run
 from minidl.experiment import Experiment, positive_int
 from minidl.nn import Flatten, Linear, ReLU, Sequential, Sigmoid, Unflatten
 from minidl.nn import functional as F
@@ -37,6 +38,9 @@ class ClusteringAE(Autoencoder):
         self.encoder, self.decoder = Sequential(*enc), Sequential(*dec, Unflatten(1, (1, 28, 28)))
 
 
+CLUSTERS = 10  # one per digit
+
+
 def options(parser):
     parser.add_argument("--code", type=positive_int, default=10, help="code size (default 10)")
     parser.add_argument(
@@ -44,8 +48,15 @@ def options(parser):
     )
 
 
+def too_few_points(args) -> str | None:
+    for option, count in (("--points", args.points), ("--test-limit", args.test_limit)):
+        if count is not None and count < CLUSTERS:
+            return f"{option} {count}: k-means finds {CLUSTERS} clusters, so it needs at least {CLUSTERS} points"
+    return None
+
+
 def main():
-    exp = Experiment.from_command_line(__doc__, epochs=10, extra=options)
+    exp = Experiment.from_command_line(__doc__, epochs=10, extra=options, check=too_few_points)
     args, mnist = exp.args, exp.data
     noise = corruptions.corruption("gaussian:0.2")
     model = ClusteringAE(args.code, device=exp.device)
@@ -59,7 +70,7 @@ def main():
     codes = codes / (np.linalg.norm(codes, axis=1, keepdims=True) + 1e-12)
     results, assignments = [], {}
     for name, points in [("autoencoder codes", codes), ("raw pixels", x.reshape(len(x), -1))]:
-        clusters = kmeans(points, 10, seed=args.seed, restarts=20)
+        clusters = kmeans(points, CLUSTERS, seed=args.seed, restarts=20)
         assignments[name] = clusters
         results.append((name, points.shape[1], cluster_accuracy(y, clusters)))
     exp.table(["k-means on", "dims", "cluster accuracy"], results)
@@ -72,4 +83,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

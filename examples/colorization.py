@@ -19,6 +19,7 @@ from matplotlib import image as mpimg
 
 import minidl as md
 from minidl import viz
+from minidl.cli import run
 from minidl.experiment import Experiment, positive_int
 from minidl.nn import Conv2d, ConvTranspose2d, ReLU, Sequential
 from minidl.nn import functional as F
@@ -93,4 +94,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -13,6 +13,7 @@ an epoch or two (watch test MSE per epoch in loss_curves.png).
 import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import ModelC, ModelD
+from minidl.cli import run
 from minidl.experiment import Experiment, corruption_spec, non_negative_float, psnr
 from minidl.nn import functional as F
 
@@ -109,4 +110,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -9,6 +9,7 @@ and what does it do to clean digits?
 import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import ModelD
+from minidl.cli import run
 from minidl.experiment import Experiment, non_negative_float, psnr
 from minidl.nn import functional as F
 
@@ -52,4 +53,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -11,10 +11,21 @@ same code size, so depth and training are the only differences.
 import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import DenseAutoencoder, pretrain_layerwise, stack
+from minidl.cli import run
 from minidl.experiment import Experiment, non_negative_float, positive_int
 from minidl.nn import functional as F
 
 SHOW = 8
+
+PIXELS = 784  # the input of every model here: a 28 × 28 image
+
+
+def sizes_problem(args) -> str | None:
+    if len(args.sizes) < 2:
+        return "--sizes needs an input and a code size"
+    if args.sizes[0] != PIXELS:
+        return f"--sizes starts with the input, an MNIST image's {PIXELS} pixels, not {args.sizes[0]}"
+    return None
 
 
 def options(parser):
@@ -29,7 +40,7 @@ def main():
         __doc__,
         epochs=2,
         extra=options,
-        check=lambda a: None if len(a.sizes) >= 2 else "--sizes needs an input and a code size",
+        check=sizes_problem,
     )
     args, mnist = exp.args, exp.data
     noise = corruptions.corruption(f"gaussian:{args.sigma}")
@@ -74,4 +85,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

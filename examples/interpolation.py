@@ -11,19 +11,27 @@ import numpy as np
 import minidl as md
 from minidl import viz
 from minidl.autoencoders import DenseAutoencoder, interpolate
+from minidl.cli import run
 from minidl.experiment import Experiment, positive_int
 from minidl.nn import functional as F
 
 ALPHAS = np.round(np.linspace(0, 1, 11), 1)
 PAIRS = [(3, 3), (7, 7), (1, 7), (4, 9), (0, 6), (2, 5)]  # (class of x1, class of x2)
+MIN_TEST = 100  # MNIST's first 100 test digits hold every class at least twice
 
 
 def options(parser):
     parser.add_argument("--code", type=positive_int, default=32, help="code size of the autoencoder (default 32)")
 
 
+def enough_test_digits(args) -> str | None:
+    if args.test_limit is not None and args.test_limit < MIN_TEST:
+        return f"--test-limit {args.test_limit}: the pairs need two test digits of each class; give at least {MIN_TEST}"
+    return None
+
+
 def main():
-    exp = Experiment.from_command_line(__doc__, epochs=3, extra=options)
+    exp = Experiment.from_command_line(__doc__, epochs=3, extra=options, check=enough_test_digits)
     mnist = exp.data
     model = DenseAutoencoder((784, 256, exp.args.code), activation="relu", device=exp.device)
     exp.fit("ae", model, md.optim.Adam(model.parameters(), lr=1e-3), lambda x, rng: F.mse_loss(model(x), x),
@@ -50,4 +58,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

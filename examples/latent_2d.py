@@ -10,14 +10,24 @@ from scipy.spatial import cKDTree
 import minidl as md
 from minidl import viz
 from minidl.autoencoders import DenseAutoencoder
+from minidl.cli import run
 from minidl.experiment import Experiment
 from minidl.nn import functional as F
 
 GRID = 15
+NEIGHBOURS = 5  # the k of the k-nearest-neighbour vote in the code plane
+
+
+def enough_neighbours(args) -> str | None:
+    if args.limit is not None and args.limit < NEIGHBOURS:
+        return (
+            f"--limit {args.limit}: the {NEIGHBOURS}-nearest-neighbour vote needs at least {NEIGHBOURS} training images"
+        )
+    return None
 
 
 def main():
-    exp = Experiment.from_command_line(__doc__, epochs=5)
+    exp = Experiment.from_command_line(__doc__, epochs=5, check=enough_neighbours)
     mnist = exp.data
     model = DenseAutoencoder((784, 256, 64, 2), device=exp.device)
     exp.fit("ae2d", model, md.optim.Adam(model.parameters(), lr=2e-3), lambda x, rng: F.mse_loss(model(x), x),
@@ -30,7 +40,7 @@ def main():
     plane = np.stack([a.ravel(), b.ravel()], 1).astype(np.float32)
     decoded = exp.evaluate(model.decode, plane).reshape(GRID, GRID, 1, 28, 28)
     viz.image_grid(decoded, exp.figure("decoded_grid.png"), title="decoder over the code plane")
-    _, nearest = cKDTree(train_codes).query(test_codes, k=5)  # 5-nearest-neighbour vote in the plane
+    _, nearest = cKDTree(train_codes).query(test_codes, k=NEIGHBOURS)
     votes = mnist.y_train[: len(train_codes)][nearest]
     predicted = np.array([np.bincount(v, minlength=10).argmax() for v in votes])
     accuracy = float((predicted == mnist.y_test).mean())
@@ -42,4 +52,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

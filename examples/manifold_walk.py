@@ -13,6 +13,7 @@ import numpy as np
 import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import DenseAutoencoder, manifold_walk
+from minidl.cli import run
 from minidl.experiment import Experiment, non_negative_float, positive_int
 from minidl.nn import functional as F
 
@@ -45,7 +46,8 @@ def main():
     errors = {mode: error(frames) for mode, frames in walks.items()}
     data_error = float(((exp.evaluate(model, mnist.x_test[:1000]) - mnist.x_test[:1000]) ** 2).mean())
     shown = np.unique(np.linspace(0, args.steps, FRAMES).astype(int))
-    rows = {f"{mode} #{w}": np.stack([walks[mode][s][w] for s in shown]) for mode in walks for w in range(2)}
+    rows = {f"{mode} #{w}": np.stack([walks[mode][s][w] for s in shown]) for mode in walks
+            for w in range(min(2, args.walkers))}  # fmt: skip
     viz.image_rows(rows, exp.figure("manifold_walk.png"), column_titles=[f"step {s}" for s in shown],
                    title="walking from noise to the data manifold")  # fmt: skip
     viz.curves({f"{m} walk": e for m, e in errors.items()} | {"test digits": [data_error] * (args.steps + 1)},
@@ -59,4 +61,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -9,6 +9,7 @@ import numpy as np
 
 import minidl as md
 from minidl import nn
+from minidl.cli import run
 from minidl.experiment import non_negative_int, positive_int
 from minidl.nn import functional as F
 
@@ -32,7 +33,7 @@ def main() -> None:
     md.manual_seed(args.seed)
     try:
         device = md.resolve_device(args.device)
-    except RuntimeError as e:
+    except (md.backend.DeviceError, md.backend.DeviceUnavailable) as e:
         parser.error(str(e))
     model = nn.Sequential(
         nn.Conv2d(1, 8, 3, stride=2, padding=1),
@@ -56,4 +57,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

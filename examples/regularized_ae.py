@@ -16,7 +16,8 @@ import numpy as np
 import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import DenseAutoencoder, contractive_penalty, kl_sparsity, l1_penalty
-from minidl.experiment import Experiment, fraction, non_negative_float, positive_int
+from minidl.cli import run
+from minidl.experiment import Experiment, non_negative_float, open_fraction, positive_int
 from minidl.nn import functional as F
 
 SHOW = 8
@@ -27,7 +28,7 @@ def options(parser):
     parser.add_argument("--sizes", type=positive_int, nargs="+", default=SIZES, help="code sizes of the sweep")
     parser.add_argument("--l1", type=non_negative_float, default=1e-4, help="weight of the L1 code penalty")
     parser.add_argument("--kl", type=non_negative_float, default=1e-2, help="weight of the KL sparsity penalty")
-    parser.add_argument("--rho", type=fraction, default=0.05, help="target mean activation of the KL penalty")
+    parser.add_argument("--rho", type=open_fraction, default=0.05, help="target mean activation of the KL penalty")
     parser.add_argument(
         "--contractive", type=non_negative_float, default=1e-2, help="weight of the contractive penalty"
     )
@@ -101,4 +102,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

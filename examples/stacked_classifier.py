@@ -16,6 +16,7 @@ import numpy as np
 import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import Classifier, DenseAutoencoder, pretrain_layerwise, stack
+from minidl.cli import run
 from minidl.experiment import Experiment, non_negative_int, positive_int
 from minidl.nn import Sequential
 from minidl.nn import functional as F
@@ -67,4 +68,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -206,6 +206,10 @@ def manifold_walk(
 
 def kmeans(points: np.ndarray, k: int, seed: int = 0, restarts: int = 5) -> np.ndarray:
     """Cluster labels of k-means (k-means++ starts; the best of `restarts` runs by distortion)."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= len(points):
+        raise ValueError(f"kmeans: k must be a whole number from 1 to the number of points ({len(points)}), got {k!r}")
+    if isinstance(restarts, bool) or not isinstance(restarts, int | np.integer) or restarts < 1:
+        raise ValueError(f"kmeans: restarts must be a whole number ≥ 1, got {restarts!r}")
     ### BEGIN SOLUTION exercise 12
     points = np.asarray(points, dtype=np.float64).reshape(len(points), -1)
     best, best_cost = None, np.inf
@@ -220,6 +224,13 @@ def kmeans(points: np.ndarray, k: int, seed: int = 0, restarts: int = 5) -> np.n
 
 def cluster_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
     """Accuracy under the best one-to-one map of clusters to labels (Hungarian assignment)."""
+    for name, values in (("labels", labels), ("clusters", clusters)):
+        values = np.asarray(values)
+        if values.size == 0 or values.dtype.kind not in "iu" or values.min() < 0:
+            raise ValueError(
+                f"cluster_accuracy: {name} must be a non-empty array of whole numbers ≥ 0, got {values.dtype} "
+                f"{values.shape}" + (f" holding {values.min()}" if values.size and values.dtype.kind in "iuf" else "")
+            )
     ### BEGIN SOLUTION exercise 12
     labels, clusters = np.asarray(labels), np.asarray(clusters)
     if labels.shape != clusters.shape:

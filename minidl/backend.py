@@ -50,17 +50,28 @@ def cupy() -> ModuleType:
     return module
 
 
+class DeviceError(ValueError):
+    """An unknown device name, given as an argument or in $MINIDL_DEVICE."""
+
+
+class DeviceUnavailable(RuntimeError):
+    """A known device that cannot be used here (cuda without a GPU or CuPy)."""
+
+
 def resolve_device(device: str | None = None) -> str:
     """Name the device to use: the argument, else $MINIDL_DEVICE, else cuda if present, else cpu."""
+    source = "device"
     if device is None:
+        source = "MINIDL_DEVICE" if os.environ.get("MINIDL_DEVICE") else source
         device = os.environ.get("MINIDL_DEVICE") or ("cuda" if cuda_available() else "cpu")
     name = str(device).lower()
     if name.startswith("cuda:"):
         name = "cuda"
     if name not in DEVICES:
-        raise ValueError(f"unknown device {device!r}: expected one of {', '.join(DEVICES)}")
+        given = f"MINIDL_DEVICE={device!r} in the environment" if source == "MINIDL_DEVICE" else f"device {device!r}"
+        raise DeviceError(f"unknown {given}: expected one of {', '.join(DEVICES)}")
     if name == "cuda" and not cuda_available():
-        raise RuntimeError(
+        raise DeviceUnavailable(
             "device 'cuda' was requested but no GPU is usable: CuPy is not installed "
             "(pip install minidl[cuda12] or [cuda13]) or it finds no CUDA device. "
             "Use device='cpu', or 'emu' to run the CUDA kernels on the CPU emulator."

@@ -112,6 +112,8 @@ def read_idx_folder(folder: Path) -> dict[str, np.ndarray]:
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     """Keras' layout: x_train, y_train, x_test, y_test (read without pickle)."""
+    if not zipfile.is_zipfile(path):  # np.load would try it as a pickle and advise allow_pickle
+        raise DataError(f"{path}: not a readable .npz (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in SHAPES if k not in archive.files]
@@ -287,7 +289,10 @@ def _write_cache(arrays: dict[str, np.ndarray], path: Path, source: str) -> None
 
 
 def _read_cache(path: Path) -> tuple[dict[str, np.ndarray], str]:
-    arrays = read_npz(path)
+    try:
+        arrays = read_npz(path)
+    except DataError as e:
+        raise DataError(f"{e}\n  this is minidl's MNIST cache: delete it, and the next run makes it again") from None
     stored = str(arrays.pop("sha256", ""))
     source = str(arrays.pop("source", "cache"))
     arrays = check(arrays, str(path))

@@ -9,6 +9,7 @@ with atomic checkpoints and --resume, the metrics table and the JSON file.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import functools
 import json
 import math
@@ -51,6 +52,17 @@ def fraction(text: str) -> float:
     return value
 
 
+def open_fraction(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1 (a KL target rho, say)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), strictly between, got {text}")
+    return value
+
+
 def corruption_spec(text: str) -> str:
     """An argparse type: a corruption such as 'gaussian:0.5' (checked by corruptions.corruption)."""
     try:
@@ -73,7 +85,7 @@ def _bounded(kind, text: str, minimum):
 
 
 # options that do not change what a run computes: everything else must match on --resume
-NOT_SETTINGS = ("epochs", "device", "out", "json", "resume", "overwrite", "data", "capture")
+NOT_SETTINGS = ("epochs", "device", "out", "json", "resume", "overwrite", "data", "capture", "test_limit")
 
 
 class ExperimentError(ValueError):
@@ -92,9 +104,13 @@ def command_line(description: str, epochs: int, batch_size: int = 128) -> argpar
     p.add_argument("--out", type=Path, default=None, help="folder for figures and checkpoints (default runs/<name>)")
     p.add_argument("--json", type=Path, default=None, help="also write the metrics to this JSON file")
     p.add_argument("--limit", type=positive_int, default=None, help="train on the first N training images only")
+    p.add_argument(
+        "--test-limit", type=positive_int, default=None, help="evaluate on the first N test images only (default all)"
+    )
     p.add_argument("--batch-size", type=positive_int, default=batch_size, help=f"default {batch_size}")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
-    p.add_argument("--overwrite", action="store_true", help="start afresh, deleting the checkpoints in --out")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
+    again.add_argument("--overwrite", action="store_true", help="start afresh, deleting the checkpoints in --out")
     p.add_argument("--data", default=None, help="MNIST file or folder (default: the lookup chain of minidl.data)")
     p.add_argument(
         "--capture", action="store_true", help="record a training step as a CUDA graph and replay it (cuda only)"
@@ -182,17 +198,24 @@ class Experiment:
             parser.error(problem)
         try:
             return cls(args, Path(sys.argv[0]).stem)
-        except (ExperimentError, RuntimeError) as e:  # RuntimeError: --device cuda without a GPU
+        except (ExperimentError, backend.DeviceError, backend.DeviceUnavailable) as e:
             parser.error(str(e))
 
     def _prepare_outputs(self) -> None:
-        """Before any work: --out and --json can be written, and no earlier run is overwritten by accident."""
+        """Before any work: --out is this run's alone (locked), --out and --json can be written, --json is
+        none of the run's own files, and no earlier run is overwritten by accident."""
         if self.out.exists() and not self.out.is_dir():
             raise ExperimentError(f"--out {self.out} is a file; give a folder")
         _writable_folder(self.out, f"the --out folder {self.out}")
+        lock_run_folder(self.out)
         if self.args.json is not None:
             if Path(self.args.json).is_dir():
                 raise ExperimentError(f"--json {self.args.json} is a folder; give a file name")
+            if Path(self.args.json).name.endswith(RUN_FILES) or Path(self.args.json).name == LOCK:
+                raise ExperimentError(
+                    f"--json {self.args.json} would replace one of the run's own files (checkpoints "
+                    f"{RUN_FILES[0]}, figures {RUN_FILES[1]}); give a .json file"
+                )
             _writable_folder(Path(self.args.json).parent, f"the folder of --json {self.args.json}")
         earlier = sorted(p.name for p in self.out.glob("*.ckpt.npz"))
         if earlier and not self.args.resume:
@@ -206,11 +229,13 @@ class Experiment:
 
     @property
     def data(self) -> data.MNIST:
-        """MNIST, the training set cut to --limit images."""
+        """MNIST, the training set cut to --limit images and the test set to --test-limit."""
         if self._data is None:
             mnist = data.load_mnist(self.args.data)
             if self.args.limit:
                 mnist.x_train, mnist.y_train = mnist.x_train[: self.args.limit], mnist.y_train[: self.args.limit]
+            if getattr(self.args, "test_limit", None):
+                mnist.x_test, mnist.y_test = mnist.x_test[: self.args.test_limit], mnist.y_test[: self.args.test_limit]
             self._data = mnist
         return self._data
 
@@ -250,6 +275,11 @@ class Experiment:
         scores: list[float] = []
         if self.args.resume and path.exists():
             history, scores = self.load_checkpoint(path, model, optimizer)
+            if len(history) > epochs:
+                raise ExperimentError(
+                    f"{path} holds {len(history)} epochs of {tag}, more than the {epochs} asked for: resume with "
+                    f"--epochs {len(history)} or more, or start afresh with --overwrite"
+                )
             print(f"{tag}: resumed from {path} after epoch {len(history)}")
         total = data.num_batches(len(arrays[0]), self.args.batch_size)
         on_device = [self.on_device(a) for a in arrays]
@@ -343,9 +373,66 @@ class Experiment:
         self.metrics.setdefault("seconds_per_epoch", dict(self.seconds_per_epoch))
         self.metrics.update(device=self.device, seed=self.args.seed, epochs=self.args.epochs)
         if self.args.json:
-            serialization.atomic_write(self.args.json, lambda f: f.write(json.dumps(self.metrics, indent=2).encode()))
+            text = strict_json(self.metrics)
+            serialization.atomic_write(self.args.json, lambda f: f.write(text.encode()))
         print(f"figures and checkpoints in {self.out}/")
         return self.metrics
+
+
+RUN_FILES = (".ckpt.npz", ".png")  # what a run writes in --out besides its lock
+LOCK = ".minidl-run.lock"
+_LOCKS: dict[Path, object] = {}  # the run folders this process holds, with their open lock files
+
+
+def lock_run_folder(folder: Path) -> None:
+    """Make this process the one writer of `folder`: an exclusive advisory lock on folder/LOCK, which the
+    OS releases when the process ends however it ends (a dead run's lock never blocks). Another
+    process's run on the folder is an ExperimentError naming it; this process may lock it again."""
+    key = folder.resolve()
+    if key in _LOCKS:
+        return
+    try:
+        file = open(key / LOCK, "a+")
+    except OSError as e:
+        raise ExperimentError(f"cannot lock the --out folder {folder}: {e.strerror}") from None
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        file.seek(0)
+        holder = file.read().strip()
+        file.close()
+        raise ExperimentError(
+            f"--out {folder} is in use by another run (process {holder or 'unknown'}); wait for it to end, "
+            "or give another --out"
+        ) from None
+    file.seek(0)
+    file.truncate()
+    file.write(f"{os.getpid()}\n")
+    file.flush()
+    _LOCKS[key] = file
+
+
+def strict_json(metrics: dict) -> str:
+    """metrics as strict JSON (RFC 8259: no NaN or Infinity tokens): a value that is not finite is written
+    as null, and the key "not_finite" lists where."""
+    where: list[str] = []
+
+    def finite(value, path: str):
+        if isinstance(value, dict):
+            return {k: finite(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [finite(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            where.append(f"{path} ({value})")
+            return None
+        return value
+
+    clean = finite(metrics, "")
+    if where:
+        clean["not_finite"] = where
+    return json.dumps(clean, indent=2, allow_nan=False)
 
 
 def _writable_folder(folder: Path, what: str) -> None:

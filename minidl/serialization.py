@@ -1,18 +1,26 @@
 """minidl.save / minidl.load: nested dicts of arrays as .npz, written atomically.
 
 Nested dicts (an optimizer's state_dict, a checkpoint) are flattened with "/" between
-keys and rebuilt on load; an empty dict is kept as a marker entry, so that everything
-save() accepts comes back. Values are tensors, arrays of numbers, booleans or strings,
-numbers and strings; anything else (None, Python objects) is refused when saving.
-Files are read with allow_pickle=False, and every entry is checked before it is read: a
-damaged or crafted file is one clear error that names it, and cannot make load()
-allocate more memory than the file holds.
+keys and rebuilt on load; an empty dict and a list of dicts are kept with a marker entry,
+so that everything save() accepts comes back. Keys are strings or ints (an int key k is
+stored as "#k" and comes back an int); a string key may not hold "/", start with "#" or be a
+marker. Values are tensors, arrays of numbers, booleans or strings, numbers and strings;
+anything else (None, Python objects) is refused when saving.
+
+load() opens regular files only (a FIFO or a device would block or never end), reads with
+allow_pickle=False, and checks every entry before it reads one: a damaged or crafted file is
+one clear error that names it. What its entries declare they hold, decompressed, may not pass
+MAX_EXPANSION times the file's size (save() stores entries uncompressed: about once), so a
+small file cannot make load() allocate gigabytes. Temporary files of atomic writes are named
+.<target>.<pid>.<random>.tmp; a write removes those of its own target whose process died.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import stat
 import tempfile
 import zipfile
 from pathlib import Path
@@ -23,7 +31,22 @@ from . import backend
 from .autograd.tensor import Tensor
 
 EMPTY = "__empty_dict__"  # the leaf that stands for an empty dict
-MAX_EXPANSION = 1000  # the most a compressed entry may grow when read (a zip bomb grows far more)
+LIST = "__list__"  # the leaf that says: this dict of "0", "1", ... was a list
+MAX_EXPANSION = 16  # the most the entries may declare, decompressed, per byte of the file
+_INT = "#"  # the prefix of an int key's name
+
+
+def _name(key, prefix: str) -> str:
+    """The stored name of `key` under `prefix`; an error for a key that would not come back as it is."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        return f"{prefix}{_INT}{key}"
+    if not isinstance(key, str):
+        raise TypeError(f"save: key {prefix}{key!r} is {type(key).__name__}; keys are strings or ints")
+    if "/" in key or key.startswith(_INT) or key in (EMPTY, LIST):
+        raise ValueError(
+            f"save: key {prefix}{key!r} may not contain '/', start with '{_INT}' or be {EMPTY!r} or {LIST!r}"
+        )
+    return prefix + key
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
@@ -31,13 +54,12 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
     if not tree and prefix:
         flat[prefix + EMPTY] = np.zeros(0)
     for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if "/" in str(key) or str(key) == EMPTY:
-            raise ValueError(f"save: key {name!r} may not contain '/' or be {EMPTY!r}")
+        name = _name(key, prefix)
         if isinstance(value, dict):
             flat.update(_flatten(value, name + "/"))
-        elif isinstance(value, (list, tuple)) and value and isinstance(value[0], dict):
+        elif isinstance(value, list | tuple) and value and any(isinstance(v, dict) for v in value):
             flat.update(_flatten({str(i): v for i, v in enumerate(value)}, name + "/"))
+            flat[f"{name}/{LIST}"] = np.zeros(0)
         else:
             flat[name] = _leaf(name, value)
     return flat
@@ -52,16 +74,36 @@ def _leaf(name: str, value) -> np.ndarray:
     return array
 
 
+def _key(part: str):
+    return int(part[len(_INT) :]) if part.startswith(_INT) and part[len(_INT) :].lstrip("-").isdigit() else part
+
+
 def _unflatten(flat: dict[str, np.ndarray]) -> dict:
     tree: dict = {}
     for name, value in flat.items():
         node = tree
         *parents, leaf = name.split("/")
-        for p in parents:
-            node = node.setdefault(p, {})
+        for depth, part in enumerate(parents):
+            node = node.setdefault(_key(part), {})
+            if not isinstance(node, dict):
+                raise ValueError(f"entry {name!r}: {'/'.join(parents[: depth + 1])!r} is also an array")
         if leaf != EMPTY:
-            node[leaf] = value
-    return tree
+            if _key(leaf) in node:
+                raise ValueError(f"entry {name!r} is also a folder of entries")
+            node[_key(leaf)] = value
+    return _listed(tree)
+
+
+def _listed(node):
+    """node with every dict that holds a LIST marker (and keys "0".."n-1") made a list again."""
+    if not isinstance(node, dict):
+        return node
+    items = {k: _listed(v) for k, v in node.items()}
+    if items.pop(LIST, None) is None:
+        return items
+    if sorted(items) != sorted(str(i) for i in range(len(items))):
+        raise ValueError(f"a list's entries are {sorted(items)}, not 0 to {len(items) - 1}")
+    return [items[str(i)] for i in range(len(items))]
 
 
 def _creation_mode() -> int:
@@ -72,10 +114,11 @@ def _creation_mode() -> int:
 
 
 def _remove_stale_temporaries(path: Path) -> None:
-    """Temporary files of writes to `path` whose process died (killed mid-write)."""
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        pid = stale.name[len(path.name) + 2 :].split(".")[0]
-        if pid.isdigit() and int(pid) != os.getpid():
+    """Temporary files of writes to `path` (.<name>.<pid>.<random>.tmp, not those of another target
+    whose name starts alike) whose process died (killed mid-write)."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid, _, token = stale.name[len(path.name) + 2 : -len(".tmp")].partition(".")
+        if pid.isdigit() and token and "." not in token and int(pid) != os.getpid():
             try:
                 os.kill(int(pid), 0)
             except ProcessLookupError:
@@ -109,16 +152,32 @@ def save(state: dict, path: str | os.PathLike) -> None:
     if not isinstance(state, dict):
         raise TypeError(f"save takes a dict, got {type(state).__name__}")
     flat = _flatten(state)
-    atomic_write(path, lambda f: np.savez(f, **flat))
+    atomic_write(path, lambda f: _write_npz(f, flat))
 
 
-def _checked_entries(archive: zipfile.ZipFile) -> None:
-    """Every entry is a .npy array of numbers or strings whose header fits the bytes it holds."""
-    for info in archive.infolist():
+def _write_npz(file, flat: dict[str, np.ndarray]) -> None:
+    """What np.savez writes (an uncompressed zip of .npy entries), without its own keyword arguments
+    (a key named 'allow_pickle' or 'file' is an entry like any other)."""
+    with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in flat.items():
+            with archive.open(name + ".npy", "w", force_zip64=True) as entry:
+                np.lib.format.write_array(entry, np.asanyarray(array), allow_pickle=False)
+
+
+def _checked_entries(archive: zipfile.ZipFile, file_bytes: int) -> None:
+    """Every entry is a .npy array of numbers or strings whose header fits the bytes it holds, each
+    name once, and all of them together declare at most MAX_EXPANSION times the file's bytes."""
+    infos = archive.infolist()
+    declared = sum(info.file_size for info in infos)
+    if declared > MAX_EXPANSION * max(file_bytes, 1):
+        raise ValueError(f"its entries would expand to {declared} bytes from a file of {file_bytes} "
+                         f"(more than {MAX_EXPANSION} times)")  # fmt: skip
+    names = [info.filename for info in infos]
+    if len(set(names)) != len(names):
+        raise ValueError(f"it holds entries of one name twice: {sorted({n for n in names if names.count(n) > 1})}")
+    for info in infos:
         if not info.filename.endswith(".npy"):
             raise ValueError(f"entry {info.filename!r} is not an array")
-        if info.compress_type != zipfile.ZIP_STORED and info.file_size > MAX_EXPANSION * max(info.compress_size, 1):
-            raise ValueError(f"entry {info.filename!r} would expand {info.file_size} bytes from {info.compress_size}")
         with archive.open(info) as stream:
             version = np.lib.format.read_magic(stream)
             read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
@@ -140,13 +199,23 @@ def load(path: str | os.PathLike) -> dict:
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder, not a minidl .npz file")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a regular file (a FIFO, a socket or a device); minidl loads files")
     try:
-        with zipfile.ZipFile(path) as archive:
-            _checked_entries(archive)
-        with np.load(path, allow_pickle=False) as npz:
-            flat = {name: npz[name] for name in npz.files}
+        with open(path, "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):  # replaced since the check above
+                raise ValueError("not a regular file")
+            with zipfile.ZipFile(file) as archive:
+                _checked_entries(archive, os.fstat(file.fileno()).st_size)
+                flat = {info.filename[: -len(".npy")]: _read_entry(archive, info) for info in archive.infolist()}
+        tree = _unflatten(flat)
     except Exception as e:  # zip, header and array errors of every kind: one message, no advice to unpickle
         detail = str(e).split("allow_pickle")[0].rstrip(" ,;:(")
         raise ValueError(f"{path} is not a readable minidl .npz file (damaged or not written by minidl.save): "
                          f"{type(e).__name__}: {detail}") from None  # fmt: skip
-    return _unflatten(flat)
+    return tree
+
+
+def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    with archive.open(info) as stream:
+        return np.lib.format.read_array(stream, allow_pickle=False)

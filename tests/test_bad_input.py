@@ -2,10 +2,13 @@
 (the exception type and words that say what was expected), never a traceback from deep inside
 and never a silently wrong result. A new op, layer or example option joins the tables here."""
 
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from conftest import KERNEL_DEVICES
 
 import minidl as md
 from minidl import nn, serialization
+from minidl.autoencoders import cluster_accuracy, kmeans
 from minidl.experiment import Experiment, ExperimentError, command_line
 from minidl.nn import functional as F
 
@@ -104,6 +108,15 @@ PROBES = [
     ("save None", lambda: md.save({"a": None}, "never-written.npz"), TypeError, "is None"),
     ("save a Python object", lambda: md.save({"a": [object()]}, "never-written.npz"), TypeError, "pickling"),
     ("an unknown device", lambda: md.zeros(2, device="gpu"), ValueError, "expected one of cpu, cuda, emu"),
+    ("save a float key", lambda: md.save({1.5: np.zeros(1)}, "never-written.npz"), TypeError, "strings or ints"),
+    ("save a key that reads as an int", lambda: md.save({"#1": 1}, "never-written.npz"), ValueError, "start with '#'"),
+    ("kmeans, more clusters than points", lambda: kmeans(np.zeros((5, 2)), 10), ValueError, r"number of points \(5\)"),
+    (
+        "cluster_accuracy of a label -1",
+        lambda: cluster_accuracy(np.array([0, -1]), np.array([0, 1])),
+        ValueError,
+        "labels must be a non-empty array of whole numbers ≥ 0",
+    ),  # fmt: skip
 ]
 
 
@@ -192,6 +205,108 @@ def test_save_and_load_round_trip_what_save_accepts(tmp_path):
     loaded = md.load(tmp_path / "s.npz")
     assert loaded["opt"]["state"] == {} and str(loaded["name"]) == "run" and loaded["sizes"].tolist() == [1, 2]
     md.optim.SGD([nn.Parameter(np.zeros(2))], lr=0.5).load_state_dict(loaded["opt"])
+
+
+def test_save_gives_back_every_key_as_it_was(tmp_path):
+    """np.savez took 'allow_pickle' as its own flag (the entry vanished), 1 and '1' merged, and a list of
+    dicts came back as a dict."""
+    state = {
+        "allow_pickle": np.arange(3),
+        "file": np.ones(2),
+        1: np.zeros(1),
+        "1": np.full(1, 2.0),
+        -3: "negative",
+        "a": [{}],
+        "b": [{"c": [{"d": np.ones(1)}, {}]}, {}],
+    }
+    md.save(state, tmp_path / "s.npz")
+    loaded = md.load(tmp_path / "s.npz")
+    assert sorted(loaded, key=repr) == sorted(state, key=repr)
+    assert loaded["allow_pickle"].tolist() == [0, 1, 2] and loaded["file"].tolist() == [1, 1]
+    assert loaded[1].tolist() == [0] and loaded["1"].tolist() == [2] and str(loaded[-3]) == "negative"
+    assert loaded["a"] == [{}] and isinstance(loaded["b"], list) and loaded["b"][1] == {}
+    assert loaded["b"][0]["c"][1] == {} and loaded["b"][0]["c"][0]["d"].tolist() == [1]
+    adam = md.optim.Adam([nn.Parameter(np.zeros(2))])
+    adam.params[0].grad = md.ones(2, dtype=md.float64)
+    adam.step()
+    md.save(adam.state_dict(), tmp_path / "adam.npz")
+    assert list(md.load(tmp_path / "adam.npz")["state"]) == [0]  # an int key, as state_dict() gave it
+
+
+def _crafted(path: Path, entries: list[tuple[str, np.ndarray]], compression=zipfile.ZIP_STORED) -> Path:
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        for name, array in entries:
+            with archive.open(name, "w", force_zip64=True) as entry:
+                np.lib.format.write_array(entry, array)
+    return path
+
+
+def test_load_refuses_crafted_archives_before_it_allocates(tmp_path):
+    import warnings
+
+    sparse = np.zeros(8 << 20)  # 64 MiB, one value in a hundred set: it deflates about 240:1
+    sparse[np.random.default_rng(0).integers(0, sparse.size, sparse.size // 100)] = 1.0
+    bomb = _crafted(tmp_path / "bomb.npz", [("a.npy", sparse)], zipfile.ZIP_DEFLATED)
+    assert 100 < sparse.nbytes / bomb.stat().st_size < 1000  # under the old limit: 1000 times per entry
+    with pytest.raises(ValueError, match=r"bomb.npz is not a readable.*would expand to 671089\d\d bytes from a file"):
+        md.load(bomb)
+    nested = _crafted(tmp_path / "nested.npz", [("a/b.npy", np.zeros(1)), ("a.npy", np.zeros(1))])
+    with pytest.raises(ValueError, match="nested.npz .*'a' is also"):
+        md.load(nested)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate name as it writes it
+        twice = _crafted(tmp_path / "twice.npz", [("a.npy", np.zeros(1)), ("a.npy", np.ones(1))])
+    with pytest.raises(ValueError, match=r"entries of one name twice: \['a.npy'\]"):
+        md.load(twice)
+    squeezed = tmp_path / "squeezed.npz"  # an honest compressed file still loads
+    np.savez_compressed(squeezed, w=np.random.default_rng(0).random(1000))
+    assert md.load(squeezed)["w"].shape == (1000,)
+
+
+def test_load_opens_regular_files_only(tmp_path):
+    import threading
+
+    fifo = tmp_path / "model.ckpt.npz"
+    os.mkfifo(fifo)
+    errors = []
+    reader = threading.Thread(target=lambda: errors.append(pytest.raises(ValueError, md.load, fifo)), daemon=True)
+    reader.start()
+    reader.join(10)
+    assert not reader.is_alive(), "md.load blocked on a FIFO"
+    assert "is not a regular file" in str(errors[0].value)
+
+
+def test_a_save_keeps_the_temporaries_of_other_targets_and_of_live_writers(tmp_path):
+    """Saving `run` deleted the temporary file of a concurrent save of `run.777777.npz`."""
+    other = tmp_path / f".run.777777.npz.{os.getpid() + 10**7}.abc123.tmp"  # another target's, its pid dead
+    live = tmp_path / f".run.{os.getppid()}.x9.tmp"  # this target's, of a live writer
+    dead = tmp_path / ".run.999999999.x1y2.tmp"  # this target's, of a dead writer
+    for path in (other, live, dead):
+        path.write_bytes(b"half")
+    serialization.atomic_write(tmp_path / "run", lambda f: f.write(b"new"))
+    assert other.exists() and live.exists() and not dead.exists()
+
+
+def _save_often(folder: str, worker: int) -> None:
+    for k in range(15):
+        for target in ("run", "run.1", "run.777777.npz", "run.npz"):
+            md.save({"worker": worker, "k": k, "w": np.full(100, worker)}, Path(folder) / target)
+
+
+def test_twenty_processes_saving_into_one_folder_lose_nothing(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_save_often, args=(str(tmp_path), w)) for w in range(20)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(300)
+    assert [w.exitcode for w in workers] == [0] * 20
+    for target in ("run", "run.1", "run.777777.npz", "run.npz"):
+        loaded = md.load(tmp_path / target)
+        assert int(loaded["k"]) == 14 and (loaded["w"] == loaded["worker"]).all()
+    assert not list(tmp_path.glob(".*.tmp")), "temporary files were left behind"
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "huge header", "object array", "not a zip", "empty"])
@@ -283,6 +398,140 @@ def test_what_follows_a_resumed_model_draws_the_same_numbers(tmp_path):
     np.testing.assert_array_equal(md.randn(3).numpy(), straight)
 
 
+HOLD_THE_FOLDER = """
+import sys, time
+from pathlib import Path
+from minidl.experiment import Experiment, command_line
+args = command_line("hold", 1).parse_args(["--out", sys.argv[1], "--device", "cpu", "--seed", sys.argv[2]])
+exp = Experiment(args, "hold")
+Path(sys.argv[3]).write_text("locked")
+time.sleep(float(sys.argv[4]))
+"""
+
+
+def _holder(out: Path, ready: Path, seconds: float, seed: int = 5) -> subprocess.Popen:
+    command = [sys.executable, "-c", HOLD_THE_FOLDER, str(out), str(seed), str(ready), str(seconds)]
+    return subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path: Path, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def test_a_run_folder_has_one_writer_and_a_dead_runs_lock_never_blocks(tmp_path):
+    out, ready = tmp_path / "run", tmp_path / "ready"
+    holder = _holder(out, ready, 60)
+    try:
+        _wait_for(ready)
+        with pytest.raises(ExperimentError, match=rf"--out .*run is in use by another run \(process {holder.pid}\)"):
+            Experiment(_args(tmp_path), "t")
+    finally:
+        holder.kill()  # kill -9: the OS drops its lock
+        holder.wait()
+    _fit(Experiment(_args(tmp_path), "t"))
+
+
+def test_two_runs_started_together_on_one_folder_give_one_run_and_one_refusal(tmp_path):
+    out = tmp_path / "run"
+    code = HOLD_THE_FOLDER.replace(
+        "time.sleep(float(sys.argv[4]))",
+        """time.sleep(float(sys.argv[4]))
+import numpy as np, minidl as md
+from minidl import nn
+from minidl.nn import functional as F
+model = nn.Linear(4, 4, device=exp.device)
+x = np.random.default_rng(0).random((8, 4)).astype(np.float32)
+exp.fit("lin", model, md.optim.SGD(model.parameters(), lr=0.1), lambda b, rng: F.mse_loss(model(b), b), [x])""",
+    )
+    runs = [subprocess.Popen([sys.executable, "-c", code, str(out), str(seed), str(tmp_path / f"ready{seed}"), "1"],
+                             stderr=subprocess.PIPE, text=True) for seed in (0, 1)]  # fmt: skip
+    results = [(run.wait(120), run.stderr.read()) for run in runs]
+    assert sorted(code for code, _ in results) == [0, 1], results
+    (winner,) = [seed for seed, (code, _) in enumerate(results) if code == 0]
+    assert "in use by another run" in results[1 - winner][1]
+    settings = json.loads(str(md.load(out / "lin.ckpt.npz")["settings"]))
+    assert settings["seed"] == str(winner)
+
+
+def test_json_may_not_replace_the_runs_own_files(tmp_path):
+    for name in ("model.ckpt.npz", "curves.png"):
+        with pytest.raises(ExperimentError, match="would replace one of the run's own files"):
+            Experiment(_args(tmp_path, "--json", str(tmp_path / "run" / name)), "t")
+
+
+def test_resume_and_overwrite_together_are_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        command_line("t", 1).parse_args(["--resume", "--overwrite"])
+    assert exit_.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+def test_resume_with_fewer_epochs_than_the_checkpoint_holds_says_so(tmp_path):
+    """It reported the two-epoch model as the model of epoch 1."""
+    _fit(Experiment(_args(tmp_path, "--epochs", "2"), "t"))
+    with pytest.raises(ExperimentError, match=r"holds 2 epochs of lin, more than the 1 asked for.*--epochs 2"):
+        _fit(Experiment(_args(tmp_path, "--epochs", "1", "--resume"), "t"))
+
+
+def test_the_metrics_file_is_strict_json(tmp_path):
+    exp = Experiment(_args(tmp_path, "--json", str(tmp_path / "m.json")), "t")
+    exp.finish({"loss": float("nan"), "curve": [1.0, float("inf")], "score": np.float32(0.5)})
+
+    def refuse(token):
+        raise ValueError(f"{token} is not JSON")
+
+    metrics = json.loads((tmp_path / "m.json").read_text(), parse_constant=refuse)
+    assert metrics["loss"] is None and metrics["curve"] == [1.0, None] and metrics["score"] == 0.5
+    assert metrics["not_finite"] == ["loss (nan)", "curve[1] (inf)"]
+
+
+def _example(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
+    environment = {**os.environ, **(env or {})}
+    return subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=environment, **popen)  # fmt: skip
+
+
+def test_failures_at_the_command_line_are_messages_not_tracebacks(tmp_path):
+    device = _example(str(ROOT / "examples" / "quickstart.py"), "--steps", "1", env={"MINIDL_DEVICE": "gpu"})
+    _, err = device.communicate(timeout=120)
+    assert device.returncode == 2 and "MINIDL_DEVICE='gpu'" in err and "Traceback" not in err, err
+    (tmp_path / "cache").write_text("a file where a folder belongs")
+    cache = _example(str(ROOT / "examples" / "quickstart.py"), "--steps", "1", "--device", "emu",
+                     env={"MINIDL_CACHE": str(tmp_path / "cache")})  # fmt: skip
+    _, err = cache.communicate(timeout=300)
+    assert cache.returncode == 1 and "cache" in err and "Traceback" not in err, err
+    assert "a path that should be a folder is a file" in err, err
+
+
+def test_a_damaged_mnist_cache_says_to_delete_it_without_pickle_advice(tmp_path):
+    (tmp_path / "mnist.npz").write_text("garbage")
+    run = _example(str(ROOT / "examples" / "dae_mnist.py"), "--epochs", "1", "--out", str(tmp_path / "out"),
+                   env={"MINIDL_CACHE": str(tmp_path), "MINIDL_DATA": ""})  # fmt: skip
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 1 and "not a zip archive" in err and "delete it" in err, err
+    assert "pickle" not in err and "Traceback" not in err, err
+
+
+def test_a_walk_of_one_walker_and_a_small_test_set_run(tmp_path):
+    """manifold_walk drew two walkers' rows whatever --walkers said; --test-limit bounds the evaluation."""
+    for script, options in (("manifold_walk.py", ["--walkers", "1"]), ("conv_dae_mnist.py", [])):
+        run = _example(str(ROOT / "examples" / script), "--epochs", "1", "--limit", "64", "--test-limit", "16",
+                       "--device", "cpu", "--json", str(tmp_path / "m.json"), "--out", str(tmp_path / script),
+                       *options)  # fmt: skip
+        _, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err[-2000:]
+
+
+def test_ctrl_c_is_one_line_and_exit_status_130(tmp_path):
+    run = _example(str(ROOT / "examples" / "quickstart.py"), "--steps", "1000000", "--device", "cpu")
+    assert run.stdout.readline().startswith("step"), "quickstart did not start"
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 130 and "interrupted (Ctrl-C)" in err and "Traceback" not in err, err
+
+
 # ------------------------------------------------------------------ command lines
 BAD_OPTIONS = [
     ("conv_dae_mnist.py", ["--seed", "-1"], "expected a number ≥ 0"),
@@ -297,7 +546,14 @@ BAD_OPTIONS = [
     ("cluster_codes.py", ["--code", "0"], "expected a number ≥ 1"),
     ("cluster_codes.py", ["--points", "0"], "expected a number ≥ 1"),
     ("deep_ae.py", ["--sizes", "784"], "needs an input and a code size"),
-    ("regularized_ae.py", ["--rho", "1.5"], r"in \[0, 1\]"),
+    ("regularized_ae.py", ["--rho", "1.5"], r"in \(0, 1\), strictly between"),
+    ("regularized_ae.py", ["--rho", "0"], r"in \(0, 1\), strictly between"),  # it failed after training
+    ("latent_2d.py", ["--limit", "4"], "needs at least 5 training images"),
+    ("deep_ae.py", ["--sizes", "100", "10"], "784 pixels, not 100"),
+    ("cluster_codes.py", ["--points", "5"], "needs at least 10 points"),
+    ("interpolation.py", ["--test-limit", "20"], "two test digits of each class"),
+    ("dae_mnist.py", ["--resume", "--overwrite"], "not allowed with argument"),
+    ("conv_dae_mnist.py", ["--test-limit", "0"], "expected a number ≥ 1"),
     ("quickstart.py", ["--steps", "0"], "expected a number ≥ 1"),
 ]
 

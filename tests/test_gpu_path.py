@@ -162,7 +162,7 @@ def test_saving_adam_state_of_device_arrays(tmp_path):
     md.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, tmp_path / "state.npz")
     loaded = md.load(tmp_path / "state.npz")
     exp_avg = backend.to_numpy(opt.state[0]["exp_avg"])
-    np.testing.assert_array_equal(loaded["optimizer"]["state"]["0"]["exp_avg"], exp_avg)
+    np.testing.assert_array_equal(loaded["optimizer"]["state"][0]["exp_avg"], exp_avg)
     np.testing.assert_array_equal(loaded["model"]["weight"], model.weight.numpy())
 
 

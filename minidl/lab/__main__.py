@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from ..backend import DEVICES, cuda_available
+from ..cli import run
 from ..runtime.sources import is_source_tree
 from .exercises import EXERCISES, exercise, stubs
 from .gradebook import SubmissionError, device_for, grade_class, heading, outcome
@@ -176,4 +177,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

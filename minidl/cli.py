@@ -1,0 +1,63 @@
+"""The one top-level handler of minidl's commands (the examples and `python -m minidl.lab`).
+
+run(main) calls main() and exits with its status. A failure the user can act on (a bad
+environment variable, a device that is not there, a full disk, a folder without permission,
+damaged data, Ctrl-C) becomes a line or two on stderr saying what happened and what to do,
+with the exit status of the convention: 2 for a usage error, 130 for an interrupt, 1 for the
+rest. Anything else is a bug and keeps its traceback; MINIDL_DEBUG=1 shows the traceback of
+every failure.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from .backend import DeviceError, DeviceUnavailable
+from .data import DataError
+from .experiment import ExperimentError
+from .runtime.emulator import EmulatorUnavailable
+
+USAGE = (DeviceError,)  # exit status 2
+KNOWN = (ExperimentError, DataError, DeviceUnavailable, EmulatorUnavailable, OSError)
+ADVICE = {
+    errno.ENOSPC: "the disk is full: free some space, or write elsewhere (--out, MINIDL_CACHE)",
+    errno.EDQUOT: "the disk quota is used up: free some space, or write elsewhere (--out, MINIDL_CACHE)",
+    errno.EACCES: "permission denied: give a folder you can write in (--out, MINIDL_CACHE, MINIDL_DATA)",
+    errno.EPERM: "permission denied: give a folder you can write in (--out, MINIDL_CACHE, MINIDL_DATA)",
+    errno.EROFS: "the file system is read-only: write elsewhere (--out, MINIDL_CACHE)",
+    errno.ENOTDIR: "a path that should be a folder is a file (check --out, MINIDL_CACHE, MINIDL_DATA)",
+    errno.EEXIST: "a path that should be a folder is a file (check --out, MINIDL_CACHE, MINIDL_DATA)",
+}
+
+
+def debugging() -> bool:
+    return os.environ.get("MINIDL_DEBUG", "") not in ("", "0")
+
+
+def describe(error: BaseException) -> str:
+    """What a known failure says to the user."""
+    if isinstance(error, OSError) and error.errno is not None:
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror}\n  {ADVICE.get(error.errno, 'the operating system refused it')}"
+    return str(error)
+
+
+def run(main: Callable[[], int | None]) -> NoReturn:
+    """Run a command's main() and exit: with its status, or with a message for a known failure."""
+    try:
+        status = main()
+    except KeyboardInterrupt:
+        if debugging():
+            raise
+        print("\nminidl: interrupted (Ctrl-C); a run continues from its last checkpoint with --resume", file=sys.stderr)
+        sys.exit(130)
+    except USAGE + KNOWN as e:
+        if debugging():
+            raise
+        print(f"minidl: {describe(e)}\n(MINIDL_DEBUG=1 shows where)", file=sys.stderr)
+        sys.exit(2 if isinstance(e, USAGE) else 1)
+    sys.exit(status or 0)
