@@ -32,6 +32,16 @@ def _restore(value, p: Tensor):
     return value.item() if hasattr(value, "item") else value
 
 
+def _writable(p: Tensor):
+    """p.data, made a writable C-contiguous array first if it is not one: every step updates the
+    parameter's array in place, on every device, so that p.detach(), a state_dict() taken before
+    and views see the step (as in PyTorch), and graphs that used the old values refuse backward."""
+    flags = p.data.flags
+    if not (getattr(flags, "writeable", True) and flags.c_contiguous):
+        p.data = backend.array_module(p.device).array(p.data, order="C", copy=True)
+    return p.data
+
+
 class Optimizer:
     def __init__(self, params: Iterable[Tensor], **defaults) -> None:
         self.params = list(params)
@@ -66,7 +76,13 @@ class Optimizer:
                 )
         self.begin_step(stepped)
         for i in stepped:
-            self.update(i, self.params[i], self.params[i].grad.data)
+            p = self.params[i]
+            target = _writable(p)
+            self.update(i, p, p.grad.data)
+            if p.data is not target:  # the array path made new values: write them in, as a kernel does
+                target[...] = p.data
+                p.data = target
+            p.mark_changed()
 
     def begin_step(self, stepped: list[int]) -> None:
         """What an optimizer does once per step before its updates (stepped: the parameters' indices)."""
@@ -115,10 +131,13 @@ class SGD(Optimizer):
         if d["momentum"]:
             state = self.state.setdefault(index, {})
             buf = state.get("momentum_buffer")
-            buf = grad.copy() if buf is None else d["momentum"] * buf + grad
-            state["momentum_buffer"] = buf
+            if buf is None:
+                buf = state["momentum_buffer"] = grad.copy()
+            else:  # in place, as the parameter: a captured step (minidl/capture.py) replays it
+                buf *= d["momentum"]
+                buf += grad
             grad = grad + d["momentum"] * buf if d["nesterov"] else buf
-        p.data = p.data - d["lr"] * grad
+        p.data -= d["lr"] * grad
 
 
 class Adam(Optimizer):
@@ -177,7 +196,6 @@ class Adam(Optimizer):
             zeros = (xp.zeros(p.shape, p.dtype) for _ in range(2))
             state = self.state[index] = dict(zip(("exp_avg", "exp_avg_sq"), zeros))
         if self.on_kernels(p):
-            p.data = backend.array_module(p.device).ascontiguousarray(p.data)
             schedule = self.counters[p.device][1][index]  # (step_size, bias2_sqrt), written by begin_step
             launch("adam_update", p.data, grad, state["exp_avg"], state["exp_avg_sq"], schedule, count=p.data.size,
                    beta1=beta1, beta2=beta2, eps=d["eps"], weight_decay=d["weight_decay"],

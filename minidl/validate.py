@@ -36,3 +36,17 @@ def pair(value, name: str, minimum: int | None = None) -> tuple[int, int]:
     if len(values) != 2:
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     return tuple(integer(v, name, minimum) for v in values)
+
+
+def dim(value, ndim: int, name: str = "dim") -> int:
+    """A dim of a tensor with `ndim` dims as 0..ndim-1 (a negative one counts from the end; a 0-dim
+    tensor takes 0 and -1, as in PyTorch); IndexError naming the range for one outside it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    size = max(ndim, 1)
+    if not -size <= value < size:
+        raise IndexError(
+            f"{name} out of range for a tensor of {ndim} dims (expected to be in range of [{-size}, {size - 1}], "
+            f"but got {value})"
+        )
+    return int(value) % size

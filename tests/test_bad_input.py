@@ -33,6 +33,10 @@ def _twice(p):
     return [p, p]
 
 
+def _add_to_weight(layer):
+    layer.weight += 1  # Python makes this layer.weight = layer.weight + 1: a plain tensor in its place
+
+
 # (what is probed, the call, the exception, words its message must hold)
 PROBES = [
     ("conv2d stride 0", lambda: F.conv2d(x4(), x4(1, 1, 3, 3), stride=0), ValueError, "stride must be ≥ 1"),
@@ -111,6 +115,34 @@ PROBES = [
     ("save a float key", lambda: md.save({1.5: np.zeros(1)}, "never-written.npz"), TypeError, "strings or ints"),
     ("save a key that reads as an int", lambda: md.save({"#1": 1}, "never-written.npz"), ValueError, "start with '#'"),
     ("kmeans, more clusters than points", lambda: kmeans(np.zeros((5, 2)), 10), ValueError, r"number of points \(5\)"),
+    ("permute(0, 3) of 2 dims", lambda: md.zeros(2, 3).permute(0, 3), IndexError, r"range of \[-2, 1\], but got 3"),
+    ("unsqueeze(5) of 2 dims", lambda: md.zeros(1, 3).unsqueeze(5), IndexError, r"range of \[-3, 2\], but got 5"),
+    ("squeeze(2) of (1, 3)", lambda: md.zeros(1, 3).squeeze(2), IndexError, "but got 2"),  # it removed dim 0
+    ("flatten(start_dim=4)", lambda: md.zeros(2, 3).flatten(start_dim=4), IndexError, "start_dim out of range"),
+    ("flatten(2, 1)", lambda: md.zeros(2, 3, 4).flatten(2, 1), ValueError, "start_dim 2 comes after end_dim 1"),
+    ("cat(dim=5)", lambda: md.cat([md.zeros(2), md.zeros(2)], dim=5), IndexError, "but got 5"),
+    ("stack(dim=7)", lambda: md.stack([md.zeros(2), md.zeros(2)], dim=7), IndexError, "but got 7"),
+    ("sum(dim=True)", lambda: md.zeros(2, 3).sum(dim=True), TypeError, "dim must be an integer, got True"),
+    ("log_softmax(dim=None)", lambda: F.log_softmax(md.zeros(2, 3), dim=None), TypeError, "dim must be an integer"),
+    ("max over two dims", lambda: md.zeros(2, 3).max(dim=(0, 1)), TypeError, "amax takes several"),
+    ("the truth of two elements", lambda: bool(md.tensor([1.0, 2.0]) > 5), RuntimeError, "ambiguous"),
+    ("len() of a 0-d tensor", lambda: len(md.tensor(1.0)), TypeError, r"len\(\) of a 0-d tensor"),
+    ("a tensor of None", lambda: md.tensor(None), TypeError, "got None"),
+    ("a tensor of strings", lambda: md.tensor(["a"]), TypeError, "holds numbers or booleans"),
+    (
+        "a weight replaced by a tensor",
+        lambda: setattr(nn.Linear(3, 4), "weight", md.zeros(4, 3)),
+        TypeError,
+        "Linear.weight is a parameter: assign a Parameter",
+    ),  # fmt: skip
+    ("a weight += 1", lambda: _add_to_weight(nn.Linear(3, 4)), TypeError, "Linear.weight is a parameter"),
+    (
+        "requires_grad_(False) of a computed tensor",
+        lambda: (nn.Parameter(np.ones(2)) * 2).requires_grad_(False),
+        RuntimeError,
+        "changes only leaf tensors",
+    ),  # fmt: skip
+    ("train('False')", lambda: nn.Linear(2, 2).train("False"), TypeError, "train takes True or False"),
     (
         "cluster_accuracy of a label -1",
         lambda: cluster_accuracy(np.array([0, -1]), np.array([0, 1])),
@@ -147,14 +179,20 @@ def test_a_module_used_twice_is_trained_once():
     np.testing.assert_allclose(lin.bias.numpy(), before - 0.1, rtol=1e-6)
 
 
-def test_an_optimiser_refuses_a_gradient_of_another_shape_or_dtype():
+def test_a_gradient_of_another_shape_or_dtype_is_refused_when_assigned():
+    """It used to broadcast silently in the optimiser (and abort the process under the emulator)."""
     p = nn.Parameter(np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match=r"a .grad must match its tensor: float32 \(3,\) on \w+, got float32 \(1,\)"):
+        p.grad = md.ones(1)
+    with pytest.raises(ValueError, match="got float64"):
+        p.grad = md.ones(3, dtype=md.float64)
+    with pytest.raises(TypeError, match="a .grad is a Tensor or None, got ndarray"):
+        p.grad = np.ones(3, np.float32)
+    assert p.grad is None
     opt = md.optim.Adam([p])
-    p.grad = md.ones(1)  # used to broadcast silently (and abort the process under the emulator)
-    with pytest.raises(ValueError, match=r"parameter 0 is float32 \(3,\) on \w+, its gradient float32 \(1,\)"):
-        opt.step()
-    p.grad = md.ones(3, dtype=md.float64)
-    with pytest.raises(ValueError, match="gradient float64"):
+    p.grad = md.ones(3)
+    p.data = np.zeros(4, np.float32)  # the data replaced behind the optimiser's back: it still refuses
+    with pytest.raises(ValueError, match=r"parameter 0 is float32 \(4,\) on \w+, its gradient float32 \(3,\)"):
         opt.step()
 
 
@@ -189,6 +227,126 @@ def test_gradients_of_a_promoting_op_come_back_in_the_input_dtype():
     a = md.tensor([1.0, 2.0], requires_grad=True)  # float32
     (a * md.tensor([2.0, 3.0], dtype=md.float64)).sum().backward()  # the product promotes, as in PyTorch
     assert a.grad.dtype == np.float32
+
+
+# ------------------------------------------------------------- the engine's semantics
+def test_grad_mode_belongs_to_each_thread():
+    """A no_grad() block in one thread used to drop another thread's graph (3 instead of 7)."""
+    import threading
+
+    inside, done = threading.Event(), threading.Event()
+
+    def idle_without_grad():
+        with md.no_grad():
+            inside.set()
+            done.wait(10)
+
+    other = threading.Thread(target=idle_without_grad)
+    other.start()
+    inside.wait(10)
+    try:
+        x = md.tensor(2.0, requires_grad=True)
+        (x * x + 3 * x).backward()  # d/dx = 2x + 3 = 7
+    finally:
+        done.set()
+        other.join()
+    assert x.grad.item() == 7.0
+
+
+def _stepped(device, optimizer_class, **options):
+    """A parameter on `device` with a gradient, and its optimiser."""
+    w = nn.Parameter(np.array([1.0, 2.0], np.float32), device=device)
+    optimizer = optimizer_class([w], **options)
+    w.grad = md.tensor([0.5, -1.0], device=device)
+    return w, optimizer
+
+
+DEVICES = ["cpu", *KERNEL_DEVICES]
+OPTIMISERS = [(md.optim.SGD, {"lr": 0.1, "momentum": 0.9}), (md.optim.Adam, {"lr": 0.1})]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("optimizer_class, options", OPTIMISERS, ids=["SGD", "Adam"])
+def test_a_step_under_a_saved_graph_is_refused_on_every_device(device, optimizer_class, options):
+    """On emu the Adam kernel updated w in place under the graph (x.grad [-7e-6, 1]); cpu rebound w
+    and gave [1, 2]: now every device refuses, as PyTorch does, naming the op."""
+    w, optimizer = _stepped(device, optimizer_class, **options)
+    x = md.tensor([3.0, 4.0], requires_grad=True, device=device)
+    loss = (w * x).sum()
+    shifted = (w + 1).sum()  # Add needs no values for its gradient: it may still run
+    optimizer.step()
+    with pytest.raises(RuntimeError, match=r"Mul needs for its gradient was changed in place.*version 1.*version 0"):
+        loss.backward()
+    shifted.backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [1.5, 0.0])  # the gradient set above plus 1 (no reset)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("optimizer_class, options", OPTIMISERS, ids=["SGD", "Adam"])
+def test_a_step_is_seen_through_detach_and_an_earlier_state_dict_on_every_device(device, optimizer_class, options):
+    """cpu rebound p.data (w0 and a state_dict kept the old values), the kernels wrote in place: now every
+    device writes in place, as PyTorch."""
+    w, optimizer = _stepped(device, optimizer_class, **options)
+    layer = nn.Linear(2, 1, device=device)
+    layer.weight = nn.Parameter(w.numpy().reshape(1, 2), device=device)
+    optimizer = optimizer_class([w, layer.weight], **options)
+    w.grad, layer.weight.grad = md.tensor([0.5, -1.0], device=device), md.ones(1, 2, device=device)
+    w0, best = w.detach(), layer.state_dict()
+    before = w.numpy().copy()
+    optimizer.step()
+    assert not np.array_equal(w.numpy(), before)
+    np.testing.assert_array_equal(w0.numpy(), w.numpy())
+    np.testing.assert_array_equal(best["weight"].numpy(), layer.weight.numpy())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_read_only_parameter_array_is_still_stepped(device):
+    """emu's Adam dropped the update of a parameter whose array was read-only."""
+    w, optimizer = _stepped(device, md.optim.Adam, lr=0.1)
+    if device != "cuda":
+        w.data.flags.writeable = False
+    optimizer.step()
+    np.testing.assert_allclose(w.numpy(), [0.9, 2.1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("device", [d for d in DEVICES if d != "cpu"])
+def test_to_another_device_is_a_copy(device):
+    """x.to('emu') shared x's NumPy array: a write to one showed in the other."""
+    x = md.tensor([1.0, 2.0], device="cpu")
+    moved = x.to(device)
+    x.data[0] = 5.0
+    assert moved.numpy()[0] == 1.0
+
+
+def test_load_state_dict_writes_into_the_parameters(tmp_path):
+    layer = nn.Linear(2, 2)
+    weights = layer.weight.data
+    saved = {k: v.numpy() + 1 for k, v in layer.state_dict().items()}
+    layer.load_state_dict(saved)
+    assert layer.weight.data is weights and np.array_equal(layer.weight.numpy(), saved["weight"])
+    layer.weight.data += 1  # the source is untouched by what the model does later
+    assert not np.array_equal(layer.weight.numpy(), saved["weight"])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_relu_of_infinities_and_nan_is_pytorchs(device):
+    """x * (x > 0) made relu(-inf) NaN."""
+    x = md.tensor([-np.inf, np.inf, np.nan, -1.0, 2.0], device=device)
+    np.testing.assert_array_equal(F.relu(x).numpy(), [0.0, np.inf, np.nan, 0.0, 2.0])
+
+
+def test_the_tensor_protocol_is_pytorchs():
+    assert bool(md.tensor([0.0])) is False and bool(md.tensor(0.5) < md.tensor(1.0)) is True
+    assert float(md.tensor([2.5])) == 2.5 and int(md.tensor(3.0)) == 3
+    assert np.asarray(md.tensor([1.0, 2.0])).dtype == np.float32  # was an object array
+    stacked = md.tensor([md.tensor(1.0), md.tensor(2.0)])
+    assert stacked.dtype == np.float32 and stacked.tolist() == [1.0, 2.0]
+    values, indices = md.tensor([[1.0, 5.0], [7.0, 2.0]]).max(dim=1)
+    assert values.tolist() == [5.0, 7.0] and indices.tolist() == [1, 0]
+    integers = md.tensor(np.array([1, 2], np.int64))
+    assert (md.tensor([1.0, 2.0]) + integers).dtype == np.float32  # NumPy would make float64
+    assert (integers + 0.5).dtype == np.float32 and (integers * 2).dtype == np.int64
+    assert bool((md.tensor([1.0, 2.0]) > 1.5).any()) and not bool((md.tensor([1.0, 2.0]) > 1.5).all())
 
 
 # ------------------------------------------------------------------- damaged files

@@ -110,7 +110,11 @@ class HostCountAdam(md.optim.Adam):
 
 
 @needs_cuda
-@pytest.mark.parametrize("optimizer_class, replay_equals_eager", [(md.optim.Adam, True), (HostCountAdam, False)])
+@pytest.mark.parametrize(
+    "optimizer_class, replay_equals_eager",
+    [(md.optim.Adam, True), (functools.partial(md.optim.SGD, momentum=0.9), True), (HostCountAdam, False)],
+    ids=["Adam", "SGD with momentum", "HostCountAdam"],
+)
 def test_replay_equals_eager_only_when_the_step_count_lives_on_the_device(optimizer_class, replay_equals_eager):
     """The comparison above can fail: with t counted on the host, replays repeat step 2's bias
     corrections and drift from the eager run."""
@@ -128,12 +132,20 @@ def test_replay_equals_eager_only_when_the_step_count_lives_on_the_device(optimi
     assert np.array_equal(runs[0], runs[1]) == replay_equals_eager
 
 
+class Rebinding(md.optim.SGD):
+    """An optimiser whose step makes new parameter arrays (minidl's own update in place)."""
+
+    def step(self):
+        for p in self.params:
+            p.data = p.data - self.defaults["lr"] * p.grad.data
+
+
 @needs_cuda
 def test_capture_refuses_what_it_cannot_replay():
     standin()
     p = md.nn.Parameter(np.zeros(4, np.float32), device="cuda")
     distance = functools.partial(_squared_distance, p)
-    sgd = md.optim.SGD([p], lr=0.1)
+    sgd = Rebinding([p], lr=0.1)
     step = CapturedStep(functools.partial(train_on_batch, distance, sgd), sgd)
     x = md.ones(4, device="cuda")
     step(x)  # the warm-up runs eagerly

@@ -95,15 +95,30 @@ def reduction_case(draw):
     return shape, dims, draw(st.booleans())
 
 
-@pytest.mark.parametrize("op", ["sum", "mean", "max", "min", "var"])
+@pytest.mark.parametrize("op", ["sum", "mean", "amax", "amin", "var"])
 @given(case=reduction_case(), seed=seeds)
 def test_reductions(op, case, seed):
     shape, dims, keepdim = case
-    x = randn(seed, shape)  # continuous values: max/min have no ties
+    x = randn(seed, shape)  # continuous values: amax/amin have no ties
     count = int(np.prod([shape[d] for d in dims])) if dims is not None else int(np.prod(shape))
     if op == "var" and count < 2:
         return
     assert md.gradcheck(lambda x: getattr(x, op)(dims, keepdim), [x])
+
+
+@pytest.mark.parametrize("op", ["max", "min"])
+@given(shape=small_shapes, data=st.data(), keepdim=st.booleans(), seed=seeds)
+def test_max_and_min_along_a_dim(op, shape, data, keepdim, seed):
+    """max(x, dim) and min(x, dim) give (values, indices); the gradient of the values goes to the index."""
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    x = randn(seed, shape)
+    values, indices = getattr(x, op)(dim, keepdim)
+    pick = np.argmax if op == "max" else np.argmin
+    want = np.take_along_axis(x.numpy(), np.expand_dims(pick(x.numpy(), axis=dim), dim), axis=dim)
+    np.testing.assert_array_equal(values.numpy(), want if keepdim else want.squeeze(dim))
+    np.testing.assert_array_equal(indices.numpy(), np.expand_dims(pick(x.numpy(), dim), dim) if keepdim
+                                  else pick(x.numpy(), dim))  # fmt: skip
+    assert md.gradcheck(lambda x: getattr(x, op)(dim, keepdim).values, [x])
 
 
 @given(

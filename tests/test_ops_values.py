@@ -118,7 +118,8 @@ def test_reductions_match_numpy(rng):
     np.testing.assert_allclose(t.sum(1).numpy(), x.sum(1))
     np.testing.assert_allclose(t.mean((0, 2), keepdim=True).numpy(), x.mean((0, 2), keepdims=True))
     np.testing.assert_allclose(t.max(axis=2, keepdims=True).numpy(), x.max(2, keepdims=True))
-    np.testing.assert_allclose(t.min(-1).numpy(), x.min(-1))
+    np.testing.assert_allclose(t.min(-1).values.numpy(), x.min(-1))
+    np.testing.assert_array_equal(t.min(-1).indices.numpy(), x.argmin(-1))
     np.testing.assert_allclose(t.var(1).numpy(), x.var(1, ddof=1))
     np.testing.assert_allclose(t.var(correction=0).numpy(), x.var())
     with pytest.raises(IndexError, match="out of range"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import threading
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -18,22 +19,26 @@ import numpy as np
 from .. import backend
 from ..runtime import runs_as_kernel
 
-_grad_enabled = True
+
+class _GradMode(threading.local):
+    enabled = True  # each thread starts with gradients on, as in PyTorch
+
+
+_grad_mode = _GradMode()
 
 
 @contextlib.contextmanager
 def no_grad() -> Iterator[None]:
-    """Inside this block ops record no graph."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
+    """Inside this block ops record no graph (in this thread only: grad mode is per thread)."""
+    previous, _grad_mode.enabled = _grad_mode.enabled, False
     try:
         yield
     finally:
-        _grad_enabled = previous
+        _grad_mode.enabled = previous
 
 
 def is_grad_enabled() -> bool:
-    return _grad_enabled
+    return _grad_mode.enabled
 
 
 def fresh_array(data, dtype, device: str):
@@ -41,12 +46,25 @@ def fresh_array(data, dtype, device: str):
     Python floats become float32, arrays keep their dtype unless dtype is given."""
     if isinstance(data, Tensor):
         data = data.data
-    if not hasattr(data, "dtype"):  # Python numbers and (nested) lists
-        data = np.asarray(data)
+    if not hasattr(data, "dtype"):  # Python numbers and (nested) lists, of numbers or of tensors
+        data = np.asarray(_values(data))
         if dtype is None and data.dtype == np.float64:
             dtype = np.float32
+    if data.dtype.kind not in "biufc":
+        raise TypeError(f"a tensor holds numbers or booleans; got {data.dtype} data ({type(data).__name__})")
     moved = backend.move(data, device)
     return moved.astype(dtype or moved.dtype, order="C", copy=moved is data)
+
+
+def _values(data):
+    """Nested lists and tuples with every Tensor in them replaced by its values (on the host)."""
+    if isinstance(data, Tensor):
+        return data.numpy()
+    if isinstance(data, list | tuple):
+        return [_values(d) for d in data]
+    if data is None:
+        raise TypeError("a tensor holds numbers or booleans; got None")
+    return data
 
 
 class Tensor:
@@ -62,7 +80,8 @@ class Tensor:
         device = backend.resolve_device(device) if device is not None else _infer_device(data)
         self.data = fresh_array(data, dtype, device)
         self.device = device
-        self.grad: Tensor | None = None
+        self._grad: Tensor | None = None
+        self._version = 0  # bumped by every in-place write of data (mark_changed)
         self.requires_grad = bool(requires_grad)
         self._node: Function | None = None
         if self.requires_grad and self.data.dtype.kind != "f":
@@ -72,8 +91,31 @@ class Tensor:
     def _wrap(cls, array, device: str, requires_grad: bool = False) -> Tensor:
         """A Tensor around an existing array, without copying or converting it."""
         t = cls.__new__(cls)
-        t.data, t.device, t.grad, t.requires_grad, t._node = array, device, None, requires_grad, None
+        t.data, t.device, t._grad, t.requires_grad, t._node = array, device, None, requires_grad, None
+        t._version = 0
         return t
+
+    def mark_changed(self) -> None:
+        """Say that data was written in place (an optimiser's step does): a graph that used the old
+        values refuses to run backward through them, as PyTorch's version counter does."""
+        self._version += 1
+
+    @property
+    def grad(self) -> Tensor | None:
+        """The gradient accumulated by backward(): None, or a Tensor of this tensor's shape, dtype and device."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"a .grad is a Tensor or None, got {type(value).__name__}")
+            if value.shape != self.shape or value.dtype != self.dtype or value.device != self.device:
+                raise ValueError(
+                    f"a .grad must match its tensor: {self.dtype} {self.shape} on {self.device}, got {value.dtype} "
+                    f"{value.shape} on {value.device}"
+                )
+        self._grad = value
 
     # ------------------------------------------------------------------ facts
     @property
@@ -99,7 +141,34 @@ class Tensor:
         return int(self.data.size)
 
     def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
+
+    def __bool__(self) -> bool:
+        """The truth of a one-element tensor; for more (or none) ambiguous, as in PyTorch."""
+        if self.data.size != 1:
+            raise RuntimeError(
+                f"the truth value of a tensor of {self.data.size} elements is ambiguous: use .any() or .all()"
+            )
+        return bool(self.item())
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __array__(self, dtype=None, copy=None):
+        """np.asarray(tensor): its values as a NumPy array (a host copy for a GPU tensor)."""
+        array = self.numpy()
+        return array.astype(dtype, copy=False) if dtype is not None else array
+
+    def any(self) -> Tensor:
+        return Tensor._wrap(self.data.any(), self.device)
+
+    def all(self) -> Tensor:
+        return Tensor._wrap(self.data.all(), self.device)
 
     def __repr__(self) -> str:
         grad = ", requires_grad=True" if self.requires_grad else ""
@@ -149,8 +218,16 @@ class Tensor:
         return Tensor._wrap(self.data, self.device)
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
+        """Start (or stop) recording the ops on this leaf tensor; a computed tensor's flag is its graph's."""
+        if not isinstance(flag, bool):
+            raise TypeError(f"requires_grad_ takes True or False, got {flag!r}")
         if flag and self.data.dtype.kind != "f":
             raise TypeError(f"only floating point tensors can require gradients, got dtype {self.data.dtype}")
+        if not self.is_leaf and flag != self.requires_grad:
+            raise RuntimeError(
+                "requires_grad_ changes only leaf tensors; this one was computed by an op (use .detach() to cut "
+                "it from the graph)"
+            )
         self.requires_grad = flag
         return self
 
@@ -285,11 +362,20 @@ class Tensor:
     def min(self, dim=None, keepdim=False, **kw):
         return ops.min(self, dim, keepdim, **kw)
 
+    def amax(self, dim=None, keepdim=False, **kw):
+        return ops.amax(self, dim, keepdim, **kw)
+
+    def amin(self, dim=None, keepdim=False, **kw):
+        return ops.amin(self, dim, keepdim, **kw)
+
     def var(self, dim=None, keepdim=False, correction=1, **kw):
         return ops.var(self, dim, keepdim, correction, **kw)
 
     def argmax(self, dim=None):
-        return Tensor._wrap(self.data.argmax(axis=dim), self.device)
+        from .. import validate
+
+        axis = None if dim is None else validate.dim(dim, self.ndim)
+        return Tensor._wrap(self.data.argmax(axis=axis), self.device)
 
     def reshape(self, *shape):
         return ops.reshape(self, *shape)
@@ -333,8 +419,13 @@ class Function:
     apply() picks the path once, by asking minidl.runtime.runs_as_kernel (the device and
     the dtypes): no op ever names a device.
     `self.needs_grad[i]` says whether tensor input i wants a gradient (a backward may
-    return None for the others and skip their work).
+    return None for the others and skip their work). An op whose backward reads its inputs'
+    values (saves_inputs, the default) records their versions; backward refuses if one was
+    written in place since (Tensor.mark_changed). Ops whose backward needs only shapes say
+    saves_inputs = False.
     """
+
+    saves_inputs = True
 
     inputs: tuple[Tensor, ...]
     device: str
@@ -359,11 +450,13 @@ class Function:
         arrays = [a.data if isinstance(a, Tensor) else a for a in args]
         forward = fn.forward_kernel if fn.uses_kernels else fn.forward
         out = Tensor._wrap(forward(*arrays, **options), device)
-        if _grad_enabled and any(t.requires_grad for t in tensors):
+        if _grad_mode.enabled and any(t.requires_grad for t in tensors):
             out.requires_grad = True
             out._node = fn
             fn.inputs = tuple(args)
             fn.needs_grad = tuple(t.requires_grad for t in tensors)
+            if cls.saves_inputs:
+                fn.versions = tuple(t._version for t in tensors)
         return out
 
     def forward(self, *arrays, **options):
@@ -382,8 +475,21 @@ class Function:
 
     def input_grads(self, grad_output) -> tuple:
         """The input gradients through the path that forward took, always as a tuple."""
+        self.check_versions()
         grads = self.backward_kernel(grad_output) if self.uses_kernels else self.backward(grad_output)
         return grads if isinstance(grads, tuple) else (grads,)
+
+    def check_versions(self) -> None:
+        """Refuse to differentiate with values that were written in place after this op used them."""
+        tensors = [t for t in getattr(self, "inputs", ()) if isinstance(t, Tensor)]
+        for k, (t, seen) in enumerate(zip(tensors, getattr(self, "versions", ()))):
+            if t._version != seen:
+                raise RuntimeError(
+                    f"a tensor that {type(self).__name__} needs for its gradient was changed in place after the "
+                    f"op used it: its input {k} ({t.dtype} {t.shape}) is at version {t._version}, the op saw "
+                    f"version {seen} (an optimiser's step writes its parameters in place). Run backward() before "
+                    "the step, or compute the loss again after it."
+                )
 
     @property
     def xp(self):
@@ -473,7 +579,10 @@ def as_tensor(value, like: Tensor) -> Tensor:
     if isinstance(value, Tensor):
         return value
     if isinstance(value, numbers.Number):  # made on the device (a fill, not an upload)
-        dtype = like.dtype if like.dtype.kind == "f" else np.result_type(value)
+        if like.dtype.kind == "f" or (like.dtype.kind in "iu" and isinstance(value, numbers.Integral)):
+            dtype = like.dtype  # as PyTorch: a Python number takes the tensor's dtype within its kind
+        else:
+            dtype = np.float32 if isinstance(value, float) else np.result_type(value)
         return Tensor._wrap(backend.array_module(like.device).full((), value, dtype=dtype), like.device)
     return Tensor(value, device=like.device)
 

@@ -30,6 +30,12 @@ class Module:
     def __setattr__(self, name: str, value) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() before assigning {name}")
+        if name in self._parameters and value is not None and not isinstance(value, Parameter):
+            raise TypeError(
+                f"{type(self).__name__}.{name} is a parameter: assign a Parameter (or None), not a "
+                f"{type(value).__name__} (it would be neither trained nor saved); to change its values in "
+                f"place, write to {name}.data under no_grad()"
+            )
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
         if isinstance(value, Parameter):
@@ -73,6 +79,8 @@ class Module:
 
     # ------------------------------------------------------------------ modes
     def train(self, mode: bool = True) -> Module:
+        if not isinstance(mode, bool):
+            raise TypeError(f"train takes True or False, got {mode!r}")
         for m in self.modules():
             object.__setattr__(m, "training", mode)
         return self
@@ -122,8 +130,13 @@ class Module:
         if problems:
             raise ValueError(f"load_state_dict into {type(self).__name__}: " + ", ".join(problems))
         for k, p in own.items():
-            if k in state:  # a copy, as in PyTorch: training this model never writes into the source
-                p.data = fresh_array(_values(state[k]), p.dtype, p.device)
+            if k in state:  # copied into the parameter, as in PyTorch: training never writes into the source
+                values = fresh_array(_values(state[k]), p.dtype, p.device)
+                if getattr(p.data.flags, "writeable", True) and p.data.flags.c_contiguous:
+                    p.data[...] = values
+                else:
+                    p.data = values
+                p.mark_changed()
 
     def __repr__(self) -> str:
         lines = [f"  ({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]

@@ -13,7 +13,7 @@ from .losses import (
     sigmoid_mse_loss,
 )
 from .pooling import avg_pool2d, max_pool2d
-from .reductions import max, mean, min, sum, var
+from .reductions import amax, amin, max, mean, min, sum, var
 from .shape import (
     concat,
     flatten,
@@ -49,6 +49,8 @@ __all__ = [
     "linear",
     "log",
     "log_softmax",
+    "amax",
+    "amin",
     "matmul",
     "max",
     "max_pool2d",

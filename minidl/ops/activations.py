@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import validate
 from ..autograd.tensor import Function, Tensor
 
 
@@ -14,7 +15,7 @@ def stable_sigmoid(xp, z):
 class ReLU(Function):
     def forward(self, x):
         self.positive = x > 0
-        return x * self.positive
+        return self.xp.maximum(x, 0)  # relu(-inf) = 0 and relu(NaN) = NaN, as in PyTorch (x·(x > 0) gave NaN)
 
     def backward(self, g):
         return g * self.positive
@@ -104,8 +105,8 @@ def softplus(x: Tensor) -> Tensor:
 
 
 def softmax(x: Tensor, dim: int = -1) -> Tensor:
-    return Softmax.apply(x, dim=dim)
+    return Softmax.apply(x, dim=validate.dim(dim, x.ndim))
 
 
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
-    return LogSoftmax.apply(x, dim=dim)
+    return LogSoftmax.apply(x, dim=validate.dim(dim, x.ndim))

@@ -7,17 +7,28 @@ from __future__ import annotations
 from .. import backend
 from ..autograd.tensor import Function, Tensor, as_tensor, unbroadcast
 
+_KIND = {"b": 0, "u": 1, "i": 1, "f": 2}  # PyTorch's categories: bool < integer < floating point
+
 
 def _binary(fn_cls, a, b) -> Tensor:
-    """Apply a binary Function, turning a number or array operand into a constant tensor."""
+    """Apply a binary Function, turning a number or array operand into a constant tensor. Of two
+    tensors of different kinds the lower is cast to the higher's dtype, as PyTorch promotes
+    (float32 with int64 is float32; NumPy would give float64); within a kind NumPy's rule holds."""
     if not isinstance(a, Tensor):
         a = as_tensor(a, b)
     elif not isinstance(b, Tensor):
         b = as_tensor(b, a)
+    kind_a, kind_b = _KIND.get(a.dtype.kind, 2), _KIND.get(b.dtype.kind, 2)
+    if kind_a < kind_b:
+        a = a.to(dtype=b.dtype)
+    elif kind_b < kind_a:
+        b = b.to(dtype=a.dtype)
     return fn_cls.apply(a, b)
 
 
 class Add(Function):
+    saves_inputs = False  # its backward needs shapes only
+
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
         return a + b
@@ -27,6 +38,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    saves_inputs = False  # its backward needs shapes only
+
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
         return a - b
@@ -122,6 +135,8 @@ def minimum(a, b) -> Tensor:
 
 
 class Neg(Function):
+    saves_inputs = False  # its backward needs shapes only
+
     def forward(self, x):
         return -x
 

@@ -1,10 +1,18 @@
-"""Reductions: sum, mean, max, min, var over all elements or some dims.
+"""Reductions: sum, mean, amax, amin, var over all elements or some dims; max and min.
 
-Each takes PyTorch's `dim`/`keepdim` (NumPy's `axis`/`keepdims` are accepted too).
+Each takes PyTorch's `dim`/`keepdim` (NumPy's `axis`/`keepdims` are accepted too). As in
+PyTorch, max(x) and min(x) reduce every element (amax/amin: ties share the gradient), while
+max(x, dim) and min(x, dim) for one dim give (values, indices), the gradient going to the
+index (the first extreme along the dim).
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import backend, validate
 from ..autograd.tensor import Function, Tensor
 
 
@@ -15,12 +23,11 @@ def _dims(ndim: int, dim=None, axis=None) -> tuple[int, ...]:
     dim = axis if dim is None else dim
     if dim is None:
         return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    size = ndim or 1  # a 0-dim tensor accepts dim 0 and -1
-    for d in dims:
-        if not -size <= d < size:
-            raise IndexError(f"dim {d} is out of range for a tensor with {ndim} dims")
-    return tuple(sorted(d % size for d in dims))
+    dims = tuple(dim) if isinstance(dim, tuple | list) else (dim,)
+    normalised = sorted(validate.dim(d, ndim) for d in dims)
+    if len(set(normalised)) != len(normalised):
+        raise ValueError(f"dim {dim} names a dim twice")
+    return tuple(normalised) if ndim else ()
 
 
 def _expand(g, dims, keepdim):
@@ -32,6 +39,8 @@ def _expand(g, dims, keepdim):
 
 
 class Sum(Function):
+    saves_inputs = False  # its backward needs shapes only
+
     def forward(self, x, dims, keepdim):
         self.shape, self.dims, self.keepdim = x.shape, dims, keepdim
         return x.sum(axis=dims, keepdims=keepdim)
@@ -75,14 +84,68 @@ def mean(x: Tensor, dim=None, keepdim: bool = False, **kw) -> Tensor:
     return Sum.apply(x, dims=dims, keepdim=keepdim) / count
 
 
-def max(x: Tensor, dim=None, keepdim: bool = False, **kw) -> Tensor:  # noqa: A001
+def amax(x: Tensor, dim=None, keepdim: bool = False, **kw) -> Tensor:
     dims, keepdim = _normalise(x, dim, keepdim, kw)
     return MaxMin.apply(x, dims=dims, keepdim=keepdim, largest=True)
 
 
-def min(x: Tensor, dim=None, keepdim: bool = False, **kw) -> Tensor:  # noqa: A001
+def amin(x: Tensor, dim=None, keepdim: bool = False, **kw) -> Tensor:
     dims, keepdim = _normalise(x, dim, keepdim, kw)
     return MaxMin.apply(x, dims=dims, keepdim=keepdim, largest=False)
+
+
+class Extremes(NamedTuple):
+    """What max(x, dim) and min(x, dim) return: the values and their indices along dim."""
+
+    values: Tensor
+    indices: Tensor
+
+
+class AlongDim(Function):
+    """x's values at `index` (the argmax or argmin along dim, dims kept); the gradient goes there."""
+
+    saves_inputs = False  # its backward needs shapes only
+
+    def forward(self, x, dim, keepdim, index):
+        self.shape, self.dim, self.keepdim, self.index = x.shape, dim, keepdim, index
+        out = self.xp.take_along_axis(x, index, axis=dim)
+        return out if keepdim else out.squeeze(axis=dim)
+
+    def backward(self, g):  # g where the position along dim is the index, else 0 (no scatter: CuPy has none)
+        along = [-1 if d == self.dim else 1 for d in range(len(self.shape))]
+        hit = self.xp.arange(self.shape[self.dim]).reshape(along) == self.index
+        return hit * _expand(g, (self.dim,), self.keepdim)
+
+
+def _extreme(x: Tensor, dim, keepdim, kw, largest: bool):
+    name = "max" if largest else "min"
+    if dim is None:  # every element, or NumPy's axis=: values only, as NumPy and amax/amin give
+        return (amax if largest else amin)(x, None, keepdim, **kw)
+    if isinstance(dim, tuple | list):
+        raise TypeError(f"{name} takes one dim ({name}(x, dim) gives values and indices); a{name} takes several")
+    dims, keepdim = _normalise(x, dim, keepdim, kw)
+    if x.ndim == 0:  # PyTorch: the value itself, at index 0
+        zero = backend.array_module(x.device).zeros((), dtype=np.int64)
+        return Extremes(x.reshape(()), Tensor._wrap(zero, x.device))
+    (axis,) = dims
+    if x.shape[axis] == 0:
+        raise IndexError(f"{name} along dim {axis}: it has no elements (shape {x.shape})")
+    found = x.data.argmax(axis=axis) if largest else x.data.argmin(axis=axis)
+    index = found.reshape(found.shape[:axis] + (1,) + found.shape[axis:])
+    values = AlongDim.apply(x, dim=axis, keepdim=keepdim, index=index)
+    return Extremes(values, Tensor._wrap(index if keepdim else found, x.device))
+
+
+def max(x: Tensor, dim=None, keepdim: bool = False, **kw):  # noqa: A001
+    """max(x) (or NumPy's axis=): the largest values (amax); max(x, dim): (values, indices) along dim, as
+    in PyTorch."""
+    return _extreme(x, dim, keepdim, kw, largest=True)
+
+
+def min(x: Tensor, dim=None, keepdim: bool = False, **kw):  # noqa: A001
+    """min(x) (or NumPy's axis=): the smallest values (amin); min(x, dim): (values, indices) along dim, as
+    in PyTorch."""
+    return _extreme(x, dim, keepdim, kw, largest=False)
 
 
 def var(x: Tensor, dim=None, keepdim: bool = False, correction: int = 1, **kw) -> Tensor:

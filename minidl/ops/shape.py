@@ -8,11 +8,13 @@ import math
 
 import numpy as np
 
-from .. import backend
+from .. import backend, validate
 from ..autograd.tensor import Function, Tensor
 
 
 class Reshape(Function):
+    saves_inputs = False  # its backward needs shapes only
+
     def forward(self, x, shape):
         self.shape = x.shape
         return x.reshape(shape)
@@ -35,6 +37,8 @@ def reshape(x: Tensor, *shape) -> Tensor:
 
 
 class Permute(Function):
+    saves_inputs = False  # its backward needs shapes only
+
     def forward(self, x, dims):
         self.inverse = tuple(np.argsort(dims))
         return x.transpose(dims)
@@ -46,45 +50,55 @@ class Permute(Function):
 def permute(x: Tensor, *dims) -> Tensor:
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
-    if sorted(d % max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
+    if len(dims) != x.ndim:
+        raise ValueError(f"permute of a tensor of {x.ndim} dims needs {x.ndim} dims, got {dims}")
+    dims = tuple(validate.dim(d, x.ndim) for d in dims)
+    if sorted(dims) != list(range(x.ndim)):
         raise ValueError(f"permute needs each of the {x.ndim} dims once, got {dims}")
-    return Permute.apply(x, dims=tuple(d % x.ndim for d in dims))
+    return Permute.apply(x, dims=dims)
 
 
 def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
     dims = list(range(x.ndim))
+    dim0, dim1 = validate.dim(dim0, x.ndim, "dim0"), validate.dim(dim1, x.ndim, "dim1")
     dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
     return permute(x, *dims)
 
 
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """Merge dims start_dim..end_dim (inclusive) into one."""
+    start, end = validate.dim(start_dim, x.ndim, "start_dim"), validate.dim(end_dim, x.ndim, "end_dim")
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (for {x.ndim} dims)")
     if x.ndim == 0:
         return reshape(x, 1)
-    start, end = start_dim % x.ndim, end_dim % x.ndim
-    return reshape(x, *x.shape[:start], -1, *x.shape[end + 1 :]) if start <= end else x
+    return reshape(x, *x.shape[:start], -1, *x.shape[end + 1 :])
 
 
 def unflatten(x: Tensor, dim: int, sizes) -> Tensor:
     """Split dim into `sizes`."""
-    dim %= x.ndim
+    dim = validate.dim(dim, x.ndim)
     return reshape(x, *x.shape[:dim], *sizes, *x.shape[dim + 1 :])
 
 
 def unsqueeze(x: Tensor, dim: int) -> Tensor:
-    dim = dim % (x.ndim + 1)
+    dim = validate.dim(dim, x.ndim + 1)
     return reshape(x, *x.shape[:dim], 1, *x.shape[dim:])
 
 
 def squeeze(x: Tensor, dim: int | None = None) -> Tensor:
     if dim is None:
         return reshape(x, *[n for n in x.shape if n != 1])
-    dim %= x.ndim
+    dim = validate.dim(dim, x.ndim)
+    if x.ndim == 0:
+        return x
     return reshape(x, *x.shape[:dim], *x.shape[dim + 1 :]) if x.shape[dim] == 1 else x
 
 
 class GetItem(Function):
     """x[index] for any NumPy index: ints, slices, None, Ellipsis, boolean or integer arrays."""
+
+    saves_inputs = False  # its backward needs shapes only
 
     def forward(self, x, index):
         self.shape, self.dtype, self.index = x.shape, x.dtype, index
@@ -113,6 +127,8 @@ def getitem(x: Tensor, index) -> Tensor:
 
 
 class Concat(Function):
+    saves_inputs = False  # its backward needs shapes only
+
     def forward(self, *arrays, dim):
         self.dim = dim
         self.splits = np.cumsum([a.shape[dim] for a in arrays])[:-1].tolist()
@@ -128,12 +144,13 @@ def concat(tensors, dim: int = 0) -> Tensor:
     if not tensors:
         raise ValueError("concat needs at least one tensor")
     first = tensors[0]
+    if first.ndim == 0:
+        raise ValueError("concat joins tensors along a dim: a 0-dim tensor has none (stack them instead)")
+    axis = validate.dim(dim, first.ndim)
     for t in tensors[1:]:
-        if t.ndim != first.ndim or any(
-            a != b for i, (a, b) in enumerate(zip(t.shape, first.shape)) if i != dim % first.ndim
-        ):
+        if t.ndim != first.ndim or any(a != b for i, (a, b) in enumerate(zip(t.shape, first.shape)) if i != axis):
             raise ValueError(f"concat along dim {dim}: shapes {first.shape} and {t.shape} differ in another dim")
-    return Concat.apply(*tensors, dim=dim % first.ndim)
+    return Concat.apply(*tensors, dim=axis)
 
 
 def stack(tensors, dim: int = 0) -> Tensor:
@@ -144,10 +161,13 @@ def stack(tensors, dim: int = 0) -> Tensor:
     shapes = {t.shape for t in tensors}
     if len(shapes) != 1:
         raise ValueError(f"stack needs tensors of one shape, got {sorted(shapes)}")
-    return concat([unsqueeze(t, dim) for t in tensors], dim=dim % (tensors[0].ndim + 1))
+    dim = validate.dim(dim, tensors[0].ndim + 1)
+    return concat([unsqueeze(t, dim) for t in tensors], dim=dim)
 
 
 class Pad(Function):
+    saves_inputs = False  # its backward needs shapes only
+
     def forward(self, x, widths, value):
         self.crop = tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, x.shape))
         return self.xp.pad(x, widths, constant_values=value)
@@ -169,9 +189,13 @@ def pad(x: Tensor, pad: tuple[int, ...], value: float = 0.0) -> Tensor:
 
 
 class ToDevice(Function):
+    saves_inputs = False  # its backward needs shapes only
+
     def forward(self, x, device, dtype):
         self.source_dtype = x.dtype
         moved = backend.move(x, device)
+        if moved is x:  # cpu and emu share NumPy: .to() is a copy on every pair of devices, as in PyTorch
+            moved = moved.copy()
         return moved.astype(dtype, copy=False) if dtype is not None else moved
 
     def backward(self, g):
