@@ -53,10 +53,16 @@ def ones(*shape, requires_grad: bool = False, device: str | None = None, dtype=N
     return _filled(np.ones, shape, requires_grad, device, dtype)
 
 
+def _float_dtype(name: str, dtype):
+    if dtype is not None and np.dtype(dtype).kind != "f":
+        raise TypeError(f"{name} draws floating point samples; dtype {np.dtype(dtype)} would truncate them")
+
+
 def randn(*shape, requires_grad: bool = False, device: str | None = None, dtype=None) -> Tensor:
     """Standard normal samples from the seeded host generator."""
     from .backend import generator
 
+    _float_dtype("randn", dtype)
     return _filled(generator("cpu").standard_normal, shape, requires_grad, device, dtype)
 
 
@@ -64,6 +70,7 @@ def rand(*shape, requires_grad: bool = False, device: str | None = None, dtype=N
     """Uniform [0, 1) samples from the seeded host generator."""
     from .backend import generator
 
+    _float_dtype("rand", dtype)
     return _filled(generator("cpu").random, shape, requires_grad, device, dtype)
 
 
@@ -78,7 +85,13 @@ def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
 def arange(start, end=None, step=1, requires_grad: bool = False, device: str | None = None, dtype=None) -> Tensor:
     """Like range(); integer arguments give int64, float ones float32."""
     start, end = (0, start) if end is None else (start, end)
-    return Tensor(np.arange(start, end, step), requires_grad=requires_grad, device=device, dtype=dtype)
+    values = np.arange(start, end, step)
+    return Tensor(values, requires_grad=requires_grad, device=device, dtype=dtype or _default_dtype(values))
+
+
+def _default_dtype(values: np.ndarray):
+    """float32 for floats (PyTorch's default), else the values' own dtype."""
+    return np.float32 if values.dtype.kind == "f" else values.dtype
 
 
 __all__ = [

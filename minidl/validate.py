@@ -50,3 +50,17 @@ def dim(value, ndim: int, name: str = "dim") -> int:
             f"but got {value})"
         )
     return int(value) % size
+
+
+def boolean(value, name: str) -> bool:
+    """True or False (a NumPy bool too); a string such as 'False' would be taken as true."""
+    if type(value).__name__ not in ("bool", "bool_"):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def floating(name: str, *tensors) -> None:
+    """Every tensor given (None skipped) holds floating point numbers: integers would wrap around."""
+    for t in tensors:
+        if t is not None and t.dtype.kind != "f":
+            raise TypeError(f"{name} needs floating point tensors (integers would wrap around), got {t.dtype}")

@@ -143,6 +143,28 @@ PROBES = [
         "changes only leaf tensors",
     ),  # fmt: skip
     ("train('False')", lambda: nn.Linear(2, 2).train("False"), TypeError, "train takes True or False"),
+    ("dropout(training='no')", lambda: F.dropout(md.ones(3), 0.5, training="no"), TypeError, "True or False"),
+    ("leaky_relu slope None", lambda: F.leaky_relu(md.ones(3), None), TypeError, "negative_slope must be a finite"),
+    ("pad value None", lambda: md.pad(md.ones(3), (1, 1), value=None), TypeError, "pad's value must be a number"),
+    ("randn of int64", lambda: md.randn(3, dtype=md.int64), TypeError, "would truncate them"),
+    (
+        "linear of int8",
+        lambda: F.linear(md.tensor(np.ones((2, 3), np.int8)), md.tensor(np.ones((4, 3), np.int8))),
+        TypeError,
+        "integers would wrap around",
+    ),  # fmt: skip
+    (
+        "conv2d of int8",
+        lambda: F.conv2d(md.tensor(np.ones((1, 1, 4, 4), np.int8)), md.tensor(np.ones((1, 1, 3, 3), np.int8))),
+        TypeError,
+        "integers would wrap around",
+    ),  # fmt: skip
+    (
+        "cross_entropy of integer logits",
+        lambda: F.cross_entropy(md.tensor(np.ones((2, 3), np.int64)), md.tensor(np.array([0, 1]))),
+        TypeError,
+        "logits needs floating point",
+    ),  # fmt: skip
     (
         "cluster_accuracy of a label -1",
         lambda: cluster_accuracy(np.array([0, -1]), np.array([0, 1])),
@@ -333,6 +355,14 @@ def test_relu_of_infinities_and_nan_is_pytorchs(device):
     """x * (x > 0) made relu(-inf) NaN."""
     x = md.tensor([-np.inf, np.inf, np.nan, -1.0, 2.0], device=device)
     np.testing.assert_array_equal(F.relu(x).numpy(), [0.0, np.inf, np.nan, 0.0, 2.0])
+
+
+def test_numerics_follow_pytorch():
+    x = md.tensor([0.0, 2.0], requires_grad=True)
+    (x**0).sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0]  # d(x⁰)/dx at 0 was NaN
+    assert md.arange(0, 1, 0.25).dtype == np.float32 and md.arange(3).dtype == np.int64
+    assert md.tensor([1.0, 2.0, 3.0]).var(correction=5).item() == np.inf  # was -1
 
 
 def test_the_tensor_protocol_is_pytorchs():

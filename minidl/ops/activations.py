@@ -89,7 +89,7 @@ def relu(x: Tensor) -> Tensor:
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
-    return LeakyReLU.apply(x, slope=negative_slope)
+    return LeakyReLU.apply(x, slope=validate.real(negative_slope, "leaky_relu's negative_slope"))
 
 
 def sigmoid(x: Tensor) -> Tensor:

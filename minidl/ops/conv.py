@@ -23,7 +23,7 @@ the kernels of kernels/conv2d.cu for the same three primitives and the bias grad
 
 from __future__ import annotations
 
-from .. import backend
+from .. import backend, validate
 from ..autograd.tensor import Function, Tensor
 from ..runtime import MAX_SHARED_BYTES, Out, define, launch
 from ..validate import pair
@@ -242,6 +242,7 @@ def _check(name: str, x: Tensor, w: Tensor, b: Tensor | None, transposed: bool) 
             raise TypeError(f"{name}: {arg} must be a Tensor, got {type(value).__name__}")
     if x.dtype != w.dtype or (b is not None and b.dtype != x.dtype):
         raise TypeError(f"{name}: input, weight and bias must share a dtype, got {x.dtype} and {w.dtype}")
+    validate.floating(name, x)
     if x.ndim != 4:
         raise ValueError(f"{name}: input must be NCHW (4 dims), got shape {x.shape}")
     if w.ndim != 4:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import backend
 from ..autograd.tensor import Function, Tensor
-from ..validate import real
+from ..validate import boolean, real
 
 
 class Dropout(Function):
@@ -21,6 +21,8 @@ class Dropout(Function):
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     p = real(p, "dropout probability p", 0, 1)
+    if not boolean(training, "dropout's training"):
+        return x
     if not training or p == 0:
         return x
     if p == 1:

@@ -76,7 +76,8 @@ class Pow(Function):
         return self.out
 
     def backward(self, g):
-        ga = unbroadcast(g * self.b * self.a ** (self.b - 1), self.a.shape)
+        slope = self.xp.where(self.b == 0, 0, self.b * self.a ** self.xp.where(self.b == 0, 1, self.b - 1))
+        ga = unbroadcast(g * slope, self.a.shape)  # d(a⁰)/da = 0, also at a = 0 (not 0 · 0⁻¹ = NaN)
         gb = None
         if self.inputs[1].requires_grad:
             log_a = self.xp.log(self.xp.where(self.a > 0, self.a, 1))

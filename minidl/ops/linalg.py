@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import validate
 from ..autograd.tensor import Function, Tensor, unbroadcast
 
 
@@ -29,6 +30,7 @@ class MatMul(Function):
 
 def _same_dtype(name: str, *tensors: Tensor) -> None:
     """Products do not promote (as in PyTorch): a float64 input to a float32 layer is an error."""
+    validate.floating(name, *tensors)
     dtypes = [t.dtype for t in tensors if t is not None]
     if len(set(dtypes)) > 1:
         raise TypeError(

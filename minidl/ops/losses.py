@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend
+from .. import backend, validate
 from ..autograd.tensor import Function, Tensor
 from ..runtime import Out, blocks, launch
 
@@ -150,6 +150,7 @@ def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
         raise ValueError(f"cross_entropy: expected logits (N, C) with N ≥ 1, got {getattr(input, 'shape', input)!r}")
     if reduction not in REDUCTIONS:
         raise ValueError(f"cross_entropy: unknown reduction {reduction!r}, expected one of {REDUCTIONS}")
+    validate.floating("cross_entropy's logits", input)
     labels = target.data if isinstance(target, Tensor) else target
     labels = Tensor(labels, device=input.device).data
     if input.ndim != 2 or labels.shape != input.shape[:1] or labels.dtype.kind not in "iu":

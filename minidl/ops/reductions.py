@@ -8,6 +8,7 @@ index (the first extreme along the dim).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -155,4 +156,5 @@ def var(x: Tensor, dim=None, keepdim: bool = False, correction: int = 1, **kw) -
     for d in dims:
         count *= x.shape[d]
     centred = x - mean(x, dims, keepdim=True)
-    return sum(centred * centred, dims, keepdim) / (count - correction)
+    scale = 1.0 / (count - correction) if count > correction else math.inf  # n ≤ correction: inf (0/0: NaN)
+    return sum(centred * centred, dims, keepdim) * scale

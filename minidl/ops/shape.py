@@ -180,6 +180,8 @@ def pad(x: Tensor, pad: tuple[int, ...], value: float = 0.0) -> Tensor:
     """Constant padding, widths given as PyTorch's F.pad: (last_lo, last_hi, prev_lo, prev_hi, ...)."""
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
         raise ValueError(f"pad needs pairs for at most {x.ndim} dims, got {pad}")
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise TypeError(f"pad's value must be a number, got {value!r} ({type(value).__name__})")
     if any(p < 0 for p in pad):
         raise ValueError(f"pad widths must be non-negative, got {pad}")
     widths = [(0, 0)] * x.ndim
