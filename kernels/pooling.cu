@@ -31,7 +31,7 @@ __global__ void max_pool2d_forward(const T* __restrict__ x, T* __restrict__ y, i
             const int col = q * SW - PW + j;
             if (col < 0 || col >= W) continue;
             const T v = x[(plane * H + row) * W + col];
-            if (best_at < 0 || v > best) {
+            if (best_at < 0 || v > best || (isnan(v) && !isnan(best))) {  // the first NaN wins, as in PyTorch
                 best = v;
                 best_at = i * KW + j;
             }

@@ -143,6 +143,7 @@ PROBES = [
         "changes only leaf tensors",
     ),  # fmt: skip
     ("train('False')", lambda: nn.Linear(2, 2).train("False"), TypeError, "train takes True or False"),
+    ("relu of a NumPy array", lambda: F.relu(np.ones(3)), TypeError, "ReLU takes tensors, got ndarray"),
     ("dropout(training='no')", lambda: F.dropout(md.ones(3), 0.5, training="no"), TypeError, "True or False"),
     ("leaky_relu slope None", lambda: F.leaky_relu(md.ones(3), None), TypeError, "negative_slope must be a finite"),
     ("pad value None", lambda: md.pad(md.ones(3), (1, 1), value=None), TypeError, "pad's value must be a number"),
@@ -355,6 +356,55 @@ def test_relu_of_infinities_and_nan_is_pytorchs(device):
     """x * (x > 0) made relu(-inf) NaN."""
     x = md.tensor([-np.inf, np.inf, np.nan, -1.0, 2.0], device=device)
     np.testing.assert_array_equal(F.relu(x).numpy(), [0.0, np.inf, np.nan, 0.0, 2.0])
+
+
+def test_a_kept_loss_keeps_no_activations():
+    """A released node kept its inputs, so each kept loss held its step's activations (770 kB a step)."""
+    import gc
+    import tracemalloc
+
+    layer = nn.Linear(1000, 1000, device="cpu")
+    optimizer = md.optim.SGD(layer.parameters(), lr=1e-3)
+    x, target = md.randn(64, 1000, device="cpu"), md.randn(64, 1000, device="cpu")
+    kept = []
+
+    def steps(count):
+        for _ in range(count):
+            loss = ((layer(x) - target) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            kept.append(loss)
+
+    tracemalloc.start()
+    try:
+        steps(5)
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        steps(100)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 1_000_000, f"100 kept losses hold {grown / 1e6:.1f} MB"
+
+
+def test_an_array_operand_gets_no_gradient_meant_for_another():
+    """ndarray @ w sent the array's gradient (4, 3) to w (3, 2): the engine paired gradients and inputs
+    by position among the tensors only."""
+    w = md.tensor(np.ones((3, 2)), requires_grad=True, dtype=md.float64)
+    (np.ones((4, 3)) @ w).sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), np.full((3, 2), 4.0))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_max_pool_propagates_nan_on_every_device(device):
+    """A window holding NaN gave 1 on cpu and 3 on emu; PyTorch gives NaN (and its index)."""
+    x = md.tensor(np.array([[[[1.0, np.nan], [3.0, 2.0]]]]), requires_grad=True, device=device)
+    y = F.max_pool2d(x, 2)
+    y.backward(md.ones(1, 1, 1, 1, dtype=md.float64, device=device))
+    assert np.isnan(y.numpy()).all()
+    np.testing.assert_array_equal(x.grad.numpy().ravel(), [0.0, 1.0, 0.0, 0.0])
 
 
 def test_numerics_follow_pytorch():

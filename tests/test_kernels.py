@@ -352,6 +352,56 @@ def test_emulator_reports_a_divergent_barrier():
         module.get_function("early_exit")((1,), (32,), (np.zeros(32, np.float32),))
 
 
+AFTER_A_FAILED_LAUNCH = r'''
+import textwrap
+
+import numpy as np
+
+from minidl.runtime.emulator import EmuModule
+
+FAILING = """
+__global__ void early_exit(float* y) {
+    float local[64];
+    for (int i = 0; i < 64; ++i) local[i] = i;
+    if (threadIdx.x == 0) return;
+    __syncthreads();
+    y[threadIdx.x] = local[threadIdx.x];
+}
+__global__ void trapped(float* y) {
+    float local[64];
+    local[0] = 1;
+    if (threadIdx.x == 3) minidl_trap("stop");
+    y[0] = local[0];
+}
+"""
+BUSY = """
+__global__ void deep(const float* x, float* y) {
+    float local[256];
+    for (int i = 0; i < 256; ++i) local[i] = x[threadIdx.x] + i;
+    y[blockIdx.x * blockDim.x + threadIdx.x] = local[255 - threadIdx.x % 256];
+}
+"""
+failing = EmuModule(code=FAILING, name_expressions=["early_exit", "trapped"])
+for name in ("early_exit", "trapped"):
+    try:
+        failing.get_function(name)((1,), (256,), (np.zeros(256, np.float32),))
+    except RuntimeError:
+        pass
+busy = EmuModule(code=BUSY, name_expressions=["deep"])
+for _ in range(20):
+    busy.get_function("deep")((64,), (256,), (np.ones(256, np.float32), np.zeros(64 * 256, np.float32)))
+print("fine")
+'''
+
+
+@needs_cxx
+def test_a_launch_after_a_failed_one_runs_clean():
+    """A launch that failed at a divergent barrier or a trap left its abandoned threads' stack redzones
+    poisoned in memory it gave back: a later kernel (Adam, in the suite) aborted as a stack underflow."""
+    result = subprocess.run([sys.executable, "-c", AFTER_A_FAILED_LAUNCH], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "fine" in result.stdout, result.stderr[-3000:]
+
+
 @needs_cxx
 def test_emulator_rejects_python_scalars_and_wrong_argument_counts():
     module = _module(

@@ -403,6 +403,10 @@ class Tensor:
         return ops.squeeze(self, dim)
 
 
+def _is_array(value) -> bool:
+    return hasattr(value, "__array_interface__") or hasattr(value, "__cuda_array_interface__")
+
+
 def _infer_device(data) -> str:
     """A tensor keeps its device, a CuPy array is on cuda, anything else goes to the default device."""
     return data.device if isinstance(data, Tensor) else backend.device_for(data)
@@ -435,7 +439,15 @@ class Function:
     @classmethod
     def apply(cls, *args, **options) -> Tensor:
         tensors = [a for a in args if isinstance(a, Tensor)]
+        if not tensors:
+            raise TypeError(
+                f"{cls.__name__} takes tensors, got {', '.join(type(a).__name__ for a in args) or 'nothing'}: "
+                "make an array a tensor first (minidl.tensor(array))"
+            )
         device = tensors[0].device
+        if any(_is_array(a) for a in args):  # an array operand is a constant tensor, so that backward sees it
+            args = tuple(Tensor(a, device=device) if _is_array(a) else a for a in args)
+            tensors = [a for a in args if isinstance(a, Tensor)]
         for t in tensors[1:]:
             if t.device != device:
                 raise RuntimeError(
@@ -556,10 +568,9 @@ def run_backward(root: Tensor, seed, retain_graph: bool) -> None:
             waiting[id(x)] -= 1
             if waiting[id(x)] == 0:
                 ready.append(x)
-        if not retain_graph:
-            inputs = node.inputs
+        if not retain_graph:  # free what the node saved and its inputs (activations): a kept loss costs bytes
             node.__dict__.clear()
-            node.inputs, node.released = inputs, True
+            node.inputs, node.released = (), True
     ### END SOLUTION
 
 

@@ -201,7 +201,7 @@ class Clamp(Function):
 class Where(Function):
     """cond ? a : b, with cond a boolean array (no gradient)."""
 
-    def forward(self, cond, a, b):
+    def forward(self, a, b, cond):
         self.cond, self.shapes = cond, (a.shape, b.shape)
         return self.xp.where(cond, a, b)
 
@@ -246,4 +246,4 @@ def where(cond, a, b) -> Tensor:
         raise TypeError("where needs at least one of a and b to be a Tensor")
     cond = cond.data if isinstance(cond, Tensor) else backend.array_module(like.device).asarray(cond)
     a, b = as_tensor(a, like), as_tensor(b, like)
-    return Where.apply(cond.astype(bool), a, b)
+    return Where.apply(a, b, cond=cond.astype(bool))

@@ -56,7 +56,8 @@ class MaxPool2d(Pool2d):
         inside = sliding_windows(pad_hw(xp.ones((1, 1, *x.shape[2:]), dtype=bool), padding), kernel, stride)
         inside = inside.reshape(1, 1, kh * kw, ho, wo)
         best = xp.where(inside, flat, lowest).max(axis=2, keepdims=True)
-        self.argmax = ((flat == best) & inside).argmax(axis=2)  # (N, C, Ho, Wo), index into the window
+        hit = (flat == best) | (xp.isnan(flat) & xp.isnan(best))  # a NaN is the maximum, as in PyTorch
+        self.argmax = (hit & inside).argmax(axis=2)  # (N, C, Ho, Wo), index into the window
         return xp.take_along_axis(flat, self.argmax[:, :, None], axis=2)[:, :, 0]
 
     def backward(self, g):

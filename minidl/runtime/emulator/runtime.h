@@ -60,6 +60,7 @@ using std::fabs;
 using std::floor;
 using std::fmax;
 using std::fmin;
+using std::isnan;
 using std::log;
 using std::log1p;
 using std::max;
@@ -500,7 +501,14 @@ inline int launch(const Entry* entries, int count, int index, const unsigned* gr
 #ifdef EMU_MXCSR
     _mm_setcsr(saved_csr);
 #endif
-    for (Fiber& f : fibers) std::free(f.stack);
+    for (Fiber& f : fibers) {
+#ifdef EMU_ASAN
+        // a thread abandoned at a barrier or a trap leaves its frames' redzones poisoned: unpoison its
+        // stack before it goes back to the heap, or a later allocation there reads as a stack overflow
+        ASAN_UNPOISON_MEMORY_REGION(f.stack, STACK_BYTES);
+#endif
+        std::free(f.stack);
+    }
     release(shared_raw, shared_bytes);
     if (failure) {
         snprintf(error, error_size, "%s: %s", e.name, failure);
