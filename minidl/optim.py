@@ -156,10 +156,35 @@ class Adam(Optimizer):
         # on a kernel device: every parameter's step count t (P,) and (step_size, bias2_sqrt) (P, 2);
         # while they exist they, not state[i]["step"], hold t
         self.counters: dict[str, tuple] = {}
+        self.placement = self.placements()  # where each parameter was when the counters were made
+
+    def placements(self) -> list[tuple[str, bool]]:
+        return [(p.device, self.on_kernels(p)) for p in self.params]
+
+    def follow_parameters(self) -> None:
+        """After parameters moved (Module.to) since the counters were made: their step counts come back
+        into state (the counters are made again where they are now) and their moments move with them,
+        so a move neither restarts Adam's bias corrections nor loses its moments."""
+        now = self.placements()
+        if now == self.placement:
+            return
+        for device, (steps, _) in self.counters.items():
+            counts = backend.to_numpy(steps)
+            for i, (was, on_kernels) in enumerate(self.placement):
+                if (was, on_kernels) == (device, True) and i in self.state:
+                    self.state[i]["step"] = int(counts[i])
+        self.counters.clear()
+        for i, state in self.state.items():
+            p = self.params[i]
+            for name in ("exp_avg", "exp_avg_sq"):
+                if name in state and backend.array_module_of(state[name]) is not backend.array_module(p.device):
+                    state[name] = fresh_array(state[name], p.dtype, p.device)
+        self.placement = now
 
     def begin_step(self, stepped):
         """On each kernel device, advance the stepped parameters' t and bias corrections: one launch
         per run of consecutive indices (one in all, when every parameter has a gradient)."""
+        self.follow_parameters()
         beta1, beta2 = self.defaults["betas"]
         on_kernels = [i for i in stepped if self.on_kernels(self.params[i])]
         # runs: consecutive indices on one device (i - its position is constant along a run)
