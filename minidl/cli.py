@@ -23,14 +23,17 @@ from .runtime.emulator import EmulatorUnavailable
 
 USAGE = (DeviceError,)  # exit status 2
 KNOWN = (ExperimentError, DataError, DeviceUnavailable, EmulatorUnavailable, OSError)
+_FULL = "free some space, or write elsewhere (--out, MINIDL_CACHE)"
+_DENIED = "permission denied: give a folder you can write in (--out, MINIDL_CACHE, MINIDL_DATA)"
+_NOT_A_FOLDER = "a path that should be a folder is a file (check --out, MINIDL_CACHE, MINIDL_DATA)"
 ADVICE = {
-    errno.ENOSPC: "the disk is full: free some space, or write elsewhere (--out, MINIDL_CACHE)",
-    errno.EDQUOT: "the disk quota is used up: free some space, or write elsewhere (--out, MINIDL_CACHE)",
-    errno.EACCES: "permission denied: give a folder you can write in (--out, MINIDL_CACHE, MINIDL_DATA)",
-    errno.EPERM: "permission denied: give a folder you can write in (--out, MINIDL_CACHE, MINIDL_DATA)",
+    errno.ENOSPC: f"the disk is full: {_FULL}",
+    errno.EDQUOT: f"the disk quota is used up: {_FULL}",
+    errno.EACCES: _DENIED,
+    errno.EPERM: _DENIED,
     errno.EROFS: "the file system is read-only: write elsewhere (--out, MINIDL_CACHE)",
-    errno.ENOTDIR: "a path that should be a folder is a file (check --out, MINIDL_CACHE, MINIDL_DATA)",
-    errno.EEXIST: "a path that should be a folder is a file (check --out, MINIDL_CACHE, MINIDL_DATA)",
+    errno.ENOTDIR: _NOT_A_FOLDER,
+    errno.EEXIST: _NOT_A_FOLDER,
 }
 
 

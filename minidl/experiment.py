@@ -54,10 +54,7 @@ def fraction(text: str) -> float:
 
 def open_fraction(text: str) -> float:
     """An argparse type: a number strictly between 0 and 1 (a KL target rho, say)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
+    value = _bounded(float, text, 0)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1), strictly between, got {text}")
     return value

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from . import backend
-from .autograd.tensor import Tensor, fresh_array
+from .autograd.tensor import Tensor, fresh_array, writable_data
 from .runtime import launch, runs_as_kernel
 from .validate import real
 
@@ -30,16 +30,6 @@ def _restore(value, p: Tensor):
     if getattr(value, "shape", ()) == p.shape and p.shape != ():
         return fresh_array(value, p.dtype, p.device)
     return value.item() if hasattr(value, "item") else value
-
-
-def _writable(p: Tensor):
-    """p.data, made a writable C-contiguous array first if it is not one: every step updates the
-    parameter's array in place, on every device, so that p.detach(), a state_dict() taken before
-    and views see the step (as in PyTorch), and graphs that used the old values refuse backward."""
-    flags = p.data.flags
-    if not (getattr(flags, "writeable", True) and flags.c_contiguous):
-        p.data = backend.array_module(p.device).array(p.data, order="C", copy=True)
-    return p.data
 
 
 class Optimizer:
@@ -77,7 +67,7 @@ class Optimizer:
         self.begin_step(stepped)
         for i in stepped:
             p = self.params[i]
-            target = _writable(p)
+            target = writable_data(p)  # updated in place on every device: detach() and views see the step
             self.update(i, p, p.grad.data)
             if p.data is not target:  # the array path made new values: write them in, as a kernel does
                 target[...] = p.data
@@ -168,11 +158,9 @@ class Adam(Optimizer):
         now = self.placements()
         if now == self.placement:
             return
-        for device, (steps, _) in self.counters.items():
-            counts = backend.to_numpy(steps)
-            for i, (was, on_kernels) in enumerate(self.placement):
-                if (was, on_kernels) == (device, True) and i in self.state:
-                    self.state[i]["step"] = int(counts[i])
+        for i, step in self.device_counts().items():
+            if i in self.state:
+                self.state[i]["step"] = step
         self.counters.clear()
         for i, state in self.state.items():
             p = self.params[i]
@@ -237,14 +225,21 @@ class Adam(Optimizer):
         p.data = p.data - step_size * state["exp_avg"] / denom
         ### END SOLUTION
 
+    def device_counts(self) -> dict[int, int]:
+        """The step count of each parameter whose count a device's counters hold, read back to the host."""
+        counts = {}
+        for device, (steps, _) in self.counters.items():
+            on_device = backend.to_numpy(steps)
+            counts |= {i: int(on_device[i]) for i, placed in enumerate(self.placement) if placed == (device, True)}
+        return counts
+
     def state_dict(self) -> dict:
         """As Optimizer.state_dict, with each parameter's step count read back from its device."""
         saved = super().state_dict()
-        for device, (steps, _) in self.counters.items():
-            counts = backend.to_numpy(steps)
-            for i, state in saved["state"].items():
-                if self.params[i].device == device and self.on_kernels(self.params[i]):
-                    state["step"] = int(counts[i])
+        counts = self.device_counts()
+        for i, state in saved["state"].items():
+            if i in counts:
+                state["step"] = counts[i]
         return saved
 
     def load_state_dict(self, state_dict: dict) -> None:

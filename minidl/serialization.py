@@ -203,10 +203,11 @@ def load(path: str | os.PathLike) -> dict:
         raise ValueError(f"{path} is not a regular file (a FIFO, a socket or a device); minidl loads files")
     try:
         with open(path, "rb") as file:
-            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):  # replaced since the check above
+            opened = os.fstat(file.fileno())
+            if not stat.S_ISREG(opened.st_mode):  # replaced since the check above
                 raise ValueError("not a regular file")
             with zipfile.ZipFile(file) as archive:
-                _checked_entries(archive, os.fstat(file.fileno()).st_size)
+                _checked_entries(archive, opened.st_size)
                 flat = {info.filename[: -len(".npy")]: _read_entry(archive, info) for info in archive.infolist()}
         tree = _unflatten(flat)
     except Exception as e:  # zip, header and array errors of every kind: one message, no advice to unpickle

@@ -143,7 +143,7 @@ PROBES = [
         RuntimeError,
         "changes only leaf tensors",
     ),  # fmt: skip
-    ("train('False')", lambda: nn.Linear(2, 2).train("False"), TypeError, "train takes True or False"),
+    ("train('False')", lambda: nn.Linear(2, 2).train("False"), TypeError, "train's mode must be True or False"),
     ("relu of a NumPy array", lambda: F.relu(np.ones(3)), TypeError, "ReLU takes tensors, got ndarray"),
     ("dropout(training='no')", lambda: F.dropout(md.ones(3), 0.5, training="no"), TypeError, "True or False"),
     ("leaky_relu slope None", lambda: F.leaky_relu(md.ones(3), None), TypeError, "negative_slope must be a finite"),
@@ -676,8 +676,9 @@ time.sleep(float(sys.argv[4]))
 """
 
 
-def _holder(out: Path, ready: Path, seconds: float, seed: int = 5) -> subprocess.Popen:
-    command = [sys.executable, "-c", HOLD_THE_FOLDER, str(out), str(seed), str(ready), str(seconds)]
+def _holder(out: Path, ready: Path, seconds: float, seed: int = 5, code: str = HOLD_THE_FOLDER) -> subprocess.Popen:
+    """A run (`code`, HOLD_THE_FOLDER's by default) on `out` that writes `ready` once it has its folder."""
+    command = [sys.executable, "-c", code, str(out), str(seed), str(ready), str(seconds)]
     return subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
 
 
@@ -713,8 +714,7 @@ model = nn.Linear(4, 4, device=exp.device)
 x = np.random.default_rng(0).random((8, 4)).astype(np.float32)
 exp.fit("lin", model, md.optim.SGD(model.parameters(), lr=0.1), lambda b, rng: F.mse_loss(model(b), b), [x])""",
     )
-    runs = [subprocess.Popen([sys.executable, "-c", code, str(out), str(seed), str(tmp_path / f"ready{seed}"), "1"],
-                             stderr=subprocess.PIPE, text=True) for seed in (0, 1)]  # fmt: skip
+    runs = [_holder(out, tmp_path / f"ready{seed}", 1, seed, code) for seed in (0, 1)]
     results = [(run.wait(120), run.stderr.read()) for run in runs]
     assert sorted(code for code, _ in results) == [0, 1], results
     (winner,) = [seed for seed, (code, _) in enumerate(results) if code == 0]

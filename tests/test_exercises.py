@@ -145,8 +145,26 @@ def test_bad_requests_are_refused_with_what_was_expected(tmp_path):
     nothing = run_lab(ROOT, "grade", str(tmp_path / "nothing"))
     assert nothing.returncode == 2 and "is not a folder of submissions" in nothing.stderr, nothing.stderr
     no_jobs = run_lab(ROOT, "grade", str(tmp_path), "--jobs", "0")
-    assert no_jobs.returncode == 2 and "expected a positive whole number" in no_jobs.stderr, no_jobs.stderr
+    assert no_jobs.returncode == 2 and "--jobs: expected a number ≥ 1, got 0" in no_jobs.stderr, no_jobs.stderr
     assert (tmp_path / "taken" / "work.txt").read_text() == "a student's work"
+
+
+def test_a_child_that_does_not_answer_in_time_is_killed(tmp_path):
+    """A child that had not said hello by the deadline raised out of Student() and was left running."""
+    from minidl.lab.student import Student, StudentTimedOut
+
+    copy = tmp_path / "project"
+    solutions.write_copy(ROOT, copy, stubs=None)
+    with pytest.raises(StudentTimedOut):
+        Student(copy, "cpu", timeout=0.001)
+    left = []
+    for process in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.readlink(process / "cwd").startswith(str(copy)):
+                left.append((process / "cmdline").read_bytes())
+        except OSError:  # it ended, or is not ours
+            pass
+    assert not left, left
 
 
 def test_the_grader_reads_data_from_the_students_process_and_nothing_that_runs():

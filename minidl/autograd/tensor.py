@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from .. import backend
+from .. import backend, validate
 from ..runtime import runs_as_kernel
 
 
@@ -219,8 +219,7 @@ class Tensor:
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
         """Start (or stop) recording the ops on this leaf tensor; a computed tensor's flag is its graph's."""
-        if not isinstance(flag, bool):
-            raise TypeError(f"requires_grad_ takes True or False, got {flag!r}")
+        flag = validate.boolean(flag, "requires_grad_'s flag")
         if flag and self.data.dtype.kind != "f":
             raise TypeError(f"only floating point tensors can require gradients, got dtype {self.data.dtype}")
         if not self.is_leaf and flag != self.requires_grad:
@@ -372,8 +371,6 @@ class Tensor:
         return ops.var(self, dim, keepdim, correction, **kw)
 
     def argmax(self, dim=None):
-        from .. import validate
-
         axis = None if dim is None else validate.dim(dim, self.ndim)
         return Tensor._wrap(self.data.argmax(axis=axis), self.device)
 
@@ -401,6 +398,16 @@ class Tensor:
 
     def squeeze(self, dim: int | None = None):
         return ops.squeeze(self, dim)
+
+
+def writable_data(t: Tensor):
+    """t.data, made a writable C-contiguous array first if it is not one: what an in-place write
+    (an optimiser's step, load_state_dict) writes into, so that detach(), views and a state_dict()
+    taken before see it, as in PyTorch."""
+    flags = t.data.flags
+    if not (getattr(flags, "writeable", True) and flags.c_contiguous):
+        t.data = backend.array_module(t.device).array(t.data, order="C", copy=True)
+    return t.data
 
 
 def _is_array(value) -> bool:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..backend import DEVICES, cuda_available
 from ..cli import run
+from ..experiment import positive_int
 from ..runtime.sources import is_source_tree
 from .exercises import EXERCISES, exercise, stubs
 from .gradebook import SubmissionError, device_for, grade_class, heading, outcome
@@ -61,6 +62,14 @@ def copy_to_grade() -> Path | None:
     return source_tree(Path.cwd().resolve()) or (imported_tree() if is_source_tree(imported_tree()) else None)
 
 
+def no_gpu_for(device: str | None) -> bool:
+    """Whether --device cuda was asked for where there is none (said on stderr)."""
+    if device == "cuda" and not cuda_available():
+        print("error: --device cuda needs an NVIDIA GPU and CuPy; grade kernels on emu here", file=sys.stderr)
+        return True
+    return False
+
+
 def check(which: str, device: str | None, timeout: float) -> int:
     tree = copy_to_grade()
     if tree is None:
@@ -74,8 +83,7 @@ def check(which: str, device: str | None, timeout: float) -> int:
     if which != "all" and device is not None and device not in chosen[0].devices:
         print(f"error: exercise {which} is graded on {' or '.join(chosen[0].devices)}, not {device}", file=sys.stderr)
         return 2
-    if device == "cuda" and not cuda_available():
-        print("error: --device cuda needs an NVIDIA GPU and CuPy; grade kernels on emu here", file=sys.stderr)
+    if no_gpu_for(device):
         return 2
     print(f"grading the copy at {tree}")
     passed = 0
@@ -89,8 +97,7 @@ def check(which: str, device: str | None, timeout: float) -> int:
 
 
 def grade_submissions(folder: Path, out: Path | None, jobs: int, device: str | None, timeout: float) -> int:
-    if device == "cuda" and not cuda_available():
-        print("error: --device cuda needs an NVIDIA GPU and CuPy; grade kernels on emu here", file=sys.stderr)
+    if no_gpu_for(device):
         return 2
     out = out or folder.resolve().parent / f"{folder.resolve().name}-grades"
     try:
@@ -102,12 +109,6 @@ def grade_submissions(folder: Path, out: Path | None, jobs: int, device: str | N
         print(f"{row.name:<24} {row.passed:2d} of {len(EXERCISES)} pass" + (f"  ({row.reason})" if row.reason else ""))
     print(f"the gradebook: {out / 'grades.csv'}; each submission's report: {out / 'reports'}")
     return 0
-
-
-def positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive whole number")
-    return int(text)
 
 
 def exercise_choice(text: str) -> str:

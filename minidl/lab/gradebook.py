@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import shutil
 import tarfile
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..serialization import atomic_write
 from .exercises import EXERCISES, Exercise, stubs
 from .grading import Verdict, grade
 from .solutions import splice, write_copy
@@ -133,7 +133,7 @@ def report(row: Row, device: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_gradebook(rows: list[Row], out: Path, device: str | None) -> Path:
+def write_gradebook(rows: list[Row], out: Path, device: str | None) -> None:
     """OUT/grades.csv and OUT/reports/<name>.txt, each written whole or not at all."""
     (out / "reports").mkdir(parents=True, exist_ok=True)
     table = io.StringIO()
@@ -143,15 +143,9 @@ def write_gradebook(rows: list[Row], out: Path, device: str | None) -> Path:
         cells = [STATUS.get(row.verdicts[e.number].status, row.verdicts[e.number].status) if e.number in row.verdicts
                  else "" for e in EXERCISES]  # fmt: skip
         writer.writerow([row.name, *cells, row.passed, row.reason])
-        _write_atomically(out / "reports" / f"{row.name}.txt", report(row, device))
-    _write_atomically(out / "grades.csv", table.getvalue())
-    return out / "grades.csv"
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}-", delete=False) as f:
-        f.write(text)
-    os.replace(f.name, path)
+        text = report(row, device)
+        atomic_write(out / "reports" / f"{row.name}.txt", lambda f, text=text: f.write(text.encode()))
+    atomic_write(out / "grades.csv", lambda f: f.write(table.getvalue().encode()))
 
 
 def grade_class(root: Path, folder: Path, out: Path, jobs: int, device: str | None, timeout: float) -> list[Row]:

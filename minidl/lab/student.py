@@ -3,9 +3,10 @@
 Student(tree, device, timeout) starts `python -m minidl.lab probe` on the copy at `tree` (its
 working directory, first on its import path, in a process group of its own) and
 `student.name(*args)` runs probes.name there and returns the result. Requests and replies cross
-a pair of pipes as minidl.lab.wire messages (data, never pickles); what the child prints goes to
-files that only a crash report reads. Whatever the student's code does in its process (print,
-exit, fork, replace the grader's functions there) can change only the outputs it returns: the
+a pair of pipes as minidl.lab.wire messages (data, never pickles); what the child prints is
+dropped, its stderr kept in a file that only a crash report reads. Whatever the student's code
+does in its process (print, exit, fork, replace the grader's functions there) can change only
+the outputs it returns: the
 comparisons, the case count and the verdict are made in the grader's process (checks.py).
 When the grading ends the whole process group is killed.
 """
@@ -66,7 +67,7 @@ class Student:
     def __init__(self, tree: Path, device: str, timeout: float):
         self.tree, self.device = Path(tree).resolve(), device
         self.deadline = time.monotonic() + timeout
-        self.out, self.err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        self.err = tempfile.TemporaryFile()  # read for a crash report; what the child prints is dropped
         requests_read, self.requests = os.pipe()
         self.replies, replies_write = os.pipe()
         command = [sys.executable, "-m", "minidl.lab", "probe", "--device", device, "--copy", str(self.tree),
@@ -75,7 +76,7 @@ class Student:
             self.child = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
-                stdout=self.out,
+                stdout=subprocess.DEVNULL,
                 stderr=self.err,
                 cwd=self.tree,
                 env=child_environment(self.tree),
@@ -87,9 +88,15 @@ class Student:
             os.close(replies_write)
         os.set_blocking(self.requests, False)
         os.set_blocking(self.replies, False)
-        imported = self._reply()
-        if imported != str(self.tree):
-            raise StudentCrashed(f"asked to grade the copy at {self.tree}, the child imported minidl from {imported}")
+        try:
+            imported = self._reply()
+            if imported != str(self.tree):
+                raise StudentCrashed(
+                    f"asked to grade the copy at {self.tree}, the child imported minidl from {imported}"
+                )
+        except BaseException:  # a child that hangs or dies before it answers: killed too, as by __exit__
+            self.close()
+            raise
 
     def __getattr__(self, name: str):
         if name.startswith("_"):
@@ -136,7 +143,6 @@ class Student:
         self.child.wait()
         for fd in (self.requests, self.replies):
             os.close(fd)
-        self.out.close()
         self.err.close()
 
     def __enter__(self) -> Student:

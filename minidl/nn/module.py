@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .. import backend
-from ..autograd.tensor import Tensor, fresh_array
+from .. import backend, validate
+from ..autograd.tensor import Tensor, fresh_array, writable_data
 
 
 class Parameter(Tensor):
@@ -79,8 +79,7 @@ class Module:
 
     # ------------------------------------------------------------------ modes
     def train(self, mode: bool = True) -> Module:
-        if not isinstance(mode, bool):
-            raise TypeError(f"train takes True or False, got {mode!r}")
+        mode = validate.boolean(mode, "train's mode")
         for m in self.modules():
             object.__setattr__(m, "training", mode)
         return self
@@ -131,11 +130,7 @@ class Module:
             raise ValueError(f"load_state_dict into {type(self).__name__}: " + ", ".join(problems))
         for k, p in own.items():
             if k in state:  # copied into the parameter, as in PyTorch: training never writes into the source
-                values = fresh_array(_values(state[k]), p.dtype, p.device)
-                if getattr(p.data.flags, "writeable", True) and p.data.flags.c_contiguous:
-                    p.data[...] = values
-                else:
-                    p.data = values
+                writable_data(p)[...] = fresh_array(_values(state[k]), p.dtype, p.device)
                 p.mark_changed()
 
     def __repr__(self) -> str:
