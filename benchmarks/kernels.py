@@ -28,7 +28,7 @@ import numpy as np
 import minidl as md
 from minidl import backend
 from minidl.nn import functional as F
-from minidl.ops import conv
+from minidl.ops import conv, linalg
 from minidl.runtime import profile, runs_as_kernel
 
 try:
@@ -137,6 +137,27 @@ def loss_and_adam_rows(device: str, count: int, rng) -> list[Row]:
     return rows
 
 
+def gemm_rows(device: str, n: int, fan_in: int, fan_out: int, rng) -> list[Row]:
+    """Linear's three products, y = x wᵀ, gx = gy w, gw = gyᵀ x: kernels/matmul.cu's gemm on a kernel
+    device (transposed operands as stored), NumPy's or CuPy's @ (BLAS, cuBLAS) otherwise."""
+    x, w = rng.standard_normal((n, fan_in), np.float32), rng.standard_normal((fan_out, fan_in), np.float32)
+    gy = rng.standard_normal((n, fan_out), np.float32)
+    dx, dw, dgy = (backend.move(a, device) for a in (x, w, gy))
+    kernel = runs_as_kernel(device, (np.float32,))
+    shape, flops = f"{n}x{fan_in} @ {fan_in}x{fan_out}", 2.0 * n * fan_in * fan_out
+    rows = [
+        Row("linear forward", shape, flops, "flop", lambda: linalg.product(dx, dw.T, kernel), None),
+        Row("linear input grad", shape, flops, "flop", lambda: linalg.product(dgy, dw, kernel), None),
+        Row("linear weight grad", shape, flops, "flop", lambda: linalg.product(dgy.T, dx, kernel), None),
+    ]
+    if torch is not None:
+        tx, tw, tgy = (to_torch(a, device) for a in (x, w, gy))
+        rows[0].theirs = lambda: tx @ tw.T
+        rows[1].theirs = lambda: tgy @ tw
+        rows[2].theirs = lambda: tgy.T @ tx
+    return rows
+
+
 def to_torch(array: np.ndarray, device: str):
     return torch.from_numpy(array.copy()).to("cuda" if device == "cuda" else "cpu")
 
@@ -152,6 +173,8 @@ def all_rows(device: str, short: bool) -> list[Row]:
             rows += conv_rows(device, n, 32, 64, 7, 1, rng)
         for c in (16, 64, 128):
             rows += conv_rows(device, 128, c, c, 14, 1, rng)
+    for fan_in, fan_out in ((784, 256), (256, 256), (256, 784)):  # Model D's layers
+        rows += gemm_rows(device, batch, fan_in, fan_out, rng)
     rows += pool_rows(device, batch, 16, 28, rng)
     rows += loss_and_adam_rows(device, batch * 784, rng)
     return rows

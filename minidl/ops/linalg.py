@@ -1,9 +1,88 @@
-"""Matrix products: matmul (batched, broadcasting) and linear (y = x Wᵀ + b)."""
+"""Matrix products: matmul (batched, broadcasting) and linear (y = x Wᵀ + b).
+
+Both compute with one product of arrays, `product(a, b, kernel)`: NumPy's or CuPy's `@` on the
+array path, kernels/matmul.cu's gemm on the kernel path (emu and cuda). On a GPU the kernel
+path is what lets a training step be captured as a CUDA graph: CuPy's `@` calls cuBLAS, which
+CuPy refuses to call while a stream captures.
+"""
 
 from __future__ import annotations
 
-from .. import validate
+import math
+
+import numpy as np
+
+from .. import backend, validate
 from ..autograd.tensor import Function, Tensor, unbroadcast
+from ..runtime import define, launch
+from ..runtime.launch import MAX_GRID, Out
+
+# kernels/matmul.cu's tiles, compiled into it as -D constants (its static_asserts check how they fit)
+TILES = define(
+    "matmul.cu",
+    GEMM_TILE=64,  # each block computes a GEMM_TILE x GEMM_TILE tile of C
+    GEMM_DEPTH=16,  # and walks K GEMM_DEPTH values at a time
+    GEMM_MICRO=4,  # each thread owns GEMM_MICRO x GEMM_MICRO values of the tile
+)
+
+
+def _stored(a):
+    """(array, transposed) with array C-contiguous and a = array, or its last two axes swapped:
+    a transposed view goes to the kernel as it is stored, with the kernel's TRANS flag."""
+    if a.flags.c_contiguous:
+        return a, 0
+    swapped = a.swapaxes(-1, -2)
+    if swapped.flags.c_contiguous:
+        return swapped, 1
+    return backend.array_module_of(a).ascontiguousarray(a), 0
+
+
+def gemm(a, b):
+    """a @ b through kernels/matmul.cu, for a (M, K) or (batch, M, K) and b (K, N) or (batch, K, N)
+    (a 2-D operand is shared by every matrix of the batch) -> (M, N) or (batch, M, N)."""
+    (m, k), n = a.shape[-2:], b.shape[-1]
+    batch = max(a.shape[0] if a.ndim == 3 else 1, b.shape[0] if b.ndim == 3 else 1)
+    (sa, ta), (sb, tb) = _stored(a), _stored(b)
+    xp = backend.array_module_of(a)
+    c = xp.empty((batch, m, n), dtype=a.dtype) if batch > MAX_GRID[2] else None
+    tile = TILES["GEMM_TILE"]
+    for first in range(0, batch, MAX_GRID[2]):  # CUDA's grid holds at most 65535 matrices along z
+        count = min(batch - first, MAX_GRID[2])
+        part = launch(
+            "gemm", sa[first : first + count] if a.ndim == 3 else sa, sb[first : first + count] if b.ndim == 3 else sb,
+            Out((count, m, n)), M=m, N=n, K=k, TRANS_A=ta, TRANS_B=tb,
+            SA=m * k if a.ndim == 3 else 0, SB=k * n if b.ndim == 3 else 0,
+            grid=(-(-n // tile), -(-m // tile), count),
+        )  # fmt: skip
+        if c is None:
+            c = part
+        else:
+            c[first : first + count] = part
+    return c if a.ndim == 3 or b.ndim == 3 else c.reshape(m, n)
+
+
+def product(a, b, kernel: bool):
+    """a @ b of arrays with NumPy's rules (vectors promoted, leading dims broadcast): by gemm
+    when `kernel`, else by the array module's @."""
+    if not kernel:
+        return a @ b
+    a2, b2 = (a[None, :] if a.ndim == 1 else a), (b[:, None] if b.ndim == 1 else b)
+    batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    c = gemm(_batched(a2, batch), _batched(b2, batch)).reshape(*batch, a2.shape[-2], b2.shape[-1])
+    if a.ndim == 1:
+        c = c[..., 0, :]
+    if b.ndim == 1:
+        c = c[..., 0]
+    return c
+
+
+def _batched(x, batch: tuple[int, ...]):
+    """x (..., r, c) as gemm's operand for the batch shape `batch`: (r, c) when every matrix of the
+    batch is the same one, else (prod(batch), r, c), x broadcast to the batch."""
+    if math.prod(x.shape[:-2]) == 1:
+        return x.reshape(x.shape[-2:])
+    xp = backend.array_module_of(x)
+    return xp.broadcast_to(x, (*batch, *x.shape[-2:])).reshape(-1, *x.shape[-2:])
 
 
 class MatMul(Function):
@@ -11,20 +90,22 @@ class MatMul(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return a @ b
+        return product(a, b, self.uses_kernels)
+
+    forward_kernel = forward  # the same code: product() takes the kernel path
 
     def backward(self, g):
-        a, b = self.a, self.b
+        a, b, kernel = self.a, self.b, self.uses_kernels
         a2 = a[None, :] if a.ndim == 1 else a  # promote vectors as matmul does
         b2 = b[:, None] if b.ndim == 1 else b
         if a.ndim == 1:
             g = g[..., None, :]
         if b.ndim == 1:
             g = g[..., None]
-        ga = g @ b2.swapaxes(-1, -2)
-        gb = a2.swapaxes(-1, -2) @ g
-        ga = unbroadcast(ga, a2.shape).reshape(a.shape)
-        gb = unbroadcast(gb, b2.shape).reshape(b.shape)
+        ga = product(g, b2.swapaxes(-1, -2), kernel) if self.needs_grad[0] else None
+        gb = product(a2.swapaxes(-1, -2), g, kernel) if self.needs_grad[1] else None
+        ga = None if ga is None else unbroadcast(ga, a2.shape).reshape(a.shape)
+        gb = None if gb is None else unbroadcast(gb, b2.shape).reshape(b.shape)
         return ga, gb
 
 
@@ -49,17 +130,19 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
 
 
 class Linear(Function):
-    """x: (..., in), w: (out, in), b: (out,) -> (..., out); one BLAS call each way."""
+    """x: (..., in), w: (out, in), b: (out,) -> (..., out); one product each way."""
 
     def forward(self, x, w, b=None):
         self.x, self.w = x, w
-        out = x @ w.T
+        out = product(x, w.T, self.uses_kernels)
         return out + b if b is not None else out
 
+    forward_kernel = forward  # the same code: product() takes the kernel path
+
     def backward(self, g):
-        x2, g2 = self.x.reshape(-1, self.x.shape[-1]), g.reshape(-1, g.shape[-1])
-        gx = g @ self.w if self.needs_grad[0] else None
-        gw = g2.T @ x2
+        x2, g2, kernel = self.x.reshape(-1, self.x.shape[-1]), g.reshape(-1, g.shape[-1]), self.uses_kernels
+        gx = product(g, self.w, kernel) if self.needs_grad[0] else None
+        gw = product(g2.T, x2, kernel) if self.needs_grad[1] else None
         return (gx, gw, g2.sum(axis=0)) if len(self.inputs) == 3 else (gx, gw)
 
 

@@ -142,6 +142,8 @@ def _array_argument(spec: Kernel, param: Param, arg, dtype: np.dtype, device: st
         if param.const:
             raise TypeError(f"{spec.name}: {param} is read by the kernel, it cannot be an Out")
         return devices.device(device).output(tuple(int(n) for n in arg.shape), dtype)
+    if isinstance(arg, np.generic) and xp is np and param.const:  # NumPy's 0-d results are scalars
+        arg = np.asarray(arg)
     if not isinstance(arg, xp.ndarray):
         raise TypeError(f"{spec.name}: {param} needs an array on {device}, got {type(arg).__name__}")
     if arg.dtype != dtype:
