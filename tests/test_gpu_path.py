@@ -3,6 +3,8 @@ test for each defect that a first run on a GPU would have met. Tests that need t
 device run in the `MINIDL_DEVICE=cuda` leg of the suite (a GPU, or the stand-in)."""
 
 import ast
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,89 @@ def test_standin_refuses_what_cupy_refuses():
     assert isinstance(total, cupy.ndarray) and total.shape == ()  # reductions stay on the device
     cupy.counters.reset()
     assert float(total) == 15.0 and a.get().sum() == 15.0 and cupy.counters.syncs == 2
+
+
+def _standin_module():
+    """The stand-in's module, loaded from its file under another name (on any leg of the suite)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("standin_cupy", ROOT / "tests" / "standin" / "cupy" / "__init__.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+CITATION = re.compile(r"(?:cupy|cupy_backends)/[\w/]+\.pyx?:\d+(?:-\d+)?")
+
+
+def test_every_rule_of_the_standin_cites_cupys_source_in_both_versions():
+    """Each behaviour the stand-in enforces or imitates is a Rule citing CuPy's file and lines at v13.6.0 and
+    v14.2.0, and the code applies every rule by name (no rule that nothing applies, no name without one)."""
+    module = _standin_module()
+    applied = set(re.findall(r'_rule\("([\w-]+)"\)', (ROOT / "tests/standin/cupy/__init__.py").read_text()))
+    assert applied == set(module.RULES), applied ^ set(module.RULES)
+    for name, rule in module.RULES.items():
+        for version in (rule.v13, rule.v14):
+            assert CITATION.match(version), f"{name}: {version!r} names no CuPy file and lines"
+            # every file named has its lines
+            for path in re.findall(r"((?:cupy|cupy_backends)/[\w/]+\.pyx?)\b(?!:)", version):
+                raise AssertionError(f"{name}: {path} is cited without lines")
+        assert rule.what, name
+
+
+@needs_cuda
+def test_matmul_while_capturing_raises_cupys_cublas_error():
+    """CuPy's matmul, dot, tensordot, einsum and @ of float arrays call cuBLAS, which CuPy refuses to call
+    while a stream captures; integer products use CuPy's own kernels and are recorded."""
+    cupy = standin()
+    a, ints = cupy.ones((3, 3), dtype=np.float32), cupy.ones((3, 3), dtype=np.int64)
+    stream = cupy.cuda.Stream()
+    with stream:
+        stream.begin_capture()
+        try:
+            for call in (lambda: a @ a, lambda: cupy.matmul(a, a), lambda: a.dot(a), lambda: cupy.tensordot(a, a),
+                         lambda: cupy.einsum("ij,jk->ik", a, a), lambda: cupy.linalg.norm(a)):  # fmt: skip
+                with pytest.raises(NotImplementedError, match="cuBLAS API during stream capture"):
+                    call()
+            product = ints @ ints
+        finally:
+            stream.end_capture()
+    assert product.shape == (3, 3)
+
+
+@needs_cuda
+def test_the_standins_generator_is_not_numpys():
+    """CuPy's default_rng is cuRAND's XORWOW: a test that expected NumPy's draws would fail on a GPU, so it
+    fails on the stand-in too."""
+    cupy = standin()
+    draws = cupy.random.default_rng(0).random(4).get()
+    assert not np.array_equal(draws, np.random.default_rng(0).random(4))
+    np.testing.assert_array_equal(cupy.random.default_rng(0).random(4).get(), draws)  # but it is seeded
+
+
+@needs_cuda
+def test_ascontiguousarray_of_a_0d_array_is_1d_as_in_cupy():
+    cupy = standin()
+    scalar = cupy.asarray(np.float32(2.0))
+    assert cupy.ascontiguousarray(scalar).shape == (1,) and cupy.ascontiguousarray(scalar, np.float64).shape == (1,)
+
+
+@pytest.mark.parametrize("device", ["cpu", *KERNEL_DEVICES])
+def test_adam_keeps_a_0d_parameter_0d(device):
+    """On emu Adam raised TypeError for a 0-d parameter (NumPy's 0-d results are scalars); on a GPU
+    ascontiguousarray would have made it (1,). It stays 0-d and steps as on the cpu."""
+    results = {}
+    for dev in ("cpu", device):
+        p = md.nn.Parameter(md.tensor(np.float32(2.0), device=dev))
+        opt = md.optim.Adam([p], lr=0.1)
+        for _ in range(3):
+            opt.zero_grad()
+            (p * p).sum().backward()
+            opt.step()
+        assert p.shape == () and p.grad.shape == ()
+        results[dev] = p.numpy()
+    np.testing.assert_allclose(results[device], results["cpu"], rtol=1e-5)  # the float32 kernel
 
 
 def test_standin_cuda_offers_only_what_real_cupy_has():
@@ -243,15 +328,20 @@ def test_nothing_uses_the_deprecated_cupyx_scatter_add():
 @pytest.mark.parametrize("spec", ["gaussian:0.5", "gaussian:0.3:noclip", "masking:0.3", "salt_and_pepper:0.2",
                                   "uniform:0.4"])  # fmt: skip
 def test_corruptions_draw_on_the_device_of_the_batch(spec):
-    """Noise comes from the device's generator, with only the methods CuPy's Generator has."""
+    """Noise comes from the device's generator, with only the methods CuPy's Generator has: the same
+    seed draws the same noise, another seed other noise. (A GPU's generator is cuRAND's XORWOW, not
+    NumPy's PCG64: its numbers are compared with its own, never with NumPy's.)"""
     x = md.rand(4, 1, 5, 5)
-    md.manual_seed(3)
-    noisy = corruptions.corruption(spec)(x, backend.generator(x.device))
-    assert noisy.device == x.device and noisy.shape == x.shape and noisy.dtype == x.dtype
-    assert not np.array_equal(noisy.numpy(), x.numpy())
-    md.manual_seed(3)
-    again = corruptions.corruption(spec)(x.numpy(), backend.generator("cpu"))
-    np.testing.assert_array_equal(noisy.numpy(), again)  # the stand-in draws NumPy's numbers
+
+    def noisy(seed):
+        md.manual_seed(seed)
+        return corruptions.corruption(spec)(x, backend.generator(x.device))
+
+    first = noisy(3)
+    assert first.device == x.device and first.shape == x.shape and first.dtype == x.dtype
+    assert not np.array_equal(first.numpy(), x.numpy())
+    np.testing.assert_array_equal(noisy(3).numpy(), first.numpy())
+    assert not np.array_equal(noisy(4).numpy(), first.numpy())
 
 
 # -------------------------------------------------------------- the backward pass
@@ -315,18 +405,33 @@ def test_adam_creates_its_state_once():
 
 
 # -------------------------------------------------------- training stays on the device
-def _train(tmp_path, device, model_class, images, epochs, resume=False, step_counts=None):
+def _train(tmp_path, device, model_class, images, epochs, resume=False, step_counts=None, same_numbers=False):
+    """Train on `images` with Gaussian noise; same_numbers: with no draws on the device (the weights
+    made on the cpu and copied, no dropout, the noisy images made on the host), so that any two
+    devices are given the same numbers."""
     exp = quick_experiment(tmp_path, device, epochs=epochs, resume=resume)
     model = model_class(device=device)
-    noise = corruptions.corruption("gaussian:0.5")
     loss_fn = F.binary_cross_entropy_with_logits if model_class is ModelC else F.mse_loss
+    if same_numbers:
+        md.manual_seed(0)
+        model.load_state_dict(model_class(device="cpu").state_dict())
+        for m in model.modules():
+            if isinstance(m, md.nn.Dropout):
+                m.p = 0.0
+        noisy = np.clip(images + 0.5 * np.random.default_rng(8).standard_normal(images.shape, np.float32), 0, 1)
+        return _fit(exp, model, lambda x_noisy, x, rng: loss_fn(model(x_noisy), x), [noisy, images])
+    noise = corruptions.corruption("gaussian:0.5")
 
     def step(x, rng):
         if step_counts is not None:
             step_counts.append(_counts())
         return loss_fn(model(noise(x, rng)), x)
 
-    history, _ = exp.fit(model_class.__name__, model, md.optim.Adam(model.parameters()), step, [images])
+    return _fit(exp, model, step, [images])
+
+
+def _fit(exp, model, step, arrays):
+    history, _ = exp.fit(type(model).__name__, model, md.optim.Adam(model.parameters()), step, arrays)
     return [p.numpy() for p in model.parameters()], history
 
 
@@ -342,11 +447,11 @@ def _images(count):
 @needs_cuda
 @pytest.mark.parametrize("model_class", [ModelD, ModelC])
 def test_cuda_trains_exactly_as_cpu(tmp_path, model_class):
-    """Same initial weights, batches, noise and dropout on both devices (the stand-in draws NumPy's
-    numbers), so the trained weights agree to float32 rounding."""
+    """Given the same numbers (initial weights, batches, noisy images; no dropout), both devices train
+    to the same weights up to float32 rounding."""
     images = _images(8)
-    cpu_weights, cpu_history = _train(tmp_path / "cpu", "cpu", model_class, images, epochs=1)
-    cuda_weights, cuda_history = _train(tmp_path / "cuda", "cuda", model_class, images, epochs=1)
+    cpu_weights, cpu_history = _train(tmp_path / "cpu", "cpu", model_class, images, epochs=1, same_numbers=True)
+    cuda_weights, cuda_history = _train(tmp_path / "cuda", "cuda", model_class, images, epochs=1, same_numbers=True)
     np.testing.assert_allclose(cuda_history, cpu_history, rtol=1e-5)
     for expect, got in zip(cpu_weights, cuda_weights):
         np.testing.assert_allclose(got, expect, rtol=1e-4, atol=1e-6)

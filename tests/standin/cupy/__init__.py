@@ -1,7 +1,9 @@
 """A strict stand-in for CuPy: minidl's cuda path, tested on a machine without a GPU.
 
 NumPy computes underneath; CuPy's rules are enforced on top, so code that passes here
-does not break on a GPU for want of a rule:
+does not break on a GPU for want of a rule. Each rule is an entry of RULES, which cites the
+lines of CuPy's source (v13.6.0 and v14.2.0) that show it, and the code that applies it names
+it by _rule(name). In short:
   - a cupy.ndarray never turns into a NumPy array implicitly (np.asarray, __array__,
     mixing with NumPy arrays in one operation: TypeError, as in CuPy); transfers are
     explicit (.get(), .item(), float(), cupy.asnumpy) and counted as host syncs;
@@ -16,8 +18,11 @@ does not break on a GPU for want of a rule:
   - stream capture (Stream.begin_capture / end_capture, Graph.launch) as CUDA does it: while
     a stream captures, operations are recorded and not run (their fresh outputs hold NaN, in
     place writes and kernels do not happen, the random generators do not advance), a host
-    transfer or an operation on another stream is an error; Graph.launch runs the recording
-    again, writing each recorded output into the same memory.
+    transfer, an operation on another stream or a cuBLAS call (matmul, dot, einsum, ... of
+    floats) is an error; Graph.launch runs the recording again, writing each recorded output
+    into the same memory;
+  - the random generator is not NumPy's default (CuPy's is cuRAND's XORWOW): tests compare a
+    device's draws with its own, never with NumPy's.
 `counters` counts host syncs, uploads, launches of CuPy's own kernels and of RawModule
 kernels; tests read it to prove that a training step stays on the device.
 """
@@ -40,6 +45,97 @@ MODULE_NAMES, NDARRAY_NAMES = frozenset(_NAMES["cupy"]), frozenset(_NAMES["ndarr
 GENERATOR_NAMES, UFUNC_NAMES = frozenset(_NAMES["random.Generator"]), frozenset(_NAMES["ufunc"])
 __version__ = "14.2.0"  # the newest version whose names the stand-in offers
 STANDIN = True  # how tests tell the stand-in from the real CuPy
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One behaviour of CuPy (or of CUDA as CuPy meets it) that the stand-in enforces or imitates,
+    with the lines of CuPy's source that show it, at tags v13.6.0 and v14.2.0 of github.com/cupy/cupy.
+    Each place in this file that applies a rule names it by _rule(name); tests/test_gpu_path.py
+    checks that every rule cites both versions and is applied somewhere."""
+
+    what: str
+    v13: str  # "file:lines" at v13.6.0
+    v14: str  # "file:lines" at v14.2.0
+
+
+RULES = {
+    "no-implicit-host-array": Rule(
+        "np.asarray(device array) and __array__ raise TypeError; transfers are explicit (.get())",
+        "cupy/_core/core.pyx:1577-1583", "cupy/_core/core.pyx:1803-1809"),
+    "no-mixing-with-numpy": Rule(
+        "a NumPy array as an operand of a CuPy operation raises TypeError ('Unsupported type')",
+        "cupy/_core/_kernel.pyx:127-146",
+        "cupy/_core/_kernel.pyx:147-156, cupy/_core/_scalar.pyx:344"),
+    "reductions-give-device-arrays": Rule(
+        "a reduction returns a 0-d cupy.ndarray (its output argument), never a host scalar",
+        "cupy/_core/_reduction.pyx:340-343", "cupy/_core/_reduction.pyx:347-350"),
+    "only-cupys-names": Rule(
+        "cupy has only its own names: anything else is AttributeError (names.json, written by make_names.py "
+        "from the wheels)", "cupy/__init__.py:1083-1087",
+        "cupy/__init__.py:1-1161 (no module __getattr__: Python's own AttributeError)"),
+    "empty-is-uninitialised": Rule(
+        "cupy.empty allocates without writing: the memory holds whatever was there",
+        "cupy/_creation/basic.py:13-32", "cupy/_creation/basic.py:15-34"),
+    "asarray-keeps-device-arrays": Rule(
+        "cupy.asarray of a cupy.ndarray of the same dtype is that array (no copy); of host data, an upload",
+        "cupy/_creation/from_data.py:56-90", "cupy/_creation/from_data.py:59-96"),
+    "ascontiguousarray-of-0d-is-1d": Rule(
+        "cupy.ascontiguousarray of a 0-d array returns shape (1,) (a ravel view, or a copy for another dtype)",
+        "cupy/_core/core.pyx:2908-2926", "cupy/_core/core.pyx:3221-3239"),
+    "kernel-scalars-by-type": Rule(
+        "a RawKernel argument: a Python int goes as int64 (long long), a float as double, a NumPy scalar as "
+        "its own type; the stand-in takes device arrays and NumPy scalars only",
+        "cupy/cuda/function.pyx:105-155", "cupy/cuda/function.pyx:53-82, cupy/_core/_scalar.pyx:300-316"),
+    "grid-within-cudas-limits": Rule(
+        "a launch whose grid is outside CUDA's limits fails (cudaErrorInvalidConfiguration from the driver)",
+        "cupy/cuda/function.pyx:168-210 (_launch)", "cupy/cuda/function.pyx:92-133 (_launch)"),
+    "no-capture-on-the-legacy-stream": Rule(
+        "Stream.begin_capture on the null (legacy default) stream raises RuntimeError",
+        "cupy/cuda/stream.pyx:376-379", "cupy/cuda/stream.pyx:391-394"),
+    "capture-is-relaxed": Rule(
+        "begin_capture defaults to cudaStreamCaptureModeRelaxed, so the memory pool may allocate while a "
+        "stream captures (the stand-in's fresh outputs are allocated then)",
+        "cupy/cuda/stream.pyx:380-389", "cupy/cuda/stream.pyx:395-404"),
+    "capture-records-without-running": Rule(
+        "while a stream captures, CuPy's kernels are enqueued into the graph, not run; Graph.launch runs "
+        "them all again on the same memory", "cupy/cuda/graph.pyx:50-64", "cupy/cuda/graph.pyx:48-63"),
+    "no-host-sync-while-capturing": Rule(
+        "a device -> host copy (.get(), float(), .item()) synchronizes the stream, which a capturing stream "
+        "refuses (cudaErrorStreamCaptureUnsupported)", "cupy/_core/core.pyx:1873-1984 (get)",
+        "cupy/_core/core.pyx:2098-2209 (get)"),
+    "no-upload-while-capturing": Rule(
+        "an upload (cupy.asarray of host data) is an async copy from a staging buffer: captured, a graph would "
+        "copy that buffer again on every replay; minidl must not upload while capturing, the stand-in refuses",
+        "cupy/_core/core.pyx:2708-2772 (_array_default)", "cupy/_core/core.pyx:3020-3105 (_array_default)"),
+    "one-stream-while-capturing": Rule(
+        "work goes to the current stream; work on the legacy default stream while another stream captures "
+        "is an error (cudaErrorStreamCaptureImplicit)", "cupy/cuda/stream.pyx:376-389",
+        "cupy/cuda/stream.pyx:391-404"),
+    "no-cublas-while-capturing": Rule(
+        "matmul, dot, vdot, inner, tensordot, einsum and linalg of float or complex arrays call cuBLAS, whose "
+        "every wrapper first calls setStream, which raises NotImplementedError('calling cuBLAS API during "
+        "stream capture is currently unsupported') while the stream captures (integers use CuPy's own kernels)",
+        "cupy_backends/cuda/libs/cublas.pyx:485-498, 509-511; cupy/_core/_routines_linalg.pyx:382-393, "
+        "631, 762-767; cupy/linalg/_product.py:87, 249, 334; cupy/linalg/_einsum.py:418",
+        "cupy_backends/cuda/libs/cublas.pyx:642-655, 666-668; cupy/_core/_routines_linalg.pyx:384-395, "
+        "635, 774-779; cupy/linalg/_product.py:124, 335, 420; cupy/linalg/_einsum.py:417"),
+    "generator-is-xorwow": Rule(
+        "cupy.random.default_rng(seed) is Generator(XORWOW(seed)), cuRAND's generator, not NumPy's PCG64: "
+        "the stand-in draws from another bit generator (SFC64), so nothing may expect NumPy's numbers",
+        "cupy/random/__init__.py:20-45", "cupy/random/__init__.py:22-47"),
+    "generator-state-on-the-device": Rule(
+        "a Generator's state lives in device memory and its draws launch on the current stream: a draw being "
+        "captured does not advance it, each replay of the graph does",
+        "cupy/random/_bit_generator.pyx:84, cupy/random/_generator_api.pyx:1058-1059",
+        "cupy/random/_bit_generator.pyx:84, cupy/random/_generator_api.pyx:1068-1069"),
+}  # fmt: skip
+
+
+def _rule(name: str) -> Rule:
+    """The rule that the code at the call applies (KeyError for a rule that is not in RULES)."""
+    return RULES[name]
+
 
 # calls that make views or read metadata: no kernel runs on a GPU
 _NO_LAUNCH = frozenset(
@@ -75,6 +171,7 @@ def _unwrap(value):
     if isinstance(value, ndarray):
         return value._array
     if isinstance(value, _np.ndarray):
+        _rule("no-mixing-with-numpy")
         raise _Refused(f"Unsupported type {type(value)}: CuPy does not mix host (NumPy) and device arrays")
     if isinstance(value, (list, tuple)):
         return type(value)(_unwrap(v) for v in value)
@@ -86,6 +183,7 @@ def _wrap(value):
     if isinstance(value, _np.ndarray):
         return ndarray._of(value)
     if isinstance(value, _np.generic):
+        _rule("reductions-give-device-arrays")
         return ndarray._of(_np.asarray(value))
     if isinstance(value, tuple):
         return tuple(_wrap(v) for v in value)
@@ -112,10 +210,13 @@ def _run(function, name: str, args: tuple, kwargs: dict, while_capturing=None, i
             counters.launches += 1
         return _np.asarray(result) if isinstance(result, _np.generic) else result
     _check_capture_stream(name)
+    if name in _CUBLAS or name.startswith("linalg."):
+        _refuse_cublas(name, (getattr(function, "__self__", None), args, kwargs))
     if name in _IN_PLACE or (name.startswith("__i") and name != "__invert__") or "out" in kwargs:
         _capturing.record(lambda: function(*args, **kwargs))
         out = kwargs.get("out")
         return out[0] if isinstance(out, tuple) and len(out) == 1 else out
+    _rule("capture-records-without-running")
     result = (while_capturing or function)(*args, **kwargs)
     result = _np.asarray(result) if isinstance(result, _np.generic) else result
     inputs = list(_arrays((getattr(function, "__self__", None), args, kwargs)))  # a method's array too
@@ -125,6 +226,18 @@ def _run(function, name: str, args: tuple, kwargs: dict, while_capturing=None, i
         for a in fresh:
             _poison(a)
     return result
+
+
+# what CuPy computes with cuBLAS for float and complex arrays (integers take CuPy's own kernels)
+_CUBLAS = frozenset("matmul __matmul__ __rmatmul__ __imatmul__ dot vdot inner tensordot einsum".split())
+
+
+def _refuse_cublas(name: str, operands) -> None:
+    if any(a.dtype.kind in "fc" for a in _arrays(operands)):
+        _rule("no-cublas-while-capturing")
+        raise NotImplementedError(
+            f"calling cuBLAS API during stream capture is currently unsupported ({name} of float arrays)"
+        )
 
 
 def _arrays(value):
@@ -171,6 +284,7 @@ class ndarray:
     __slots__ = ("_array",)
 
     def __init__(self, shape, dtype=float):
+        _rule("empty-is-uninitialised")  # NaN shows a read of memory nothing wrote
         self._array = _np.full(shape, _np.nan, dtype) if _np.dtype(dtype).kind == "f" else _np.empty(shape, dtype)
 
     @classmethod
@@ -181,6 +295,7 @@ class ndarray:
 
     def __getattr__(self, name: str):
         if name not in NDARRAY_NAMES:
+            _rule("only-cupys-names")
             raise AttributeError(f"'cupy.ndarray' object has no attribute {name!r}")
         value = getattr(self._array, name)
         return _device_call(value, name) if callable(value) else _wrap(value)
@@ -211,6 +326,7 @@ class ndarray:
         return bool(self._array)
 
     def __array__(self, *args, **kwargs):
+        _rule("no-implicit-host-array")
         raise TypeError(
             "Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a NumPy "
             "array explicitly."
@@ -287,12 +403,14 @@ for _name in sorted(NDARRAY_NAMES):
 def _sync(what: str) -> None:
     """A device -> host transfer: it waits for the device, which a capturing stream forbids."""
     if _capturing is not None:
+        _rule("no-host-sync-while-capturing")
         raise RuntimeError(f"cudaErrorStreamCaptureUnsupported: {what} waits for the device while a stream captures")
     counters.syncs += 1
 
 
 def _upload(value, dtype=None):
     if _capturing is not None:
+        _rule("no-upload-while-capturing")
         raise RuntimeError(
             "cudaErrorStreamCaptureUnsupported: a host -> device copy while a stream captures (a graph would copy "
             "the same host bytes on every replay)"
@@ -302,6 +420,7 @@ def _upload(value, dtype=None):
 
 
 def asarray(a, dtype=None, order=None, *, blocking=False):
+    _rule("asarray-keeps-device-arrays")
     if isinstance(a, ndarray):
         return a if dtype is None or a.dtype == dtype else _device_call(a._array.astype, "astype")(dtype)
     return _upload(a, dtype)
@@ -322,6 +441,11 @@ def asnumpy(a, stream=None, order="C", out=None, *, blocking=True):
 def ascontiguousarray(a, dtype=None):
     if not isinstance(a, ndarray):
         raise TypeError(f"cupy.ascontiguousarray takes a cupy.ndarray, got {type(a)}")
+    if a.ndim == 0:
+        _rule("ascontiguousarray-of-0d-is-1d")
+        if dtype is None or a.dtype == dtype:
+            return ndarray._of(a._array.reshape(1))  # a view, as CuPy's ravel
+        return _device_call(lambda x: _np.array(x, dtype=dtype).reshape(1), "ascontiguousarray")(a)
     if a._array.flags.c_contiguous and (dtype is None or a.dtype == dtype):
         return a
     return _device_call(lambda x: _np.array(x, dtype=dtype, order="C", copy=True), "ascontiguousarray")(a)
@@ -363,7 +487,10 @@ _MISSING = object()
 
 def __getattr__(name: str):
     if name not in MODULE_NAMES:
+        _rule("only-cupys-names")
         raise AttributeError(f"module 'cupy' has no attribute {name!r}")
+    if name == "linalg":
+        return linalg
     value = getattr(_np, name, _MISSING)
     if value is _MISSING:
         raise NotImplementedError(f"the CuPy stand-in does not offer cupy.{name} (CuPy has it)")
@@ -376,20 +503,33 @@ def __getattr__(name: str):
 
 # ------------------------------------------------------------ random numbers
 class _Generator:
-    """cupy.random.Generator: only the methods CuPy's has (no normal, no permutation)."""
+    """cupy.random.Generator: only the methods CuPy's has (no normal, no permutation), drawing from a
+    bit generator that is not NumPy's default, as CuPy's (XORWOW) is not."""
 
     def __init__(self, seed):
-        self._generator = _np.random.default_rng(seed)
+        _rule("generator-is-xorwow")
+        self._generator = _np.random.Generator(_np.random.SFC64(seed))
 
     def __getattr__(self, name: str):
         if name not in GENERATOR_NAMES:
+            _rule("only-cupys-names")
             raise AttributeError(f"'cupy.random.Generator' object has no attribute {name!r}")
-        # while a stream captures, the draw runs on a copy: the generator's state does not advance
+        _rule("generator-state-on-the-device")  # while a stream captures, the draw runs on a copy
         shadow = lambda *a, **k: getattr(copy.deepcopy(self._generator), name)(*a, **k)  # noqa: E731
         return _device_call(getattr(self._generator, name), name, while_capturing=shadow)
 
 
 random = types.SimpleNamespace(default_rng=_Generator, Generator=_Generator)
+
+
+class _Linalg:
+    """cupy.linalg: NumPy's functions on device arrays (cuBLAS and cuSOLVER on a GPU)."""
+
+    def __getattr__(self, name: str):
+        return _device_call(getattr(_np.linalg, name), f"linalg.{name}")
+
+
+linalg = _Linalg()
 
 
 # ---------------------------------------------------------------- CUDA itself
@@ -442,9 +582,11 @@ class Stream:
     def begin_capture(self, mode=None) -> None:
         global _capturing
         if self.is_null:
+            _rule("no-capture-on-the-legacy-stream")
             raise RuntimeError("cannot capture on the default (legacy) stream")
         if _capturing is not None:
             raise RuntimeError("cudaErrorIllegalState: a stream is capturing already")
+        _rule("capture-is-relaxed")  # fresh outputs are allocated while recording (see _run)
         _capturing = _Recording(self)
 
     def end_capture(self) -> Graph:
@@ -482,6 +624,7 @@ _capturing: _Recording | None = None
 
 def _check_capture_stream(name: str) -> None:
     if _streams[-1] is not _capturing.stream:
+        _rule("one-stream-while-capturing")
         raise RuntimeError(
             f"cudaErrorStreamCaptureImplicit: {name} runs on another stream while a stream captures "
             "(the legacy default stream waits for the capturing one)"
@@ -497,6 +640,7 @@ class Graph:
     def launch(self, stream=None) -> None:
         if _capturing is not None:
             raise RuntimeError("cudaErrorStreamCaptureUnsupported: launching a graph while a stream captures")
+        _rule("capture-records-without-running")
         counters.graph_launches += 1
         for operation in self._operations:
             operation()
@@ -550,12 +694,14 @@ class _RawKernel:
             elif isinstance(arg, _np.generic):
                 unwrapped.append(arg)
             else:
+                _rule("kernel-scalars-by-type")
                 raise TypeError(
                     f"{self.name}: argument {k} is {type(arg).__name__}; pass device arrays and NumPy scalars of "
                     "the parameter's type (CuPy turns a Python int into a 64-bit long long)"
                 )
         grid3, block3 = (tuple(d) if isinstance(d, tuple) else (d,) for d in (grid, block))
         if min(grid3) < 1 or max(grid3[1:], default=1) > 65535 or grid3[0] > 2**31 - 1:
+            _rule("grid-within-cudas-limits")
             raise RuntimeError(f"{self.name}: cudaErrorInvalidConfiguration: grid {grid3}")
 
         def run() -> None:
