@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from peer import float32_peer
 
 import minidl as md
 from minidl import backend
@@ -304,7 +305,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     device = backend.resolve_device(args.device)
     if device == "cuda" and torch is not None:
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        float32_peer(torch)
     repeats = args.repeats or (5 if args.short else 20)
     rows = all_rows(device, args.short)
     results = count_launches(rows) if device == "emu" else measure(rows, device, repeats)

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import torch
+from peer import float32_peer
 
 import minidl as md
 from minidl import corruptions
@@ -122,8 +123,9 @@ def main():
         train_ours = CapturedStep(train_ours, opt_ours)
 
     loss_name = args.loss if logits else "mse"
+    peer = f", {float32_peer(torch)}" if args.device == "cuda" else ""
     print(f"Model {args.model}, loss {loss_name}, device {args.device}{', minidl captured' if args.capture else ''}, "
-          f"{len(x_train)} images, batch 128")  # fmt: skip
+          f"{len(x_train)} images, batch 128{peer}")  # fmt: skip
     print("epoch  minidl s  torch s  ratio  minidl test MSE  torch test MSE  minidl PSNR  torch PSNR")
     for epoch in range(args.epochs):
         rng = np.random.default_rng([args.seed, epoch])

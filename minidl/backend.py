@@ -23,18 +23,44 @@ HOST, GPU, EMULATOR = "cpu", "cuda", "emu"
 DEVICES = (HOST, GPU, EMULATOR)
 
 
+# CuPy 13 is refused: in 13.x memory from a pool keeps no reference to its pool, so the .grad a captured
+# step leaves (arrays of its graph's private pool) point at freed memory once the step is gone
+# (cupy/cuda/memory.pyx v13.6.0:918-945, 1204, 1303; v14.2.0:945-968 keeps the chunk), and a module
+# compiled with name expressions, as every kernel file is, is never read back from the disk cache,
+# so every process compiles every file again (cupy/cuda/compiler.py v13.6.0:596-599; v14.2.0:545-560).
+MIN_CUPY = (14, 0)
+
+
 @lru_cache(maxsize=1)
-def _cupy() -> ModuleType | None:
-    """CuPy if it imports and sees at least one GPU, else None."""
+def cupy_problem() -> str | None:
+    """Why CuPy cannot be used here (not installed, too old, no GPU), or None when it can."""
     try:
         import cupy
     except ImportError:
-        return None
+        return "CuPy is not installed (pip install minidl[cuda12] or [cuda13])"
+    version = getattr(cupy, "__version__", "0")
+    numbers = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+    if numbers < MIN_CUPY:
+        return (
+            f"CuPy {version} is installed and minidl needs CuPy >= {'.'.join(map(str, MIN_CUPY))} "
+            "(13.x frees a captured step's gradients with its graph and compiles every kernel file again in "
+            "every process): pip install -U 'cupy-cuda12x>=14' (or cupy-cuda13x)"
+        )
     try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
-            return None
-    except Exception:  # no driver, no device: CuPy raises its own runtime errors
+            return "CuPy finds no CUDA device"
+    except Exception as error:  # no driver, no device: CuPy raises its own runtime errors
+        return f"CuPy finds no usable CUDA device ({type(error).__name__}: {error})"
+    return None
+
+
+@lru_cache(maxsize=1)
+def _cupy() -> ModuleType | None:
+    """CuPy if it can be used here (cupy_problem() is None), else None."""
+    if cupy_problem() is not None:
         return None
+    import cupy
+
     return cupy
 
 
@@ -72,8 +98,7 @@ def resolve_device(device: str | None = None) -> str:
         raise DeviceError(f"unknown {given}: expected one of {', '.join(DEVICES)}")
     if name == "cuda" and not cuda_available():
         raise DeviceUnavailable(
-            "device 'cuda' was requested but no GPU is usable: CuPy is not installed "
-            "(pip install minidl[cuda12] or [cuda13]) or it finds no CUDA device. "
+            f"device 'cuda' was requested but no GPU is usable: {cupy_problem()}. "
             "Use device='cpu', or 'emu' to run the CUDA kernels on the CPU emulator."
         )
     return name

@@ -49,3 +49,21 @@ def test_kernel_benchmark_counts_launches_on_the_emulator_without_timing(tmp_pat
         two = row["op"].startswith("sigmoid") or row["op"] in ("conv2d weight grad", "Adam step")
         assert row["launches"] == (2 if two else 1), row
     assert "conv2d_backward_weight<float>" in stdout and not (tmp_path / "k.png").exists()
+
+
+def test_the_gpu_peer_runs_in_float32_in_both_benchmarks():
+    """PyTorch would use TF32 in cuDNN and cuBLAS on a GPU; the peer is held to float32 (peer.py),
+    by kernels.py and train_model_c.py alike, and the table says so."""
+    import types
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import peer
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    flags = types.SimpleNamespace
+    backends = flags(cudnn=flags(allow_tf32=True), cuda=flags(matmul=flags(allow_tf32=True)))
+    words = peer.float32_peer(types.SimpleNamespace(backends=backends))
+    assert backends.cudnn.allow_tf32 is False and backends.cuda.matmul.allow_tf32 is False and "TF32 off" in words
+    for script in ("kernels.py", "train_model_c.py"):
+        assert "float32_peer(torch)" in (ROOT / "benchmarks" / script).read_text(), script

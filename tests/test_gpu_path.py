@@ -3,7 +3,9 @@ test for each defect that a first run on a GPU would have met. Tests that need t
 device run in the `MINIDL_DEVICE=cuda` leg of the suite (a GPU, or the stand-in)."""
 
 import ast
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -119,6 +121,25 @@ def test_adam_keeps_a_0d_parameter_0d(device):
         assert p.shape == () and p.grad.shape == ()
         results[dev] = p.numpy()
     np.testing.assert_allclose(results[device], results["cpu"], rtol=1e-5)  # the float32 kernel
+
+
+def test_cupy_13_is_refused_with_the_reason(tmp_path):
+    """CuPy 13.x frees a captured step's .grad with its graph's pool and never reads its compile cache
+    for our modules: minidl asks for CuPy >= 14 and says why, in a fresh process that finds CuPy 13.6."""
+    fake = tmp_path / "cupy"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("__version__ = '13.6.0'\n")
+    code = (
+        "import minidl as md\n"
+        "from minidl import backend\n"
+        "assert not md.cuda_available()\n"
+        "try:\n    backend.resolve_device('cuda')\nexcept backend.DeviceUnavailable as e:\n    print(e)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "MINIDL_DEVICE": "cpu"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "CuPy 13.6.0 is installed and minidl needs CuPy >= 14.0" in result.stdout
+    assert "cupy-cuda12x>=14" in result.stdout
 
 
 def test_standin_cuda_offers_only_what_real_cupy_has():
