@@ -304,6 +304,10 @@ def main(argv=None) -> None:
     parser.add_argument("--png", type=Path, default=None, help="draw the ratios to PyTorch here")
     args = parser.parse_args(argv)
     device = backend.resolve_device(args.device)
+    global torch
+    if device == "cuda" and torch is not None and not torch.cuda.is_available():
+        print("this PyTorch has no CUDA: no ratios on cuda")
+        torch = None
     if device == "cuda" and torch is not None:
         float32_peer(torch)
     repeats = args.repeats or (5 if args.short else 20)

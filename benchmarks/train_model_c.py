@@ -82,7 +82,7 @@ def main():
     x_test_noisy = test_noise(mnist.x_test, np.random.default_rng(10_000))
 
     ours = (ModelC if args.model == "C" else ModelD)(device=args.device)
-    theirs = torch_model(args.model).to("cuda" if args.device == "cuda" else "cpu")
+    theirs = torch_model(args.model).to("cuda" if args.device == "cuda" and run_theirs else "cpu")
     copy_weights(ours, theirs)
     opt_ours = md.optim.Adam(ours.parameters(), lr=1e-3)
     opt_theirs = torch.optim.Adam(theirs.parameters(), lr=1e-3)
@@ -123,7 +123,7 @@ def main():
         train_ours = CapturedStep(train_ours, opt_ours)
 
     loss_name = args.loss if logits else "mse"
-    peer = f", {float32_peer(torch)}" if args.device == "cuda" else ""
+    peer = f", {float32_peer(torch)}" if args.device == "cuda" and run_theirs else ""
     print(f"Model {args.model}, loss {loss_name}, device {args.device}{', minidl captured' if args.capture else ''}, "
           f"{len(x_train)} images, batch 128{peer}")  # fmt: skip
     print("epoch  minidl s  torch s  ratio  minidl test MSE  torch test MSE  minidl PSNR  torch PSNR")

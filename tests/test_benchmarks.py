@@ -67,3 +67,22 @@ def test_the_gpu_peer_runs_in_float32_in_both_benchmarks():
     assert backends.cudnn.allow_tf32 is False and backends.cuda.matmul.allow_tf32 is False and "TF32 off" in words
     for script in ("kernels.py", "train_model_c.py"):
         assert "float32_peer(torch)" in (ROOT / "benchmarks" / script).read_text(), script
+
+
+def test_gpu_check_plans_every_step_within_its_budget(tmp_path):
+    """benchmarks/gpu_check.sh --dry-run: the steps a GPU run takes, each with its own limit, and nothing
+    run or written (the stand-in mode, run by hand, is recorded in RESULTS.md)."""
+    env = {**os.environ, "OUT": str(tmp_path / "out")}
+    script = str(ROOT / "benchmarks" / "gpu_check.sh")
+    result = subprocess.run(["bash", script, "--dry-run"], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    steps = {line.split()[0]: int(line.split()[2].rstrip("s:")) for line in result.stdout.splitlines()}
+    assert list(steps) == ["install", "doctor", "memcheck", "racecheck", "initcheck", "synccheck", "suite", "model_c",
+                           "model_c_capture", "kernels"]  # fmt: skip
+    assert "-m minidl.doctor --device cuda" in result.stdout and ".[dev,cuda12,bench]" in result.stdout
+    assert "MINIDL_DEVICE=cuda" in result.stdout and "--capture" in result.stdout
+    assert not (tmp_path / "out").exists()
+    usage = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--fast"], capture_output=True, text=True
+    )
+    assert usage.returncode == 2 and "usage:" in usage.stderr

@@ -5,6 +5,10 @@ only if everything that changes between steps lives in device memory. Tests of t
 itself call standin(), which skips on a GPU; the others run wherever cuda is."""
 
 import functools
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +20,8 @@ from minidl.autoencoders import ModelC, ModelD
 from minidl.capture import CapturedStep, CaptureError
 from minidl.experiment import ExperimentError, train_on_batch
 from minidl.nn import functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _denoising_loss(model, noise, x, rng):
@@ -228,3 +234,17 @@ def test_a_classifier_step_records_though_cross_entropy_checks_its_labels():
     assert losses[3] < losses[0]
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
         F.cross_entropy(model(x), md.tensor(np.array([0, 3, 1, 1, 0]), device="cuda"))
+
+
+@needs_cuda
+def test_the_main_job_trains_both_models_with_capture(tmp_path):
+    """`python examples/conv_dae_mnist.py --device cuda --capture`, as typed: Model C and then Model D
+    (Linear layers) are captured; before matmul had a kernel, real CuPy refused Model D's second step."""
+    command = [sys.executable, str(ROOT / "examples" / "conv_dae_mnist.py"), "--device", "cuda", "--capture",
+               "--epochs", "1", "--limit", "48", "--test-limit", "32", "--batch-size", "16", "--out", str(tmp_path),
+               "--json", str(tmp_path / "metrics.json")]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Model C (conv)" in result.stdout and "Model D (dense)" in result.stdout
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert np.isfinite(metrics["test_mse"]) and np.isfinite(metrics["psnr"]), metrics

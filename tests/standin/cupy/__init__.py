@@ -534,9 +534,24 @@ linalg = _Linalg()
 
 # ---------------------------------------------------------------- CUDA itself
 class _Runtime:
+    """cupy.cuda.runtime: the device it pretends to be (a GPU of compute capability 9.0)."""
+
     @staticmethod
     def getDeviceCount() -> int:
         return 1
+
+    @staticmethod
+    def getDeviceProperties(device: int) -> dict:
+        return {"name": b"CuPy stand-in (kernels on minidl's CPU emulator)", "major": 9, "minor": 0,
+                "totalGlobalMem": 2**30}  # fmt: skip
+
+    @staticmethod
+    def runtimeGetVersion() -> int:
+        return 12080
+
+    @staticmethod
+    def driverGetVersion() -> int:
+        return 12080
 
     @staticmethod
     def deviceSynchronize() -> None:
