@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import nn, optim
-from .autograd.tensor import Function, Tensor, is_grad_enabled, no_grad
+from . import autograd, nn, optim
+from .autograd.tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad
 from .backend import cuda_available, manual_seed, resolve_device
-from .gradcheck import GradcheckError, gradcheck
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .ops import (
     abs,
     clamp,
@@ -109,8 +109,11 @@ __all__ = [
     "float32",
     "float64",
     "gradcheck",
+    "gradgradcheck",
     "int64",
     "is_grad_enabled",
+    "enable_grad",
+    "autograd",
     "load",
     "log",
     "manual_seed",

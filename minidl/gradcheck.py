@@ -1,9 +1,14 @@
-"""gradcheck: analytic gradients against central finite differences in float64.
+"""gradcheck and gradgradcheck: analytic first and second derivatives against central finite
+differences in float64.
 
-For a random weighting v of fn's output, the analytic gradient of s = Σ v·fn(x) (one
-backward pass) must match (s(x + εe_k) - s(x - εe_k)) / 2ε for every element k of
-every input that requires grad. A random v makes a wrong Jacobian show with
-probability one, at the cost of one backward instead of one per output element.
+gradcheck: for a random weighting v of fn's output, the analytic gradient of s = Σ v·fn(x)
+(one backward pass) must match (s(x + εe_k) - s(x - εe_k)) / 2ε for every element k of
+every input that requires grad. A random v makes a wrong Jacobian show with probability
+one, at the cost of one backward instead of one per output element.
+
+gradgradcheck: gradcheck of h(x) = Σ_i Σ u_i · ∂s/∂x_i, the first-order gradients built with
+create_graph=True and weighted by a random u; h's gradient is the Hessian of s applied to u,
+so a wrong second derivative (a backward_graph) shows as gradcheck's would.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from . import backend
-from .autograd.tensor import Tensor, no_grad
+from .autograd.tensor import Tensor, enable_grad, grad, no_grad
 
 
 class GradcheckError(AssertionError):
@@ -25,7 +30,7 @@ def numeric_vjp(forward: Callable[..., np.ndarray], weights, *arrays: np.ndarray
     differences in float64: (s(a + εe_k) - s(a - εe_k)) / 2ε for every element k of every array."""
     arrays = [np.array(a, dtype=np.float64) for a in arrays]
     grads = [np.zeros_like(a) for a in arrays]
-    for a, grad in zip(arrays, grads):
+    for a, g in zip(arrays, grads):
         for k in np.ndindex(a.shape):
             saved = a[k]
             a[k] = saved + eps
@@ -33,7 +38,7 @@ def numeric_vjp(forward: Callable[..., np.ndarray], weights, *arrays: np.ndarray
             a[k] = saved - eps
             down = float((weights * forward(*arrays)).sum())
             a[k] = saved
-            grad[k] = (up - down) / (2 * eps)
+            g[k] = (up - down) / (2 * eps)
     return grads
 
 
@@ -84,3 +89,39 @@ def gradcheck(
                     f"analytic {analytic[k]:.8g}, numeric {numeric[k]:.8g}"
                 )
     return True
+
+
+def gradgradcheck(
+    fn: Callable[..., Tensor],
+    inputs: Sequence[Tensor],
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    seed: int = 0,
+) -> bool:
+    """True if fn's second derivatives are right for every input with requires_grad (see the module's
+    docstring); else GradcheckError."""
+    inputs = list(inputs)
+    checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
+    if not checked:
+        raise ValueError("gradgradcheck: no input requires grad")
+    rng = np.random.default_rng(seed + 1)
+    with no_grad():
+        out_shape = fn(*inputs).shape
+    v = rng.standard_normal(out_shape)
+    u = [rng.standard_normal(inputs[i].shape) for i in checked]
+
+    def first_order(*xs: Tensor) -> Tensor:
+        with enable_grad():  # gradcheck evaluates this under no_grad for its finite differences
+            out = fn(*xs)
+            device = out.device
+            s = (out * Tensor._wrap(backend.move(v, device), device)).sum()
+            wrt = [xs[i] for i in checked]
+            grads = grad(s, wrt, create_graph=True, allow_unused=True)
+            total = sum((x * 0).sum() for x in wrt)  # keeps h a function of x where the gradients are constant
+            for g, weights in zip(grads, u):
+                if g is not None:
+                    total = total + (g * Tensor._wrap(backend.move(weights, device), device)).sum()
+            return total
+
+    return gradcheck(first_order, inputs, eps=eps, atol=atol, rtol=rtol, seed=seed)

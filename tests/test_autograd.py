@@ -198,3 +198,92 @@ def test_item_and_repr():
     with pytest.raises(ValueError, match="one element"):
         md.tensor([1.0, 2.0]).item()
     assert "requires_grad=True" in repr(leaf([1.0]))
+
+
+# ------------------------------------------------------------ higher-order gradients
+def test_create_graph_leaves_a_differentiable_grad_as_pytorch_does():
+    """PyTorch: y = Σx³; y.backward(create_graph=True) gives x.grad = 3x² with a graph; then
+    x.grad.sum().backward() adds d(Σ3x²)/dx = 6x into x.grad: 3x² + 6x."""
+    x = leaf([1.0, -2.0, 0.5])
+    (x * x * x).sum().backward(create_graph=True)
+    assert x.grad.requires_grad and not x.grad.is_leaf
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 12.0, 0.75])
+    x.grad.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0 + 6.0, 12.0 - 12.0, 0.75 + 3.0])
+
+
+def test_grad_returns_gradients_without_touching_any_grad():
+    x, w = leaf([1.0, 2.0]), leaf([3.0, -1.0])
+    w.grad = md.tensor([7.0, 7.0], dtype=md.float64)
+    y = (w * x * x).sum()
+    (gx,) = md.autograd.grad(y, x, create_graph=True)  # 2wx
+    np.testing.assert_allclose(gx.numpy(), [6.0, -4.0])
+    assert x.grad is None and w.grad.numpy().tolist() == [7.0, 7.0]
+    hx, hw = md.autograd.grad(gx.sum(), [x, w])  # d(Σ2wx)/dx = 2w, /dw = 2x
+    np.testing.assert_allclose(hx.numpy(), [6.0, -2.0])
+    np.testing.assert_allclose(hw.numpy(), [2.0, 4.0])
+
+
+def test_grad_of_a_hidden_tensor_and_of_unused_inputs():
+    x, unused = leaf([1.0, 2.0]), leaf([5.0])
+    h = x * 3
+    y = (h * h).sum()
+    (gh,) = md.autograd.grad(y, h, retain_graph=True)  # 2h, stopping at h
+    np.testing.assert_allclose(gh.numpy(), [6.0, 12.0])
+    assert x.grad is None
+    with pytest.raises(RuntimeError, match="input 1 was not used.*allow_unused=True"):
+        md.autograd.grad(y, [x, unused], retain_graph=True)
+    gx, none = md.autograd.grad(y, [x, unused], allow_unused=True)
+    np.testing.assert_allclose(gx.numpy(), [18.0, 36.0])
+    assert none is None
+
+
+def test_grad_takes_grad_outputs_and_several_outputs():
+    x = leaf([1.0, 2.0])
+    a, b = x * 2, x * x
+    ga, = md.autograd.grad([a, b], x, grad_outputs=[md.tensor([1.0, 1.0], dtype=md.float64),
+                                                    md.tensor([0.5, 2.0], dtype=md.float64)])  # fmt: skip
+    np.testing.assert_allclose(ga.numpy(), [2 + 0.5 * 2, 2 + 2 * 4])
+    with pytest.raises(ValueError, match="2 outputs and 1 grad_outputs"):
+        md.autograd.grad([a, b], x, grad_outputs=[md.tensor([1.0, 1.0], dtype=md.float64)])
+
+
+def test_hessian_vector_product_by_double_backward():
+    """f = Σ x_i³ + x_0 x_1 has the Hessian H = diag(6x) + [[0, 1], [1, 0]]: H v by two grads."""
+    x, v = leaf([1.5, -0.5]), md.tensor([1.0, 2.0], dtype=md.float64)
+    f = (x * x * x).sum() + x[0] * x[1]
+    (g,) = md.autograd.grad(f, x, create_graph=True)
+    (hv,) = md.autograd.grad((g * v).sum(), x)
+    np.testing.assert_allclose(hv.numpy(), [6 * 1.5 * 1 + 2, 6 * -0.5 * 2 + 1])
+
+
+def test_an_op_without_second_derivative_says_so():
+    class Twice(md.Function):  # a user's op with a first-order backward only
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, g):
+            return g * 2
+
+    x = leaf([1.0])
+    y = Twice.apply(x).sum()
+    with pytest.raises(NotImplementedError, match="Twice has no second derivative"):
+        y.backward(create_graph=True)
+    Twice.apply(x).sum().backward()  # first order still works
+    assert x.grad.numpy().tolist() == [2.0]
+
+
+def test_a_penalty_on_the_gradient_trains():
+    """A gradient penalty ‖∂L/∂x‖² differentiated with respect to the weights (WGAN-GP's pattern)."""
+    w, x = leaf([0.5, -1.0]), leaf([1.0, 2.0])
+    loss = md.sigmoid((w * x).sum())
+    (gx,) = md.autograd.grad(loss, x, create_graph=True)
+    penalty = (gx * gx).sum()
+    penalty.backward()
+    s = 1 / (1 + np.exp(-(0.5 - 2.0)))
+    ds = s * (1 - s)  # gx = ds · w, penalty = ds² ‖w‖², d/dw = 2 ds ‖w‖² dds/dz x + 2 ds² w
+    dds = ds * (1 - 2 * s)
+    expect = 2 * ds * dds * np.sum(np.array([0.5, -1.0]) ** 2) * np.array([1.0, 2.0]) + 2 * ds**2 * np.array(
+        [0.5, -1.0]
+    )
+    np.testing.assert_allclose(w.grad.numpy(), expect, rtol=1e-10)

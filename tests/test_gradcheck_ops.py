@@ -1,5 +1,6 @@
-"""Every differentiable op, gradient-checked in float64 against central differences
-over hypothesis-generated shapes, strides, paddings, kernel sizes and broadcasts."""
+"""Every differentiable op, its first and second derivatives checked in float64 against central
+differences (gradcheck, gradgradcheck) over hypothesis-generated shapes, strides, paddings,
+kernel sizes and broadcasts: one table of tests that every op joins, on every device."""
 
 import numpy as np
 import pytest
@@ -12,6 +13,11 @@ from minidl.nn import functional as F
 
 seeds = st.integers(0, 2**16)
 small_shapes = st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple)
+
+
+def check(fn, inputs) -> bool:
+    """fn's gradients (gradcheck) and second derivatives (gradgradcheck: backward(create_graph=True))."""
+    return md.gradcheck(fn, inputs) and md.gradgradcheck(fn, inputs)
 
 
 def randn(seed, shape, low=None):
@@ -48,7 +54,7 @@ def test_binary_ops_with_broadcasting(op, shapes, seed):
         "minimum": md.minimum,
         "pow": lambda a, b: a**b,
     }
-    assert md.gradcheck(fns[op], [a, b])
+    assert check(fns[op], [a, b])
 
 
 @pytest.mark.parametrize(
@@ -76,14 +82,14 @@ def test_unary_ops(name, fn, positive, shape, seed):
     if name == "clamp":  # keep ε away from the bounds
         v = x.numpy()
         x = leaf(np.where(np.abs(v + 0.55) < 0.05, v + 0.1, np.where(np.abs(v - 0.45) < 0.05, v + 0.1, v)))
-    assert md.gradcheck(fn, [x])
+    assert check(fn, [x])
 
 
 @given(shape=small_shapes, seed=seeds)
 def test_where(shape, seed):
     a, b = randn(seed, shape), randn(seed + 1, shape)
     cond = np.random.default_rng(seed).random(shape) > 0.5
-    assert md.gradcheck(lambda a, b: md.where(cond, a, b), [a, b])
+    assert check(lambda a, b: md.where(cond, a, b), [a, b])
 
 
 @st.composite
@@ -103,7 +109,7 @@ def test_reductions(op, case, seed):
     count = int(np.prod([shape[d] for d in dims])) if dims is not None else int(np.prod(shape))
     if op == "var" and count < 2:
         return
-    assert md.gradcheck(lambda x: getattr(x, op)(dims, keepdim), [x])
+    assert check(lambda x: getattr(x, op)(dims, keepdim), [x])
 
 
 @pytest.mark.parametrize("op", ["max", "min"])
@@ -118,7 +124,7 @@ def test_max_and_min_along_a_dim(op, shape, data, keepdim, seed):
     np.testing.assert_array_equal(values.numpy(), want if keepdim else want.squeeze(dim))
     np.testing.assert_array_equal(indices.numpy(), np.expand_dims(pick(x.numpy(), dim), dim) if keepdim
                                   else pick(x.numpy(), dim))  # fmt: skip
-    assert md.gradcheck(lambda x: getattr(x, op)(dim, keepdim).values, [x])
+    assert check(lambda x: getattr(x, op)(dim, keepdim).values, [x])
 
 
 @given(
@@ -132,7 +138,7 @@ def test_max_and_min_along_a_dim(op, shape, data, keepdim, seed):
 def test_matmul(batch, n, k, m, vector, seed):
     a_shape = (k,) if vector == "left" else (*batch, n, k)
     b_shape = (k,) if vector == "right" else (*batch[1:], k, m)
-    assert md.gradcheck(lambda a, b: a @ b, [randn(seed, a_shape), randn(seed + 1, b_shape)])
+    assert check(lambda a, b: a @ b, [randn(seed, a_shape), randn(seed + 1, b_shape)])
 
 
 @given(
@@ -144,19 +150,19 @@ def test_matmul(batch, n, k, m, vector, seed):
 )
 def test_linear(lead, fin, fout, bias, seed):
     args = [randn(seed, (*lead, fin)), randn(seed + 1, (fout, fin))] + ([randn(seed + 2, (fout,))] if bias else [])
-    assert md.gradcheck(F.linear, args)
+    assert check(F.linear, args)
 
 
 @given(shape=small_shapes, seed=seeds, data=st.data())
 def test_shape_ops(shape, seed, data):
     x = randn(seed, shape)
     perm = data.draw(st.permutations(range(len(shape))))
-    assert md.gradcheck(lambda x: x.reshape(-1) * md.arange(x.numel(), dtype=md.float64), [x])
-    assert md.gradcheck(lambda x: x.permute(*perm), [x])
-    assert md.gradcheck(lambda x: x.T, [x])
-    assert md.gradcheck(lambda x: x.unsqueeze(0).flatten(), [x])
+    assert check(lambda x: x.reshape(-1) * md.arange(x.numel(), dtype=md.float64), [x])
+    assert check(lambda x: x.permute(*perm), [x])
+    assert check(lambda x: x.T, [x])
+    assert check(lambda x: x.unsqueeze(0).flatten(), [x])
     pads = tuple(data.draw(st.integers(0, 2)) for _ in range(2 * len(shape)))
-    assert md.gradcheck(lambda x: md.pad(x, pads, value=0.5), [x])
+    assert check(lambda x: md.pad(x, pads, value=0.5), [x])
 
 
 @given(shape=small_shapes, seed=seeds, data=st.data())
@@ -164,12 +170,12 @@ def test_indexing(shape, seed, data):
     x = randn(seed, shape)
     start = data.draw(st.integers(0, shape[0] - 1))
     step = data.draw(st.integers(1, 2))
-    assert md.gradcheck(lambda x: x[start::step], [x])
-    assert md.gradcheck(lambda x: x[..., -1], [x])
+    assert check(lambda x: x[start::step], [x])
+    assert check(lambda x: x[..., -1], [x])
     picks = data.draw(st.lists(st.integers(0, shape[0] - 1), min_size=1, max_size=5))  # repeats allowed
-    assert md.gradcheck(lambda x: x[picks], [x])
+    assert check(lambda x: x[picks], [x])
     mask = np.random.default_rng(seed).random(shape) > 0.3
-    assert md.gradcheck(lambda x: x[mask], [x])
+    assert check(lambda x: x[mask], [x])
 
 
 @given(shape=small_shapes, count=st.integers(1, 3), seed=seeds, data=st.data())
@@ -180,16 +186,16 @@ def test_concat_and_stack(shape, count, seed, data):
         s = list(shape)
         s[dim] = data.draw(st.integers(1, 3))
         parts.append(randn(seed + i, tuple(s)))
-    assert md.gradcheck(lambda *p: md.concat(p, dim), parts)
+    assert check(lambda *p: md.concat(p, dim), parts)
     same = [randn(seed + i, shape) for i in range(count)]
-    assert md.gradcheck(lambda *p: md.stack(p, dim), same)
+    assert check(lambda *p: md.stack(p, dim), same)
 
 
 @pytest.mark.parametrize("fn", [F.softmax, F.log_softmax])
 @given(shape=small_shapes, seed=seeds, data=st.data())
 def test_softmax_family(fn, shape, seed, data):
     dim = data.draw(st.integers(-len(shape), len(shape) - 1))
-    assert md.gradcheck(lambda x: fn(x, dim), [randn(seed, shape)])
+    assert check(lambda x: fn(x, dim), [randn(seed, shape)])
 
 
 @st.composite
@@ -217,7 +223,7 @@ def test_conv2d(case, bias, x_grad, seed):
     x = randn(seed, (case["n"], case["c"], case["h"], case["w"])).requires_grad_(x_grad)  # first layers need no gx
     w = randn(seed + 1, (case["o"], case["c"], *case["k"]))
     args = [x, w] + ([randn(seed + 2, (case["o"],))] if bias else [])
-    assert md.gradcheck(
+    assert check(
         lambda *a: (
             F.conv2d(*a, stride=case["stride"], padding=case["padding"])
             if len(a) == 3
@@ -234,9 +240,9 @@ def test_conv_transpose2d(case, bias, x_grad, seed):
     b = randn(seed + 2, (case["o"],)) if bias else None
     kw = dict(stride=case["stride"], padding=case["padding"], output_padding=case["output_padding"])
     if b is None:
-        assert md.gradcheck(lambda x, w: F.conv_transpose2d(x, w, None, **kw), [x, w])
+        assert check(lambda x, w: F.conv_transpose2d(x, w, None, **kw), [x, w])
     else:
-        assert md.gradcheck(lambda x, w, b: F.conv_transpose2d(x, w, b, **kw), [x, w, b])
+        assert check(lambda x, w, b: F.conv_transpose2d(x, w, b, **kw), [x, w, b])
 
 
 @st.composite
@@ -254,7 +260,7 @@ def pool_case(draw):
 @given(case=pool_case(), seed=seeds)
 def test_pooling(pool, case, seed):
     x = leaf(np.random.default_rng(seed).permutation(np.prod(case["shape"])).reshape(case["shape"]) * 0.1)  # no ties
-    assert md.gradcheck(lambda x: pool(x, case["k"], case["stride"], case["padding"]), [x])
+    assert check(lambda x: pool(x, case["k"], case["stride"], case["padding"]), [x])
 
 
 @pytest.mark.parametrize("mode", ["nearest", "bilinear"])
@@ -263,7 +269,7 @@ def test_upsample(mode, h, w, scale, seed):
     factors = scale if isinstance(scale, tuple) else (scale, scale)
     if int(h * factors[0]) < 1 or int(w * factors[1]) < 1:
         return
-    assert md.gradcheck(lambda x: F.upsample(x, scale, mode), [randn(seed, (2, 2, h, w))])
+    assert check(lambda x: F.upsample(x, scale, mode), [randn(seed, (2, 2, h, w))])
 
 
 @given(shape=small_shapes, p=st.sampled_from([0.1, 0.5, 0.8]), seed=seeds)
@@ -272,7 +278,7 @@ def test_dropout_with_fixed_seed(shape, p, seed):
         md.manual_seed(seed)  # the same mask on every evaluation
         return F.dropout(x, p, training=True)
 
-    assert md.gradcheck(fn, [randn(seed, shape)])
+    assert check(fn, [randn(seed, shape)])
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
@@ -291,14 +297,14 @@ def test_losses(loss, reduction, shape, seed):
             "bce_logits": lambda x: F.binary_cross_entropy_with_logits(x, target, reduction),
             "sigmoid_mse": lambda x: F.sigmoid_mse_loss(x, target, reduction),
         }[loss]
-    assert md.gradcheck(fn, [x])
+    assert check(fn, [x])
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @given(n=st.integers(1, 4), c=st.integers(2, 5), seed=seeds)
 def test_cross_entropy(reduction, n, c, seed):
     labels = np.random.default_rng(seed).integers(0, c, n)
-    assert md.gradcheck(lambda z: F.cross_entropy(z, labels, reduction), [randn(seed, (n, c))])
+    assert check(lambda z: F.cross_entropy(z, labels, reduction), [randn(seed, (n, c))])
 
 
 def test_gradcheck_reports_the_wrong_element():

@@ -122,3 +122,30 @@ def test_optimisers_match_pytorch():
             o.step()
             t.step()
         np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_second_derivatives_match_pytorch(name):
+    """The gradient of ⟨u, ∂⟨w, f(x)⟩/∂x⟩ (the Hessian of ⟨w, f⟩ applied to u), by
+    minidl.autograd.grad(create_graph=True) and by torch.autograd.grad(create_graph=True)."""
+    ours_fn, theirs_fn, arrays = CASES[name]
+    grads = [not (name in CONSTANT_TARGET and i == 1) for i in range(len(arrays))]
+    ours = [md.tensor(a, requires_grad=g, dtype=md.float64) for a, g in zip(arrays, grads)]
+    theirs = [torch.tensor(a, requires_grad=g, dtype=torch.float64) for a, g in zip(arrays, grads)]
+    wrt = [i for i, g in enumerate(grads) if g]
+    out, ref = ours_fn(*ours), theirs_fn(*theirs)
+    rng2 = np.random.default_rng(2)
+    w = rng2.standard_normal(ref.shape)
+    u = [rng2.standard_normal(arrays[i].shape) for i in wrt]
+    first = md.autograd.grad((out * md.tensor(w)).sum(), [ours[i] for i in wrt], create_graph=True)
+    first_ref = torch.autograd.grad((ref * torch.tensor(w)).sum(), [theirs[i] for i in wrt], create_graph=True)
+    for a, b in zip(first, first_ref):
+        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-9, atol=1e-12)
+    h = sum((g * md.tensor(v)).sum() for g, v in zip(first, u)) + sum((ours[i] * 0).sum() for i in wrt)
+    h_ref = sum((g * torch.tensor(v)).sum() for g, v in zip(first_ref, u))
+    second = md.autograd.grad(h, [ours[i] for i in wrt], allow_unused=True)
+    second_ref = torch.autograd.grad(h_ref, [theirs[i] for i in wrt], allow_unused=True) if h_ref.requires_grad else []
+    for k, (a, b) in enumerate(zip(second, second_ref or [None] * len(wrt))):
+        expect = np.zeros(arrays[wrt[k]].shape) if b is None else torch.zeros_like(b).add(b).numpy()  # ZeroTensors too
+        # atol 1e-9: PyTorch's softplus is x itself above 20, ours has σ'(x) ≈ 1e-10 there
+        np.testing.assert_allclose(a.numpy(), expect, rtol=1e-9, atol=1e-9, err_msg=f"input {wrt[k]}")

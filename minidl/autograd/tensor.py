@@ -37,6 +37,16 @@ def no_grad() -> Iterator[None]:
         _grad_mode.enabled = previous
 
 
+@contextlib.contextmanager
+def enable_grad() -> Iterator[None]:
+    """Inside this block ops record graphs again, also within a no_grad() block (this thread only)."""
+    previous, _grad_mode.enabled = _grad_mode.enabled, True
+    try:
+        yield
+    finally:
+        _grad_mode.enabled = previous
+
+
 def is_grad_enabled() -> bool:
     return _grad_mode.enabled
 
@@ -234,12 +244,19 @@ class Tensor:
         self.grad = None
 
     # --------------------------------------------------------------- backward
-    def backward(self, gradient: Tensor | None = None, retain_graph: bool = False) -> None:
+    def backward(
+        self, gradient: Tensor | None = None, retain_graph: bool | None = None, create_graph: bool = False
+    ) -> None:
         """Accumulate d(self)/d(leaf) * gradient into the .grad of every leaf that requires it.
 
         gradient may be omitted only for a tensor with one element (it is then 1).
         Without retain_graph the graph's saved values are freed as it is walked.
+        create_graph: the gradients are computed by ops that record a graph of their own, so the
+        .grad they leave can be differentiated again (second derivatives, gradient penalties);
+        retain_graph then defaults to True, as in PyTorch.
         """
+        create_graph = validate.boolean(create_graph, "create_graph")
+        retain_graph = create_graph if retain_graph is None else validate.boolean(retain_graph, "retain_graph")
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad: no input of its graph requires grad")
         xp = backend.array_module(self.device)
@@ -254,6 +271,9 @@ class Tensor:
             seed = fresh_array(gradient, self.dtype, self.device)  # a copy: leaves may keep it as their .grad
             if tuple(seed.shape) != self.shape:
                 raise ValueError(f"gradient has shape {tuple(seed.shape)}, expected {self.shape}")
+        if create_graph:  # the gradients are tensors, built by recorded ops
+            keep = isinstance(gradient, Tensor) and gradient.dtype == self.dtype  # differentiable in its turn
+            seed = gradient if keep else Tensor._wrap(seed, self.device)
         run_backward(self, seed, retain_graph)
 
     # ------------------------------------------------------------- operators
@@ -492,10 +512,22 @@ class Function:
         """The kernel path of backward; by default the array path, which serves both."""
         return self.backward(grad_output)
 
+    def backward_graph(self, grad_output: Tensor) -> tuple | object:
+        """The input gradients built from differentiable ops on tensors (self.inputs, grad_output), for
+        backward(create_graph=True): a graph that can be differentiated again."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no second derivative: backward(create_graph=True) and "
+            "minidl.autograd.grad(..., create_graph=True) cannot differentiate through it"
+        )
+
     def input_grads(self, grad_output) -> tuple:
-        """The input gradients through the path that forward took, always as a tuple."""
+        """The input gradients through the path that forward took (arrays), or, for a tensor
+        grad_output (create_graph), through backward_graph; always as a tuple."""
         self.check_versions()
-        grads = self.backward_kernel(grad_output) if self.uses_kernels else self.backward(grad_output)
+        if isinstance(grad_output, Tensor):
+            grads = self.backward_graph(grad_output)
+        else:
+            grads = self.backward_kernel(grad_output) if self.uses_kernels else self.backward(grad_output)
         return grads if isinstance(grads, tuple) else (grads,)
 
     def check_versions(self) -> None:
@@ -554,12 +586,7 @@ def run_backward(root: Tensor, seed, retain_graph: bool) -> None:
         node = t._node
         if node is None:  # a leaf: accumulate
             if g is not None:
-                if t.grad is None:
-                    fresh = g.base is None and id(g) not in taken
-                    t.grad = Tensor._wrap(g if fresh else g.copy(), t.device)
-                    taken.add(id(t.grad.data))
-                else:
-                    t.grad.data = t.grad.data + g
+                accumulate(t, g, taken)
             continue
         tensor_inputs = [x for x in node.inputs if isinstance(x, Tensor)]
         in_grads = node.input_grads(g) if g is not None else (None,) * len(tensor_inputs)
@@ -570,7 +597,7 @@ def run_backward(root: Tensor, seed, retain_graph: bool) -> None:
                 if tuple(gx.shape) != x.shape:
                     raise AssertionError(f"{type(node).__name__}.backward gave shape {tuple(gx.shape)} for {x.shape}")
                 if gx.dtype != x.dtype:  # as PyTorch's engine: a gradient has its input's dtype
-                    gx = gx.astype(x.dtype)
+                    gx = as_dtype(gx, x.dtype)
                 grads[id(x)] = grads[id(x)] + gx if id(x) in grads else gx
             waiting[id(x)] -= 1
             if waiting[id(x)] == 0:
@@ -579,6 +606,94 @@ def run_backward(root: Tensor, seed, retain_graph: bool) -> None:
             node.__dict__.clear()
             node.inputs, node.released = (), True
     ### END SOLUTION
+
+
+def accumulate(leaf: Tensor, g, taken: set[int]) -> None:
+    """Add the gradient g into leaf.grad. An array g (a first-order backward) is kept as the .grad
+    without a copy unless it is a view or another leaf holds it already (`taken`: the ids of the
+    arrays leaves hold); a tensor g (create_graph) is added by an op, so the sum stays differentiable."""
+    if isinstance(g, Tensor):
+        leaf.grad = g if leaf.grad is None else leaf.grad + g
+    elif leaf.grad is None:
+        fresh = g.base is None and id(g) not in taken
+        leaf.grad = Tensor._wrap(g if fresh else g.copy(), leaf.device)
+        taken.add(id(leaf.grad.data))
+    else:
+        leaf.grad.data = leaf.grad.data + g
+
+
+def as_dtype(g, dtype):
+    """A gradient in another dtype: an array's astype, a tensor's (create_graph) recorded .to(dtype=)."""
+    return g.to(dtype=dtype) if isinstance(g, Tensor) else g.astype(dtype)
+
+
+def grad(
+    outputs,
+    inputs,
+    grad_outputs=None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    allow_unused: bool = False,
+) -> tuple[Tensor | None, ...]:
+    """The gradients of outputs (a tensor or a sequence) with respect to inputs (a tensor or a
+    sequence), as PyTorch's torch.autograd.grad: returned, not accumulated into any .grad.
+    grad_outputs: the vector of each output (may be omitted for one-element outputs);
+    create_graph: the gradients are differentiable (retain_graph then defaults to True);
+    allow_unused: an input the outputs do not depend on gives None instead of an error."""
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: {len(outputs)} outputs and {len(grad_outputs)} grad_outputs")
+    for k, t in enumerate(inputs):
+        if not isinstance(t, Tensor) or not t.requires_grad:
+            raise RuntimeError(f"grad: input {k} is not a tensor that requires grad")
+    root = outputs[0] if len(outputs) == 1 else None
+    if root is None:  # several outputs: differentiate their weighted sum
+        total = None
+        for out, v in zip(outputs, grad_outputs):
+            term = (out * v).sum() if v is not None else out.sum()
+            total = term if total is None else total + term
+        outputs, grad_outputs, root = [total], [None], total
+    # the walk runs with every input made a leaf (so it stops there), and every leaf's .grad kept aside
+    ids = {id(t) for t in inputs}
+    for t in inputs:
+        if t._node is not None and any(id(u) in ids for u in _upstream(t)):
+            raise NotImplementedError("grad: an input computed from another input is not supported")
+    held = {id(t): (t, t._grad) for t in _upstream(root) if t._node is None}
+    cut = {id(t): (t, t._node) for t in inputs if t._node is not None}
+    try:
+        for t, _ in list(held.values()):
+            t._grad = None
+        for t in inputs:
+            t._grad, t._node = None, None
+            held.setdefault(id(t), (t, None))
+        if not root.requires_grad:
+            raise RuntimeError("grad: the outputs do not require grad: no input of their graph requires grad")
+        root.backward(grad_outputs[0], retain_graph=retain_graph, create_graph=create_graph)
+        found = tuple(t._grad for t in inputs)
+    finally:
+        for t, node in cut.values():
+            t._node = node
+        for t, before in held.values():
+            t._grad = before
+    for k, g in enumerate(found):
+        if g is None and not allow_unused:
+            raise RuntimeError(f"grad: input {k} was not used to compute the outputs (allow_unused=True gives None)")
+    return found
+
+
+def _upstream(root: Tensor) -> list[Tensor]:
+    """The tensors that root was computed from (root excluded), through every recorded node."""
+    found, stack, seen = [], [root], {id(root)}
+    while stack:
+        for parent in getattr(stack.pop()._node, "inputs", ()):
+            if isinstance(parent, Tensor) and id(parent) not in seen:
+                seen.add(id(parent))
+                found.append(parent)
+                stack.append(parent)
+    return found
 
 
 def unbroadcast(grad, shape: Sequence[int]):

@@ -20,6 +20,8 @@ class ReLU(Function):
     def backward(self, g):
         return g * self.positive
 
+    backward_graph = backward  # g times a constant mask
+
 
 class LeakyReLU(Function):
     def forward(self, x, slope):
@@ -28,6 +30,8 @@ class LeakyReLU(Function):
 
     def backward(self, g):
         return g * self.scale
+
+    backward_graph = backward
 
 
 class Sigmoid(Function):
@@ -38,6 +42,10 @@ class Sigmoid(Function):
     def backward(self, g):
         return g * self.out * (1 - self.out)
 
+    def backward_graph(self, g):
+        s = sigmoid(self.inputs[0])
+        return g * s * (1 - s)
+
 
 class Tanh(Function):
     def forward(self, x):
@@ -46,6 +54,10 @@ class Tanh(Function):
 
     def backward(self, g):
         return g * (1 - self.out * self.out)
+
+    def backward_graph(self, g):
+        t = tanh(self.inputs[0])
+        return g * (1 - t * t)
 
 
 class Softplus(Function):
@@ -57,6 +69,9 @@ class Softplus(Function):
 
     def backward(self, g):
         return g * stable_sigmoid(self.xp, self.x)
+
+    def backward_graph(self, g):
+        return g * sigmoid(self.inputs[0])
 
 
 class LogSoftmax(Function):
@@ -71,6 +86,9 @@ class LogSoftmax(Function):
     def backward(self, g):
         return g - self.xp.exp(self.out) * g.sum(axis=self.dim, keepdims=True)
 
+    def backward_graph(self, g):
+        return g - softmax(self.inputs[0], self.dim) * g.sum(dim=self.dim, keepdim=True)
+
 
 class Softmax(Function):
     """e^x / Σe^x along dim; backward s · (g - Σ g s)."""
@@ -82,6 +100,10 @@ class Softmax(Function):
 
     def backward(self, g):
         return self.out * (g - (g * self.out).sum(axis=self.dim, keepdims=True))
+
+    def backward_graph(self, g):
+        s = softmax(self.inputs[0], self.dim)
+        return s * (g - (g * s).sum(dim=self.dim, keepdim=True))
 
 
 def relu(x: Tensor) -> Tensor:

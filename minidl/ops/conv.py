@@ -209,6 +209,13 @@ class Conv2d(Function):
         gw, gb = conv2d_weight_grad_kernel(x, gy, w.shape[2:], stride, padding, with_bias=len(self.inputs) == 3)
         return (gx, gw) if gb is None else (gx, gw, gb)
 
+    def backward_graph(self, gy):  # conv2d's gradients are convolutions, which record graphs in their turn
+        x, w = self.inputs[:2]
+        options = dict(stride=self.stride, padding=self.padding)
+        gx = ConvTranspose2d.apply(gy, w, out_hw=x.shape[2:], **options) if self.needs_grad[0] else None
+        gw = Conv2dWeightGrad.apply(x, gy, kernel=w.shape[2:], **options)
+        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gy.sum(dim=(0, 2, 3)))
+
 
 class ConvTranspose2d(Function):
     """The adjoint of Conv2d: x (N, C_in, H, W), w (C_in, C_out, kh, kw) -> (N, C_out, H_out, W_out)."""
@@ -234,6 +241,46 @@ class ConvTranspose2d(Function):
         gx = conv2d_output_kernel(gy, w, stride, padding) if self.needs_grad[0] else None
         gw, _ = conv2d_weight_grad_kernel(gy, x, w.shape[2:], stride, padding)
         return (gx, gw) if len(self.inputs) == 2 else (gx, gw, bias_grad_kernel(gy))
+
+    def backward_graph(self, gy):
+        x, w = self.inputs[:2]
+        options = dict(stride=self.stride, padding=self.padding)
+        gx = Conv2d.apply(gy, w, **options) if self.needs_grad[0] else None
+        gw = Conv2dWeightGrad.apply(gy, x, kernel=w.shape[2:], **options)
+        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gy.sum(dim=(0, 2, 3)))
+
+
+class Conv2dWeightGrad(Function):
+    """conv2d's weight gradient as an op, for second derivatives: x (N, C, H, W) and gy (N, O, Ho, Wo)
+    -> gw (O, C, kh, kw), gw[o,c,i,j] = Σ_n,p,q gy[n,o,p,q] · xpad[n,c,p·sh+i,q·sw+j]. It is bilinear,
+    so its gradients for an output gradient G (O, C, kh, kw) are convolutions with G as the weight:
+    d/dx = conv2d_input_grad(gy, G) and d/dgy = conv2d_output(x, G)."""
+
+    def forward(self, x, gy, kernel, stride, padding):
+        self.x, self.gy, self.stride, self.padding = x, gy, stride, padding
+        return conv2d_weight_grad(x, gy, kernel, stride, padding)
+
+    def backward(self, g):
+        gx = conv2d_input_grad(self.gy, g, self.x.shape[2:], self.stride, self.padding) if self.needs_grad[0] else None
+        ggy = conv2d_output(self.x, g, self.stride, self.padding) if self.needs_grad[1] else None
+        return gx, ggy
+
+    def forward_kernel(self, x, gy, kernel, stride, padding):
+        self.x, self.gy, self.stride, self.padding = x, gy, stride, padding
+        return conv2d_weight_grad_kernel(x, gy, kernel, stride, padding)[0]
+
+    def backward_kernel(self, g):
+        x, gy, stride, padding = self.x, self.gy, self.stride, self.padding
+        gx = conv2d_input_grad_kernel(gy, g, x.shape[2:], stride, padding) if self.needs_grad[0] else None
+        ggy = conv2d_output_kernel(x, g, stride, padding) if self.needs_grad[1] else None
+        return gx, ggy
+
+    def backward_graph(self, g):
+        x, gy = self.inputs
+        options = dict(stride=self.stride, padding=self.padding)
+        gx = ConvTranspose2d.apply(gy, g, out_hw=x.shape[2:], **options) if self.needs_grad[0] else None
+        ggy = Conv2d.apply(x, g, **options) if self.needs_grad[1] else None
+        return gx, ggy
 
 
 def _check(name: str, x: Tensor, w: Tensor, b: Tensor | None, transposed: bool) -> None:

@@ -18,6 +18,8 @@ class Dropout(Function):
     def backward(self, g):
         return g * self.mask
 
+    backward_graph = backward  # g times the constant mask
+
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     p = real(p, "dropout probability p", 0, 1)

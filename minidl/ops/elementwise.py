@@ -36,6 +36,8 @@ class Add(Function):
     def backward(self, g):
         return unbroadcast(g, self.shapes[0]), unbroadcast(g, self.shapes[1])
 
+    backward_graph = backward  # the same maths on tensors: unbroadcast sums, which ops record
+
 
 class Sub(Function):
     saves_inputs = False  # its backward needs shapes only
@@ -47,6 +49,8 @@ class Sub(Function):
     def backward(self, g):
         return unbroadcast(g, self.shapes[0]), unbroadcast(-g, self.shapes[1])
 
+    backward_graph = backward
+
 
 class Mul(Function):
     def forward(self, a, b):
@@ -55,6 +59,10 @@ class Mul(Function):
 
     def backward(self, g):
         return unbroadcast(g * self.b, self.a.shape), unbroadcast(g * self.a, self.b.shape)
+
+    def backward_graph(self, g):
+        a, b = self.inputs
+        return unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape)
 
 
 class Div(Function):
@@ -65,6 +73,11 @@ class Div(Function):
     def backward(self, g):
         ga = g / self.b
         return unbroadcast(ga, self.a.shape), unbroadcast(-ga * self.a / self.b, self.b.shape)
+
+    def backward_graph(self, g):
+        a, b = self.inputs
+        ga = g / b
+        return unbroadcast(ga, a.shape), unbroadcast(-ga * a / b, b.shape)
 
 
 class Pow(Function):
@@ -84,6 +97,16 @@ class Pow(Function):
             gb = unbroadcast(g * self.out * log_a, self.b.shape)
         return ga, gb
 
+    def backward_graph(self, g):
+        a, b = self.inputs
+        zero = self.b == 0  # a constant: where the exponent is 0 the slope is 0
+        slope = where(zero, 0.0, b * a ** where(zero, 1.0, b - 1))
+        ga = unbroadcast(g * slope, a.shape)
+        gb = None
+        if b.requires_grad:
+            gb = unbroadcast(g * a**b * log(where(self.a > 0, a, 1.0)), b.shape)
+        return ga, gb
+
 
 class Maximum(Function):
     """Elementwise max; where a == b the gradient is split evenly (as PyTorch does)."""
@@ -96,6 +119,8 @@ class Maximum(Function):
         share_a = ((self.a > self.b) + 0.5 * (self.a == self.b)).astype(g.dtype)
         return unbroadcast(g * share_a, self.a.shape), unbroadcast(g * (1 - share_a), self.b.shape)
 
+    backward_graph = backward  # g times constant shares (they change only where a crosses b)
+
 
 class Minimum(Function):
     def forward(self, a, b):
@@ -105,6 +130,8 @@ class Minimum(Function):
     def backward(self, g):
         share_a = ((self.a < self.b) + 0.5 * (self.a == self.b)).astype(g.dtype)
         return unbroadcast(g * share_a, self.a.shape), unbroadcast(g * (1 - share_a), self.b.shape)
+
+    backward_graph = backward
 
 
 def add(a, b) -> Tensor:
@@ -144,6 +171,8 @@ class Neg(Function):
     def backward(self, g):
         return -g
 
+    backward_graph = backward
+
 
 class Exp(Function):
     def forward(self, x):
@@ -152,6 +181,9 @@ class Exp(Function):
 
     def backward(self, g):
         return g * self.out
+
+    def backward_graph(self, g):
+        return g * exp(self.inputs[0])
 
 
 class Log(Function):
@@ -162,6 +194,9 @@ class Log(Function):
     def backward(self, g):
         return g / self.x
 
+    def backward_graph(self, g):
+        return g / self.inputs[0]
+
 
 class Sqrt(Function):
     def forward(self, x):
@@ -170,6 +205,9 @@ class Sqrt(Function):
 
     def backward(self, g):
         return g / (2 * self.out)
+
+    def backward_graph(self, g):
+        return g / (2 * sqrt(self.inputs[0]))
 
 
 class Abs(Function):
@@ -180,6 +218,9 @@ class Abs(Function):
         return self.xp.abs(x)
 
     def backward(self, g):
+        return g * self.xp.sign(self.x)
+
+    def backward_graph(self, g):  # sign(x) is a constant almost everywhere
         return g * self.xp.sign(self.x)
 
 
@@ -197,6 +238,8 @@ class Clamp(Function):
     def backward(self, g):
         return g * self.inside
 
+    backward_graph = backward  # g times a constant mask
+
 
 class Where(Function):
     """cond ? a : b, with cond a boolean array (no gradient)."""
@@ -211,6 +254,9 @@ class Where(Function):
             unbroadcast(self.xp.where(self.cond, g, zero), self.shapes[0]),
             unbroadcast(self.xp.where(self.cond, zero, g), self.shapes[1]),
         )
+
+    def backward_graph(self, g):
+        return unbroadcast(g * self.cond, self.shapes[0]), unbroadcast(g * ~self.cond, self.shapes[1])
 
 
 def neg(x: Tensor) -> Tensor:

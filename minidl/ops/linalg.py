@@ -108,6 +108,18 @@ class MatMul(Function):
         gb = None if gb is None else unbroadcast(gb, b2.shape).reshape(b.shape)
         return ga, gb
 
+    def backward_graph(self, g):
+        a, b = self.inputs
+        a2 = a.reshape(1, -1) if a.ndim == 1 else a
+        b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+        if a.ndim == 1:
+            g = g.unsqueeze(-2)
+        if b.ndim == 1:
+            g = g.unsqueeze(-1)
+        ga = unbroadcast(g @ b2.transpose(-1, -2), a2.shape).reshape(a.shape) if self.needs_grad[0] else None
+        gb = unbroadcast(a2.transpose(-1, -2) @ g, b2.shape).reshape(b.shape) if self.needs_grad[1] else None
+        return ga, gb
+
 
 def _same_dtype(name: str, *tensors: Tensor) -> None:
     """Products do not promote (as in PyTorch): a float64 input to a float32 layer is an error."""
@@ -144,6 +156,13 @@ class Linear(Function):
         gx = product(g, self.w, kernel) if self.needs_grad[0] else None
         gw = product(g2.T, x2, kernel) if self.needs_grad[1] else None
         return (gx, gw, g2.sum(axis=0)) if len(self.inputs) == 3 else (gx, gw)
+
+    def backward_graph(self, g):
+        x, w = self.inputs[:2]
+        x2, g2 = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
+        gx = g @ w if self.needs_grad[0] else None
+        gw = g2.transpose(0, 1) @ x2 if self.needs_grad[1] else None
+        return (gx, gw, g2.sum(dim=0)) if len(self.inputs) == 3 else (gx, gw)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

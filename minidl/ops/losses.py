@@ -15,6 +15,8 @@ import numpy as np
 from .. import backend, validate
 from ..autograd.tensor import Function, Tensor
 from ..runtime import Out, blocks, launch
+from .activations import sigmoid, softmax
+from .elementwise import maximum
 
 FUSED_KINDS = {"bce": 0, "mse": 1}  # the kind argument of kernels/sigmoid_loss.cu
 MAX_LOSS_BLOCKS = 1024
@@ -64,13 +66,18 @@ class BinaryCrossEntropy(Function):
         grad = (p - y) / self.xp.maximum(p * (1 - p), 1e-12)
         return g * self.scale * grad, None
 
+    def backward_graph(self, g):
+        p, y = self.inputs
+        return g * self.scale * (p - y) / maximum(p * (1 - p), 1e-12), None
+
 
 class FusedSigmoidLoss(Function):
     """Sigmoid of logits fused with BCE or MSE: forward returns the loss and keeps dloss/dz."""
 
     def forward(self, z, y, kind, reduction):
         xp = self.xp
-        scale = 1 / z.size if reduction == "mean" else 1
+        scale = self.scale = 1 / z.size if reduction == "mean" else 1
+        self.kind = kind
         e = xp.exp(-xp.abs(z))  # serves both the sigmoid and the log term
         inv = 1 / (1 + e)
         s = xp.where(z >= 0, inv, e * inv)  # σ(z), without overflow for any z
@@ -85,7 +92,8 @@ class FusedSigmoidLoss(Function):
 
     def forward_kernel(self, z, y, kind, reduction):
         """Pass 1: gradient and per-block partial losses; pass 2: their sum, in a fixed order."""
-        scale = 1 / z.size if reduction == "mean" else 1
+        scale = self.scale = 1 / z.size if reduction == "mean" else 1
+        self.kind = kind
         count = min(blocks(z.size), MAX_LOSS_BLOCKS)
         self.grad, partial = launch(
             "sigmoid_loss_forward", z, y, Out(z.shape), Out((count,)), count=z.size, kind=FUSED_KINDS[kind],
@@ -95,6 +103,12 @@ class FusedSigmoidLoss(Function):
 
     def backward(self, g):
         return g * self.grad, None
+
+    def backward_graph(self, g):  # dloss/dz again, from ops on z: σ(z) - y (BCE) or 2(σ(z) - y)σ(z)(1 - σ(z)) (MSE)
+        z, y = self.inputs
+        s = sigmoid(z)
+        grad = s - y if self.kind == "bce" else 2 * (s - y) * s * (1 - s)
+        return g * self.scale * grad, None
 
 
 class CrossEntropy(Function):
@@ -106,12 +120,17 @@ class CrossEntropy(Function):
         log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
         rows = xp.arange(z.shape[0])
         self.scale = 1 / z.shape[0] if reduction == "mean" else 1
-        self.grad = xp.exp(log_probs)
-        self.grad[rows, labels] -= 1
+        self.onehot = xp.zeros_like(z)
+        self.onehot[rows, labels] = 1
+        self.grad = xp.exp(log_probs) - self.onehot
         return xp.asarray(-log_probs[rows, labels].sum() * self.scale, dtype=z.dtype)
 
     def backward(self, g):
         return g * self.scale * self.grad
+
+    def backward_graph(self, g):
+        (z,) = self.inputs
+        return g * self.scale * (softmax(z, 1) - self.onehot)
 
 
 def _as_target(target, like: Tensor) -> Tensor:

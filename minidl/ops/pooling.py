@@ -13,6 +13,7 @@ import math
 from ..autograd.tensor import Function, Tensor
 from ..runtime import Out, launch
 from ..validate import pair
+from .adjoint import Adjoint, MaxGather
 from .windows import add_windows, crop_hw, output_size, pad_hw, sliding_windows
 
 
@@ -21,6 +22,7 @@ class Pool2d(Function):
 
     def keep_window(self, x, kernel, stride, padding):
         self.shape, self.kernel, self.stride, self.padding = x.shape, kernel, stride, padding
+        self.options = dict(kernel=kernel, stride=stride, padding=padding)
         self.out_hw = tuple(output_size(x.shape[2 + d], kernel[d], stride[d], padding[d]) for d in range(2))
         self.out_shape = (*x.shape[:2], *self.out_hw)
 
@@ -41,6 +43,9 @@ class Pool2d(Function):
         padded = (n * c, h + 2 * self.padding[0], w + 2 * self.padding[1], 1)
         image = add_windows(windows.reshape(n * c, *windows.shape[2:], 1), padded, self.stride)
         return crop_hw(image.reshape(n, c, *padded[1:3]), self.padding, (h, w)).copy()
+
+    def backward_graph(self, g):  # linear in x (max-pool with its argmax fixed): its backward is an op too
+        return Adjoint.apply(g, node=self)
 
 
 class MaxPool2d(Pool2d):
@@ -82,6 +87,17 @@ class MaxPool2d(Pool2d):
             "max_pool2d_backward", g, self.argmax, Out(self.shape), **self.sizes(), threads=math.prod(self.shape)
         )
 
+    def again(self, x):
+        """x (the input's shape) at this pooling's argmax: the max-pool as a linear map (arrays, any path)."""
+        n, c = x.shape[:2]
+        windows = sliding_windows(pad_hw(x, self.padding), self.kernel, self.stride)
+        flat = windows.reshape(n, c, -1, *self.out_hw)
+        index = self.argmax.astype(self.xp.int64)[:, :, None]
+        return self.xp.take_along_axis(flat, index, axis=2)[:, :, 0]
+
+    def reapply(self, x):
+        return MaxGather.apply(x, node=self)
+
 
 class AvgPool2d(Pool2d):
     def forward(self, x, kernel, stride, padding):
@@ -101,6 +117,13 @@ class AvgPool2d(Pool2d):
 
     def backward_kernel(self, g):
         return launch("avg_pool2d_backward", g, Out(self.shape), **self.sizes(), threads=math.prod(self.shape))
+
+    def again(self, x):
+        forward = AvgPool2d.forward_kernel if self.uses_kernels else AvgPool2d.forward
+        return forward(self, x, **self.options)
+
+    def reapply(self, x):
+        return AvgPool2d.apply(x, **self.options)
 
 
 def _pool_args(name: str, x: Tensor, kernel_size, stride, padding):

@@ -49,6 +49,10 @@ class Sum(Function):
     def backward(self, g):
         return self.xp.broadcast_to(_expand(g, self.dims, self.keepdim), self.shape).copy()
 
+    def backward_graph(self, g):  # g broadcast back: times ones of the input's shape (Mul's gradient sums)
+        ones = self.xp.ones(self.shape, dtype=g.dtype)
+        return _expand(g, self.dims, self.keepdim) * ones
+
 
 class MaxMin(Function):
     """max or min; ties share the gradient evenly (as torch.amax/amin)."""
@@ -62,6 +66,8 @@ class MaxMin(Function):
 
     def backward(self, g):
         return _expand(g, self.dims, self.keepdim) * self.share
+
+    backward_graph = backward  # g times constant shares (they change only where the extreme moves)
 
 
 def _normalise(x: Tensor, dim, keepdim, kw) -> tuple[tuple[int, ...], bool]:
@@ -116,6 +122,8 @@ class AlongDim(Function):
         along = [-1 if d == self.dim else 1 for d in range(len(self.shape))]
         hit = self.xp.arange(self.shape[self.dim]).reshape(along) == self.index
         return hit * _expand(g, (self.dim,), self.keepdim)
+
+    backward_graph = backward  # g times a constant one-hot
 
 
 def _extreme(x: Tensor, dim, keepdim, kw, largest: bool):

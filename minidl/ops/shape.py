@@ -22,6 +22,8 @@ class Reshape(Function):
     def backward(self, g):
         return g.reshape(self.shape)
 
+    backward_graph = backward  # Tensor.reshape records a Reshape
+
 
 def reshape(x: Tensor, *shape) -> Tensor:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -45,6 +47,9 @@ class Permute(Function):
 
     def backward(self, g):
         return g.transpose(self.inverse)
+
+    def backward_graph(self, g):
+        return g.permute(*self.inverse)
 
 
 def permute(x: Tensor, *dims) -> Tensor:
@@ -101,17 +106,42 @@ class GetItem(Function):
     saves_inputs = False  # its backward needs shapes only
 
     def forward(self, x, index):
-        self.shape, self.dtype, self.index = x.shape, x.dtype, index
+        self.shape, self.index = x.shape, index
         return x[index]
 
     def backward(self, g):
-        gx = self.xp.zeros(self.shape, dtype=self.dtype)
-        parts = self.index if isinstance(self.index, tuple) else (self.index,)
-        if all(isinstance(i, (int, slice, type(None), type(Ellipsis))) for i in parts):
-            gx[self.index] = g  # basic indexing never repeats an element
-        else:
-            self.xp.add.at(gx, self.index, g)  # adds repeated indices (NumPy and CuPy alike)
-        return gx
+        return scatter_add(g, self.index, self.shape)
+
+    def backward_graph(self, g):
+        return ScatterAdd.apply(g, index=self.index, shape=self.shape)
+
+
+class ScatterAdd(Function):
+    """zeros(shape) with g added at index: GetItem's gradient as an op, whose own gradient is getitem."""
+
+    saves_inputs = False  # its backward needs the index only
+
+    def forward(self, g, index, shape):
+        self.index = index
+        return scatter_add(g, index, shape)
+
+    def backward(self, gg):
+        return gg[self.index]
+
+    def backward_graph(self, gg):
+        return GetItem.apply(gg, index=self.index)
+
+
+def scatter_add(g, index, shape):
+    """An array of zeros of `shape` with g added at `index` (x[index]'s adjoint)."""
+    xp = backend.array_module_of(g)
+    out = xp.zeros(shape, dtype=g.dtype)
+    parts = index if isinstance(index, tuple) else (index,)
+    if all(isinstance(i, (int, slice, type(None), type(Ellipsis))) for i in parts):
+        out[index] = g  # basic indexing never repeats an element
+    else:
+        xp.add.at(out, index, g)  # adds repeated indices (NumPy and CuPy alike)
+    return out
 
 
 def getitem(x: Tensor, index) -> Tensor:
@@ -136,6 +166,11 @@ class Concat(Function):
 
     def backward(self, g):
         return tuple(self.xp.split(g, self.splits, axis=self.dim))
+
+    def backward_graph(self, g):
+        edges = [0, *self.splits, g.shape[self.dim]]
+        lead = (slice(None),) * self.dim
+        return tuple(g[(*lead, slice(a, b))] for a, b in zip(edges, edges[1:]))
 
 
 def concat(tensors, dim: int = 0) -> Tensor:
@@ -175,6 +210,8 @@ class Pad(Function):
     def backward(self, g):
         return g[self.crop]
 
+    backward_graph = backward  # Tensor indexing records a GetItem
+
 
 def pad(x: Tensor, pad: tuple[int, ...], value: float = 0.0) -> Tensor:
     """Constant padding, widths given as PyTorch's F.pad: (last_lo, last_hi, prev_lo, prev_hi, ...)."""
@@ -202,6 +239,9 @@ class ToDevice(Function):
 
     def backward(self, g):
         return backend.move(g, self.device).astype(self.source_dtype, copy=False)
+
+    def backward_graph(self, g):
+        return g.to(self.inputs[0].device, dtype=self.source_dtype)
 
 
 def to_device(x: Tensor, device: str, dtype=None) -> Tensor:

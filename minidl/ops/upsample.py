@@ -20,6 +20,7 @@ import numpy as np
 from ..autograd.tensor import Function, Tensor
 from ..runtime import Out, launch
 from ..validate import real
+from .adjoint import Adjoint
 
 MODES = ("nearest", "bilinear")
 
@@ -43,6 +44,7 @@ def interpolation_matrix(size_in: int, size_out: int, scale: float, mode: str) -
 
 class Upsample(Function):
     def forward(self, x, out_hw, scales, mode):
+        self.options = dict(out_hw=out_hw, scales=scales, mode=mode)
         xp = self.xp
         self.a_h, self.a_w = (
             xp.asarray(interpolation_matrix(x.shape[2 + d], out_hw[d], scales[d], mode), dtype=x.dtype)
@@ -55,11 +57,21 @@ class Upsample(Function):
         return xp.matmul(xp.matmul(self.a_h.T, g), self.a_w)
 
     def forward_kernel(self, x, out_hw, scales, mode):
+        self.options = dict(out_hw=out_hw, scales=scales, mode=mode)
         self.in_shape, self.out_hw, self.scales, self.mode = x.shape, out_hw, scales, mode
         return self._launch("upsample_forward", x, (*x.shape[:2], *out_hw))
 
     def backward_kernel(self, g):
         return self._launch("upsample_backward", g, self.in_shape)
+
+    def backward_graph(self, g):  # linear in x: its backward is an op too
+        return Adjoint.apply(g, node=self)
+
+    def again(self, x):
+        return (self.forward_kernel if self.uses_kernels else self.forward)(x, **self.options)
+
+    def reapply(self, x):
+        return Upsample.apply(x, **self.options)
 
     def _launch(self, kernel: str, source, out_shape):
         (n, c, h, w), (ho, wo), (scale_h, scale_w) = self.in_shape, self.out_hw, self.scales
