@@ -1,8 +1,9 @@
 """The lab's autoencoders and what it does with their codes.
 
 Models: ModelC (the convolutional DAE of benchmarks/README.md), ModelD (the dense DAE),
-DenseAutoencoder (any stack of sigmoid layers, with encode/decode).
-Penalties: L1 and KL sparsity of a code, the contractive penalty of a sigmoid encoder.
+DenseAutoencoder (any stack of sigmoid layers, with encode/decode), SigmoidConvAutoencoder.
+Penalties: L1 and KL sparsity of a code, the contractive penalty of a sigmoid encoder (by its
+formula) and of any encoder (jacobian_penalty, by double backward).
 Deep models: layer-wise pretraining, then stacking into one model to fine-tune.
 Using codes: interpolation, the walk from noise to the data, k-means + Hungarian
 accuracy, a classifier on an encoder.
@@ -16,8 +17,8 @@ import numpy as np
 from scipy.cluster.vq import kmeans2
 from scipy.optimize import linear_sum_assignment
 
-from . import ops
-from .autograd.tensor import Tensor, no_grad
+from . import backend, ops
+from .autograd.tensor import Tensor, grad, no_grad
 from .nn import Conv2d, ConvTranspose2d, Dropout, Flatten, Linear, Module, ReLU, Sequential, Sigmoid, Unflatten, init
 
 
@@ -109,6 +110,23 @@ class ModelD(Autoencoder):
         self.decoder = Sequential(Linear(256, 784, device=device), Sigmoid(), Unflatten(1, (1, 28, 28)))
 
 
+class SigmoidConvAutoencoder(Autoencoder):
+    """A small convolutional AE with sigmoid codes (for the contractive penalty of a conv encoder):
+    1×28×28 -> 16×14×14 -> 16×7×7 (the code: 784 units in (0, 1)) and back by transposed convolutions."""
+
+    def __init__(self, channels: int = 16, device: str | None = None):
+        super().__init__()
+        c = channels
+        self.encoder = Sequential(
+            Conv2d(1, c, 3, stride=2, padding=1, device=device), Sigmoid(),  # 28 -> 14
+            Conv2d(c, c, 3, stride=2, padding=1, device=device), Sigmoid(),  # 14 -> 7
+        )  # fmt: skip
+        self.decoder = Sequential(
+            ConvTranspose2d(c, c, 3, stride=2, padding=1, output_padding=1, device=device), Sigmoid(),  # 7 -> 14
+            ConvTranspose2d(c, 1, 3, stride=2, padding=1, output_padding=1, device=device), Sigmoid(),  # 14 -> 28
+        )  # fmt: skip
+
+
 # ------------------------------------------------------------------ penalties
 def l1_penalty(code: Tensor) -> Tensor:
     """Mean over the batch of Σ_j |h_j|."""
@@ -132,6 +150,33 @@ def contractive_penalty(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     slope = h * (1 - h)
     return ((slope * slope) * (weight * weight).sum(1)).sum() / x.shape[0]
     ### END SOLUTION
+
+
+def jacobian_penalty(encode: Callable[[Tensor], Tensor], x: Tensor, samples: int | None = None) -> Tensor:
+    """‖∂enc(x)/∂x‖_F² of any encoder, averaged over the batch, by double backward: a differentiable
+    loss term (the contractive penalty of a deep or convolutional encoder). x (N, ...); the encoder
+    must treat the samples of a batch independently (no batch statistics, no dropout).
+      samples=None, exactly: Σ_j ‖∂h_j/∂x‖², one backward per code unit j (the sum over the batch of
+        h_nj has ∂/∂x_n = ∂h_nj/∂x_n, so one backward serves every sample);
+      samples=S, Hutchinson's estimate: the mean over S draws of ‖vᵀJ‖² with v of random signs,
+        unbiased since E[v vᵀ] = I; one backward per draw, whatever the code size."""
+    if samples is not None and samples < 1:
+        raise ValueError(f"jacobian_penalty: samples must be a positive number of draws or None (exact), got {samples}")
+    n = x.shape[0]
+    x = x.detach().requires_grad_()  # the Jacobian is with respect to this batch, not what made it
+    h = encode(x).reshape(n, -1)
+    if samples is None:
+        probes = [h[:, j].sum() for j in range(h.shape[1])]
+    else:
+        generator = backend.generator(x.device)
+        signs = [(generator.random(h.shape) < 0.5).astype(h.dtype) * 2 - 1 for _ in range(samples)]  # ±1
+        probes = [(h * v).sum() for v in signs]
+    total = None
+    for probe in probes:
+        (g,) = grad(probe, x, retain_graph=True, create_graph=True)
+        term = (g * g).sum()
+        total = term if total is None else total + term
+    return total / (n * (1 if samples is None else samples))
 
 
 # ------------------------------------------------------ deep: layer by layer

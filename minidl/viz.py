@@ -80,14 +80,18 @@ def image_grid(images: np.ndarray, path: Path, title: str = "") -> Path:
 
 def curves(series: Mapping[str, Sequence[float]], path: Path, xlabel: str, ylabel: str, title: str = "",
            x: Sequence | None = None, logx: bool = False, logy: bool = False) -> Path:  # fmt: skip
-    """Lines, one per entry of series (e.g. loss per epoch), against x (default 1, 2, ...)."""
+    """Lines, one per entry of series (e.g. loss per epoch), against x (default 1, 2, ...); an entry
+    that is an (xs, ys) pair has x values of its own."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    own = all(isinstance(v, tuple) and len(v) == 2 for v in series.values())
     for name, ys in series.items():
         xs = x if x is not None else np.arange(1, len(ys) + 1)
-        ax.plot(xs, ys, marker="o", ms=3, label=name)
+        if own:
+            xs, ys = ys
+        ax.plot(xs, ys, marker="o" if len(ys) <= 60 else None, ms=3, label=name)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    if x is None:  # epochs: whole numbers only
+    if x is None and not own:  # epochs: whole numbers only
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     if logx:
         ax.set_xscale("log")

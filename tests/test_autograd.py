@@ -287,3 +287,16 @@ def test_a_penalty_on_the_gradient_trains():
         [0.5, -1.0]
     )
     np.testing.assert_allclose(w.grad.numpy(), expect, rtol=1e-10)
+
+
+def test_the_readmes_api_tour_runs(tmp_path, monkeypatch):
+    """The README's tour of the API, as a reader would paste it (in a folder of their own)."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    tour = readme.split("## A tour of the API", 1)[1]
+    code = re.search(r"```python\n(.*?)```", tour, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md (A tour of the API)", "exec"), {})
+    assert (tmp_path / "model.npz").is_file()

@@ -86,3 +86,14 @@ def test_gpu_check_plans_every_step_within_its_budget(tmp_path):
         ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--fast"], capture_output=True, text=True
     )
     assert usage.returncode == 2 and "usage:" in usage.stderr
+
+
+@pytest.mark.skipif(os.environ.get("MINIDL_DEVICE", "cpu") != "cpu", reason="benchmarks run in the cpu leg")
+def test_double_backward_benchmark_times_every_penalty_beside_pytorch():
+    pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[bench]'): no peer to time")
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "double_backward.py"), "--repeats", "1"],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()[2:]]
+    assert len(rows) == 7 and all(float(row[-1]) >= 1 or "plain" in row for row in rows)
+    assert "double backward, exact" in result.stdout and "Hutchinson 1" in result.stdout

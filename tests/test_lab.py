@@ -229,6 +229,59 @@ def test_contractive_penalty_equals_finite_difference_jacobian(rng):
     assert md.gradcheck(ae.contractive_penalty, inputs)
 
 
+def _jacobian_frobenius_sq(encode, x: np.ndarray, eps: float = 1e-6) -> float:
+    """Σ_n ‖∂encode(x_n)/∂x_n‖_F² / N by central differences, one sample at a time (float64)."""
+    total = 0.0
+    for n in range(x.shape[0]):
+        for k in np.ndindex(x.shape[1:]):
+            up, down = x[n : n + 1].copy(), x[n : n + 1].copy()
+            up[(0, *k)] += eps
+            down[(0, *k)] -= eps
+            total += (((encode(up) - encode(down)) / (2 * eps)) ** 2).sum()
+    return total / x.shape[0]
+
+
+def test_jacobian_penalty_by_double_backward_is_the_contractive_penalty_of_one_layer(rng):
+    """For h = σ(x Wᵀ + b) the exact double-backward penalty equals the analytic formula, and so does its
+    gradient with respect to the weights (what training follows), on every device."""
+    x = md.tensor(rng.random((5, 7)), dtype=np.float64)
+    w, b = (md.tensor(rng.standard_normal(s), requires_grad=True, dtype=np.float64) for s in ((4, 7), (4,)))
+    exact = ae.jacobian_penalty(lambda v: F.sigmoid(F.linear(v, w, b)), x)
+    analytic = ae.contractive_penalty(x, w, b)
+    np.testing.assert_allclose(exact.item(), analytic.item(), rtol=1e-12)
+    exact.backward()
+    by_double_backward = w.grad.numpy(), b.grad.numpy()
+    w.grad = b.grad = None
+    analytic.backward()
+    np.testing.assert_allclose(by_double_backward[0], w.grad.numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(by_double_backward[1], b.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_jacobian_penalty_of_a_deep_and_a_conv_encoder_equals_finite_differences(rng):
+    deep = ae.DenseAutoencoder((12, 6, 3), image_shape=None).to(dtype=np.float64)
+    nn = md.nn
+    conv = nn.Sequential(nn.Conv2d(1, 2, 3, stride=2, padding=1), nn.Sigmoid(),
+                         nn.Conv2d(2, 3, 3, stride=2, padding=1), nn.Sigmoid()).to(dtype=np.float64)  # fmt: skip
+    for encoder, shape in ((deep.encode, (3, 12)), (conv, (2, 1, 6, 6))):
+        x = rng.random(shape)
+        with md.no_grad():
+            expect = _jacobian_frobenius_sq(lambda v, e=encoder: e(md.tensor(v, dtype=np.float64)).numpy(), x)
+        got = ae.jacobian_penalty(encoder, md.tensor(x, dtype=np.float64)).item()
+        np.testing.assert_allclose(got, expect, rtol=1e-6)
+
+
+def test_hutchinsons_estimate_is_unbiased_and_checked(rng):
+    x = md.tensor(rng.random((4, 12)), dtype=np.float64)
+    deep = ae.DenseAutoencoder((12, 6, 3), image_shape=None).to(dtype=np.float64)
+    exact = ae.jacobian_penalty(deep.encode, x).item()
+    md.manual_seed(0)
+    draws = [ae.jacobian_penalty(deep.encode, x, samples=20).item() for _ in range(30)]  # 600 draws in all
+    assert min(draws) >= 0
+    np.testing.assert_allclose(np.mean(draws), exact, rtol=0.05)
+    with pytest.raises(ValueError, match="samples must be a positive number of draws or None"):
+        ae.jacobian_penalty(deep.encode, x, samples=0)
+
+
 def test_sparsity_penalties_match_formulas(rng):
     h = rng.uniform(0.01, 0.99, (5, 7))
     np.testing.assert_allclose(ae.l1_penalty(md.tensor(h)).item(), np.abs(h).sum() / 5)
