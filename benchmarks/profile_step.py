@@ -17,7 +17,7 @@ import numpy as np
 
 import minidl as md
 from minidl.autoencoders import ModelC, ModelD
-from minidl.autograd.tensor import Function
+from minidl.autograd.function import Function
 from minidl.nn import functional as F
 
 PHASES = ("forward", "backward", "forward_kernel", "backward_kernel")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import autograd, nn, optim
-from .autograd.tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad
+from .autograd.function import Function, enable_grad, is_grad_enabled, no_grad
+from .autograd.tensor import Tensor
 from .backend import cuda_available, manual_seed, resolve_device
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .ops import (

@@ -18,7 +18,9 @@ from scipy.cluster.vq import kmeans2
 from scipy.optimize import linear_sum_assignment
 
 from . import backend, ops
-from .autograd.tensor import Tensor, grad, no_grad
+from .autograd.engine import grad
+from .autograd.function import no_grad
+from .autograd.tensor import Tensor
 from .nn import Conv2d, ConvTranspose2d, Dropout, Flatten, Linear, Module, ReLU, Sequential, Sigmoid, Unflatten, init
 
 

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from . import backend, corruptions, data, serialization
-from .autograd.tensor import Tensor, no_grad
+from .autograd.function import no_grad
+from .autograd.tensor import Tensor
 from .capture import CapturedStep
 from .nn import Module
 from .optim import Optimizer

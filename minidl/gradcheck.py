@@ -18,7 +18,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from . import backend
-from .autograd.tensor import Tensor, enable_grad, grad, no_grad
+from .autograd.engine import grad
+from .autograd.function import enable_grad, no_grad
+from .autograd.tensor import Tensor
 
 
 class GradcheckError(AssertionError):

@@ -791,8 +791,15 @@ def test_a_walk_of_one_walker_and_a_small_test_set_run(tmp_path):
         assert run.returncode == 0, err[-2000:]
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT as a terminal delivers it (default). A runner that starts the suite in the
+    background (nohup, `&` without job control) passes SIGINT on ignored, and Python keeps it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_is_one_line_and_exit_status_130(tmp_path):
-    run = _example(str(ROOT / "examples" / "quickstart.py"), "--steps", "1000000", "--device", "cpu")
+    run = _example(str(ROOT / "examples" / "quickstart.py"), "--steps", "1000000", "--device", "cpu",
+                   preexec_fn=_default_sigint)  # fmt: skip
     assert run.stdout.readline().startswith("step"), "quickstart did not start"
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=60)

@@ -333,7 +333,7 @@ def test_a_solution_that_forks_a_sleeping_child_is_graded_at_once_and_leaves_not
     though grading had finished, and left the child running."""
     copy = tmp_path / "project"
     solutions.write_copy(ROOT, copy, stubs=None)
-    tensor = copy / "minidl" / "autograd" / "tensor.py"
+    tensor = copy / "minidl" / "autograd" / "engine.py"
     marker = tmp_path / "still-running"
     begin = "    ### BEGIN SOLUTION exercise 1\n"
     fork = (f"    import os, time\n    if os.fork() == 0:\n        time.sleep(8)\n"

@@ -20,7 +20,7 @@ from minidl.lab import solutions
 from minidl.lab.exercises import EXERCISES, stubs
 
 pytestmark = [once, needs_cxx]
-TENSOR = Path("minidl/autograd/tensor.py")
+TENSOR = Path("minidl/autograd/engine.py")  # exercise 2 (run_backward), then 1 (unbroadcast): its last region
 HONEST = solutions.body((ROOT / TENSOR).read_text(), solutions.regions_in((ROOT / TENSOR).read_text(), TENSOR)[-1])
 GARBAGE = ["    return grad * 0 + 7"]  # wrong for every case
 FORK_MARKER = "forked-child-still-running"  # {marker} in a cheat's body: where its forked child writes

@@ -1,5 +1,12 @@
-"""Reverse-mode automatic differentiation: Tensor, Function and the backward engine."""
+"""Reverse-mode automatic differentiation, one idea a module:
 
-from .tensor import Function, Tensor, enable_grad, grad, is_grad_enabled, no_grad
+tensor.py     Tensor: the array, its gradient and the node that made it; its methods forward to ops
+function.py   Function: an op's node (forward, backward, backward_graph, the kernel path), grad mode
+engine.py     the backward walk (run_backward), unbroadcast, grad (torch.autograd.grad's)
+"""
 
-__all__ = ["Function", "Tensor", "enable_grad", "grad", "is_grad_enabled", "no_grad"]
+from .tensor import Tensor  # noqa: I001  (first: function and engine need it)
+from .engine import grad, run_backward, unbroadcast
+from .function import Function, enable_grad, is_grad_enabled, no_grad
+
+__all__ = ["Function", "Tensor", "enable_grad", "grad", "is_grad_enabled", "no_grad", "run_backward", "unbroadcast"]

@@ -14,7 +14,8 @@ import tempfile
 import numpy as np
 
 from .. import backend
-from ..autograd.tensor import Function, Tensor
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
 
 
 def _tensor(array: np.ndarray, device: str, requires_grad: bool = False) -> Tensor:
@@ -40,7 +41,7 @@ def _input_grads(out: Tensor, grad_output: np.ndarray) -> tuple:
 
 # ------------------------------------------------------------ 1 unbroadcast
 def unbroadcast(device: str, grad: np.ndarray, shape: tuple) -> np.ndarray:
-    from ..autograd.tensor import unbroadcast
+    from ..autograd.engine import unbroadcast
 
     return _numpy(unbroadcast(backend.move(grad, device), shape))
 

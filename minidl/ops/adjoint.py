@@ -9,7 +9,7 @@ and `reapply(tensor)`, recorded. (For max-pool, A gathers each window's argmax: 
 
 from __future__ import annotations
 
-from ..autograd.tensor import Function
+from ..autograd.function import Function
 
 
 class Adjoint(Function):

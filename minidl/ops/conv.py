@@ -24,7 +24,8 @@ the kernels of kernels/conv2d.cu for the same three primitives and the bias grad
 from __future__ import annotations
 
 from .. import backend, validate
-from ..autograd.tensor import Function, Tensor
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
 from ..runtime import MAX_SHARED_BYTES, Out, define, launch
 from ..validate import pair
 from .windows import add_windows, output_size, sliding_windows

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .. import backend
-from ..autograd.tensor import Function, Tensor
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
 from ..validate import boolean, real
 
 

@@ -5,7 +5,9 @@ summed back to each input's shape."""
 from __future__ import annotations
 
 from .. import backend
-from ..autograd.tensor import Function, Tensor, as_tensor, unbroadcast
+from ..autograd.engine import unbroadcast
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor, as_tensor
 
 _KIND = {"b": 0, "u": 1, "i": 1, "f": 2}  # PyTorch's categories: bool < integer < floating point
 

@@ -13,7 +13,9 @@ import math
 import numpy as np
 
 from .. import backend, validate
-from ..autograd.tensor import Function, Tensor, unbroadcast
+from ..autograd.engine import unbroadcast
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
 from ..runtime import define, launch
 from ..runtime.launch import MAX_GRID, Out
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend, validate
-from ..autograd.tensor import Function, Tensor
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
 from ..runtime import Out, blocks, launch
 from .activations import sigmoid, softmax
 from .elementwise import maximum

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 
-from ..autograd.tensor import Function, Tensor
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
 from ..runtime import Out, launch
 from ..validate import pair
 from .adjoint import Adjoint, MaxGather

@@ -14,7 +14,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import backend, validate
-from ..autograd.tensor import Function, Tensor
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
 
 
 def _dims(ndim: int, dim=None, axis=None) -> tuple[int, ...]:

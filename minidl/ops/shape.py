@@ -9,7 +9,8 @@ import math
 import numpy as np
 
 from .. import backend, validate
-from ..autograd.tensor import Function, Tensor
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
 
 
 class Reshape(Function):

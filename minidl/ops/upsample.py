@@ -17,7 +17,8 @@ import numbers
 
 import numpy as np
 
-from ..autograd.tensor import Function, Tensor
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
 from ..runtime import Out, launch
 from ..validate import real
 from .adjoint import Adjoint

@@ -1,0 +1,173 @@
+"""The reverse-mode engine: the backward walk (exercise 2), unbroadcast (exercise 1), and grad.
+
+run_backward sends a gradient from a root tensor to the leaves in topological order, asking
+each node for its inputs' gradients (Function.input_grads): arrays for a first-order backward,
+tensors built by recorded ops for backward(create_graph=True). grad() returns the gradients of
+outputs with respect to given inputs without touching any .grad, as torch.autograd.grad.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .tensor import Tensor
+
+
+def _count_uses(root: Tensor) -> dict[int, int]:
+    """For every tensor reachable from root: how many inputs of nodes it is (its uses)."""
+    uses: dict[int, int] = {}
+    stack, seen = [root], {id(root)}
+    while stack:
+        t = stack.pop()
+        if t._node is None:
+            continue
+        if getattr(t._node, "released", False):
+            raise RuntimeError(
+                "trying to backward through the graph a second time: its saved values were freed. "
+                "Call the first backward() with retain_graph=True if you need to."
+            )
+        for parent in t._node.inputs:
+            if isinstance(parent, Tensor) and parent.requires_grad:
+                uses[id(parent)] = uses.get(id(parent), 0) + 1
+                if id(parent) not in seen:
+                    seen.add(id(parent))
+                    stack.append(parent)
+    return uses
+
+
+def run_backward(root: Tensor, seed, retain_graph: bool) -> None:
+    """Send gradients from root to the leaves. A tensor is processed only once every use of
+    it has sent its gradient (Kahn's topological order), so each gradient is complete.
+    A leaf takes its first gradient as it is, without a copy, unless that array is a view
+    or was already given to another leaf. Every gradient has its tensor's dtype (an op that
+    promoted float32 to float64 sends float32 back)."""
+    ### BEGIN SOLUTION exercise 2
+    waiting = _count_uses(root)
+    grads = {id(root): seed}
+    taken: set[int] = set()  # arrays that leaves hold as their .grad
+    ready = [root]
+    while ready:
+        t = ready.pop()
+        g = grads.pop(id(t), None)
+        node = t._node
+        if node is None:  # a leaf: accumulate
+            if g is not None:
+                accumulate(t, g, taken)
+            continue
+        tensor_inputs = [x for x in node.inputs if isinstance(x, Tensor)]
+        in_grads = node.input_grads(g) if g is not None else (None,) * len(tensor_inputs)
+        for x, gx in zip(tensor_inputs, in_grads, strict=True):
+            if not x.requires_grad:
+                continue
+            if gx is not None:
+                if tuple(gx.shape) != x.shape:
+                    raise AssertionError(f"{type(node).__name__}.backward gave shape {tuple(gx.shape)} for {x.shape}")
+                if gx.dtype != x.dtype:  # as PyTorch's engine: a gradient has its input's dtype
+                    gx = as_dtype(gx, x.dtype)
+                grads[id(x)] = grads[id(x)] + gx if id(x) in grads else gx
+            waiting[id(x)] -= 1
+            if waiting[id(x)] == 0:
+                ready.append(x)
+        if not retain_graph:  # free what the node saved and its inputs (activations): a kept loss costs bytes
+            node.__dict__.clear()
+            node.inputs, node.released = (), True
+    ### END SOLUTION
+
+
+def accumulate(leaf: Tensor, g, taken: set[int]) -> None:
+    """Add the gradient g into leaf.grad. An array g (a first-order backward) is kept as the .grad
+    without a copy unless it is a view or another leaf holds it already (`taken`: the ids of the
+    arrays leaves hold); a tensor g (create_graph) is added by an op, so the sum stays differentiable."""
+    if isinstance(g, Tensor):
+        leaf.grad = g if leaf.grad is None else leaf.grad + g
+    elif leaf.grad is None:
+        fresh = g.base is None and id(g) not in taken
+        leaf.grad = Tensor._wrap(g if fresh else g.copy(), leaf.device)
+        taken.add(id(leaf.grad.data))
+    else:
+        leaf.grad.data = leaf.grad.data + g
+
+
+def as_dtype(g, dtype):
+    """A gradient in another dtype: an array's astype, a tensor's (create_graph) recorded .to(dtype=)."""
+    return g.to(dtype=dtype) if isinstance(g, Tensor) else g.astype(dtype)
+
+
+def grad(
+    outputs,
+    inputs,
+    grad_outputs=None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    allow_unused: bool = False,
+) -> tuple[Tensor | None, ...]:
+    """The gradients of outputs (a tensor or a sequence) with respect to inputs (a tensor or a
+    sequence), as PyTorch's torch.autograd.grad: returned, not accumulated into any .grad.
+    grad_outputs: the vector of each output (may be omitted for one-element outputs);
+    create_graph: the gradients are differentiable (retain_graph then defaults to True);
+    allow_unused: an input the outputs do not depend on gives None instead of an error."""
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: {len(outputs)} outputs and {len(grad_outputs)} grad_outputs")
+    for k, t in enumerate(inputs):
+        if not isinstance(t, Tensor) or not t.requires_grad:
+            raise RuntimeError(f"grad: input {k} is not a tensor that requires grad")
+    root = outputs[0] if len(outputs) == 1 else None
+    if root is None:  # several outputs: differentiate their weighted sum
+        total = None
+        for out, v in zip(outputs, grad_outputs):
+            term = (out * v).sum() if v is not None else out.sum()
+            total = term if total is None else total + term
+        outputs, grad_outputs, root = [total], [None], total
+    # the walk runs with every input made a leaf (so it stops there), and every leaf's .grad kept aside
+    ids = {id(t) for t in inputs}
+    for t in inputs:
+        if t._node is not None and any(id(u) in ids for u in _upstream(t)):
+            raise NotImplementedError("grad: an input computed from another input is not supported")
+    held = {id(t): (t, t._grad) for t in _upstream(root) if t._node is None}
+    cut = {id(t): (t, t._node) for t in inputs if t._node is not None}
+    try:
+        for t, _ in list(held.values()):
+            t._grad = None
+        for t in inputs:
+            t._grad, t._node = None, None
+            held.setdefault(id(t), (t, None))
+        if not root.requires_grad:
+            raise RuntimeError("grad: the outputs do not require grad: no input of their graph requires grad")
+        root.backward(grad_outputs[0], retain_graph=retain_graph, create_graph=create_graph)
+        found = tuple(t._grad for t in inputs)
+    finally:
+        for t, node in cut.values():
+            t._node = node
+        for t, before in held.values():
+            t._grad = before
+    for k, g in enumerate(found):
+        if g is None and not allow_unused:
+            raise RuntimeError(f"grad: input {k} was not used to compute the outputs (allow_unused=True gives None)")
+    return found
+
+
+def _upstream(root: Tensor) -> list[Tensor]:
+    """The tensors that root was computed from (root excluded), through every recorded node."""
+    found, stack, seen = [], [root], {id(root)}
+    while stack:
+        for parent in getattr(stack.pop()._node, "inputs", ()):
+            if isinstance(parent, Tensor) and id(parent) not in seen:
+                seen.add(id(parent))
+                found.append(parent)
+                stack.append(parent)
+    return found
+
+
+def unbroadcast(grad, shape: Sequence[int]):
+    """Sum a broadcast gradient back to `shape` (NumPy broadcasting rules)."""
+    ### BEGIN SOLUTION exercise 1
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(axis=axes, keepdims=True) if axes else grad
+    ### END SOLUTION

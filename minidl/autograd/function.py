@@ -1,0 +1,160 @@
+"""Function: one node of the graph, an op's forward and backward side by side, and grad mode.
+
+An op subclasses Function and implements forward on arrays and backward from the output's
+gradient to its inputs' (arrays), and backward_graph, the same maths on tensors, for
+backward(create_graph=True). Function.apply runs forward through the op's array path or its
+kernel path and records the node when grad mode is on (per thread, as PyTorch's).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+from .. import backend
+from ..runtime import runs_as_kernel
+from .tensor import Tensor
+
+
+class _GradMode(threading.local):
+    enabled = True  # each thread starts with gradients on, as in PyTorch
+
+
+_grad_mode = _GradMode()
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Inside this block ops record no graph (in this thread only: grad mode is per thread)."""
+    previous, _grad_mode.enabled = _grad_mode.enabled, False
+    try:
+        yield
+    finally:
+        _grad_mode.enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad() -> Iterator[None]:
+    """Inside this block ops record graphs again, also within a no_grad() block (this thread only)."""
+    previous, _grad_mode.enabled = _grad_mode.enabled, True
+    try:
+        yield
+    finally:
+        _grad_mode.enabled = previous
+
+
+def is_grad_enabled() -> bool:
+    return _grad_mode.enabled
+
+
+def _is_array(value) -> bool:
+    return hasattr(value, "__array_interface__") or hasattr(value, "__cuda_array_interface__")
+
+
+class Function:
+    """One node of the graph: forward on arrays, backward from output gradient to input gradients.
+
+    Subclasses implement the array path, written once for NumPy and CuPy through `self.xp`:
+        forward(*arrays, **options) -> array
+        backward(grad_output) -> one gradient (array or None) per tensor input.
+    An op with CUDA kernels adds the kernel path, forward_kernel (and backward_kernel
+    where the backward launches kernels too), which calls minidl.runtime.launch.
+    apply() picks the path once, by asking minidl.runtime.runs_as_kernel (the device and
+    the dtypes): no op ever names a device.
+    `self.needs_grad[i]` says whether tensor input i wants a gradient (a backward may
+    return None for the others and skip their work). An op whose backward reads its inputs'
+    values (saves_inputs, the default) records their versions; backward refuses if one was
+    written in place since (Tensor.mark_changed). Ops whose backward needs only shapes say
+    saves_inputs = False.
+    """
+
+    saves_inputs = True
+
+    inputs: tuple[Tensor, ...]
+    device: str
+    needs_grad: tuple[bool, ...]
+    uses_kernels: bool
+
+    @classmethod
+    def apply(cls, *args, **options) -> Tensor:
+        tensors = [a for a in args if isinstance(a, Tensor)]
+        if not tensors:
+            raise TypeError(
+                f"{cls.__name__} takes tensors, got {', '.join(type(a).__name__ for a in args) or 'nothing'}: "
+                "make an array a tensor first (minidl.tensor(array))"
+            )
+        device = tensors[0].device
+        if any(_is_array(a) for a in args):  # an array operand is a constant tensor, so that backward sees it
+            args = tuple(Tensor(a, device=device) if _is_array(a) else a for a in args)
+            tensors = [a for a in args if isinstance(a, Tensor)]
+        for t in tensors[1:]:
+            if t.device != device:
+                raise RuntimeError(
+                    f"{cls.__name__}: expected all tensors on the same device, got {device} and {t.device}; "
+                    f"move them with .to(device) first"
+                )
+        fn = cls()
+        fn.device = device
+        fn.uses_kernels = cls.forward_kernel is not Function.forward_kernel and runs_as_kernel(
+            device, (t.dtype for t in tensors)
+        )
+        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
+        forward = fn.forward_kernel if fn.uses_kernels else fn.forward
+        out = Tensor._wrap(forward(*arrays, **options), device)
+        if _grad_mode.enabled and any(t.requires_grad for t in tensors):
+            out.requires_grad = True
+            out._node = fn
+            fn.inputs = tuple(args)
+            fn.needs_grad = tuple(t.requires_grad for t in tensors)
+            if cls.saves_inputs:
+                fn.versions = tuple(t._version for t in tensors)
+        return out
+
+    def forward(self, *arrays, **options):
+        raise NotImplementedError
+
+    def backward(self, grad_output) -> tuple | object:
+        raise NotImplementedError
+
+    def forward_kernel(self, *arrays, **options):
+        """The kernel path of forward (ops without kernels do not define it)."""
+        raise NotImplementedError
+
+    def backward_kernel(self, grad_output) -> tuple | object:
+        """The kernel path of backward; by default the array path, which serves both."""
+        return self.backward(grad_output)
+
+    def backward_graph(self, grad_output: Tensor) -> tuple | object:
+        """The input gradients built from differentiable ops on tensors (self.inputs, grad_output), for
+        backward(create_graph=True): a graph that can be differentiated again."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no second derivative: backward(create_graph=True) and "
+            "minidl.autograd.grad(..., create_graph=True) cannot differentiate through it"
+        )
+
+    def input_grads(self, grad_output) -> tuple:
+        """The input gradients through the path that forward took (arrays), or, for a tensor
+        grad_output (create_graph), through backward_graph; always as a tuple."""
+        self.check_versions()
+        if isinstance(grad_output, Tensor):
+            grads = self.backward_graph(grad_output)
+        else:
+            grads = self.backward_kernel(grad_output) if self.uses_kernels else self.backward(grad_output)
+        return grads if isinstance(grads, tuple) else (grads,)
+
+    def check_versions(self) -> None:
+        """Refuse to differentiate with values that were written in place after this op used them."""
+        tensors = [t for t in getattr(self, "inputs", ()) if isinstance(t, Tensor)]
+        for k, (t, seen) in enumerate(zip(tensors, getattr(self, "versions", ()))):
+            if t._version != seen:
+                raise RuntimeError(
+                    f"a tensor that {type(self).__name__} needs for its gradient was changed in place after the "
+                    f"op used it: its input {k} ({t.dtype} {t.shape}) is at version {t._version}, the op saw "
+                    f"version {seen} (an optimiser's step writes its parameters in place). Run backward() before "
+                    "the step, or compute the loss again after it."
+                )
+
+    @property
+    def xp(self):
+        return backend.array_module(self.device)
