@@ -300,3 +300,54 @@ def test_the_readmes_api_tour_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md (A tour of the API)", "exec"), {})
     assert (tmp_path / "model.npz").is_file()
+
+
+def _graph_nodes(root):
+    nodes, stack, seen = [], [root], set()
+    while stack:
+        t = stack.pop()
+        if t._node is not None and id(t._node) not in seen:
+            seen.add(id(t._node))
+            nodes.append(t._node)
+            stack += [x for x in t._node.inputs if isinstance(x, md.Tensor)]
+    return nodes
+
+
+def _holds_arrays_or_nodes(value) -> bool:
+    if isinstance(value, dict):
+        return any(_holds_arrays_or_nodes(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_arrays_or_nodes(v) for v in value)
+    return isinstance(value, md.Function | md.Tensor) or hasattr(value, "dtype") and getattr(value, "ndim", 0) > 0
+
+
+def test_every_op_declares_what_it_saves_and_backward_frees_exactly_that():
+    """A node keeps arrays only through save_for_backward: after a backward without retain_graph no node of
+    a graph that uses every op holds an array, a tensor or another node (its options stay)."""
+    F = md.nn.functional
+    rng = np.random.default_rng(0)
+    x = leaf(rng.random((2, 1, 8, 8)))
+    w, wt = leaf(rng.standard_normal((3, 1, 3, 3))), leaf(rng.standard_normal((3, 2, 3, 3)))
+    lin = leaf(rng.standard_normal((4, 18)))
+    h = F.conv2d(x, w, leaf(np.zeros(3)), 2, 1)  # (2, 3, 4, 4)
+    h = F.max_pool2d(F.relu(h), 2) + F.avg_pool2d(F.leaky_relu(h, 0.1), 2)  # (2, 3, 2, 2)
+    u = F.conv_transpose2d(F.upsample(h, 2, "bilinear"), wt, leaf(np.zeros(2)), 1, 1)  # (2, 2, 4, 4)
+    u = F.upsample(u, 0.5, "nearest")  # (2, 2, 2, 2)
+    flat = md.concat([h.reshape(2, -1), md.pad(u.reshape(2, -1), (0, 2)).permute(0, 1)], 1)[:, [0, 3, 5] * 6]
+    z = F.linear(md.tanh(flat), lin, leaf(np.zeros(4)))  # (2, 4)
+    z = md.where(z > 0, md.sigmoid(z), md.exp(z) - 1) * md.clamp(z, -1, 1) + md.abs(z) ** 1.5
+    z = md.maximum(z, md.minimum(z, -z)) / (md.sqrt(z * z + 1) + md.log(z * z + 2))
+    z = F.dropout(F.softplus(z), 0.3) @ md.ones(4, 3, dtype=md.float64)
+    values, _ = z.max(dim=1)
+    loss = (F.cross_entropy(z, np.array([0, 2])) + F.mse_loss(z, md.zeros(2, 3, dtype=md.float64))
+            + F.binary_cross_entropy_with_logits(z, md.ones(2, 3, dtype=md.float64))
+            + F.sigmoid_mse_loss(z, md.zeros(2, 3, dtype=md.float64))
+            + F.binary_cross_entropy(md.sigmoid(z), md.ones(2, 3, dtype=md.float64))
+            + F.log_softmax(z, 1).sum() + F.softmax(z, 0).var() + values.mean() + z.amax()
+            - z.float().sum().double())  # fmt: skip
+    nodes = _graph_nodes(loss)
+    assert len({type(n).__name__ for n in nodes}) >= 35
+    loss.backward()
+    for node in nodes:
+        kept = {k: v for k, v in vars(node).items() if _holds_arrays_or_nodes(v)}
+        assert node.released and not kept, f"{type(node).__name__} still holds {sorted(kept)}"

@@ -69,8 +69,7 @@ def run_backward(root: Tensor, seed, retain_graph: bool) -> None:
             if waiting[id(x)] == 0:
                 ready.append(x)
         if not retain_graph:  # free what the node saved and its inputs (activations): a kept loss costs bytes
-            node.__dict__.clear()
-            node.inputs, node.released = (), True
+            node.release()
     ### END SOLUTION
 
 

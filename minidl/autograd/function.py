@@ -67,9 +67,14 @@ class Function:
     values (saves_inputs, the default) records their versions; backward refuses if one was
     written in place since (Tensor.mark_changed). Ops whose backward needs only shapes say
     saves_inputs = False.
+    What backward needs from forward (arrays: inputs, outputs, masks, indices) it declares with
+    one call, save_for_backward(...), and reads back as self.saved; options (shapes, strides)
+    are plain attributes. After backward the engine calls release(), which drops exactly the
+    saved values and the inputs, so a kept loss keeps the graph's structure, not its activations.
     """
 
     saves_inputs = True
+    saved: tuple = ()
 
     inputs: tuple[Tensor, ...]
     device: str
@@ -113,6 +118,14 @@ class Function:
 
     def forward(self, *arrays, **options):
         raise NotImplementedError
+
+    def save_for_backward(self, *values) -> None:
+        """Keep what backward needs (arrays, or the node of another op): the one place a node keeps them."""
+        self.saved = values
+
+    def release(self) -> None:
+        """Drop the saved values and the inputs (after backward, without retain_graph); options stay."""
+        self.saved, self.inputs, self.released = (), (), True
 
     def backward(self, grad_output) -> tuple | object:
         raise NotImplementedError

@@ -15,33 +15,38 @@ def stable_sigmoid(xp, z):
 
 class ReLU(Function):
     def forward(self, x):
-        self.positive = x > 0
+        self.save_for_backward(x > 0)
         return self.xp.maximum(x, 0)  # relu(-inf) = 0 and relu(NaN) = NaN, as in PyTorch (x·(x > 0) gave NaN)
 
     def backward(self, g):
-        return g * self.positive
+        (positive,) = self.saved
+        return g * positive
 
     backward_graph = backward  # g times a constant mask
 
 
 class LeakyReLU(Function):
     def forward(self, x, slope):
-        self.scale = self.xp.where(x > 0, 1, slope).astype(x.dtype)
-        return x * self.scale
+        scale = self.xp.where(x > 0, 1, slope).astype(x.dtype)
+        self.save_for_backward(scale)
+        return x * scale
 
     def backward(self, g):
-        return g * self.scale
+        (scale,) = self.saved
+        return g * scale
 
     backward_graph = backward
 
 
 class Sigmoid(Function):
     def forward(self, x):
-        self.out = stable_sigmoid(self.xp, x)
-        return self.out
+        out = stable_sigmoid(self.xp, x)
+        self.save_for_backward(out)
+        return out
 
     def backward(self, g):
-        return g * self.out * (1 - self.out)
+        (s,) = self.saved
+        return g * s * (1 - s)
 
     def backward_graph(self, g):
         s = sigmoid(self.inputs[0])
@@ -50,11 +55,13 @@ class Sigmoid(Function):
 
 class Tanh(Function):
     def forward(self, x):
-        self.out = self.xp.tanh(x)
-        return self.out
+        out = self.xp.tanh(x)
+        self.save_for_backward(out)
+        return out
 
     def backward(self, g):
-        return g * (1 - self.out * self.out)
+        (t,) = self.saved
+        return g * (1 - t * t)
 
     def backward_graph(self, g):
         t = tanh(self.inputs[0])
@@ -65,11 +72,12 @@ class Softplus(Function):
     """log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|); d/dx = sigmoid(x)."""
 
     def forward(self, x):
-        self.x = x
+        self.save_for_backward(x)
         return self.xp.maximum(x, 0) + self.xp.log1p(self.xp.exp(-self.xp.abs(x)))
 
     def backward(self, g):
-        return g * stable_sigmoid(self.xp, self.x)
+        (x,) = self.saved
+        return g * stable_sigmoid(self.xp, x)
 
     def backward_graph(self, g):
         return g * sigmoid(self.inputs[0])
@@ -80,12 +88,14 @@ class LogSoftmax(Function):
 
     def forward(self, x, dim):
         shifted = x - x.max(axis=dim, keepdims=True)
-        self.out = shifted - self.xp.log(self.xp.exp(shifted).sum(axis=dim, keepdims=True))
+        out = shifted - self.xp.log(self.xp.exp(shifted).sum(axis=dim, keepdims=True))
         self.dim = dim
-        return self.out
+        self.save_for_backward(out)
+        return out
 
     def backward(self, g):
-        return g - self.xp.exp(self.out) * g.sum(axis=self.dim, keepdims=True)
+        (out,) = self.saved
+        return g - self.xp.exp(out) * g.sum(axis=self.dim, keepdims=True)
 
     def backward_graph(self, g):
         return g - softmax(self.inputs[0], self.dim) * g.sum(dim=self.dim, keepdim=True)
@@ -96,11 +106,13 @@ class Softmax(Function):
 
     def forward(self, x, dim):
         e = self.xp.exp(x - x.max(axis=dim, keepdims=True))
-        self.out, self.dim = e / e.sum(axis=dim, keepdims=True), dim
-        return self.out
+        out, self.dim = e / e.sum(axis=dim, keepdims=True), dim
+        self.save_for_backward(out)
+        return out
 
     def backward(self, g):
-        return self.out * (g - (g * self.out).sum(axis=self.dim, keepdims=True))
+        (s,) = self.saved
+        return s * (g - (g * s).sum(axis=self.dim, keepdims=True))
 
     def backward_graph(self, g):
         s = softmax(self.inputs[0], self.dim)

@@ -18,14 +18,14 @@ class Adjoint(Function):
     saves_inputs = False  # linear in g: its backward needs only the node
 
     def forward(self, g, node):
-        self.node = node
+        self.save_for_backward(node)
         return node.input_grads(g)[0]
 
     def backward(self, gg):
-        return self.node.again(gg)
+        return self.saved[0].again(gg)
 
     def backward_graph(self, gg):
-        return self.node.reapply(gg)
+        return self.saved[0].reapply(gg)
 
 
 class MaxGather(Function):
@@ -35,11 +35,11 @@ class MaxGather(Function):
     saves_inputs = False
 
     def forward(self, x, node):
-        self.node = node
+        self.save_for_backward(node)
         return node.again(x)
 
     def backward(self, g):
-        return self.node.input_grads(g)[0]
+        return self.saved[0].input_grads(g)[0]
 
     def backward_graph(self, g):
-        return Adjoint.apply(g, node=self.node)
+        return Adjoint.apply(g, node=self.saved[0])

@@ -189,66 +189,72 @@ def bias_grad_kernel(gy):
 # ------------------------------------------------------------------- the ops
 class Conv2d(Function):
     def forward(self, x, w, b=None, *, stride, padding):
-        self.x, self.w, self.stride, self.padding = x, w, stride, padding
-        self.cols = im2col(x, w.shape[2:], stride, padding)  # serves the forward and the weight gradient
-        y = conv2d_output(x, w, stride, padding, self.cols)
+        self.stride, self.padding, self.has_bias = stride, padding, b is not None
+        cols = im2col(x, w.shape[2:], stride, padding)  # serves the forward and the weight gradient
+        self.save_for_backward(x, w, cols)
+        y = conv2d_output(x, w, stride, padding, cols)
         return y if b is None else y + b.reshape(1, -1, 1, 1)
 
     def backward(self, gy):
-        gx = conv2d_input_grad(gy, self.w, self.x.shape[2:], self.stride, self.padding) if self.needs_grad[0] else None
-        gw = conv2d_weight_grad(self.x, gy, self.w.shape[2:], self.stride, self.padding, self.cols)
-        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gy.sum(axis=(0, 2, 3)))
+        x, w, cols = self.saved
+        gx = conv2d_input_grad(gy, w, x.shape[2:], self.stride, self.padding) if self.needs_grad[0] else None
+        gw = conv2d_weight_grad(x, gy, w.shape[2:], self.stride, self.padding, cols)
+        return (gx, gw, gy.sum(axis=(0, 2, 3))) if self.has_bias else (gx, gw)
 
     def forward_kernel(self, x, w, b=None, *, stride, padding):
-        self.x, self.w, self.stride, self.padding = x, w, stride, padding
+        self.stride, self.padding, self.has_bias = stride, padding, b is not None
+        self.save_for_backward(x, w)
         y = conv2d_output_kernel(x, w, stride, padding)
         return y if b is None else y + b.reshape(1, -1, 1, 1)
 
     def backward_kernel(self, gy):
-        x, w, stride, padding = self.x, self.w, self.stride, self.padding
+        (x, w), stride, padding = self.saved, self.stride, self.padding
         gx = conv2d_input_grad_kernel(gy, w, x.shape[2:], stride, padding) if self.needs_grad[0] else None
-        gw, gb = conv2d_weight_grad_kernel(x, gy, w.shape[2:], stride, padding, with_bias=len(self.inputs) == 3)
-        return (gx, gw) if gb is None else (gx, gw, gb)
+        gw, gb = conv2d_weight_grad_kernel(x, gy, w.shape[2:], stride, padding, with_bias=self.has_bias)
+        return (gx, gw, gb) if self.has_bias else (gx, gw)
 
     def backward_graph(self, gy):  # conv2d's gradients are convolutions, which record graphs in their turn
         x, w = self.inputs[:2]
         options = dict(stride=self.stride, padding=self.padding)
         gx = ConvTranspose2d.apply(gy, w, out_hw=x.shape[2:], **options) if self.needs_grad[0] else None
         gw = Conv2dWeightGrad.apply(x, gy, kernel=w.shape[2:], **options)
-        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gy.sum(dim=(0, 2, 3)))
+        return (gx, gw, gy.sum(dim=(0, 2, 3))) if self.has_bias else (gx, gw)
 
 
 class ConvTranspose2d(Function):
     """The adjoint of Conv2d: x (N, C_in, H, W), w (C_in, C_out, kh, kw) -> (N, C_out, H_out, W_out)."""
 
     def forward(self, x, w, b=None, *, stride, padding, out_hw):
-        self.x, self.w, self.stride, self.padding = x, w, stride, padding
+        self.stride, self.padding, self.has_bias = stride, padding, b is not None
+        self.save_for_backward(x, w)
         y = conv2d_input_grad(x, w, out_hw, stride, padding)
         return y if b is None else y + b.reshape(1, -1, 1, 1)
 
     def backward(self, gy):
-        cols = im2col(gy, self.w.shape[2:], self.stride, self.padding)  # one im2col of gy serves both gradients
-        gx = conv2d_output(gy, self.w, self.stride, self.padding, cols) if self.needs_grad[0] else None
-        gw = conv2d_weight_grad(gy, self.x, self.w.shape[2:], self.stride, self.padding, cols)
-        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gy.sum(axis=(0, 2, 3)))
+        x, w = self.saved
+        cols = im2col(gy, w.shape[2:], self.stride, self.padding)  # one im2col of gy serves both gradients
+        gx = conv2d_output(gy, w, self.stride, self.padding, cols) if self.needs_grad[0] else None
+        gw = conv2d_weight_grad(gy, x, w.shape[2:], self.stride, self.padding, cols)
+        return (gx, gw, gy.sum(axis=(0, 2, 3))) if self.has_bias else (gx, gw)
 
     def forward_kernel(self, x, w, b=None, *, stride, padding, out_hw):
-        self.x, self.w, self.stride, self.padding = x, w, stride, padding
+        self.stride, self.padding, self.has_bias = stride, padding, b is not None
+        self.save_for_backward(x, w)
         y = conv2d_input_grad_kernel(x, w, out_hw, stride, padding)
         return y if b is None else y + b.reshape(1, -1, 1, 1)
 
     def backward_kernel(self, gy):
-        x, w, stride, padding = self.x, self.w, self.stride, self.padding
+        (x, w), stride, padding = self.saved, self.stride, self.padding
         gx = conv2d_output_kernel(gy, w, stride, padding) if self.needs_grad[0] else None
         gw, _ = conv2d_weight_grad_kernel(gy, x, w.shape[2:], stride, padding)
-        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, bias_grad_kernel(gy))
+        return (gx, gw, bias_grad_kernel(gy)) if self.has_bias else (gx, gw)
 
     def backward_graph(self, gy):
         x, w = self.inputs[:2]
         options = dict(stride=self.stride, padding=self.padding)
         gx = Conv2d.apply(gy, w, **options) if self.needs_grad[0] else None
         gw = Conv2dWeightGrad.apply(gy, x, kernel=w.shape[2:], **options)
-        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gy.sum(dim=(0, 2, 3)))
+        return (gx, gw, gy.sum(dim=(0, 2, 3))) if self.has_bias else (gx, gw)
 
 
 class Conv2dWeightGrad(Function):
@@ -258,20 +264,23 @@ class Conv2dWeightGrad(Function):
     d/dx = conv2d_input_grad(gy, G) and d/dgy = conv2d_output(x, G)."""
 
     def forward(self, x, gy, kernel, stride, padding):
-        self.x, self.gy, self.stride, self.padding = x, gy, stride, padding
+        self.stride, self.padding = stride, padding
+        self.save_for_backward(x, gy)
         return conv2d_weight_grad(x, gy, kernel, stride, padding)
 
     def backward(self, g):
-        gx = conv2d_input_grad(self.gy, g, self.x.shape[2:], self.stride, self.padding) if self.needs_grad[0] else None
-        ggy = conv2d_output(self.x, g, self.stride, self.padding) if self.needs_grad[1] else None
+        x, gy = self.saved
+        gx = conv2d_input_grad(gy, g, x.shape[2:], self.stride, self.padding) if self.needs_grad[0] else None
+        ggy = conv2d_output(x, g, self.stride, self.padding) if self.needs_grad[1] else None
         return gx, ggy
 
     def forward_kernel(self, x, gy, kernel, stride, padding):
-        self.x, self.gy, self.stride, self.padding = x, gy, stride, padding
+        self.stride, self.padding = stride, padding
+        self.save_for_backward(x, gy)
         return conv2d_weight_grad_kernel(x, gy, kernel, stride, padding)[0]
 
     def backward_kernel(self, g):
-        x, gy, stride, padding = self.x, self.gy, self.stride, self.padding
+        (x, gy), stride, padding = self.saved, self.stride, self.padding
         gx = conv2d_input_grad_kernel(gy, g, x.shape[2:], stride, padding) if self.needs_grad[0] else None
         ggy = conv2d_output_kernel(x, g, stride, padding) if self.needs_grad[1] else None
         return gx, ggy

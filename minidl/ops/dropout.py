@@ -13,11 +13,13 @@ class Dropout(Function):
 
     def forward(self, x, p):
         keep = backend.generator(self.device).random(x.shape) >= p
-        self.mask = keep.astype(x.dtype) / (1 - p)
-        return x * self.mask
+        mask = keep.astype(x.dtype) / (1 - p)
+        self.save_for_backward(mask)
+        return x * mask
 
     def backward(self, g):
-        return g * self.mask
+        (mask,) = self.saved
+        return g * mask
 
     backward_graph = backward  # g times the constant mask
 

@@ -56,11 +56,12 @@ class Sub(Function):
 
 class Mul(Function):
     def forward(self, a, b):
-        self.a, self.b = a, b
+        self.save_for_backward(a, b)
         return a * b
 
     def backward(self, g):
-        return unbroadcast(g * self.b, self.a.shape), unbroadcast(g * self.a, self.b.shape)
+        a, b = self.saved
+        return unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape)
 
     def backward_graph(self, g):
         a, b = self.inputs
@@ -69,12 +70,13 @@ class Mul(Function):
 
 class Div(Function):
     def forward(self, a, b):
-        self.a, self.b = a, b
+        self.save_for_backward(a, b)
         return a / b
 
     def backward(self, g):
-        ga = g / self.b
-        return unbroadcast(ga, self.a.shape), unbroadcast(-ga * self.a / self.b, self.b.shape)
+        a, b = self.saved
+        ga = g / b
+        return unbroadcast(ga, a.shape), unbroadcast(-ga * a / b, b.shape)
 
     def backward_graph(self, g):
         a, b = self.inputs
@@ -86,27 +88,28 @@ class Pow(Function):
     """a ** b; d/da = b a^(b-1), d/db = a^b log a."""
 
     def forward(self, a, b):
-        self.a, self.b = a, b
-        self.out = a**b
-        return self.out
+        out = a**b
+        self.save_for_backward(a, b, out)
+        return out
 
     def backward(self, g):
-        slope = self.xp.where(self.b == 0, 0, self.b * self.a ** self.xp.where(self.b == 0, 1, self.b - 1))
-        ga = unbroadcast(g * slope, self.a.shape)  # d(a⁰)/da = 0, also at a = 0 (not 0 · 0⁻¹ = NaN)
+        a, b, out = self.saved
+        slope = self.xp.where(b == 0, 0, b * a ** self.xp.where(b == 0, 1, b - 1))
+        ga = unbroadcast(g * slope, a.shape)  # d(a⁰)/da = 0, also at a = 0 (not 0 · 0⁻¹ = NaN)
         gb = None
         if self.inputs[1].requires_grad:
-            log_a = self.xp.log(self.xp.where(self.a > 0, self.a, 1))
-            gb = unbroadcast(g * self.out * log_a, self.b.shape)
+            log_a = self.xp.log(self.xp.where(a > 0, a, 1))
+            gb = unbroadcast(g * out * log_a, b.shape)
         return ga, gb
 
     def backward_graph(self, g):
         a, b = self.inputs
-        zero = self.b == 0  # a constant: where the exponent is 0 the slope is 0
+        zero = self.saved[1] == 0  # a constant: where the exponent is 0 the slope is 0
         slope = where(zero, 0.0, b * a ** where(zero, 1.0, b - 1))
         ga = unbroadcast(g * slope, a.shape)
         gb = None
         if b.requires_grad:
-            gb = unbroadcast(g * a**b * log(where(self.a > 0, a, 1.0)), b.shape)
+            gb = unbroadcast(g * a**b * log(where(self.saved[0] > 0, a, 1.0)), b.shape)
         return ga, gb
 
 
@@ -114,24 +117,26 @@ class Maximum(Function):
     """Elementwise max; where a == b the gradient is split evenly (as PyTorch does)."""
 
     def forward(self, a, b):
-        self.a, self.b = a, b
+        self.save_for_backward(a, b)
         return self.xp.maximum(a, b)
 
     def backward(self, g):
-        share_a = ((self.a > self.b) + 0.5 * (self.a == self.b)).astype(g.dtype)
-        return unbroadcast(g * share_a, self.a.shape), unbroadcast(g * (1 - share_a), self.b.shape)
+        a, b = self.saved
+        share_a = ((a > b) + 0.5 * (a == b)).astype(g.dtype)
+        return unbroadcast(g * share_a, a.shape), unbroadcast(g * (1 - share_a), b.shape)
 
     backward_graph = backward  # g times constant shares (they change only where a crosses b)
 
 
 class Minimum(Function):
     def forward(self, a, b):
-        self.a, self.b = a, b
+        self.save_for_backward(a, b)
         return self.xp.minimum(a, b)
 
     def backward(self, g):
-        share_a = ((self.a < self.b) + 0.5 * (self.a == self.b)).astype(g.dtype)
-        return unbroadcast(g * share_a, self.a.shape), unbroadcast(g * (1 - share_a), self.b.shape)
+        a, b = self.saved
+        share_a = ((a < b) + 0.5 * (a == b)).astype(g.dtype)
+        return unbroadcast(g * share_a, a.shape), unbroadcast(g * (1 - share_a), b.shape)
 
     backward_graph = backward
 
@@ -178,11 +183,13 @@ class Neg(Function):
 
 class Exp(Function):
     def forward(self, x):
-        self.out = self.xp.exp(x)
-        return self.out
+        out = self.xp.exp(x)
+        self.save_for_backward(out)
+        return out
 
     def backward(self, g):
-        return g * self.out
+        (out,) = self.saved
+        return g * out
 
     def backward_graph(self, g):
         return g * exp(self.inputs[0])
@@ -190,11 +197,12 @@ class Exp(Function):
 
 class Log(Function):
     def forward(self, x):
-        self.x = x
+        self.save_for_backward(x)
         return self.xp.log(x)
 
     def backward(self, g):
-        return g / self.x
+        (x,) = self.saved
+        return g / x
 
     def backward_graph(self, g):
         return g / self.inputs[0]
@@ -202,11 +210,13 @@ class Log(Function):
 
 class Sqrt(Function):
     def forward(self, x):
-        self.out = self.xp.sqrt(x)
-        return self.out
+        out = self.xp.sqrt(x)
+        self.save_for_backward(out)
+        return out
 
     def backward(self, g):
-        return g / (2 * self.out)
+        (out,) = self.saved
+        return g / (2 * out)
 
     def backward_graph(self, g):
         return g / (2 * sqrt(self.inputs[0]))
@@ -216,29 +226,31 @@ class Abs(Function):
     """|x|; the gradient at 0 is 0, as in PyTorch."""
 
     def forward(self, x):
-        self.x = x
+        self.save_for_backward(self.xp.sign(x))
         return self.xp.abs(x)
 
     def backward(self, g):
-        return g * self.xp.sign(self.x)
+        (sign,) = self.saved
+        return g * sign
 
-    def backward_graph(self, g):  # sign(x) is a constant almost everywhere
-        return g * self.xp.sign(self.x)
+    backward_graph = backward  # sign(x) is a constant almost everywhere
 
 
 class Clamp(Function):
     """min(max(x, lo), hi); gradient 1 inside [lo, hi] (bounds included, as PyTorch), 0 outside."""
 
     def forward(self, x, lo=None, hi=None):
-        self.inside = self.xp.ones(x.shape, dtype=bool)
+        inside = self.xp.ones(x.shape, dtype=bool)
         if lo is not None:
-            self.inside &= x >= lo
+            inside &= x >= lo
         if hi is not None:
-            self.inside &= x <= hi
+            inside &= x <= hi
+        self.save_for_backward(inside)
         return self.xp.clip(x, lo, hi)
 
     def backward(self, g):
-        return g * self.inside
+        (inside,) = self.saved
+        return g * inside
 
     backward_graph = backward  # g times a constant mask
 
@@ -247,18 +259,20 @@ class Where(Function):
     """cond ? a : b, with cond a boolean array (no gradient)."""
 
     def forward(self, a, b, cond):
-        self.cond, self.shapes = cond, (a.shape, b.shape)
+        self.shapes = a.shape, b.shape
+        self.save_for_backward(cond)
         return self.xp.where(cond, a, b)
 
     def backward(self, g):
-        zero = self.xp.zeros((), dtype=g.dtype)
+        (cond,), zero = self.saved, self.xp.zeros((), dtype=g.dtype)
         return (
-            unbroadcast(self.xp.where(self.cond, g, zero), self.shapes[0]),
-            unbroadcast(self.xp.where(self.cond, zero, g), self.shapes[1]),
+            unbroadcast(self.xp.where(cond, g, zero), self.shapes[0]),
+            unbroadcast(self.xp.where(cond, zero, g), self.shapes[1]),
         )
 
     def backward_graph(self, g):
-        return unbroadcast(g * self.cond, self.shapes[0]), unbroadcast(g * ~self.cond, self.shapes[1])
+        (cond,) = self.saved
+        return unbroadcast(g * cond, self.shapes[0]), unbroadcast(g * ~cond, self.shapes[1])
 
 
 def neg(x: Tensor) -> Tensor:

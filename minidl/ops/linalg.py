@@ -91,13 +91,13 @@ class MatMul(Function):
     """a @ b with NumPy's rules: 1-D operands are promoted, leading dims broadcast."""
 
     def forward(self, a, b):
-        self.a, self.b = a, b
+        self.save_for_backward(a, b)
         return product(a, b, self.uses_kernels)
 
     forward_kernel = forward  # the same code: product() takes the kernel path
 
     def backward(self, g):
-        a, b, kernel = self.a, self.b, self.uses_kernels
+        (a, b), kernel = self.saved, self.uses_kernels
         a2 = a[None, :] if a.ndim == 1 else a  # promote vectors as matmul does
         b2 = b[:, None] if b.ndim == 1 else b
         if a.ndim == 1:
@@ -147,24 +147,26 @@ class Linear(Function):
     """x: (..., in), w: (out, in), b: (out,) -> (..., out); one product each way."""
 
     def forward(self, x, w, b=None):
-        self.x, self.w = x, w
+        self.save_for_backward(x, w)
+        self.has_bias = b is not None
         out = product(x, w.T, self.uses_kernels)
         return out + b if b is not None else out
 
     forward_kernel = forward  # the same code: product() takes the kernel path
 
     def backward(self, g):
-        x2, g2, kernel = self.x.reshape(-1, self.x.shape[-1]), g.reshape(-1, g.shape[-1]), self.uses_kernels
-        gx = product(g, self.w, kernel) if self.needs_grad[0] else None
+        (x, w), kernel = self.saved, self.uses_kernels
+        x2, g2 = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
+        gx = product(g, w, kernel) if self.needs_grad[0] else None
         gw = product(g2.T, x2, kernel) if self.needs_grad[1] else None
-        return (gx, gw, g2.sum(axis=0)) if len(self.inputs) == 3 else (gx, gw)
+        return (gx, gw, g2.sum(axis=0)) if self.has_bias else (gx, gw)
 
     def backward_graph(self, g):
         x, w = self.inputs[:2]
         x2, g2 = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
         gx = g @ w if self.needs_grad[0] else None
         gw = g2.transpose(0, 1) @ x2 if self.needs_grad[1] else None
-        return (gx, gw, g2.sum(dim=0)) if len(self.inputs) == 3 else (gx, gw)
+        return (gx, gw, g2.sum(dim=0)) if self.has_bias else (gx, gw)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

@@ -57,13 +57,14 @@ class BinaryCrossEntropy(Function):
 
     def forward(self, p, y, reduction):
         xp = self.xp
-        self.p, self.y, self.scale = p, y, (1 / p.size if reduction == "mean" else 1)
+        self.scale = 1 / p.size if reduction == "mean" else 1
+        self.save_for_backward(p, y)
         with np.errstate(divide="ignore"):  # log(0) = -inf, clamped to -100 next
             loss = -(y * xp.maximum(xp.log(p), -100) + (1 - y) * xp.maximum(xp.log1p(-p), -100))
         return xp.asarray(loss.sum() * self.scale, dtype=p.dtype)
 
     def backward(self, g):
-        p, y = self.p, self.y
+        p, y = self.saved
         grad = (p - y) / self.xp.maximum(p * (1 - p), 1e-12)
         return g * self.scale * grad, None
 
@@ -88,7 +89,7 @@ class FusedSigmoidLoss(Function):
         else:
             loss = (s - y) ** 2
             grad = 2 * (s - y) * s * (1 - s)
-        self.grad = grad * scale
+        self.save_for_backward(grad * scale)  # dloss/dz, computed with the loss
         return xp.asarray(loss.sum() * scale, dtype=z.dtype)
 
     def forward_kernel(self, z, y, kind, reduction):
@@ -96,14 +97,16 @@ class FusedSigmoidLoss(Function):
         scale = self.scale = 1 / z.size if reduction == "mean" else 1
         self.kind = kind
         count = min(blocks(z.size), MAX_LOSS_BLOCKS)
-        self.grad, partial = launch(
+        dz, partial = launch(
             "sigmoid_loss_forward", z, y, Out(z.shape), Out((count,)), count=z.size, kind=FUSED_KINDS[kind],
             scale=scale, grid=count,
         )  # fmt: skip
+        self.save_for_backward(dz)
         return launch("sum_partials", partial, Out(()), count=count, scale=scale, grid=1)
 
     def backward(self, g):
-        return g * self.grad, None
+        (dz,) = self.saved
+        return g * dz, None
 
     def backward_graph(self, g):  # dloss/dz again, from ops on z: σ(z) - y (BCE) or 2(σ(z) - y)σ(z)(1 - σ(z)) (MSE)
         z, y = self.inputs
@@ -121,17 +124,17 @@ class CrossEntropy(Function):
         log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
         rows = xp.arange(z.shape[0])
         self.scale = 1 / z.shape[0] if reduction == "mean" else 1
-        self.onehot = xp.zeros_like(z)
-        self.onehot[rows, labels] = 1
-        self.grad = xp.exp(log_probs) - self.onehot
+        onehot = xp.zeros_like(z)
+        onehot[rows, labels] = 1
+        self.save_for_backward(xp.exp(log_probs) - onehot, onehot)  # dloss/dz (unscaled), the labels
         return xp.asarray(-log_probs[rows, labels].sum() * self.scale, dtype=z.dtype)
 
     def backward(self, g):
-        return g * self.scale * self.grad
+        return g * self.scale * self.saved[0]
 
     def backward_graph(self, g):
         (z,) = self.inputs
-        return g * self.scale * (softmax(z, 1) - self.onehot)
+        return g * self.scale * (softmax(z, 1) - self.saved[1])
 
 
 def _as_target(target, like: Tensor) -> Tensor:

@@ -63,17 +63,19 @@ class MaxPool2d(Pool2d):
         inside = inside.reshape(1, 1, kh * kw, ho, wo)
         best = xp.where(inside, flat, lowest).max(axis=2, keepdims=True)
         hit = (flat == best) | (xp.isnan(flat) & xp.isnan(best))  # a NaN is the maximum, as in PyTorch
-        self.argmax = (hit & inside).argmax(axis=2)  # (N, C, Ho, Wo), index into the window
-        return xp.take_along_axis(flat, self.argmax[:, :, None], axis=2)[:, :, 0]
+        argmax = (hit & inside).argmax(axis=2)  # (N, C, Ho, Wo), index into the window
+        self.save_for_backward(argmax)
+        return xp.take_along_axis(flat, argmax[:, :, None], axis=2)[:, :, 0]
 
     def backward(self, g):
         kh, kw = self.kernel
-        hit = self.argmax[:, :, None] == self.xp.arange(kh * kw).reshape(1, 1, -1, 1, 1)
+        (argmax,) = self.saved
+        hit = argmax[:, :, None] == self.xp.arange(kh * kw).reshape(1, 1, -1, 1, 1)
         return self.scatter_windows((hit * g[:, :, None]).reshape(*self.shape[:2], kh, kw, *g.shape[2:]))
 
     def forward_kernel(self, x, kernel, stride, padding):
         self.keep_window(x, kernel, stride, padding)
-        y, self.argmax = launch(
+        y, argmax = launch(
             "max_pool2d_forward",
             x,
             Out(self.out_shape),
@@ -81,11 +83,12 @@ class MaxPool2d(Pool2d):
             **self.sizes(),
             threads=math.prod(self.out_shape),
         )
+        self.save_for_backward(argmax)
         return y
 
     def backward_kernel(self, g):
         return launch(
-            "max_pool2d_backward", g, self.argmax, Out(self.shape), **self.sizes(), threads=math.prod(self.shape)
+            "max_pool2d_backward", g, self.saved[0], Out(self.shape), **self.sizes(), threads=math.prod(self.shape)
         )
 
     def again(self, x):
@@ -93,7 +96,7 @@ class MaxPool2d(Pool2d):
         n, c = x.shape[:2]
         windows = sliding_windows(pad_hw(x, self.padding), self.kernel, self.stride)
         flat = windows.reshape(n, c, -1, *self.out_hw)
-        index = self.argmax.astype(self.xp.int64)[:, :, None]
+        index = self.saved[0].astype(self.xp.int64)[:, :, None]
         return self.xp.take_along_axis(flat, index, axis=2)[:, :, 0]
 
     def reapply(self, x):

@@ -61,12 +61,13 @@ class MaxMin(Function):
     def forward(self, x, dims, keepdim, largest):
         out = x.max(axis=dims, keepdims=True) if largest else x.min(axis=dims, keepdims=True)
         hits = (x == out).astype(x.dtype)
-        self.share = hits / hits.sum(axis=dims, keepdims=True)
+        self.save_for_backward(hits / hits.sum(axis=dims, keepdims=True))  # each extreme's share
         self.dims, self.keepdim = dims, keepdim
         return out if keepdim else out.squeeze(axis=dims)
 
     def backward(self, g):
-        return _expand(g, self.dims, self.keepdim) * self.share
+        (share,) = self.saved
+        return _expand(g, self.dims, self.keepdim) * share
 
     backward_graph = backward  # g times constant shares (they change only where the extreme moves)
 
@@ -115,13 +116,14 @@ class AlongDim(Function):
     saves_inputs = False  # its backward needs shapes only
 
     def forward(self, x, dim, keepdim, index):
-        self.shape, self.dim, self.keepdim, self.index = x.shape, dim, keepdim, index
+        self.shape, self.dim, self.keepdim = x.shape, dim, keepdim
+        self.save_for_backward(index)
         out = self.xp.take_along_axis(x, index, axis=dim)
         return out if keepdim else out.squeeze(axis=dim)
 
     def backward(self, g):  # g where the position along dim is the index, else 0 (no scatter: CuPy has none)
         along = [-1 if d == self.dim else 1 for d in range(len(self.shape))]
-        hit = self.xp.arange(self.shape[self.dim]).reshape(along) == self.index
+        hit = self.xp.arange(self.shape[self.dim]).reshape(along) == self.saved[0]
         return hit * _expand(g, (self.dim,), self.keepdim)
 
     backward_graph = backward  # g times a constant one-hot

@@ -107,14 +107,15 @@ class GetItem(Function):
     saves_inputs = False  # its backward needs shapes only
 
     def forward(self, x, index):
-        self.shape, self.index = x.shape, index
+        self.shape = x.shape
+        self.save_for_backward(index)  # it may hold index arrays or a mask
         return x[index]
 
     def backward(self, g):
-        return scatter_add(g, self.index, self.shape)
+        return scatter_add(g, self.saved[0], self.shape)
 
     def backward_graph(self, g):
-        return ScatterAdd.apply(g, index=self.index, shape=self.shape)
+        return ScatterAdd.apply(g, index=self.saved[0], shape=self.shape)
 
 
 class ScatterAdd(Function):
@@ -123,14 +124,14 @@ class ScatterAdd(Function):
     saves_inputs = False  # its backward needs the index only
 
     def forward(self, g, index, shape):
-        self.index = index
+        self.save_for_backward(index)
         return scatter_add(g, index, shape)
 
     def backward(self, gg):
-        return gg[self.index]
+        return gg[self.saved[0]]
 
     def backward_graph(self, gg):
-        return GetItem.apply(gg, index=self.index)
+        return GetItem.apply(gg, index=self.saved[0])
 
 
 def scatter_add(g, index, shape):

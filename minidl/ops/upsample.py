@@ -47,15 +47,17 @@ class Upsample(Function):
     def forward(self, x, out_hw, scales, mode):
         self.options = dict(out_hw=out_hw, scales=scales, mode=mode)
         xp = self.xp
-        self.a_h, self.a_w = (
+        a_h, a_w = (
             xp.asarray(interpolation_matrix(x.shape[2 + d], out_hw[d], scales[d], mode), dtype=x.dtype)
             for d in range(2)
         )
-        return xp.matmul(xp.matmul(self.a_h, x), self.a_w.T)
+        self.save_for_backward(a_h, a_w)
+        return xp.matmul(xp.matmul(a_h, x), a_w.T)
 
     def backward(self, g):
         xp = self.xp
-        return xp.matmul(xp.matmul(self.a_h.T, g), self.a_w)
+        a_h, a_w = self.saved
+        return xp.matmul(xp.matmul(a_h.T, g), a_w)
 
     def forward_kernel(self, x, out_hw, scales, mode):
         self.options = dict(out_hw=out_hw, scales=scales, mode=mode)
