@@ -1,7 +1,8 @@
 """The lab's main job: the convolutional denoising autoencoder (Model C) on MNIST.
 
 Model C learns to remove additive Gaussian noise (sigma 0.5, clipped); it is scored on
-the test set corrupted with that noise and with a second corruption it never saw, and
+the test set corrupted with that noise, with a second corruption it never saw, and with
+"normalization" (each image standardised and clipped to [0, 1], minidl.corruptions), and
 compared with the dense DAE (Model D) trained for as many epochs. The default loss is
 sigmoid + BCE; `--loss mse` trains with sigmoid + MSE, which can sit on a plateau for
 an epoch or two (watch test MSE per epoch in loss_curves.png).
@@ -38,7 +39,8 @@ def main():
     exp = Experiment.from_command_line(__doc__, epochs=5, extra=options)
     args, mnist = exp.args, exp.data
     train_noise = corruptions.corruption(f"gaussian:{args.sigma}")
-    tests = {f"gaussian {args.sigma}": train_noise, args.other.replace(":", " "): corruptions.corruption(args.other)}
+    tests = {f"gaussian {args.sigma}": train_noise, args.other.replace(":", " "): corruptions.corruption(args.other),
+             "normalization": corruptions.corruption("normalization")}  # fmt: skip
     noisy_test = {name: noise(mnist.x_test, exp.rng(TEST_SEED, i)) for i, (name, noise) in enumerate(tests.items())}
 
     def denoise_mse(model, name, logits):

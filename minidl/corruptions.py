@@ -42,20 +42,39 @@ def uniform(x, rng, amplitude: float, clip: bool = True):
     return noisy.clip(0, 1) if clip else noisy
 
 
+def normalization(x, rng=None):
+    """Each image standardised as a careless normalisation leaves it: (x - mean) / std over its own
+    pixels, then clipped to [0, 1]. On MNIST the background falls below 0 and every stroke pixel more
+    than one std above the mean becomes 1: faint strokes vanish, thick ones turn into plateaus.
+    (One reading of the CudaVision assignment's "corrupted images by normalization"; no randomness,
+    no level.)"""
+    xp = backend.array_module_of(x)
+    axes = tuple(range(1, x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    std = x.std(axis=axes, keepdims=True)
+    return ((x - mean) / xp.maximum(std, 1e-6)).clip(0, 1).astype(x.dtype, copy=False)
+
+
 CORRUPTIONS: dict[str, Callable] = {
     "gaussian": gaussian,
     "masking": masking,
     "salt_and_pepper": salt_and_pepper,
     "uniform": uniform,
+    "normalization": normalization,
 }
+WITHOUT_LEVEL = ("normalization",)
 
 
 def corruption(spec: str) -> Callable:
     """A corruption from text: 'gaussian:0.5', 'gaussian:0.3:noclip', 'masking:0.3',
-    'salt_and_pepper:0.2', 'uniform:0.4'."""
+    'salt_and_pepper:0.2', 'uniform:0.4', 'normalization'."""
     name, *params = spec.split(":")
     if name not in CORRUPTIONS:
         raise ValueError(f"unknown corruption {name!r}, expected one of {sorted(CORRUPTIONS)}")
+    if name in WITHOUT_LEVEL:
+        if params:
+            raise ValueError(f"corruption {spec!r}: {name} takes no level or option, give '{name}'")
+        return _on_tensors(CORRUPTIONS[name])
     try:
         level = float(params[0])
     except (IndexError, ValueError) as e:

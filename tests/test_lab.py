@@ -212,6 +212,21 @@ def test_corruption_specs():
         corruptions.corruption("masking:1.5")
 
 
+def test_normalization_standardises_each_image_and_clips(rng):
+    """(x - mean) / std per image, clipped to [0, 1]: the assignment's "corrupted by normalization"."""
+    x = rng.random((3, 1, 4, 5)).astype(np.float32) ** 3
+    x[2] = 0.25  # a constant image: std 0, everything at its mean
+    got = corruptions.corruption("normalization")(x, None)
+    flat = x.reshape(3, -1).astype(np.float64)
+    expect = ((flat - flat.mean(1, keepdims=True)) / np.maximum(flat.std(1, keepdims=True), 1e-6)).clip(0, 1)
+    np.testing.assert_allclose(got.reshape(3, -1), expect, rtol=1e-5, atol=1e-6)
+    assert got.dtype == np.float32 and got.shape == x.shape and (got[2] == 0).all()
+    on_device = corruptions.corruption("normalization")(md.tensor(x), None)
+    np.testing.assert_allclose(on_device.numpy(), got, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="normalization takes no level or option, give 'normalization'"):
+        corruptions.corruption("normalization:0.3")
+
+
 # -------------------------------------------------------------------- penalties
 def test_contractive_penalty_equals_finite_difference_jacobian(rng):
     w, b, x = rng.standard_normal((4, 6)), rng.standard_normal(4), rng.random((3, 6))
