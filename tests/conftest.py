@@ -41,7 +41,11 @@ needs_cxx = pytest.mark.skipif(
 needs_cuda = pytest.mark.skipif(
     not md.cuda_available(), reason="no cuda device: MINIDL_DEVICE=cuda pytest runs these on the CuPy stand-in"
 )
-KERNEL_DEVICES = [pytest.param("emu", marks=needs_cxx), pytest.param("cuda", marks=[pytest.mark.gpu, needs_cuda])]
+once_on_emu = pytest.mark.skipif(
+    os.environ.get("MINIDL_DEVICE") == "cuda", reason="the emu cases run in the cpu and emu legs, not again here"
+)
+KERNEL_DEVICES = [pytest.param("emu", marks=[needs_cxx, once_on_emu]),
+                  pytest.param("cuda", marks=[pytest.mark.gpu, needs_cuda])]  # fmt: skip
 
 settings.register_profile(
     "minidl", deadline=None, max_examples=20, suppress_health_check=[HealthCheck.too_slow], derandomize=True
