@@ -9,8 +9,11 @@ backward (Hutchinson's estimate, one random-sign draw per step). It reports reco
 on noisy inputs, how sparse the code is, how many units saturate (mean activation above
 0.99 on the test set: a contractive penalty is smallest where σ' = 0), and how contractive
 each encoder is (‖J‖²_F on 200 test images, Hutchinson with 16 draws, for every model).
-Part 2 sweeps the code size over 1568, 784, 256, 64, 32, 16, 8 (over- to under-complete)
-with a ReLU code (a small sigmoid code sits on a plateau for many epochs).
+Part 2 is the LMU lecture's experiment: a DAE whose inputs get uniform noise added or
+subtracted (U(-a, a), clipped; --uniform a), trained at code sizes 1568, 784, 256, 64, 32, 16,
+8 (over- to under-complete; a ReLU code: a small sigmoid code sits on a plateau for many
+epochs), shown as original / corrupted / denoised rows; then the 64-unit DAE (or the sweep's
+size nearest 64) under rising noise (--levels).
 
     python examples/regularized_ae.py                   # a few minutes on 2 CPU cores
     python examples/regularized_ae.py --sizes 256 32 8 --epochs 1
@@ -44,6 +47,10 @@ def options(parser):
     parser.add_argument(
         "--contractive", type=non_negative_float, default=1e-2, help="weight of the contractive penalty"
     )
+    parser.add_argument("--uniform", type=non_negative_float, default=0.5,
+                        help="amplitude a of the sweep's uniform noise U(-a, a) (default 0.5)")  # fmt: skip
+    parser.add_argument("--levels", type=non_negative_float, nargs="+", default=[0.1, 0.3, 0.5, 0.7, 0.9],
+                        help="noise amplitudes the 64-unit DAE is tested at")  # fmt: skip
 
 
 def main():
@@ -99,25 +106,43 @@ def main():
                "units, sorted (fraction of the code)", "mean activation on the test set",
                title="how sparse is the code, and how many units saturate?")  # fmt: skip
 
-    sweep_rows, sweep = [], {}
+    uniform = corruptions.corruption(f"uniform:{args.uniform}")
+    noisy_sweep = uniform(mnist.x_test, exp.rng(10_001))
+    sweep_rows, sweep, models = [], {}, {}
+    sweep_figure = {"original": mnist.x_test[:SHOW], "corrupted": noisy_sweep[:SHOW]}
     for size in args.sizes:
-        model = DenseAutoencoder((784, size), activation="relu", device=exp.device)
+        model = models[size] = DenseAutoencoder((784, size), activation="relu", device=exp.device)
 
         def step(x, rng, model=model):
-            return F.mse_loss(model(x), x)
+            return F.mse_loss(model(uniform(x, rng)), x)
 
         exp.fit(f"code{size}", model, md.optim.Adam(model.parameters(), lr=1e-3), step, [mnist.x_train])
-        out = exp.evaluate(model, mnist.x_test)
+        out = exp.evaluate(model, noisy_sweep)
         sweep[size] = float(((out - mnist.x_test) ** 2).mean())
         sweep_rows.append((size, "over" if size > 784 else "under" if size < 784 else "complete", sweep[size]))
-        figure_key = f"code {size}"
-        figure[figure_key] = out[:SHOW]
-    exp.table(["code size", "", "test MSE"], sweep_rows)
-    viz.curves({"test MSE": list(sweep.values())}, exp.figure("code_size_sweep.png"), "code size", "test MSE",
-               x=list(sweep), logx=True, logy=True, title="reconstruction error against code size")  # fmt: skip
-    viz.image_rows({"clean": mnist.x_test[:SHOW], **{k: v for k, v in figure.items() if k.startswith("code")}},
-                   exp.figure("code_size_reconstructions.png"), title="reconstructions by code size")  # fmt: skip
-    exp.finish({"test_mse": metrics["plain"]["test_mse"], "regularized": metrics, "code_size_sweep": sweep})
+        sweep_figure[f"code {size}"] = out[:SHOW]
+    noisy_mse = float(((noisy_sweep - mnist.x_test) ** 2).mean())
+    exp.table(["code size", "", f"denoised MSE (uniform {args.uniform}: noisy {noisy_mse:.4f})"], sweep_rows)
+    viz.curves({"denoised test MSE": list(sweep.values())}, exp.figure("code_size_sweep.png"), "code size",
+               "test MSE", x=list(sweep), logx=True, logy=True,
+               title=f"DAE, uniform noise {args.uniform}: denoising error against code size")  # fmt: skip
+    viz.image_rows(sweep_figure, exp.figure("code_size_reconstructions.png"),
+                   title=f"uniform noise {args.uniform}: original, corrupted, denoised by code size")  # fmt: skip
+
+    size = min(args.sizes, key=lambda n: abs(n - 64))  # the lecture's 64-unit DAE under rising noise
+    rising, rows, rising_figure = {}, [], {"original": mnist.x_test[:SHOW]}
+    for k, level in enumerate(args.levels):
+        noisy = corruptions.corruption(f"uniform:{level}")(mnist.x_test, exp.rng(10_002, k))
+        out = exp.evaluate(models[size], noisy)
+        rising[level] = {"noisy_mse": float(((noisy - mnist.x_test) ** 2).mean()),
+                         "denoised_mse": float(((out - mnist.x_test) ** 2).mean())}  # fmt: skip
+        rows.append((level, rising[level]["noisy_mse"], rising[level]["denoised_mse"]))
+        rising_figure[f"noise {level}"], rising_figure[f"denoised {level}"] = noisy[:SHOW], out[:SHOW]
+    exp.table([f"uniform noise (code {size})", "noisy MSE", "denoised MSE"], rows)
+    viz.image_rows(rising_figure, exp.figure("rising_noise.png"),
+                   title=f"the {size}-unit DAE (trained at {args.uniform}) under rising uniform noise")  # fmt: skip
+    exp.finish({"test_mse": metrics["plain"]["test_mse"], "regularized": metrics, "code_size_sweep": sweep,
+                "rising_noise": {"code": size, "levels": {str(k): v for k, v in rising.items()}}})  # fmt: skip
 
 
 if __name__ == "__main__":
