@@ -44,6 +44,14 @@ def numeric_vjp(forward: Callable[..., np.ndarray], weights, *arrays: np.ndarray
     return grads
 
 
+def _checked(name: str, inputs: Sequence[Tensor]) -> list[int]:
+    """The positions of the inputs that require grad (at least one, else ValueError)."""
+    checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
+    if not checked:
+        raise ValueError(f"{name}: no input requires grad")
+    return checked
+
+
 def gradcheck(
     fn: Callable[..., Tensor],
     inputs: Sequence[Tensor],
@@ -55,9 +63,7 @@ def gradcheck(
     """True if fn's gradients are right for every input with requires_grad; else GradcheckError
     naming the input, the element and both values."""
     inputs = list(inputs)
-    checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
-    if not checked:
-        raise ValueError("gradcheck: no input requires grad")
+    checked = _checked("gradcheck", inputs)
     for i in checked:
         if inputs[i].dtype != np.float64:
             raise TypeError(f"gradcheck: input {i} is {inputs[i].dtype}; finite differences need float64")
@@ -104,9 +110,7 @@ def gradgradcheck(
     """True if fn's second derivatives are right for every input with requires_grad (see the module's
     docstring); else GradcheckError."""
     inputs = list(inputs)
-    checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
-    if not checked:
-        raise ValueError("gradgradcheck: no input requires grad")
+    checked = _checked("gradgradcheck", inputs)
     rng = np.random.default_rng(seed + 1)
     with no_grad():
         out_shape = fn(*inputs).shape

@@ -233,9 +233,10 @@ def test_grad_of_a_hidden_tensor_and_of_unused_inputs():
     assert x.grad is None
     with pytest.raises(RuntimeError, match="input 1 was not used.*allow_unused=True"):
         md.autograd.grad(y, [x, unused], retain_graph=True)
+    unused.grad = md.tensor([9.0], dtype=md.float64)  # an input's own .grad is kept, used or not
     gx, none = md.autograd.grad(y, [x, unused], allow_unused=True)
     np.testing.assert_allclose(gx.numpy(), [18.0, 36.0])
-    assert none is None
+    assert none is None and unused.grad.numpy().tolist() == [9.0]
 
 
 def test_grad_takes_grad_outputs_and_several_outputs():
@@ -246,6 +247,8 @@ def test_grad_takes_grad_outputs_and_several_outputs():
     np.testing.assert_allclose(ga.numpy(), [2 + 0.5 * 2, 2 + 2 * 4])
     with pytest.raises(ValueError, match="2 outputs and 1 grad_outputs"):
         md.autograd.grad([a, b], x, grad_outputs=[md.tensor([1.0, 1.0], dtype=md.float64)])
+    with pytest.raises(RuntimeError, match=r"output 0 has shape \(2,\): give its grad_outputs"):
+        md.autograd.grad([a, b], x)  # as backward(): no implicit ones for an output of several elements
 
 
 def test_hessian_vector_product_by_double_backward():

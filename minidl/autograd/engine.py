@@ -114,29 +114,28 @@ def grad(
     for k, t in enumerate(inputs):
         if not isinstance(t, Tensor) or not t.requires_grad:
             raise RuntimeError(f"grad: input {k} is not a tensor that requires grad")
-    root = outputs[0] if len(outputs) == 1 else None
-    if root is None:  # several outputs: differentiate their weighted sum
-        total = None
-        for out, v in zip(outputs, grad_outputs):
-            term = (out * v).sum() if v is not None else out.sum()
-            total = term if total is None else total + term
-        outputs, grad_outputs, root = [total], [None], total
+    if len(outputs) == 1:
+        root, seed = outputs[0], grad_outputs[0]
+    else:  # several outputs: differentiate their weighted sum
+        for k, (out, v) in enumerate(zip(outputs, grad_outputs)):
+            if v is None and out.numel() != 1:
+                raise RuntimeError(f"grad: output {k} has shape {out.shape}: give its grad_outputs (or reduce it)")
+        root, seed = sum((out * v).sum() if v is not None else out.sum() for out, v in zip(outputs, grad_outputs)), None
     # the walk runs with every input made a leaf (so it stops there), and every leaf's .grad kept aside
     ids = {id(t) for t in inputs}
     for t in inputs:
         if t._node is not None and any(id(u) in ids for u in _upstream(t)):
             raise NotImplementedError("grad: an input computed from another input is not supported")
-    held = {id(t): (t, t._grad) for t in _upstream(root) if t._node is None}
+    held = {id(t): (t, t._grad) for t in [*_upstream(root), *inputs] if t._node is None or id(t) in ids}
     cut = {id(t): (t, t._node) for t in inputs if t._node is not None}
     try:
-        for t, _ in list(held.values()):
+        for t, _ in held.values():
             t._grad = None
-        for t in inputs:
-            t._grad, t._node = None, None
-            held.setdefault(id(t), (t, None))
+        for t, _ in cut.values():
+            t._node = None
         if not root.requires_grad:
             raise RuntimeError("grad: the outputs do not require grad: no input of their graph requires grad")
-        root.backward(grad_outputs[0], retain_graph=retain_graph, create_graph=create_graph)
+        root.backward(seed, retain_graph=retain_graph, create_graph=create_graph)
         found = tuple(t._grad for t in inputs)
     finally:
         for t, node in cut.values():

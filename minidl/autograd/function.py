@@ -25,23 +25,23 @@ _grad_mode = _GradMode()
 
 
 @contextlib.contextmanager
-def no_grad() -> Iterator[None]:
+def _grad_mode_set(enabled: bool) -> Iterator[None]:
+    """This thread's grad mode set to `enabled` inside the block, restored after it."""
+    previous, _grad_mode.enabled = _grad_mode.enabled, enabled
+    try:
+        yield
+    finally:
+        _grad_mode.enabled = previous
+
+
+def no_grad() -> contextlib.AbstractContextManager[None]:
     """Inside this block ops record no graph (in this thread only: grad mode is per thread)."""
-    previous, _grad_mode.enabled = _grad_mode.enabled, False
-    try:
-        yield
-    finally:
-        _grad_mode.enabled = previous
+    return _grad_mode_set(False)
 
 
-@contextlib.contextmanager
-def enable_grad() -> Iterator[None]:
+def enable_grad() -> contextlib.AbstractContextManager[None]:
     """Inside this block ops record graphs again, also within a no_grad() block (this thread only)."""
-    previous, _grad_mode.enabled = _grad_mode.enabled, True
-    try:
-        yield
-    finally:
-        _grad_mode.enabled = previous
+    return _grad_mode_set(True)
 
 
 def is_grad_enabled() -> bool:

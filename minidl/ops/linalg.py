@@ -16,7 +16,7 @@ from .. import backend, validate
 from ..autograd.engine import unbroadcast
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
-from ..runtime import define, launch
+from ..runtime import blocks, define, launch
 from ..runtime.launch import MAX_GRID, Out
 
 # kernels/matmul.cu's tiles, compiled into it as -D constants (its static_asserts check how they fit)
@@ -54,7 +54,7 @@ def gemm(a, b):
             "gemm", sa[first : first + count] if a.ndim == 3 else sa, sb[first : first + count] if b.ndim == 3 else sb,
             Out((count, m, n)), M=m, N=n, K=k, TRANS_A=ta, TRANS_B=tb,
             SA=m * k if a.ndim == 3 else 0, SB=k * n if b.ndim == 3 else 0,
-            grid=(-(-n // tile), -(-m // tile), count),
+            grid=(blocks(n, tile), blocks(m, tile), count),
         )  # fmt: skip
         if c is None:
             c = part

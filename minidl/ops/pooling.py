@@ -123,8 +123,7 @@ class AvgPool2d(Pool2d):
         return launch("avg_pool2d_backward", g, Out(self.shape), **self.sizes(), threads=math.prod(self.shape))
 
     def again(self, x):
-        forward = AvgPool2d.forward_kernel if self.uses_kernels else AvgPool2d.forward
-        return forward(self, x, **self.options)
+        return (self.forward_kernel if self.uses_kernels else self.forward)(x, **self.options)
 
     def reapply(self, x):
         return AvgPool2d.apply(x, **self.options)
