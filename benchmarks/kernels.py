@@ -1,4 +1,5 @@
-"""Every kernel family of minidl on Model C's shapes and a sweep of batch and channels,
+"""Every kernel family of minidl on the lab models' shapes (Model C's convolutions, Model D's
+Linear layers, Model P's pooling and upsampling) and a sweep of batch and channels,
 timed beside PyTorch doing the same op in the same run.
 
     python benchmarks/kernels.py                          # cpu: NumPy path vs PyTorch's CPU kernels
@@ -82,6 +83,7 @@ def conv_rows(device: str, n: int, c: int, o: int, hw: int, stride: int, rng) ->
 
 
 def pool_rows(device: str, n: int, c: int, hw: int, rng) -> list[Row]:
+    """max and avg pooling, 2×2 windows at stride 2, forward and backward."""
     x = rng.standard_normal((n, c, hw, hw), np.float32)
     gy = rng.standard_normal((n, c, hw // 2, hw // 2), np.float32)
     shape, moved = f"N{n} C{c} {hw}x{hw} k2 s2", 4.0 * (x.size + gy.size)
@@ -92,11 +94,6 @@ def pool_rows(device: str, n: int, c: int, hw: int, rng) -> list[Row]:
         g = backend.move(gy, device)
         rows.append(Row(f"{name} forward", shape, moved, "byte", lambda op=op, t=t: op(t, 2), None))
         rows.append(Row(f"{name} backward", shape, moved, "byte", lambda y=y, g=g: y._node.input_grads(g), None))
-    upsampled = rng.standard_normal((n, c, 2 * hw, 2 * hw), np.float32)
-    small = md.tensor(x, device=device)
-    for mode in ("nearest", "bilinear"):
-        rows.append(Row(f"upsample {mode} forward", f"N{n} C{c} {hw}x{hw} x2", 4.0 * (x.size + upsampled.size),
-                        "byte", lambda mode=mode: F.interpolate(small, scale_factor=2, mode=mode), None))  # fmt: skip
     if torch is not None:
         tx = to_torch(x, device).requires_grad_()
         tgy = to_torch(gy, device)
@@ -107,8 +104,27 @@ def pool_rows(device: str, n: int, c: int, hw: int, rng) -> list[Row]:
         )
         rows[2].theirs = lambda: torch.nn.functional.avg_pool2d(tx, 2)
         rows[3].theirs = lambda: torch.ops.aten.avg_pool2d_backward(tgy, tx, [2, 2], [2, 2], [0, 0], False, True, None)
-        rows[4].theirs = lambda: torch.nn.functional.interpolate(tx, scale_factor=2, mode="nearest")
-        rows[5].theirs = lambda: torch.nn.functional.interpolate(tx, scale_factor=2, mode="bilinear")
+    return rows
+
+
+def upsample_rows(device: str, n: int, c: int, hw: int, mode: str, rng) -> list[Row]:
+    """Upsampling by 2, forward and backward."""
+    x = rng.standard_normal((n, c, hw, hw), np.float32)
+    gy = rng.standard_normal((n, c, 2 * hw, 2 * hw), np.float32)
+    shape, moved = f"N{n} C{c} {hw}x{hw} x2", 4.0 * (x.size + gy.size)
+    t = md.tensor(x, device=device, requires_grad=True)
+    y, g = F.interpolate(t, scale_factor=2, mode=mode), backend.move(gy, device)
+    rows = [
+        Row(
+            f"upsample {mode} forward", shape, moved, "byte", lambda: F.interpolate(t, scale_factor=2, mode=mode), None
+        ),
+        Row(f"upsample {mode} backward", shape, moved, "byte", lambda: y._node.input_grads(g), None),
+    ]
+    if torch is not None:
+        tx, tgy = to_torch(x, device).requires_grad_(), to_torch(gy, device)
+        ty = torch.nn.functional.interpolate(tx, scale_factor=2, mode=mode)
+        rows[0].theirs = lambda: torch.nn.functional.interpolate(tx, scale_factor=2, mode=mode)
+        rows[1].theirs = lambda: torch.autograd.grad(ty, tx, tgy, retain_graph=True)
     return rows
 
 
@@ -176,7 +192,11 @@ def all_rows(device: str, short: bool) -> list[Row]:
             rows += conv_rows(device, 128, c, c, 14, 1, rng)
     for fan_in, fan_out in ((784, 256), (256, 256), (256, 784)):  # Model D's layers
         rows += gemm_rows(device, batch, fan_in, fan_out, rng)
-    rows += pool_rows(device, batch, 16, 28, rng)
+    for c, hw in ((16, 28), (8, 14)):  # Model P's pooling: 16×28×28 -> 16×14×14, 8×14×14 -> 8×7×7
+        rows += pool_rows(device, batch, c, hw, rng)
+    for c, hw in ((8, 7), (16, 14)):  # and its upsampling: 8×7×7 -> 8×14×14, 16×14×14 -> 16×28×28
+        rows += upsample_rows(device, batch, c, hw, "nearest", rng)
+    rows += upsample_rows(device, batch, 16, 14, "bilinear", rng)
     rows += loss_and_adam_rows(device, batch * 784, rng)
     return rows
 

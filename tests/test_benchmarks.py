@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = {
     "conv2d forward", "conv2d input grad", "conv2d weight grad", "conv_transpose2d forward",
     "max_pool2d forward", "max_pool2d backward", "avg_pool2d forward", "avg_pool2d backward",
-    "upsample nearest forward", "upsample bilinear forward", "sigmoid + BCE, loss and grad", "Adam step",
+    "upsample nearest forward", "upsample nearest backward", "upsample bilinear forward",
+    "upsample bilinear backward", "sigmoid + BCE, loss and grad", "Adam step",
     "linear forward", "linear input grad", "linear weight grad",
 }  # fmt: skip
 

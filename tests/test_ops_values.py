@@ -81,6 +81,45 @@ def test_max_pool_gradient_goes_to_the_first_maximum():
     np.testing.assert_array_equal(x.grad.numpy(), [[[[0, 1], [0, 0]]]])
 
 
+def test_the_lectures_worked_example():
+    """CS8004's conv AE by hand, its numbers from the slides: a 6×6 image, 3×3 conv (SAME padding) +
+    ReLU, 2×2 max-pool, 3×3 conv + ReLU, 2× nearest upsampling; on a batch-last and an NCHW copy."""
+    image = [[0, 1, 4, 2, 8, 2], [5, 3, 0, 1, 0, 5], [1, 5, 3, 2, 9, 3], [9, 8, 5, 7, 8, 7], [7, 2, 7, 9, 9, 4],
+             [7, 1, 8, 7, 5, 3]]  # fmt: skip
+    first, second = [[1, 0, 1], [0, -1, 1], [1, 1, 0]], [[1, 1, 0], [0, 1, 1], [1, 0, 1]]
+    conv = F.conv2d(leaf(np.array(image)[None, None]), leaf(np.array(first)[None, None]), padding=1)
+    np.testing.assert_array_equal(conv.numpy()[0, 0][[0, 5]], [[6, 11, 1, 7, -5, 3], [-4, 21, 10, 14, 11, 6]])
+    pooled = F.max_pool2d(F.relu(conv), 2)
+    np.testing.assert_array_equal(pooled.numpy()[0, 0], [[11, 16, 20], [20, 29, 22], [27, 28, 21]])
+    code = F.relu(F.conv2d(pooled, leaf(np.array(second)[None, None]), padding=1))
+    np.testing.assert_array_equal(code.numpy()[0, 0], [[56, 78, 49], [88, 126, 86], [75, 98, 72]])
+    up = F.upsample(code, 2).numpy()[0, 0]
+    np.testing.assert_array_equal(up[::2, ::2], code.numpy()[0, 0])
+    np.testing.assert_array_equal(up, np.kron(code.numpy()[0, 0], np.ones((2, 2))))
+
+
+@pytest.mark.parametrize("layout", ["batch last", "a slice"])
+def test_pooling_and_upsampling_read_any_layout(layout):
+    """conv2d's array path returns its output stored batch last; pooling and upsampling (values and
+    gradients) must not care how their input is stored."""
+    x = values(0, (3, 2, 6, 8))
+    if layout == "batch last":
+        base = leaf(np.ascontiguousarray(x.transpose(1, 2, 3, 0)))
+        stored, back = lambda: base.permute(3, 0, 1, 2), lambda g: g.transpose(3, 0, 1, 2)
+    else:
+        base = leaf(np.pad(x, ((0, 0), (0, 1), (0, 0), (1, 0))))
+        stored, back = lambda: base[:, :2, :, 1:], lambda g: g[:, :2, :, 1:]
+    for op in (lambda t: F.max_pool2d(t, 2), lambda t: F.max_pool2d(t, 3, 2, 1), lambda t: F.upsample(t, 2)):
+        nchw, view = leaf(x), stored()
+        assert not view.data.flags.c_contiguous
+        expect, got = op(nchw), op(view)
+        np.testing.assert_array_equal(got.numpy(), expect.numpy())
+        g = md.tensor(values(1, expect.shape), dtype=md.float64)
+        base.grad = None
+        expect.backward(g), got.backward(g)
+        np.testing.assert_array_equal(back(base.grad.numpy()), nchw.grad.numpy())
+
+
 def test_upsample_nearest_known_values():
     x = md.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
     expect = [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]]

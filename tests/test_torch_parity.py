@@ -70,6 +70,12 @@ CASES = {
     "max_pool2d": (lambda x: F.max_pool2d(x, 3, 2, 1), lambda x: T.max_pool2d(x, 3, 2, 1), [X4]),
     "avg_pool2d": (lambda x: F.avg_pool2d(x, (2, 3), 1, (1, 1)), lambda x: T.avg_pool2d(x, (2, 3), 1, (1, 1)), [X4]),
     "upsample_nearest": (lambda x: F.upsample(x, 1.5), lambda x: T.interpolate(x, scale_factor=1.5), [X4]),
+    "upsample_nearest_blocks": (  # integer factors: each pixel copied to a block
+        lambda x: F.upsample(x, (3, 2)),
+        lambda x: T.interpolate(x, scale_factor=(3, 2)),
+        [X4],
+    ),
+    "max_pool2d_tiles": (lambda x: F.max_pool2d(x, 2), lambda x: T.max_pool2d(x, 2), [X4]),
     "upsample_bilinear": (
         lambda x: F.upsample(x, 2, "bilinear"),
         lambda x: T.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False),

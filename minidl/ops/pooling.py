@@ -1,28 +1,39 @@
 """max_pool2d and avg_pool2d over NCHW images, forward and backward.
 
 Output size floor((H + 2p - k) / s) + 1, stride defaulting to the kernel size, as PyTorch.
-max keeps the flat index (i·kw + j) of each window's first maximum, and its backward
-sends the gradient there; avg pads with zeros and divides by kh·kw (count_include_pad).
+max keeps where each window's first maximum lies (the array path: its index in the input's
+storage, so that the backward is one scatter-add; the kernels: its offset i·kw + j in the window), and
+its backward sends the gradient there; avg pads with zeros and divides by kh·kw (count_include_pad).
 The kernel path runs the kernels of kernels/pooling.cu (backward as a gather).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from ..runtime import Out, launch
 from ..validate import pair
 from .adjoint import Adjoint, MaxGather
-from .windows import add_windows, crop_hw, output_size, pad_hw, sliding_windows
+from .windows import (
+    crop_hw,
+    in_storage,
+    output_size,
+    pad_hw,
+    sliding_windows,
+    storage,
+    window_offsets,
+    window_sums,
+)
 
 
 class Pool2d(Function):
     """What max and avg pooling share: the window, and the sizes every pooling kernel takes."""
 
     def keep_window(self, x, kernel, stride, padding):
-        self.shape, self.kernel, self.stride, self.padding = x.shape, kernel, stride, padding
+        self.shape, self.dtype, self.kernel, self.stride, self.padding = x.shape, x.dtype, kernel, stride, padding
         self.options = dict(kernel=kernel, stride=stride, padding=padding)
         self.out_hw = tuple(output_size(x.shape[2 + d], kernel[d], stride[d], padding[d]) for d in range(2))
         self.out_shape = (*x.shape[:2], *self.out_hw)
@@ -38,12 +49,22 @@ class Pool2d(Function):
         )
         return dict(N=n, C=c, H=h, W=w, KH=kh, KW=kw, SH=sh, SW=sw, PH=ph, PW=pw, HO=ho, WO=wo)
 
-    def scatter_windows(self, windows):
-        """col2im of (N, C, kh, kw, Ho, Wo) window values back to an (N, C, H, W) image."""
+    def offsets(self, padded):
+        """(n, view) for each window offset n = i·kw + j: view[n, c, y, x] is offset n of window (y, x)."""
+        return window_offsets(padded, self.kernel, self.stride, self.out_hw)
+
+    def scatter(self, part: Callable[[int], object]):
+        """The (N, C, H, W) image that receives part(n), an (N, C, Ho, Wo) array, at offset n of
+        every window (summed where windows overlap); padding is cropped away."""
         n, c, h, w = self.shape
-        padded = (n * c, h + 2 * self.padding[0], w + 2 * self.padding[1], 1)
-        image = add_windows(windows.reshape(n * c, *windows.shape[2:], 1), padded, self.stride)
-        return crop_hw(image.reshape(n, c, *padded[1:3]), self.padding, (h, w)).copy()
+        (ph, pw), overlap = self.padding, any(k > s for k, s in zip(self.kernel, self.stride))
+        image = self.xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=self.dtype)
+        for offset, view in self.offsets(image):
+            if overlap:
+                view += part(offset)
+            else:  # each pixel lies in one window at most: written once
+                view[...] = part(offset)
+        return crop_hw(image, self.padding, (h, w)).copy() if ph or pw else image
 
     def backward_graph(self, g):  # linear in x (max-pool with its argmax fixed): its backward is an op too
         return Adjoint.apply(g, node=self)
@@ -51,27 +72,42 @@ class Pool2d(Function):
 
 class MaxPool2d(Pool2d):
     def forward(self, x, kernel, stride, padding):
+        """Over the window offsets in order, keep the best value and where it was first seen: a NaN
+        beats any number (as in PyTorch), and the padding never wins, not even when every pixel is
+        -inf (then the first real pixel, as PyTorch and the kernel choose). Saves `where`, the index
+        of each window's maximum in x's storage (whatever x's layout: NCHW, batch last)."""
         self.keep_window(x, kernel, stride, padding)
-        xp = self.xp
-        lowest = -xp.inf if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
-        windows = sliding_windows(pad_hw(x, padding), kernel, stride)  # the padding is masked out below
-        n, c, kh, kw, ho, wo = windows.shape
-        flat = windows.reshape(n, c, kh * kw, ho, wo)
-        # the first maximum among the window's real pixels, never its padding (not even when
-        # every pixel is -inf: then the first real pixel, as PyTorch and the kernel choose)
-        inside = sliding_windows(pad_hw(xp.ones((1, 1, *x.shape[2:]), dtype=bool), padding), kernel, stride)
-        inside = inside.reshape(1, 1, kh * kw, ho, wo)
-        best = xp.where(inside, flat, lowest).max(axis=2, keepdims=True)
-        hit = (flat == best) | (xp.isnan(flat) & xp.isnan(best))  # a NaN is the maximum, as in PyTorch
-        argmax = (hit & inside).argmax(axis=2)  # (N, C, Ho, Wo), index into the window
-        self.save_for_backward(argmax)
-        return xp.take_along_axis(flat, argmax[:, :, None], axis=2)[:, :, 0]
+        x, self.strides = storage(x)
+        xp, (n, c, h, w), (sh, sw), (ph, pw), (ho, wo) = self.xp, x.shape, stride, padding, self.out_hw
+        (s_n, s_c, s_h, s_w), float_ = self.strides, x.dtype.kind == "f"
+        pixels = self.offsets(pad_hw(x, padding, -xp.inf if float_ else xp.iinfo(x.dtype).min))
+        real = self.offsets(pad_hw(xp.ones((1, 1, h, w), dtype=bool), padding))  # not padding
+        (_, best), (_, on_padding) = next(pixels), next(real)
+        best, on_padding = best.copy(order="K"), ~on_padding  # on_padding: the best so far is padding
+        step = xp.zeros_like(best, dtype=xp.int64)  # where the best lies from its window's corner
+        for (offset, view), (_, inside) in zip(pixels, real):
+            ahead = (view > best) | (on_padding & inside)
+            if float_:
+                ahead |= xp.isnan(view) & ~xp.isnan(best)
+            on_padding = on_padding & ~inside
+            xp.maximum(view, best, out=best)  # the value: NaN wins; on a tie the earlier (-0.0 before 0.0)
+            i, j = divmod(offset, kernel[1])
+            step += ahead * (i * s_h + j * s_w - step)  # where ahead: this offset's
+        corner = (xp.arange(ho)[:, None] * sh - ph) * s_h + (xp.arange(wo) * sw - pw) * s_w  # (Ho, Wo)
+        plane = (xp.arange(n)[:, None] * s_n + xp.arange(c) * s_c)[:, :, None, None]  # (N, C, 1, 1)
+        step += plane  # in place, twice: `where` keeps best's layout (as g will come)
+        step += corner
+        self.save_for_backward(step)
+        return best
 
     def backward(self, g):
-        kh, kw = self.kernel
-        (argmax,) = self.saved
-        hit = argmax[:, :, None] == self.xp.arange(kh * kw).reshape(1, 1, -1, 1, 1)
-        return self.scatter_windows((hit * g[:, :, None]).reshape(*self.shape[:2], kh, kw, *g.shape[2:]))
+        """Each window's gradient added at its maximum (a pixel may be the maximum of several windows)."""
+        xp, (where,) = self.xp, self.saved
+        gx = xp.zeros(math.prod(self.shape), dtype=g.dtype)
+        g_like_where = xp.empty_like(where, dtype=g.dtype)
+        g_like_where[...] = g
+        xp.add.at(gx, where.ravel(order="K"), g_like_where.ravel(order="K"))
+        return in_storage(gx, self.shape, self.strides)
 
     def forward_kernel(self, x, kernel, stride, padding):
         self.keep_window(x, kernel, stride, padding)
@@ -92,12 +128,14 @@ class MaxPool2d(Pool2d):
         )
 
     def again(self, x):
-        """x (the input's shape) at this pooling's argmax: the max-pool as a linear map (arrays, any path)."""
-        n, c = x.shape[:2]
-        windows = sliding_windows(pad_hw(x, self.padding), self.kernel, self.stride)
-        flat = windows.reshape(n, c, -1, *self.out_hw)
-        index = self.saved[0].astype(self.xp.int64)[:, :, None]
-        return self.xp.take_along_axis(flat, index, axis=2)[:, :, 0]
+        """x (the input's shape) at this pooling's maxima: the max-pool as a linear map (arrays, any path)."""
+        if not self.uses_kernels:
+            flat = self.xp.empty(math.prod(self.shape), dtype=x.dtype)
+            in_storage(flat, self.shape, self.strides)[...] = x
+            return flat[self.saved[0]]
+        windows = sliding_windows(pad_hw(x, self.padding), self.kernel, self.stride)  # the kernels keep offsets
+        flat = windows.reshape(*x.shape[:2], -1, *self.out_hw)
+        return self.xp.take_along_axis(flat, self.saved[0].astype(self.xp.int64)[:, :, None], axis=2)[:, :, 0]
 
     def reapply(self, x):
         return MaxGather.apply(x, node=self)
@@ -106,14 +144,11 @@ class MaxPool2d(Pool2d):
 class AvgPool2d(Pool2d):
     def forward(self, x, kernel, stride, padding):
         self.keep_window(x, kernel, stride, padding)
-        return sliding_windows(pad_hw(x, padding), kernel, stride).mean(axis=(2, 3))
+        return window_sums(pad_hw(x, padding), kernel, stride, self.out_hw) / (kernel[0] * kernel[1])
 
     def backward(self, g):
-        kh, kw = self.kernel
-        share = g / (kh * kw)
-        return self.scatter_windows(
-            self.xp.broadcast_to(share[:, :, None, None], (*self.shape[:2], kh, kw, *g.shape[2:]))
-        )
+        share = g / (self.kernel[0] * self.kernel[1])
+        return self.scatter(lambda n: share)
 
     def forward_kernel(self, x, kernel, stride, padding):
         self.keep_window(x, kernel, stride, padding)

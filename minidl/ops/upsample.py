@@ -6,8 +6,10 @@ A (out, in) an interpolation matrix; so the backward is gx = A_hᵀ · g · A_w.
 Source coordinates follow PyTorch with scale = 1 / scale_factor:
   nearest:  src = min(floor(dst · scale), in - 1)
   bilinear: src = max((dst + 0.5) · scale - 0.5, 0), blending floor(src) and floor(src) + 1.
-The kernel path runs kernels/upsample.cu, which computes the same weights per pixel
-(backward as a gather).
+Where nearest upsampling copies each pixel to an s × s block (an integer factor whose source
+coordinates are dst // s), the array path writes and sums the blocks offset by offset instead
+(the adjoint pair of window_offsets and window_sums). The kernel path runs kernels/upsample.cu,
+which computes the same weights per pixel (backward as a gather).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..autograd.tensor import Tensor
 from ..runtime import Out, launch
 from ..validate import real
 from .adjoint import Adjoint
+from .windows import window_offsets, window_sums
 
 MODES = ("nearest", "bilinear")
 
@@ -43,18 +46,32 @@ def interpolation_matrix(size_in: int, size_out: int, scale: float, mode: str) -
     return matrix
 
 
+def block_size(matrix: np.ndarray) -> int | None:
+    """s where the interpolation matrix copies input i to outputs s·i ... s·i + s - 1, else None."""
+    size_out, size_in = matrix.shape
+    s = size_out // size_in
+    copies = size_out == s * size_in and np.array_equal(matrix, np.repeat(np.eye(size_in), s, axis=0))
+    return s if copies else None
+
+
 class Upsample(Function):
     def forward(self, x, out_hw, scales, mode):
         self.options = dict(out_hw=out_hw, scales=scales, mode=mode)
-        xp = self.xp
-        a_h, a_w = (
-            xp.asarray(interpolation_matrix(x.shape[2 + d], out_hw[d], scales[d], mode), dtype=x.dtype)
-            for d in range(2)
-        )
+        self.in_hw, xp = x.shape[2:], self.xp
+        matrices = [interpolation_matrix(x.shape[2 + d], out_hw[d], scales[d], mode) for d in range(2)]
+        self.blocks = tuple(block_size(m) for m in matrices)
+        if None not in self.blocks:  # every pixel copied to a block: write the block offset by offset
+            y = xp.empty((*x.shape[:2], *out_hw), dtype=x.dtype)
+            for _, view in window_offsets(y, self.blocks, self.blocks, self.in_hw):
+                view[...] = x
+            return y
+        a_h, a_w = (xp.asarray(m, dtype=x.dtype) for m in matrices)
         self.save_for_backward(a_h, a_w)
         return xp.matmul(xp.matmul(a_h, x), a_w.T)
 
     def backward(self, g):
+        if None not in self.blocks:
+            return window_sums(g, self.blocks, self.blocks, self.in_hw)
         xp = self.xp
         a_h, a_w = self.saved
         return xp.matmul(xp.matmul(a_h.T, g), a_w)

@@ -6,11 +6,34 @@ add_windows is its adjoint (col2im): it adds each window back where it came from
 as kh·kw strided slice-adds. It takes the windows as (A, kh, kw, Ho, Wo, B) for an
 image (A, H, W, B): convolution puts the batch last (B = N), so that each slice-add runs
 over long contiguous rows (Wo·N values at stride 1) instead of rows of Wo.
+window_offsets takes the windows the other way round, one offset (i, j) of every window at a
+time: pooling and block upsampling loop over the kh·kw offsets, each an elementwise op over
+the whole output (window_sums adds them up). storage and in_storage let an op index an
+array in whatever order its axes are stored (NCHW, or batch last as convolution leaves it).
 """
 
 from __future__ import annotations
 
 from .. import backend
+
+
+def storage(x):
+    """x's strides in elements, when x is one contiguous block with its axes stored in some order
+    (NCHW, batch last, ...); else x's contiguous copy and its strides. Returns (x, strides)."""
+    dense, expect = True, 1
+    for axis in sorted(range(x.ndim), key=lambda a: x.strides[a]):  # innermost first
+        if x.shape[axis] != 1:
+            dense &= x.strides[axis] == expect * x.itemsize
+            expect *= x.shape[axis]
+    if not dense:
+        x = backend.array_module_of(x).ascontiguousarray(x)
+    return x, tuple(s // x.itemsize for s in x.strides)
+
+
+def in_storage(flat, shape, strides):
+    """The array of `shape` stored in `flat` with these element strides (a view)."""
+    xp = backend.array_module_of(flat)
+    return xp.lib.stride_tricks.as_strided(flat, shape, tuple(s * flat.itemsize for s in strides))
 
 
 def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -34,6 +57,23 @@ def sliding_windows(padded, kernel: tuple[int, int], stride: tuple[int, int]):
     ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
     s_n, s_c, s_h, s_w = padded.strides
     return xp.lib.stride_tricks.as_strided(padded, (n, c, kh, kw, ho, wo), (s_n, s_c, s_h, s_w, s_h * sh, s_w * sw))
+
+
+def window_offsets(padded, kernel: tuple[int, int], stride: tuple[int, int], out_hw: tuple[int, int]):
+    """For each offset n = i·kw + j of a window, n and the (..., Ho, Wo) view
+    view[..., y, x] = padded[..., y·sh + i, x·sw + j]: offset n of every window at once."""
+    (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_hw
+    for i in range(kh):
+        for j in range(kw):
+            yield i * kw + j, padded[..., i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw]
+
+
+def window_sums(padded, kernel: tuple[int, int], stride: tuple[int, int], out_hw: tuple[int, int]):
+    """The (..., Ho, Wo) sum of every window, offset by offset."""
+    total = None
+    for _, view in window_offsets(padded, kernel, stride, out_hw):
+        total = view.copy(order="K") if total is None else backend.array_module_of(view).add(total, view, out=total)
+    return total
 
 
 def add_windows(windows, padded_shape, stride: tuple[int, int]):
