@@ -1,4 +1,4 @@
-"""Where one training step of Model C (or D) spends its time, per op, forward and backward.
+"""Where one training step of Model C (or D, or P) spends its time, per op, forward and backward.
 
 Every op's forward and backward (and the optimiser's update) is timed by a wrapper around it
 while the model trains on one fixed batch; the table lists milliseconds per step, calls per
@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 import minidl as md
-from minidl.autoencoders import ModelC, ModelD
+from minidl.autoencoders import ModelC, ModelD, ModelP
 from minidl.autograd.function import Function
 from minidl.nn import functional as F
 
@@ -43,14 +43,14 @@ def timed(totals, label, method):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=["C", "D"], default="C")
+    parser.add_argument("--model", choices=["C", "D", "P"], default="C")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20, help="timed steps after 5 warm-up steps (default 20)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
     md.manual_seed(0)
-    model = (ModelC if args.model == "C" else ModelD)(device=args.device)
+    model = {"C": ModelC, "D": ModelD, "P": ModelP}[args.model](device=args.device)
     loss_fn = F.binary_cross_entropy_with_logits if args.model == "C" else F.mse_loss
     opt = md.optim.Adam(model.parameters())
     x = md.tensor(np.random.default_rng(0).random((args.batch_size, 1, 28, 28)), dtype=md.float32, device=args.device)

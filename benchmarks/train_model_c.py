@@ -1,10 +1,10 @@
-"""Model C (and D) training, minidl beside PyTorch doing identical work in the same run.
+"""Model C (and D, and P) training, minidl beside PyTorch doing identical work in the same run.
 
 Both frameworks start from the same initial weights and see the same batches in the
 same order with the same noise; the script reports seconds per epoch, test MSE and
 PSNR after each epoch, and peak memory, with the ratios minidl / PyTorch.
 
-    python benchmarks/train_model_c.py --epochs 3 [--model C|D] [--loss bce|mse] [--device cpu|cuda]
+    python benchmarks/train_model_c.py --epochs 3 [--model C|D|P] [--loss bce|mse] [--device cpu|cuda]
     python benchmarks/train_model_c.py --framework minidl     # one framework alone: its own peak memory
     python benchmarks/train_model_c.py --device cuda --capture # minidl's steps replayed from CUDA graphs
 """
@@ -20,7 +20,7 @@ from peer import float32_peer
 
 import minidl as md
 from minidl import corruptions
-from minidl.autoencoders import ModelC, ModelD
+from minidl.autoencoders import ModelC, ModelD, ModelP
 from minidl.capture import CapturedStep
 from minidl.data import batches, load_mnist
 from minidl.experiment import train_on_batch
@@ -35,6 +35,12 @@ def torch_model(name: str) -> torch.nn.Module:
             T.Conv2d(32, 64, 3, 1, 1), T.ReLU(),
             T.ConvTranspose2d(64, 32, 3, 1, 1), T.ReLU(), T.ConvTranspose2d(32, 16, 3, 2, 1, 1), T.ReLU(),
             T.ConvTranspose2d(16, 1, 3, 2, 1, 1),
+        )  # fmt: skip
+    if name == "P":
+        return T.Sequential(
+            T.Conv2d(1, 16, 3, 1, 1), T.ReLU(), T.MaxPool2d(2), T.Conv2d(16, 8, 3, 1, 1), T.ReLU(), T.MaxPool2d(2),
+            T.Conv2d(8, 8, 3, 1, 1), T.ReLU(), T.Upsample(scale_factor=2), T.Conv2d(8, 16, 3, 1, 1), T.ReLU(),
+            T.Upsample(scale_factor=2), T.Conv2d(16, 1, 3, 1, 1),
         )  # fmt: skip
     return T.Sequential(
         T.Flatten(), T.Linear(784, 256), T.Sigmoid(), T.Dropout(0.5), T.Linear(256, 256), T.Sigmoid(), T.Dropout(0.5),
@@ -58,7 +64,7 @@ def peak_rss_mb() -> float:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--model", choices=["C", "D"], default="C")
+    p.add_argument("--model", choices=["C", "D", "P"], default="C")
     p.add_argument("--loss", choices=["bce", "mse"], default="bce")
     p.add_argument("--device", default="cpu")
     p.add_argument("--limit", type=int, default=None)
@@ -75,19 +81,19 @@ def main():
     md.manual_seed(args.seed)
     mnist = load_mnist()
     x_train = mnist.x_train[: args.limit]
-    if args.model == "C":
+    if args.model in ("C", "P"):
         noise, test_noise = corruptions.corruption("gaussian:0.5"), corruptions.corruption("gaussian:0.5")
     else:
         noise, test_noise = corruptions.corruption("gaussian:0.3:noclip"), corruptions.corruption("gaussian:0.3:noclip")
     x_test_noisy = test_noise(mnist.x_test, np.random.default_rng(10_000))
 
-    ours = (ModelC if args.model == "C" else ModelD)(device=args.device)
+    ours = {"C": ModelC, "D": ModelD, "P": ModelP}[args.model](device=args.device)
     theirs = torch_model(args.model).to("cuda" if args.device == "cuda" and run_theirs else "cpu")
     copy_weights(ours, theirs)
     opt_ours = md.optim.Adam(ours.parameters(), lr=1e-3)
     opt_theirs = torch.optim.Adam(theirs.parameters(), lr=1e-3)
     tdev = next(theirs.parameters()).device
-    logits = args.model == "C"
+    logits = args.model in ("C", "P")  # the conv models end in logits, the sigmoid fused into the loss
 
     def loss_ours(out, x):
         if not logits:

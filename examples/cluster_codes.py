@@ -13,7 +13,7 @@ import numpy as np
 
 import minidl as md
 from minidl import corruptions, viz
-from minidl.autoencoders import Autoencoder, cluster_accuracy, kmeans
+from minidl.autoencoders import Autoencoder, cluster_accuracy, cluster_digits, kmeans
 from minidl.cli import run
 from minidl.experiment import Experiment, positive_int
 from minidl.nn import Flatten, Linear, ReLU, Sequential, Sigmoid, Unflatten
@@ -74,12 +74,20 @@ def main():
         assignments[name] = clusters
         results.append((name, points.shape[1], cluster_accuracy(y, clusters)))
     exp.table(["k-means on", "dims", "cluster accuracy"], results)
-    rows = {}
-    for c in range(10):  # a few members of each code cluster
-        members = np.flatnonzero(assignments["autoencoder codes"] == c)[:SHOW]
-        rows[f"cluster {c}"] = x[members]
+    counts, digit_of = cluster_digits(y, assignments["autoencoder codes"])
+    order = np.argsort(digit_of)  # clusters in the order of the digits they stand for
+    purity = counts.max(axis=1) / np.maximum(counts.sum(axis=1), 1)  # the share of its most common digit
+    common = counts.argmax(axis=1)
+    names = {c: f"cluster {c} → {digit_of[c]}, purity {purity[c]:.0%}" + ("" if common[c] == digit_of[c] else
+             f" (of {common[c]}s)") for c in order}  # fmt: skip
+    viz.confusion(counts[order], exp.figure("confusion.png"), [names[c] for c in order], "true digit",
+                  "k-means cluster of the code (its digit by the Hungarian assignment)",
+                  title=f"test digits per cluster: accuracy {results[0][2]:.1%} on the diagonal")  # fmt: skip
+    rows = {names[c]: x[np.flatnonzero(assignments["autoencoder codes"] == c)[:SHOW]] for c in order}
     viz.image_rows(rows, exp.figure("clusters.png"), title="test digits by k-means cluster of their code")
-    exp.finish({"code_accuracy": results[0][2], "pixel_accuracy": results[1][2]})
+    exp.finish({"code_accuracy": results[0][2], "pixel_accuracy": results[1][2],
+                "clusters": [{"cluster": int(c), "digit": int(digit_of[c]), "purity": float(purity[c]),
+                              "size": int(counts[c].sum())} for c in order]})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 trained from scratch.
 
 The encoder (784-256-128, sigmoid) is pretrained layer by layer as denoising AEs
-without labels; then a softmax layer goes on top and the whole network is fine-tuned
-with labels. The scratch network has the same layers and the same training, from random
-weights. `--labels N` keeps only N labelled images (pretraining still sees all), where
+without labels; then a softmax layer goes on top and either the whole network is fine-tuned
+with labels, or only the softmax layer is trained on the frozen codes (the lecture's
+frozen-feature variant). The scratch network has the same layers and the same training,
+from random weights. `--labels N` keeps only N labelled images (pretraining still sees all), where
 pretraining helps most.
 
     python examples/stacked_classifier.py             # a few minutes on 2 CPU cores
@@ -46,9 +47,12 @@ def main():
     labelled = slice(0, args.labels)
     x, y = mnist.x_train[labelled], mnist.y_train[labelled]
     results, curves = [], {}
-    for name, encoder in [("pretrained + fine-tuned", stack(levels, device=exp.device).encoder),
-                          ("from scratch", DenseAutoencoder(SIZES, device=exp.device).encoder)]:  # fmt: skip
-        model = Classifier(Sequential(*encoder), SIZES[-1], device=exp.device)
+    for tag, name, encoder, freeze in [
+        ("fine_tuned", "pretrained + fine-tuned", stack(levels, device=exp.device).encoder, False),
+        ("frozen", "pretrained, frozen codes", stack(levels, device=exp.device).encoder, True),
+        ("scratch", "from scratch", DenseAutoencoder(SIZES, device=exp.device).encoder, False),
+    ]:
+        model = Classifier(Sequential(*encoder), SIZES[-1], freeze=freeze, device=exp.device)
 
         def step(xb, yb, rng, model=model):
             return F.cross_entropy(model(xb), yb)
@@ -57,13 +61,13 @@ def main():
             logits = exp.evaluate(model, mnist.x_test)
             return float((logits.argmax(1) == mnist.y_test).mean())
 
-        _, scores = exp.fit(name.split()[0], model, md.optim.Adam(model.parameters(), lr=1e-3), step, [x, y],
-                            evaluate=accuracy)  # fmt: skip
+        _, scores = exp.fit(tag, model, md.optim.Adam(model.parameters(), lr=1e-3), step, [x, y], evaluate=accuracy)
         curves[name] = scores
         results.append((name, len(x), scores[-1] if scores else accuracy()))
     exp.table(["classifier", "labelled images", "test accuracy"], results)
     viz.curves(curves, exp.figure("accuracy.png"), "epoch", "test accuracy", title="stacked AE + classifier")
-    exp.finish({"accuracy": results[0][2], "scratch_accuracy": results[1][2], "labels": len(x),
+    exp.finish({"accuracy": results[0][2], "frozen_accuracy": results[1][2], "scratch_accuracy": results[2][2],
+                "labels": len(x),
                 "accuracy_per_epoch": {k: list(np.round(v, 4)) for k, v in curves.items()}})  # fmt: skip
 
 

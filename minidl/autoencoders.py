@@ -1,6 +1,7 @@
 """The lab's autoencoders and what it does with their codes.
 
 Models: ModelC (the convolutional DAE of benchmarks/README.md), ModelD (the dense DAE),
+ModelP (the lectures' conv AE with max-pooling and upsampling),
 DenseAutoencoder (any stack of sigmoid layers, with encode/decode), SigmoidConvAutoencoder.
 Penalties: L1 and KL sparsity of a code, the contractive penalty of a sigmoid encoder (by its
 formula) and of any encoder (jacobian_penalty, by double backward).
@@ -21,7 +22,21 @@ from . import backend, ops
 from .autograd.engine import grad
 from .autograd.function import no_grad
 from .autograd.tensor import Tensor
-from .nn import Conv2d, ConvTranspose2d, Dropout, Flatten, Linear, Module, ReLU, Sequential, Sigmoid, Unflatten, init
+from .nn import (
+    Conv2d,
+    ConvTranspose2d,
+    Dropout,
+    Flatten,
+    Linear,
+    MaxPool2d,
+    Module,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Unflatten,
+    Upsample,
+    init,
+)
 
 
 class Autoencoder(Module):
@@ -56,11 +71,36 @@ class ModelC(Autoencoder):
             ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1, device=device), ReLU(),  # 7 -> 14
             ConvTranspose2d(16, 1, 3, stride=2, padding=1, output_padding=1, device=device),  # 14 -> 28
         )  # fmt: skip
-        for name, p in self.named_parameters():
-            if name.endswith("weight"):
-                init.kaiming_normal_(p, mode="fan_in", nonlinearity="relu")
-            else:
-                init.zeros_(p)
+        he_init(self)
+
+
+class ModelP(Autoencoder):
+    """The lectures' conv AE with pooling (CS8004's worked example, the Keras conv AE): conv + ReLU +
+    2×2 max-pool twice, 1×28×28 -> 16×14×14 -> 8×7×7 (the code: 392 units), then conv + ReLU +
+    nearest 2× upsampling twice and a last conv: 1×28×28 logits. 3×3 convolutions, padding 1;
+    He weights and zero biases, as Model C."""
+
+    def __init__(self, device: str | None = None):
+        super().__init__()
+        self.encoder = Sequential(
+            Conv2d(1, 16, 3, padding=1, device=device), ReLU(), MaxPool2d(2),  # 28 -> 14
+            Conv2d(16, 8, 3, padding=1, device=device), ReLU(), MaxPool2d(2),  # 14 -> 7
+        )  # fmt: skip
+        self.decoder = Sequential(
+            Conv2d(8, 8, 3, padding=1, device=device), ReLU(), Upsample(2),  # 7 -> 14
+            Conv2d(8, 16, 3, padding=1, device=device), ReLU(), Upsample(2),  # 14 -> 28
+            Conv2d(16, 1, 3, padding=1, device=device),
+        )  # fmt: skip
+        he_init(self)
+
+
+def he_init(model: Module) -> None:
+    """Kaiming normal (fan-in, ReLU gain) weights and zero biases."""
+    for name, p in model.named_parameters():
+        if name.endswith("weight"):
+            init.kaiming_normal_(p, mode="fan_in", nonlinearity="relu")
+        else:
+            init.zeros_(p)
 
 
 class DenseAutoencoder(Autoencoder):
@@ -288,6 +328,18 @@ def cluster_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
     rows, cols = linear_sum_assignment(-counts)
     return counts[rows, cols].sum() / len(labels)
     ### END SOLUTION
+
+
+def cluster_digits(labels: np.ndarray, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (clusters × labels) matrix of counts, and the label each cluster stands for under the best
+    one-to-one map (the Hungarian assignment that cluster_accuracy scores; -1 for a cluster left over)."""
+    labels, clusters = np.asarray(labels), np.asarray(clusters)
+    counts = np.zeros((clusters.max() + 1, labels.max() + 1), dtype=np.int64)
+    np.add.at(counts, (clusters, labels), 1)
+    rows, cols = linear_sum_assignment(-counts)
+    label_of = np.full(len(counts), -1)
+    label_of[rows] = cols
+    return counts, label_of
 
 
 class Classifier(Module):

@@ -101,3 +101,37 @@ def curves(series: Mapping[str, Sequence[float]], path: Path, xlabel: str, ylabe
     ax.legend(fontsize=8)
     ax.set_title(title)
     return _save(fig, path)
+
+
+def vector_field(starts: np.ndarray, arrows: np.ndarray, curve: np.ndarray, path: Path, title: str = "",
+                 samples: np.ndarray | None = None) -> Path:  # fmt: skip
+    """Arrows (M, 2) drawn from the points starts (M, 2), beside a curve (K, 2) drawn as a line and
+    optional training samples (S, 2) as dots; equal axis scales, so that directions are true."""
+    fig, ax = plt.subplots(figsize=(6.4, 6.0))
+    if samples is not None:
+        ax.scatter(samples[:, 0], samples[:, 1], s=2, color="0.7", label="training points")
+    ax.quiver(starts[:, 0], starts[:, 1], arrows[:, 0], arrows[:, 1], angles="xy", scale_units="xy", scale=1,
+              width=0.003, color="tab:blue", label="r(x) - x")  # fmt: skip
+    ax.plot(curve[:, 0], curve[:, 1], color="tab:red", lw=2, label="the data manifold")
+    ax.set_aspect("equal")
+    ax.set_xlabel("x₁")
+    ax.set_ylabel("x₂")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def confusion(counts: np.ndarray, path: Path, row_labels: Sequence[str], xlabel: str, ylabel: str,
+              title: str = "") -> Path:  # fmt: skip
+    """A matrix of counts (R, C) as a heat map with each count written in its cell; columns 0 ... C-1."""
+    fig, ax = plt.subplots(figsize=(0.55 * counts.shape[1] + 3.2, 0.45 * counts.shape[0] + 1.4))
+    ax.imshow(counts, cmap="Blues")
+    for (r, c), v in np.ndenumerate(counts):
+        ax.text(c, r, str(v), ha="center", va="center", fontsize=7,
+                color="white" if v > counts.max() / 2 else "black")  # fmt: skip
+    ax.set_xticks(range(counts.shape[1]))
+    ax.set_yticks(range(counts.shape[0]), list(row_labels), fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)

@@ -436,6 +436,17 @@ def test_max_pool_propagates_nan_on_every_device(device):
     np.testing.assert_array_equal(x.grad.numpy().ravel(), [0.0, 1.0, 0.0, 0.0])
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_max_pool_ties_keep_the_first_zero_with_its_sign(device):
+    """-0.0 == 0.0: the first of the tie is the maximum, its value (sign included) and its gradient."""
+    for first, second in ((-0.0, 0.0), (0.0, -0.0)):
+        x = md.tensor(np.array([[[[first, second], [0.0, 0.0]]]]), requires_grad=True, device=device)
+        y = F.max_pool2d(x, 2)
+        y.backward(md.ones(1, 1, 1, 1, dtype=md.float64, device=device))
+        assert np.signbit(y.numpy()).item() == np.signbit(first)
+        np.testing.assert_array_equal(x.grad.numpy().ravel(), [1.0, 0.0, 0.0, 0.0])
+
+
 def test_numerics_follow_pytorch():
     x = md.tensor([0.0, 2.0], requires_grad=True)
     (x**0).sum().backward()
@@ -829,6 +840,9 @@ BAD_OPTIONS = [
     ("dae_mnist.py", ["--resume", "--overwrite"], "not allowed with argument"),
     ("conv_dae_mnist.py", ["--test-limit", "0"], "expected a number ≥ 1"),
     ("quickstart.py", ["--steps", "0"], "expected a number ≥ 1"),
+    ("pooling_ae.py", ["--sigma", "-1"], "expected a number ≥ 0"),
+    ("dae_vector_field.py", ["--curve", "helix"], "invalid choice: 'helix'"),
+    ("dae_vector_field.py", ["--points", "0"], "expected a number ≥ 1"),
 ]
 
 

@@ -23,8 +23,10 @@ EXAMPLES = {
     "interpolation.py": ([], ["pairs"]),
     "manifold_walk.py": (["--steps", "3"], ["final_error"]),
     "latent_2d.py": ([], ["knn_accuracy"]),
-    "cluster_codes.py": (["--points", "500"], ["code_accuracy", "pixel_accuracy"]),
-    "stacked_classifier.py": ([], ["accuracy", "scratch_accuracy"]),
+    "cluster_codes.py": (["--points", "500"], ["code_accuracy", "pixel_accuracy", "clusters"]),
+    "stacked_classifier.py": ([], ["accuracy", "frozen_accuracy", "scratch_accuracy"]),
+    "pooling_ae.py": ([], ["test_mse", "models"]),
+    "dae_vector_field.py": (["--points", "2000"], ["distance_before", "distance_after", "toward_fraction"]),
     "colorization.py": ([], ["test_mse", "grey_baseline_mse"]),
 }
 

@@ -367,6 +367,16 @@ def test_cluster_accuracy_known_values():
     assert ae.cluster_accuracy(labels, np.array([0, 0, 0, 1, 1, 1])) == pytest.approx(4 / 6)
 
 
+def test_cluster_digits_is_the_assignment_that_cluster_accuracy_scores(rng):
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    counts, digit_of = ae.cluster_digits(labels, np.array([2, 2, 0, 0, 1, 3]))  # cluster 3: one stray point
+    np.testing.assert_array_equal(counts, [[0, 2, 0], [0, 0, 1], [2, 0, 0], [0, 0, 1]])
+    assert list(digit_of[[0, 2]]) == [1, 0] and sorted(digit_of[[1, 3]]) == [-1, 2]
+    labels, clusters = rng.integers(0, 10, 500), rng.integers(0, 10, 500)
+    counts, digit_of = ae.cluster_digits(labels, clusters)
+    assert counts[np.arange(10), digit_of].sum() / 500 == pytest.approx(ae.cluster_accuracy(labels, clusters))
+
+
 def test_kmeans_finds_separated_blobs(rng):
     centres = np.array([[0, 0], [10, 0], [0, 10]])
     labels = np.repeat(np.arange(3), 50)
