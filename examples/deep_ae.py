@@ -2,20 +2,29 @@
 stack fine-tuned end to end; each as a plain AE and as a denoising AE (Gaussian 0.3).
 
 The six rows compare test MSE on clean inputs and on noisy inputs. Every model has the
-same code size, so depth and training are the only differences.
+same code size, so depth and training are the only differences. Then each of the six
+interpolates between two test digits of the same class and two of different classes,
+decoding (1 - a) f(x1) + a f(x2) for a = 0.0, 0.1, ..., 1.0; are the frames between
+plausible digits? A small classifier says how sure it is of each (and whether it names one
+of the two ends' classes), and each frame's distance to the nearest training digit says how
+far it is from real data; the pixel cross-fade is the baseline.
 
     python examples/deep_ae.py                       # a few minutes on 2 CPU cores
     python examples/deep_ae.py --sizes 784 512 256 64 --epochs 2
 """
 
+import numpy as np
+
 import minidl as md
 from minidl import corruptions, viz
-from minidl.autoencoders import DenseAutoencoder, pretrain_layerwise, stack
+from minidl.autoencoders import DenseAutoencoder, interpolate, plausibility, pretrain_layerwise, stack
 from minidl.cli import run
 from minidl.experiment import Experiment, non_negative_float, positive_int
 from minidl.nn import functional as F
 
 SHOW = 8
+ALPHAS = np.round(np.linspace(0, 1, 11), 1)
+PAIRS = [(3, 3), (4, 9)]  # (class of x1, class of x2): the same class, different classes
 
 PIXELS = 784  # the input of every model here: a 28 × 28 image
 
@@ -53,7 +62,7 @@ def main():
 
         exp.fit(tag, model, md.optim.Adam(model.parameters(), lr=1e-3), step, [inputs])
 
-    rows, figure, metrics = [], {"clean": mnist.x_test[:SHOW]}, {}
+    rows, figure, metrics, models = [], {"clean": mnist.x_test[:SHOW]}, {}, {}
     for kind, denoise in [("AE", False), ("DAE", True)]:
         one = DenseAutoencoder((args.sizes[0], args.sizes[-1]), device=exp.device)
         train(f"one_layer_{kind}", one, denoise, mnist.x_train)
@@ -75,13 +84,46 @@ def main():
             clean = float(((out - mnist.x_test) ** 2).mean())
             noisy = float(((exp.evaluate(model, noisy_test) - mnist.x_test) ** 2).mean())
             rows.append((name, kind, clean, noisy))
+            models[f"{name} {kind}"] = model
             metrics[f"{name} {kind}"] = {"test_mse": clean, "noisy_test_mse": noisy}
             figure[f"{name.split(',')[-1].strip()} {kind}"] = out[:SHOW]
     sizes = "-".join(map(str, args.sizes))
     exp.table(["model", "kind", "test MSE (clean input)", f"test MSE (noisy {args.sigma})"], rows)
     viz.image_rows(figure, exp.figure("deep_ae.png"), title=f"reconstructions; deep models {sizes}, one layer "
                    f"{args.sizes[0]}-{args.sizes[-1]}")  # fmt: skip
-    exp.finish({"test_mse": metrics["deep, fine-tuned AE"]["test_mse"], "rows": metrics})
+    interpolation = interpolate_all(exp, models)
+    exp.finish({"test_mse": metrics["deep, fine-tuned AE"]["test_mse"], "rows": metrics,
+                "interpolation": interpolation})  # fmt: skip
+
+
+def interpolate_all(exp: Experiment, models: dict) -> list[dict]:
+    """Every model's interpolation strips between the PAIRS, judged frame by frame; a figure and a table."""
+    mnist, rng = exp.data, exp.rng(20_000)
+    judge = exp.digit_judge()
+    ends = []
+    for a, b in PAIRS:
+        i = rng.choice(np.flatnonzero(mnist.y_test == a))
+        ends.append((i, rng.choice(np.flatnonzero((mnist.y_test == b) & (np.arange(len(mnist.y_test)) != i)))))
+    strips, rows, records = {}, [], []
+    for (a, b), (i, j) in zip(PAIRS, ends):
+        x1, x2 = mnist.x_test[i], mnist.x_test[j]
+        candidates = {name: interpolate(model, *(md.tensor(x[None], device=exp.device) for x in (x1, x2)), ALPHAS
+                                        ).numpy() for name, model in models.items()}  # fmt: skip
+        candidates["pixel cross-fade"] = np.stack([(1 - t) * x1 + t * x2 for t in ALPHAS]).astype(np.float32)
+        for name, strip in candidates.items():
+            inner = strip[1:-1]  # the frames between the two ends
+            verdict = plausibility(inner, exp.evaluate(judge, inner), mnist.x_train)
+            named = float(np.isin(verdict["class"], (a, b)).mean())
+            rows.append((name, f"{a} -> {b}", float(verdict["confidence"].mean()), named,
+                         float(verdict["nearest"].mean())))  # fmt: skip
+            records.append({"model": name, "pair": f"{a}->{b}", "mean_confidence": rows[-1][2],
+                            "named_an_end": named, "nearest_training_rms": rows[-1][4]})  # fmt: skip
+            strips[f"{name}, {a}->{b}"] = strip
+    exp.table(["interpolation by", "pair", "judge's confidence, a = 0.1 … 0.9", "frames named as an end's class",
+               "RMS to nearest training digit"], rows)  # fmt: skip
+    viz.image_rows(strips, exp.figure("interpolation.png"), column_titles=[f"a={t}" for t in ALPHAS],
+                   title="decoded (1 - a) f(x1) + a f(x2) of the six models, and the pixel cross-fade")  # fmt: skip
+    return records
 
 
 if __name__ == "__main__":

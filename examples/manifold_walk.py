@@ -1,29 +1,36 @@
 """From pure noise to the data manifold: start from uniform noise and repeat
-(a) reconstruction, x <- g(f(x)), or
-(b) gradient ascent on -||g(f(x)) - x||^2 with respect to the image x,
-with a denoising autoencoder. Each step is a frame; the reconstruction error shows how
-close the walk is to images the model considers typical.
+(a) reconstruction, x <- g(f(x)),
+(b) gradient ascent on -||g(f(x)) - x||^2 with respect to the image x, or
+(c) the same ascent with a pull toward one digit, the mean of that digit's training images
+    (the ISPR notebook's digit_mean(4) target; --digit, --pull: the energy gains pull·||x - mean||^2),
+with a denoising autoencoder. Each step is a frame. Are the end images plausible digits? A
+small classifier trained here says which digit each one is and how sure it is, and each end
+image's distance to the nearest training digit says whether it is a copy; real test digits
+give the reference.
 
     python examples/manifold_walk.py                   # about a minute on 2 CPU cores
-    python examples/manifold_walk.py --steps 60 --step-size 0.05
+    python examples/manifold_walk.py --steps 60 --step-size 0.05 --digit 7
 """
 
 import numpy as np
 
 import minidl as md
 from minidl import corruptions, viz
-from minidl.autoencoders import DenseAutoencoder, manifold_walk
+from minidl.autoencoders import WALKS, DenseAutoencoder, manifold_walk, plausibility
 from minidl.cli import run
 from minidl.experiment import Experiment, non_negative_float, positive_int
 from minidl.nn import functional as F
 
 FRAMES = 10  # frames shown per walk
+SHOWN_WALKERS = 2  # walkers drawn per mode
 
 
 def options(parser):
     parser.add_argument("--steps", type=positive_int, default=30, help="walk steps (default 30)")
     parser.add_argument("--step-size", type=non_negative_float, default=0.1, help="gradient step size (default 0.1)")
-    parser.add_argument("--walkers", type=positive_int, default=4, help="noise images walked at once")
+    parser.add_argument("--walkers", type=positive_int, default=8, help="noise images walked at once (default 8)")
+    parser.add_argument("--digit", type=int, choices=range(10), default=4, help="the digit walked toward (default 4)")
+    parser.add_argument("--pull", type=non_negative_float, default=0.3, help="weight of the pull toward it (0.3)")
 
 
 def main():
@@ -36,28 +43,51 @@ def main():
         return F.mse_loss(model(noise(x, rng)), x)
 
     exp.fit("dae", model, md.optim.Adam(model.parameters(), lr=1e-3), step, [mnist.x_train])
-    start = exp.rng(30_000).random((args.walkers, 1, 28, 28)).astype(np.float32)
-    walks = {mode: manifold_walk(model, md.tensor(start, device=exp.device), args.steps, mode, args.step_size)
-             for mode in ("reconstruct", "gradient")}  # fmt: skip
+    judge = exp.digit_judge()
+    start = md.tensor(exp.rng(30_000).random((args.walkers, 1, 28, 28)).astype(np.float32), device=exp.device)
+    mean_digit = mnist.x_train[mnist.y_train == args.digit].mean(axis=0, keepdims=True)
+    names = {"reconstruct": "reconstruct", "gradient": "gradient", "toward": f"toward {args.digit}"}
+    walks = {names[mode]: manifold_walk(model, start, args.steps, mode, args.step_size,
+                                        target=md.tensor(mean_digit, device=exp.device) if mode == "toward" else None,
+                                        pull=args.pull)
+             for mode in WALKS}  # fmt: skip
 
     def error(frames):
         return [float(((exp.evaluate(model, f) - f) ** 2).mean()) for f in frames]
 
-    errors = {mode: error(frames) for mode, frames in walks.items()}
-    data_error = float(((exp.evaluate(model, mnist.x_test[:1000]) - mnist.x_test[:1000]) ** 2).mean())
+    errors = {name: error(frames) for name, frames in walks.items()}
+    real = mnist.x_test[:1000]
+    data_error = float(((exp.evaluate(model, real) - real) ** 2).mean())
+    judged = {name: plausibility(frames[-1], exp.evaluate(judge, frames[-1]), mnist.x_train)
+              for name, frames in walks.items()} | {"real test digits": plausibility(
+                  real[: args.walkers], exp.evaluate(judge, real[: args.walkers]), mnist.x_train)}  # fmt: skip
+    ends = {name: frames[-1] for name, frames in walks.items()} | {"real test digits": real[: args.walkers]}
+    rows, metrics = [], {}
+    for name, verdict in judged.items():
+        flat = ends[name].reshape(len(ends[name]), -1)
+        spread = np.sqrt(((flat[:, None] - flat[None]) ** 2).mean(-1))[np.triu_indices(len(flat), 1)]
+        classes = " ".join(str(c) for c in verdict["class"])
+        rows.append((name, classes, float(verdict["confidence"].mean()), float(verdict["nearest"].mean()),
+                     float(spread.mean()) if spread.size else 0.0))  # fmt: skip
+        metrics[name] = {"classes": verdict["class"].tolist(), "confidence": verdict["confidence"].tolist(),
+                         "nearest_training_distance": verdict["nearest"].tolist()}  # fmt: skip
+    exp.table(["end images of", "classes (judge)", "mean confidence", "RMS to nearest training digit",
+               "RMS between walkers"], rows)  # fmt: skip
     shown = np.unique(np.linspace(0, args.steps, FRAMES).astype(int))
-    rows = {f"{mode} #{w}": np.stack([walks[mode][s][w] for s in shown]) for mode in walks
-            for w in range(min(2, args.walkers))}  # fmt: skip
-    viz.image_rows(rows, exp.figure("manifold_walk.png"), column_titles=[f"step {s}" for s in shown],
-                   title="walking from noise to the data manifold")  # fmt: skip
+    figure = {f"{name} #{w}": np.stack([frames[s][w] for s in shown]) for name, frames in walks.items()
+              for w in range(min(SHOWN_WALKERS, args.walkers))}  # fmt: skip
+    titles = [f"step {s}" for s in shown]
+    viz.image_rows(figure, exp.figure("manifold_walk.png"), column_titles=titles,
+                   title=f"walking from noise to the data manifold (and toward the mean {args.digit})")  # fmt: skip
+    labels = {name: [f"{c} ({p:.0%})" for c, p in zip(v["class"], v["confidence"])] for name, v in judged.items()}
+    viz.image_rows(ends, exp.figure("walk_ends.png"), captions=labels,
+                   title="where each walker ended, under each the judge's digit (confidence)")  # fmt: skip
     viz.curves({f"{m} walk": e for m, e in errors.items()} | {"test digits": [data_error] * (args.steps + 1)},
                exp.figure("walk_error.png"), "step", "reconstruction error ||r(x) - x||^2 / pixels",
                x=list(range(args.steps + 1)), logy=True)  # fmt: skip
-    exp.table(["step", *[f"{m} error" for m in errors]],
-              [(s, *(errors[m][s] for m in errors)) for s in shown])  # fmt: skip
     print(f"reconstruction error of real test digits: {data_error:.4g}")
     exp.finish({"final_error": {m: e[-1] for m, e in errors.items()}, "start_error": errors["reconstruct"][0],
-                "test_digit_error": data_error})  # fmt: skip
+                "test_digit_error": data_error, "judged": metrics})  # fmt: skip
 
 
 if __name__ == "__main__":

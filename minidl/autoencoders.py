@@ -6,8 +6,8 @@ DenseAutoencoder (any stack of sigmoid layers, with encode/decode), SigmoidConvA
 Penalties: L1 and KL sparsity of a code, the contractive penalty of a sigmoid encoder (by its
 formula) and of any encoder (jacobian_penalty, by double backward).
 Deep models: layer-wise pretraining, then stacking into one model to fine-tune.
-Using codes: interpolation, the walk from noise to the data, k-means + Hungarian
-accuracy, a classifier on an encoder.
+Using codes: interpolation, the walk from noise to the data (and toward a chosen digit), how
+plausible generated digits are, k-means + Hungarian accuracy, a classifier on an encoder.
 """
 
 from __future__ import annotations
@@ -265,13 +265,19 @@ def interpolate(model: Module, a: Tensor, b: Tensor, alphas: Sequence[float], lo
 
 
 def manifold_walk(
-    model: Module, x: Tensor, steps: int, mode: str = "reconstruct", step_size: float = 0.1, logits: bool = False
-) -> list[np.ndarray]:
-    """Frames of x walking to the data manifold.
-    reconstruct: x ← r(x), with r = g∘f the reconstruction;
-    gradient:    x ← clip(x - η ∇ₓ ‖r(x) - x‖², 0, 1), ascent on -‖r(x) - x‖²."""
-    if mode not in ("reconstruct", "gradient"):
-        raise ValueError(f"manifold_walk: mode must be 'reconstruct' or 'gradient', got {mode!r}")
+    model: Module, x: Tensor, steps: int, mode: str = "reconstruct", step_size: float = 0.1, logits: bool = False,
+    target: Tensor | None = None, pull: float = 0.1,
+) -> list[np.ndarray]:  # fmt: skip
+    """Frames of x walking to the data manifold, r = g∘f the reconstruction:
+    reconstruct: x ← r(x);
+    gradient:    x ← clip(x - η ∇ₓ ‖r(x) - x‖², 0, 1), ascent on -‖r(x) - x‖²;
+    toward:      x ← clip(x - η ∇ₓ (‖r(x) - x‖² + λ‖x - t‖²), 0, 1), the same ascent with a pull of
+                 weight λ (`pull`) toward a target image t (1, ...), e.g. the mean of one digit's images:
+                 it ends where the manifold and the pull balance, not on t itself."""
+    if mode not in WALKS:
+        raise ValueError(f"manifold_walk: mode must be one of {WALKS}, got {mode!r}")
+    if (target is None) == (mode == "toward"):
+        raise ValueError("manifold_walk: give a target image for mode 'toward', and only for it")
 
     def reconstruct(t):
         out = model(t)
@@ -285,10 +291,31 @@ def manifold_walk(
         else:
             x = x.detach().requires_grad_()
             error = ((reconstruct(x) - x) ** 2).sum()
+            if target is not None:
+                error = error + pull * ((x - target) ** 2).sum()
             error.backward()
             x = ops.clamp(x.detach() - step_size * x.grad, 0.0, 1.0)
         frames.append(x.numpy())
     return frames
+
+
+WALKS = ("reconstruct", "gradient", "toward")
+
+
+def plausibility(images: np.ndarray, logits: np.ndarray, digits: np.ndarray, chunk: int = 4096) -> dict:
+    """Are images (M, 1, 28, 28) plausible digits? Given a classifier's logits (M, 10) for them and a
+    set of real digits (K, 1, 28, 28): each image's predicted class, its confidence (the softmax's
+    largest probability) and its RMS pixel distance to the nearest real digit."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    a, b = images.reshape(len(images), -1).astype(np.float64), digits.reshape(len(digits), -1)
+    nearest = np.full(len(a), np.inf)
+    for start in range(0, len(b), chunk):
+        part = b[start : start + chunk].astype(np.float64)
+        d2 = (a**2).sum(1)[:, None] + (part**2).sum(1)[None] - 2 * a @ part.T
+        nearest = np.minimum(nearest, d2.min(axis=1))
+    return {"class": p.argmax(axis=1), "confidence": p.max(axis=1),
+            "nearest": np.sqrt(np.maximum(nearest, 0) / a.shape[1])}  # fmt: skip
 
 
 def kmeans(points: np.ndarray, k: int, seed: int = 0, restarts: int = 5) -> np.ndarray:

@@ -23,11 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from . import backend, corruptions, data, serialization
+from .autoencoders import Classifier
 from .autograd.function import no_grad
 from .autograd.tensor import Tensor
 from .capture import CapturedStep
-from .nn import Module
-from .optim import Optimizer
+from .nn import Flatten, Module
+from .nn.functional import cross_entropy
+from .optim import Adam, Optimizer
 
 
 def positive_int(text: str) -> int:
@@ -341,6 +343,18 @@ class Experiment:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         return [float(v) for v in np.atleast_1d(state["history"])], [float(v) for v in np.atleast_1d(state["scores"])]
+
+    def digit_judge(self, epochs: int = 2) -> Module:
+        """A digit classifier (784-256-10, ReLU, trained on the training digits for `epochs`, resumable
+        as any fit): the judge that autoencoders.plausibility asks whether generated images are digits."""
+        judge = Classifier(Flatten(), 784, hidden=256, device=self.device)
+
+        def step(x, y, rng):
+            return cross_entropy(judge(x), y)
+
+        self.fit("judge", judge, Adam(judge.parameters(), lr=1e-3), step, [self.data.x_train, self.data.y_train],
+                 epochs=epochs)  # fmt: skip
+        return judge
 
     # ------------------------------------------------------------ evaluation
     def evaluate(self, fn: Callable[[Tensor], Tensor], x: np.ndarray, batch_size: int = 500) -> np.ndarray:

@@ -32,8 +32,10 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def image_rows(rows: Mapping[str, np.ndarray], path: Path, title: str = "", column_titles=None) -> Path:
-    """One labelled row per entry: rows[label] is (N, C, H, W) with values in [0, 1]."""
+def image_rows(rows: Mapping[str, np.ndarray], path: Path, title: str = "", column_titles=None,
+               captions: Mapping[str, Sequence[str]] | None = None) -> Path:  # fmt: skip
+    """One labelled row per entry: rows[label] is (N, C, H, W) with values in [0, 1]; captions[label],
+    if given, has a line of text under each image of that row."""
     names = list(rows)
     n = max(len(v) for v in rows.values())
     fig, axes = plt.subplots(len(names), n, figsize=(1.1 * n + 1.2, 1.15 * len(names) + 0.4), squeeze=False)
@@ -42,6 +44,8 @@ def image_rows(rows: Mapping[str, np.ndarray], path: Path, title: str = "", colu
             ax = axes[r, c]
             if c < len(rows[name]):
                 _show(ax, rows[name][c])
+                if captions and name in captions:
+                    ax.set_xlabel(captions[name][c], fontsize=7)
             else:
                 ax.axis("off")
             if c == 0:

@@ -361,6 +361,37 @@ def test_gradient_walk_lowers_reconstruction_error(rng):
     assert all(0 <= f.min() and f.max() <= 1 for f in frames)
 
 
+def test_the_walk_toward_a_target_descends_its_energy_and_nears_the_target(rng):
+    """toward: gradient descent on ||r(x) - x||² + λ||x - t||² (checked against finite steps of it)."""
+    md.manual_seed(0)
+    model = ae.DenseAutoencoder((784, 16))
+    start = md.tensor(rng.random((2, 1, 28, 28)), dtype=md.float32)
+    target = md.tensor(rng.random((1, 1, 28, 28)) * 0.2, dtype=md.float32)
+
+    def energy(f):
+        return float(((model(md.tensor(f)).numpy() - f) ** 2).sum() + 0.5 * ((f - target.numpy()) ** 2).sum())
+
+    toward = ae.manifold_walk(model, start, 10, "toward", step_size=0.05, target=target, pull=0.5)
+    plain = ae.manifold_walk(model, start, 10, "gradient", step_size=0.05)
+    assert all(energy(b) < energy(a) for a, b in zip(toward, toward[1:]))
+    assert np.abs(toward[-1] - target.numpy()).mean() < 0.8 * np.abs(plain[-1] - target.numpy()).mean()
+    with pytest.raises(ValueError, match="target image for mode 'toward'"):
+        ae.manifold_walk(model, start, 1, "toward")
+    with pytest.raises(ValueError, match="and only for it"):
+        ae.manifold_walk(model, start, 1, "gradient", target=target)
+
+
+def test_plausibility_knows_a_training_digit_and_a_sure_classifier(rng):
+    digits = rng.random((50, 1, 28, 28)).astype(np.float32)
+    images = np.concatenate([digits[7:8], np.full((1, 1, 28, 28), 0.5, np.float32)])
+    logits = np.array([[0.0] * 9 + [np.log(99.0) + np.log(9)], [0.0] * 10])  # softmax 0.99 for class 9; uniform
+    verdict = ae.plausibility(images, logits, digits, chunk=16)
+    assert verdict["class"].tolist() == [9, 0]
+    np.testing.assert_allclose(verdict["confidence"], [0.99, 0.1], rtol=1e-6)
+    expect = np.sqrt(((digits.reshape(50, -1) - 0.5) ** 2).mean(axis=1).min())
+    np.testing.assert_allclose(verdict["nearest"], [0.0, expect], atol=1e-6)
+
+
 def test_cluster_accuracy_known_values():
     labels = np.array([0, 0, 1, 1, 2, 2])
     assert ae.cluster_accuracy(labels, np.array([2, 2, 0, 0, 1, 1])) == 1.0  # a relabelling is perfect
