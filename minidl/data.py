@@ -1,4 +1,5 @@
-"""MNIST, offline first, cached once and checked; and a batch iterator.
+"""MNIST, offline first, cached once and checked; CIFAR-10 from its python archive; crops of the
+photographs matplotlib ships; a batch iterator.
 
 load_mnist() looks, in order, at
   1. an explicit path (an .npz in Keras' layout, a folder of IDX files, or mnist.pkl.gz);
@@ -27,9 +28,11 @@ import pickle
 import struct
 import subprocess
 import sys
+import tarfile
 import tempfile
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -351,6 +354,116 @@ def _find_and_cache(cache: Path, say) -> tuple[dict[str, np.ndarray], str]:
     _write_cache(arrays, cache, source)
     say(f"MNIST: cached {cache} (from {source})")
     return arrays, source
+
+
+# ----------------------------------------------------------------- CIFAR-10
+CIFAR_FOLDER = "cifar-10-batches-py"
+CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR_PIXELS = 3 * 32 * 32
+
+
+@dataclass
+class CIFAR10:
+    """float32 (N, 3, 32, 32) images in [0, 1], int64 labels 0..9, and the ten class names."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: list[str]
+
+
+def load_cifar10(path: str | os.PathLike) -> CIFAR10:
+    """CIFAR-10 from the standard archive cifar-10-python.tar.gz (as published by its authors):
+    cifar-10-batches-py/ data_batch_1 ... data_batch_5 (training), test_batch and batches.meta, each
+    a pickled dict. The members are read in memory (nothing is extracted) with the unpickler that
+    allows NumPy arrays and nothing else; each batch must hold uint8 'data' (n, 3072, the channels
+    one after the other) and n 'labels' in 0..9. A missing, damaged or foreign file is a DataError
+    that names it (and the member)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"{path}: no such file (expected CIFAR-10's cifar-10-python.tar.gz)")
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            batches = {
+                name: _cifar_member(archive, path, name) for name in (*CIFAR_TRAIN, "test_batch", "batches.meta")
+            }
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: not a readable cifar-10-python.tar.gz ({type(e).__name__}: {e})") from e
+    names = batches["batches.meta"].get("label_names")
+    if not isinstance(names, list) or len(names) != 10:
+        raise DataError(f"{path}: {CIFAR_FOLDER}/batches.meta has no list of ten label_names")
+    parts = {
+        name: _cifar_batch(batches[name], f"{path}: {CIFAR_FOLDER}/{name}") for name in (*CIFAR_TRAIN, "test_batch")
+    }
+    x_train = np.concatenate([parts[name][0] for name in CIFAR_TRAIN])
+    y_train = np.concatenate([parts[name][1] for name in CIFAR_TRAIN])
+    return CIFAR10(x_train, y_train, *parts["test_batch"], [str(n) for n in names])
+
+
+def _cifar_member(archive: tarfile.TarFile, path: Path, name: str) -> dict:
+    member = f"{CIFAR_FOLDER}/{name}"
+    try:
+        info = archive.getmember(member)
+    except KeyError:
+        raise DataError(f"{path}: not CIFAR-10's python archive, it has no {member}") from None
+    if not info.isfile():
+        raise DataError(f"{path}: {member} is not a regular file")
+    try:
+        content = _ArraysOnly(archive.extractfile(info), encoding="latin1").load()
+    except DataError as e:
+        raise DataError(f"{path}: {member}: {e}") from None
+    except (tarfile.TarError, OSError, EOFError, zlib.error):
+        raise
+    except Exception as e:  # a truncated or foreign pickle raises many kinds of error
+        raise DataError(f"{path}: {member} is not a readable pickle ({type(e).__name__}: {e})") from e
+    if not isinstance(content, dict):
+        raise DataError(f"{path}: {member} should hold a dict, not {type(content).__name__}")
+    return content
+
+
+def _cifar_batch(batch: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """One batch's images as float32 (n, 3, 32, 32) in [0, 1] and its labels, checked."""
+    data, labels = batch.get("data"), np.asarray(batch.get("labels", []))
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != CIFAR_PIXELS:
+        got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise DataError(f"{name}: 'data' should be uint8 (n, {CIFAR_PIXELS}), got {got}")
+    if (
+        labels.shape != (len(data),)
+        or labels.dtype.kind not in "iu"
+        or (labels.size and not 0 <= labels.min() <= labels.max() <= 9)
+    ):
+        raise DataError(
+            f"{name}: 'labels' should be {len(data)} whole numbers in 0..9, got {labels.dtype} {labels.shape}"
+        )
+    return data.reshape(-1, 3, 32, 32).astype(np.float32) / 255, labels.astype(np.int64)
+
+
+# ------------------------------------------------------------- photographs
+PHOTOGRAPHS = ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")  # the colour photographs matplotlib ships
+
+
+def photograph(name: str) -> np.ndarray:
+    """One of matplotlib's sample photographs (PHOTOGRAPHS) as float32 (3, H, W) in [0, 1]."""
+    import matplotlib
+    from matplotlib import image
+
+    if name not in PHOTOGRAPHS:
+        raise ValueError(f"photograph: expected one of {PHOTOGRAPHS}, got {name!r}")
+    img = image.imread(Path(matplotlib.get_data_path()) / "sample_data" / name)
+    img = img.astype(np.float32) / (255 if img.dtype == np.uint8 else 1)
+    return np.ascontiguousarray(img[:, :, :3].transpose(2, 0, 1))
+
+
+def random_crops(image: np.ndarray, count: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """count random size × size crops (C, size, size) of a (C, H, W) image, each flipped left-right or not."""
+    out = np.empty((count, image.shape[0], size, size), dtype=image.dtype)
+    _, h, w = image.shape
+    for k in range(count):
+        y0, x0 = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
+        patch = image[:, y0 : y0 + size, x0 : x0 + size]
+        out[k] = patch[:, :, ::-1] if rng.random() < 0.5 else patch
+    return out
 
 
 # ----------------------------------------------------------------- batches

@@ -111,7 +111,8 @@ def command_line(description: str, epochs: int, batch_size: int = 128) -> argpar
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
     again.add_argument("--overwrite", action="store_true", help="start afresh, deleting the checkpoints in --out")
-    p.add_argument("--data", default=None, help="MNIST file or folder (default: the lookup chain of minidl.data)")
+    p.add_argument("--data", default=None, help="MNIST file or folder (default: the lookup chain of minidl.data); "
+                   "colorization.py takes CIFAR-10's cifar-10-python.tar.gz")  # fmt: skip
     p.add_argument(
         "--capture", action="store_true", help="record a training step as a CUDA graph and replay it (cuda only)"
     )

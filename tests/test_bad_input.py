@@ -843,6 +843,9 @@ BAD_OPTIONS = [
     ("pooling_ae.py", ["--sigma", "-1"], "expected a number ≥ 0"),
     ("dae_vector_field.py", ["--curve", "helix"], "invalid choice: 'helix'"),
     ("dae_vector_field.py", ["--points", "0"], "expected a number ≥ 1"),
+    ("segmentation.py", ["--limit", "0"], "expected a number ≥ 1"),
+    ("manifold_walk.py", ["--digit", "12"], "invalid choice: 12"),
+    ("manifold_walk.py", ["--pull", "-1"], "expected a number ≥ 0"),
 ]
 
 

@@ -26,8 +26,9 @@ EXAMPLES = {
     "cluster_codes.py": (["--points", "500"], ["code_accuracy", "pixel_accuracy", "clusters"]),
     "stacked_classifier.py": ([], ["accuracy", "frozen_accuracy", "scratch_accuracy"]),
     "pooling_ae.py": ([], ["test_mse", "models"]),
+    "segmentation.py": ([], ["miou", "plain_miou", "networks"]),
     "dae_vector_field.py": (["--points", "2000"], ["distance_before", "distance_after", "toward_fraction"]),
-    "colorization.py": ([], ["test_mse", "grey_baseline_mse"]),
+    "colorization.py": ([], ["test_mse", "psnr", "grey_baseline_mse", "grey_baseline_psnr"]),
 }
 
 
@@ -59,3 +60,19 @@ def test_example_help(script):
 def test_bad_option_is_a_clear_error():
     result = run("conv_dae_mnist.py", "--loss", "hinge")
     assert result.returncode != 0 and "invalid choice: 'hinge'" in result.stderr
+
+
+def test_colorization_trains_on_a_cifar10_archive(tmp_path):
+    """--data cifar-10-python.tar.gz: the lecture's experiment on CIFAR-10 (here a small archive of its format)."""
+    from test_lab import cifar_archive
+
+    archive = cifar_archive(tmp_path / "cifar-10-python.tar.gz", rows=20)
+    result = run("colorization.py", "--epochs", "1", "--device", "cpu", "--data", str(archive), "--out",
+                 str(tmp_path / "out"), "--json", str(tmp_path / "m.json"))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["data"] == "CIFAR-10 (100 training, 20 test images)" and metrics["psnr"] > 0
+    damaged = tmp_path / "damaged.tar.gz"
+    damaged.write_bytes(archive.read_bytes()[:500])
+    result = run("colorization.py", "--epochs", "1", "--data", str(damaged), "--out", str(tmp_path / "out2"))
+    assert result.returncode == 1 and "damaged.tar.gz: not a readable cifar-10-python.tar.gz" in result.stderr

@@ -2,9 +2,11 @@
 codes, clustering, and resumable training."""
 
 import gzip
+import io
 import os
 import pickle
 import struct
+import tarfile
 
 import numpy as np
 import pytest
@@ -104,6 +106,62 @@ def test_unpickler_refuses_anything_but_arrays():
     assert not os.path.exists("/tmp/minidl_pwned")
     with pytest.raises(data.DataError, match="half.pkl.gz: not a readable MNIST pickle"):
         data.read_pickle_gz(_pickle_gz(((np.zeros(3), np.zeros(3)),) * 3)[:30], "half.pkl.gz")
+
+
+def cifar_archive(path, rows=3, seed=0, replace=None):
+    """A cifar-10-python.tar.gz in the published layout (cifar-10-batches-py/: data_batch_1 ... 5,
+    test_batch, batches.meta, readme.html; pickled dicts of protocol 2), with `rows` images per
+    batch; replace maps a member's name to other bytes for it (None: leave it out)."""
+    rng = np.random.default_rng(seed)
+    members = {"readme.html": b"<html></html>"}
+    for k, name in enumerate([*data.CIFAR_TRAIN, "test_batch"]):
+        batch = {"batch_label": f"batch {k}", "labels": [int(v) for v in rng.integers(0, 10, rows)],
+                 "data": rng.integers(0, 256, (rows, 3072), dtype=np.uint8),
+                 "filenames": [f"img_{k}_{i}.png" for i in range(rows)]}  # fmt: skip
+        members[name] = pickle.dumps(batch, protocol=2)
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    members["batches.meta"] = pickle.dumps({"label_names": names, "num_vis": 3072}, protocol=2)
+    members.update(replace or {})
+    with tarfile.open(path, "w:gz") as archive:
+        for name, content in members.items():
+            if content is not None:
+                info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+                info.size = len(content)
+                archive.addfile(info, io.BytesIO(content))
+    return path
+
+
+def test_cifar10_is_read_from_its_archive(tmp_path):
+    path = cifar_archive(tmp_path / "cifar-10-python.tar.gz", rows=3)
+    cifar = data.load_cifar10(path)
+    assert cifar.x_train.shape == (15, 3, 32, 32) and cifar.x_test.shape == (3, 3, 32, 32)
+    assert cifar.x_train.dtype == np.float32 and cifar.y_train.dtype == np.int64 and cifar.classes[9] == "truck"
+    with tarfile.open(path) as archive:  # the first image: its row holds R, then G, then B, each row-major
+        first = pickle.loads(archive.extractfile("cifar-10-batches-py/data_batch_1").read())
+    row = first["data"][0]
+    assert cifar.x_train[0, 1, 2, 3] == np.float32(row[1024 + 2 * 32 + 3] / 255)
+    np.testing.assert_array_equal(cifar.y_train[:3], first["labels"])
+
+
+def test_a_damaged_or_foreign_cifar_archive_is_a_clear_error(tmp_path):
+    good = cifar_archive(tmp_path / "good.tar.gz").read_bytes()
+    (tmp_path / "cut.tar.gz").write_bytes(good[: len(good) // 2])
+    with pytest.raises(data.DataError, match=r"cut.tar.gz: not a readable cifar-10-python.tar.gz"):
+        data.load_cifar10(tmp_path / "cut.tar.gz")
+    with pytest.raises(data.DataError, match=r"other.tar.gz: not CIFAR-10's python archive, it has no .*test_batch"):
+        data.load_cifar10(cifar_archive(tmp_path / "other.tar.gz", replace={"test_batch": None}))
+    evil = pickle.dumps({"data": Evil(), "labels": [1]}, protocol=2)
+    with pytest.raises(data.DataError, match=r"evil.tar.gz: cifar-10-batches-py/data_batch_3: refusing to unpickle"):
+        data.load_cifar10(cifar_archive(tmp_path / "evil.tar.gz", replace={"data_batch_3": evil}))
+    assert not os.path.exists("/tmp/minidl_pwned")
+    floats = pickle.dumps({"data": np.zeros((2, 3072)), "labels": [1, 2]}, protocol=2)
+    with pytest.raises(data.DataError, match=r"data_batch_2: 'data' should be uint8 \(n, 3072\), got float64"):
+        data.load_cifar10(cifar_archive(tmp_path / "floats.tar.gz", replace={"data_batch_2": floats}))
+    labels = pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [1, 10]}, protocol=2)
+    with pytest.raises(data.DataError, match=r"test_batch: 'labels' should be 2 whole numbers in 0..9"):
+        data.load_cifar10(cifar_archive(tmp_path / "labels.tar.gz", replace={"test_batch": labels}))
+    with pytest.raises(data.DataError, match=r"mnist.npz: no such file \(expected CIFAR-10's"):
+        data.load_cifar10(tmp_path / "mnist.npz")
 
 
 @pytest.fixture
