@@ -1,4 +1,4 @@
-"""What every lab experiment shares: its command line, data, progress bar, training loop
+"""What every lab experiment shares: its command line, data, progress bar (tqdm), training loop
 with atomic checkpoints and --resume, the metrics table and the JSON file.
 
     exp = Experiment.from_command_line(__doc__, epochs=3)
@@ -9,6 +9,7 @@ with atomic checkpoints and --resume, the metrics table and the JSON file.
 from __future__ import annotations
 
 import argparse
+import contextvars
 import fcntl
 import functools
 import json
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import backend, corruptions, data, serialization
 from .autoencoders import Classifier
@@ -92,9 +94,23 @@ class ExperimentError(ValueError):
     """A run that cannot start or continue as asked; the message says what to do instead."""
 
 
+IN_PROCESS = contextvars.ContextVar("minidl_in_process", default=False)  # set by minidl.notebook.run_example
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, except that run from Python (IN_PROCESS), a usage error raises an
+    ExperimentError with argparse's message instead of exiting the process."""
+
+    def error(self, message: str):
+        if IN_PROCESS.get():
+            raise ExperimentError(f"{self.prog}: {message}")
+        super().error(message)
+
+
 def command_line(description: str, epochs: int, batch_size: int = 128) -> argparse.ArgumentParser:
     """The options every example takes; an example adds its own to the returned parser."""
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+                allow_abbrev=not IN_PROCESS.get())  # from Python, epoch=1 is a typo, not --epochs 1  # fmt: skip
     p.add_argument("--epochs", type=non_negative_int, default=epochs, help=f"training epochs (default {epochs})")
     p.add_argument("--device", choices=backend.DEVICES, default=None,
                    help="cpu, cuda or emu (default: $MINIDL_DEVICE, else cuda if present)")  # fmt: skip
@@ -131,37 +147,45 @@ def train_on_batch(step: Callable[..., Tensor], optimizer: Optimizer, *args) -> 
 
 
 class Progress:
-    """A one-line progress bar on stderr: redrawn in place on a terminal (at most ten times a
-    second), every quarter in a log. It keeps each step's loss where it was computed (on a
-    GPU: on the device) and reads a loss back to the host only when it draws."""
+    """One epoch's progress bar: tqdm.auto's (a widget in Jupyter, a bar redrawn in place on a
+    terminal), or in a log file or CI, where a redrawn bar would be carriage-return spam, a line
+    at every quarter. It keeps each step's loss where it was computed (on a GPU: on the device)
+    and reads one back to the host only to show it, at most ten times a second."""
 
-    def __init__(self, total: int, label: str):
+    def __init__(self, total: int, label: str, file=None, live: bool | None = None):
         self.total, self.label, self.start, self.done = total, label, time.perf_counter(), 0
-        self.tty, self.last_draw, self.next_mark = sys.stderr.isatty(), 0.0, 0.25
+        self.file = sys.stderr if file is None else file
+        self.last_shown, self.next_mark = 0.0, 0.25
         self.losses: list = []  # 0-d arrays, on the device of the loss
+        live = _live_output(self.file) if live is None else live
+        self.bar = tqdm(total=total, desc=label, file=self.file, mininterval=0.1, leave=True) if live else None
 
     def update(self, loss: Tensor) -> None:
         self.losses.append(loss.data)
         self.done += 1
         now = time.perf_counter()
-        fraction = self.done / self.total
-        if self.tty and (now - self.last_draw > 0.1 or self.done == self.total):
-            bar = "#" * int(24 * fraction)
-            sys.stderr.write(
-                f"\r{self.label} [{bar:<24}] {self.done}/{self.total} loss {loss.item():.4f} {now - self.start:5.1f}s"
-            )
-            self.last_draw = now
-        elif not self.tty and fraction >= self.next_mark:
-            sys.stderr.write(f"{self.label} {self.done}/{self.total} loss {loss.item():.4f} {now - self.start:.1f}s\n")
+        if self.bar is not None:
+            if now - self.last_shown > 0.1 or self.done == self.total:
+                self.bar.set_postfix_str(f"loss {loss.item():.4f}", refresh=False)  # drawn by update()
+                self.last_shown = now
+            self.bar.update()
+            if self.done == self.total:
+                self.bar.close()
+        elif self.done / self.total >= self.next_mark:
+            self.file.write(f"{self.label} {self.done}/{self.total} loss {loss.item():.4f} {now - self.start:.1f}s\n")
+            self.file.flush()
             self.next_mark += 0.25
-        if self.done == self.total and self.tty:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
 
     def mean_loss(self) -> float:
         """The mean of every step's loss (in float64), read back once."""
         xp = backend.array_module_of(self.losses[0])
         return float(xp.stack(self.losses).astype(xp.float64).mean())
+
+
+def _live_output(file) -> bool:
+    """Whether a bar can be redrawn where the progress goes: a terminal, or a Jupyter kernel's output."""
+    kernel = "ipykernel" in sys.modules and file in (sys.stderr, sys.stdout)
+    return kernel or (hasattr(file, "isatty") and file.isatty())
 
 
 def fingerprint(model: Module) -> str:

@@ -1,4 +1,6 @@
-"""The lab's figures as PNG files: image rows, strips, frames, scatter plots, curves."""
+"""The lab's figures as PNG files: image rows, strips, frames, scatter plots, curves. Each is a
+matplotlib Figure of its own, not pyplot's, so drawing one changes no backend and no state:
+a Jupyter kernel's inline plots keep working beside it."""
 
 from __future__ import annotations
 
@@ -6,11 +8,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")  # files only: no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.ticker
+import numpy as np
+from matplotlib.figure import Figure
 
 
 def _show(ax, image) -> None:
@@ -28,8 +28,13 @@ def _save(fig, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return path
+
+
+def _subplots(figsize, rows: int = 1, cols: int = 1, squeeze: bool = True):
+    """A figure of its own (not pyplot's: no backend, no global state, nothing to close) and its axes."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(rows, cols, squeeze=squeeze)
 
 
 def image_rows(rows: Mapping[str, np.ndarray], path: Path, title: str = "", column_titles=None,
@@ -38,7 +43,7 @@ def image_rows(rows: Mapping[str, np.ndarray], path: Path, title: str = "", colu
     if given, has a line of text under each image of that row."""
     names = list(rows)
     n = max(len(v) for v in rows.values())
-    fig, axes = plt.subplots(len(names), n, figsize=(1.1 * n + 1.2, 1.15 * len(names) + 0.4), squeeze=False)
+    fig, axes = _subplots((1.1 * n + 1.2, 1.15 * len(names) + 0.4), len(names), n, squeeze=False)
     for r, name in enumerate(names):
         for c in range(n):
             ax = axes[r, c]
@@ -59,8 +64,8 @@ def image_rows(rows: Mapping[str, np.ndarray], path: Path, title: str = "", colu
 
 def scatter_codes(codes: np.ndarray, labels: np.ndarray, path: Path, title: str = "") -> Path:
     """2-D codes coloured by class, with a legend."""
-    fig, ax = plt.subplots(figsize=(6.4, 5.6))
-    cmap = plt.get_cmap("tab10")
+    fig, ax = _subplots((6.4, 5.6))
+    cmap = matplotlib.colormaps["tab10"]
     for k in range(10):
         pts = codes[labels == k]
         ax.scatter(pts[:, 0], pts[:, 1], s=3, color=cmap(k), label=str(k), alpha=0.6)
@@ -76,7 +81,7 @@ def image_grid(images: np.ndarray, path: Path, title: str = "") -> Path:
     r, c = images.shape[:2]
     h, w = images.shape[-2:]
     mosaic = images[:, :, 0].transpose(0, 2, 1, 3).reshape(r * h, c * w)
-    fig, ax = plt.subplots(figsize=(6, 6))
+    fig, ax = _subplots((6, 6))
     _show(ax, mosaic)
     ax.set_title(title)
     return _save(fig, path)
@@ -86,7 +91,7 @@ def curves(series: Mapping[str, Sequence[float]], path: Path, xlabel: str, ylabe
            x: Sequence | None = None, logx: bool = False, logy: bool = False) -> Path:  # fmt: skip
     """Lines, one per entry of series (e.g. loss per epoch), against x (default 1, 2, ...); an entry
     that is an (xs, ys) pair has x values of its own."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = _subplots((6.4, 4.2))
     own = all(isinstance(v, tuple) and len(v) == 2 for v in series.values())
     for name, ys in series.items():
         xs = x if x is not None else np.arange(1, len(ys) + 1)
@@ -111,7 +116,7 @@ def vector_field(starts: np.ndarray, arrows: np.ndarray, curve: np.ndarray, path
                  samples: np.ndarray | None = None) -> Path:  # fmt: skip
     """Arrows (M, 2) drawn from the points starts (M, 2), beside a curve (K, 2) drawn as a line and
     optional training samples (S, 2) as dots; equal axis scales, so that directions are true."""
-    fig, ax = plt.subplots(figsize=(6.4, 6.0))
+    fig, ax = _subplots((6.4, 6.0))
     if samples is not None:
         ax.scatter(samples[:, 0], samples[:, 1], s=2, color="0.7", label="training points")
     ax.quiver(starts[:, 0], starts[:, 1], arrows[:, 0], arrows[:, 1], angles="xy", scale_units="xy", scale=1,
@@ -128,7 +133,7 @@ def vector_field(starts: np.ndarray, arrows: np.ndarray, curve: np.ndarray, path
 def confusion(counts: np.ndarray, path: Path, row_labels: Sequence[str], xlabel: str, ylabel: str,
               title: str = "") -> Path:  # fmt: skip
     """A matrix of counts (R, C) as a heat map with each count written in its cell; columns 0 ... C-1."""
-    fig, ax = plt.subplots(figsize=(0.55 * counts.shape[1] + 3.2, 0.45 * counts.shape[0] + 1.4))
+    fig, ax = _subplots((0.55 * counts.shape[1] + 3.2, 0.45 * counts.shape[0] + 1.4))
     ax.imshow(counts, cmap="Blues")
     for (r, c), v in np.ndenumerate(counts):
         ax.text(c, r, str(v), ha="center", va="center", fontsize=7,

@@ -7,6 +7,7 @@ import os
 import pickle
 import struct
 import tarfile
+import time
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ import pytest
 import minidl as md
 from minidl import autoencoders as ae
 from minidl import corruptions, data
-from minidl.experiment import Experiment, command_line
+from minidl.experiment import Experiment, Progress, command_line
 from minidl.nn import functional as F
 
 
@@ -519,3 +520,33 @@ def test_json_metrics(tmp_path):
     import json
 
     assert json.loads((tmp_path / "m.json").read_text())["test_mse"] == 0.5
+
+
+class CountingLoss:
+    """A loss that counts how often it is read back to the host."""
+
+    reads = 0
+
+    def __init__(self, value):
+        self.data = np.asarray(value, dtype=np.float32)
+
+    def item(self):
+        CountingLoss.reads += 1
+        return float(self.data)
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_progress_shows_the_loss_without_reading_every_step_back(live):
+    """tqdm's bar where it can be redrawn (a terminal, Jupyter), a line per quarter elsewhere; either way the
+    loss is read back to the host only to be shown (a step must not wait for the GPU), and the mean is exact."""
+    out, CountingLoss.reads = io.StringIO(), 0
+    progress = Progress(2000, "model epoch 1/1", file=out, live=live)
+    for i in range(2000):
+        progress.update(CountingLoss(i % 4))
+    text = out.getvalue()
+    assert progress.mean_loss() == 1.5 and "2000/2000" in text and "loss" in text
+    assert CountingLoss.reads <= 5 + 10 * (time.perf_counter() - progress.start)  # ≤ ten a second, not 2000
+    if live:
+        assert "\r" in text and "it/s" in text  # redrawn in place
+    else:
+        assert "\r" not in text and text.count("\n") == 4  # a log: four lines, no carriage returns

@@ -1,0 +1,96 @@
+"""The lab's experiments from Python: a notebook cell, a script, a test.
+
+    from minidl.notebook import run_example
+    run = run_example("conv_dae_mnist", epochs=1, limit=2000)     # python examples/conv_dae_mnist.py --epochs 1 ...
+    run.metrics["test_mse"]; run.show()                           # its metrics; its figures inline in Jupyter
+
+run_example runs an example's own main() in this process, with keyword arguments that mirror
+its command-line options (limit=2000 is --limit 2000, resume=True is --resume, sizes=[784, 64]
+is --sizes 784 64), so everything the command line guarantees holds here too: options are
+validated as argparse validates them, the run folder is locked and never overwritten by
+accident, checkpoints are atomic and `resume=True` continues a run. A bad option raises
+ExperimentError (a ValueError) with argparse's message; the run's own failures raise as they are.
+The examples live in the repository's examples/ folder, beside the minidl package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .experiment import IN_PROCESS
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@dataclass
+class Run:
+    """What an example left: its metrics (the --json record), its folder and its figures by name."""
+
+    name: str
+    metrics: dict
+    out: Path
+    figures: dict[str, Path] = field(default_factory=dict)
+
+    def show(self, *names: str) -> None:
+        """Display the figures (all, or those named) inline in Jupyter; elsewhere print where they are."""
+        chosen = [self.figures[n] for n in names] if names else list(self.figures.values())
+        try:
+            from IPython.display import Image, display
+        except ImportError:
+            print("\n".join(str(p) for p in chosen))
+            return
+        for path in chosen:
+            display(Image(filename=str(path)))
+
+
+def example_names() -> list[str]:
+    """The examples run_example can run."""
+    return sorted(p.stem for p in EXAMPLES.glob("*.py"))
+
+
+def argv(options: dict) -> list[str]:
+    """Keyword arguments as command-line words: x_y=3 -> --x-y 3; True -> the flag alone; False and
+    None -> left out; a list or tuple -> the option followed by each item."""
+    words: list[str] = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is None or value is False:
+            continue
+        if value is True:
+            words.append(flag)
+        elif isinstance(value, list | tuple):
+            words += [flag, *map(str, value)]
+        else:
+            words += [flag, str(value)]
+    return words
+
+
+def run_example(name: str, **options) -> Run:
+    """Run examples/<name>.py with these options in this process; its metrics and figures."""
+    script = EXAMPLES / f"{name}.py"
+    if not script.is_file():
+        where = f"examples: {', '.join(example_names())}" if EXAMPLES.is_dir() else (
+            f"no examples folder at {EXAMPLES} (run from a clone of the repository: pip install -e .)")  # fmt: skip
+        raise ValueError(f"run_example: no example {name!r}; {where}")
+    if "json" in options:
+        raise ValueError("run_example: the metrics come back as Run.metrics; leave out json=")
+    spec = importlib.util.spec_from_file_location(f"minidl_example_{name}", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory() as folder:
+        record = Path(folder) / "metrics.json"
+        saved, in_process = sys.argv, IN_PROCESS.set(True)  # a usage error raises, not exits
+        sys.argv = [str(script), *argv(options), "--json", str(record)]
+        try:
+            module.main()
+        finally:
+            sys.argv = saved
+            IN_PROCESS.reset(in_process)
+        metrics = json.loads(record.read_text())
+    out = Path(options.get("out") or Path("runs") / name)
+    return Run(name, metrics, out, {p.stem: p for p in sorted(out.glob("*.png"))})

@@ -1,0 +1,70 @@
+"""The lab from Python and from Jupyter: run_example runs an example in process with the command
+line's guarantees, and every notebook in notebooks/ runs top to bottom (nbclient, a real kernel)
+at small parameters, and is committed without outputs."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from minidl.experiment import ExperimentError
+from minidl.notebook import argv, example_names, run_example
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+on_cpu_leg = pytest.mark.skipif(
+    os.environ.get("MINIDL_DEVICE", "cpu") != "cpu",
+    reason="examples and notebooks run in the cpu leg of the suite (the GPU path has tests of its own)",
+)
+QUICK = dict(epochs=1, limit=256, test_limit=256, device="cpu")
+
+
+def test_options_become_the_command_line_words():
+    assert argv(dict(epochs=1, test_limit=5, resume=True, overwrite=False, data=None, sizes=[784, 64])) == [
+        "--epochs", "1", "--test-limit", "5", "--resume", "--sizes", "784", "64"]  # fmt: skip
+
+
+@on_cpu_leg
+def test_run_example_gives_metrics_and_figures_and_keeps_the_run_folder_safe(tmp_path):
+    run = run_example("dae_mnist", levels=[0.3], out=tmp_path, **QUICK)
+    assert run.metrics["epochs"] == 1 and "test_mse" in run.metrics
+    assert run.figures and all(p.read_bytes()[:4] == b"\x89PNG" for p in run.figures.values())
+    with pytest.raises(ExperimentError, match="add --resume to continue it"):
+        run_example("dae_mnist", levels=[0.3], out=tmp_path, **QUICK)  # an earlier run is never replaced silently
+    again = run_example("dae_mnist", levels=[0.3], out=tmp_path, resume=True, **QUICK)
+    assert again.metrics["test_mse"] == run.metrics["test_mse"]
+    with pytest.raises(ExperimentError, match=r"dae_mnist.py: argument --epochs: expected a number ≥ 0, got -1"):
+        run_example("dae_mnist", epochs=-1, out=tmp_path / "other")
+    with pytest.raises(ExperimentError, match="unrecognized arguments: --epoch 1"):
+        run_example("dae_mnist", epoch=1, out=tmp_path / "other")
+    with pytest.raises(ValueError, match="no example 'dae'; examples: .*dae_mnist"):
+        run_example("dae")
+    assert "conv_dae_mnist" in example_names()
+
+
+def test_committed_notebooks_carry_no_outputs():
+    assert NOTEBOOKS, "notebooks/ holds no notebook"
+    for path in NOTEBOOKS:
+        notebook = json.loads(path.read_text())
+        for cell in notebook["cells"]:
+            if cell["cell_type"] == "code":
+                assert not cell["outputs"] and cell["execution_count"] is None, f"{path.name} keeps outputs"
+
+
+@on_cpu_leg
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_top_to_bottom(path, tmp_path):
+    """Executed by nbclient in a fresh kernel, its `parameters` cell replaced by small values (as a
+    teacher's quick check would): any error in any cell fails the test."""
+    nbformat = pytest.importorskip("nbformat", reason="pip install -e '.[dev]' brings nbformat")
+    nbclient = pytest.importorskip("nbclient", reason="pip install -e '.[dev]' brings nbclient")
+    notebook = nbformat.read(path, as_version=4)
+    tagged = [c for c in notebook.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{path.name} needs one cell tagged 'parameters'"
+    tagged[0].source += f"\n# the test's small run\nQUICK = True\nOUT = {str(tmp_path)!r}\n"
+    client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})  # fmt: skip
+    client.execute()
+    images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert images, f"{path.name} showed no figure"
