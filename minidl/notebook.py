@@ -3,6 +3,7 @@
     from minidl.notebook import run_example
     run = run_example("conv_dae_mnist", epochs=1, limit=2000)     # python examples/conv_dae_mnist.py --epochs 1 ...
     run.metrics["test_mse"]; run.show()                           # its metrics; its figures inline in Jupyter
+    print(example_help("conv_dae_mnist"))                         # the options it takes
 
 run_example runs an example's own main() in this process, with keyword arguments that mirror
 its command-line options (limit=2000 is --limit 2000, resume=True is --resume, sizes=[784, 64]
@@ -15,7 +16,9 @@ The examples live in the repository's examples/ folder, beside the minidl packag
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import sys
 import tempfile
@@ -53,6 +56,34 @@ def example_names() -> list[str]:
     return sorted(p.stem for p in EXAMPLES.glob("*.py"))
 
 
+def example_help(name: str) -> str:
+    """The options an example takes, as its --help shows them (keyword x_y for option --x-y)."""
+    module, script = _load(name)
+    out, saved = io.StringIO(), sys.argv
+    sys.argv = [str(script), "--help"]
+    try:
+        with contextlib.redirect_stdout(out):
+            module.main()
+    except SystemExit:  # argparse's --help prints, then exits
+        pass
+    finally:
+        sys.argv = saved
+    return out.getvalue()
+
+
+def _load(name: str):
+    """examples/<name>.py as a module (not run), and its path."""
+    script = EXAMPLES / f"{name}.py"
+    if not script.is_file():
+        where = f"examples: {', '.join(example_names())}" if EXAMPLES.is_dir() else (
+            f"no examples folder at {EXAMPLES} (run from a clone of the repository: pip install -e .)")  # fmt: skip
+        raise ValueError(f"run_example: no example {name!r}; {where}")
+    spec = importlib.util.spec_from_file_location(f"minidl_example_{name}", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, script
+
+
 def argv(options: dict) -> list[str]:
     """Keyword arguments as command-line words: x_y=3 -> --x-y 3; True -> the flag alone; False and
     None -> left out; a list or tuple -> the option followed by each item."""
@@ -71,17 +102,11 @@ def argv(options: dict) -> list[str]:
 
 
 def run_example(name: str, **options) -> Run:
-    """Run examples/<name>.py with these options in this process; its metrics and figures."""
-    script = EXAMPLES / f"{name}.py"
-    if not script.is_file():
-        where = f"examples: {', '.join(example_names())}" if EXAMPLES.is_dir() else (
-            f"no examples folder at {EXAMPLES} (run from a clone of the repository: pip install -e .)")  # fmt: skip
-        raise ValueError(f"run_example: no example {name!r}; {where}")
+    """Run examples/<name>.py with these options in this process; its metrics and figures.
+    example_help(name) lists the options."""
     if "json" in options:
         raise ValueError("run_example: the metrics come back as Run.metrics; leave out json=")
-    spec = importlib.util.spec_from_file_location(f"minidl_example_{name}", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module, script = _load(name)
     with tempfile.TemporaryDirectory() as folder:
         record = Path(folder) / "metrics.json"
         saved, in_process = sys.argv, IN_PROCESS.set(True)  # a usage error raises, not exits

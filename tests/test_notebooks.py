@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from minidl.experiment import ExperimentError
-from minidl.notebook import argv, example_names, run_example
+from minidl.notebook import argv, example_help, example_names, run_example
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -41,6 +41,7 @@ def test_run_example_gives_metrics_and_figures_and_keeps_the_run_folder_safe(tmp
     with pytest.raises(ValueError, match="no example 'dae'; examples: .*dae_mnist"):
         run_example("dae")
     assert "conv_dae_mnist" in example_names()
+    assert "--loss {bce,mse}" in example_help("conv_dae_mnist") and "--levels" in example_help("dae_mnist")
 
 
 def test_committed_notebooks_carry_no_outputs():
