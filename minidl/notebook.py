@@ -25,23 +25,31 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
 from .experiment import IN_PROCESS
+from .viz import DRAWN
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 @dataclass
 class Run:
-    """What an example left: its metrics (the --json record), its folder and its figures by name."""
+    """What an example left: its metrics (the --json record), its folder, the matplotlib figures it
+    drew and the PNG files it wrote of them, both by name (the file's stem: "loss_curves")."""
 
     name: str
     metrics: dict
     out: Path
-    figures: dict[str, Path] = field(default_factory=dict)
+    figures: dict[str, Figure] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
 
     def show(self, *names: str) -> None:
         """Display the figures (all, or those named) inline in Jupyter; elsewhere print where they are."""
-        chosen = [self.figures[n] for n in names] if names else list(self.figures.values())
+        unknown = [n for n in names if n not in self.files]
+        if unknown:
+            raise KeyError(f"{self.name} drew no figure {unknown}; it drew {sorted(self.files)}")
+        chosen = [self.files[n] for n in names] if names else list(self.files.values())
         try:
             from IPython.display import Image, display
         except ImportError:
@@ -109,13 +117,15 @@ def run_example(name: str, **options) -> Run:
     module, script = _load(name)
     with tempfile.TemporaryDirectory() as folder:
         record = Path(folder) / "metrics.json"
-        saved, in_process = sys.argv, IN_PROCESS.set(True)  # a usage error raises, not exits
+        drawn: list = []
+        saved, in_process, recording = sys.argv, IN_PROCESS.set(True), DRAWN.set(drawn)  # usage errors raise
         sys.argv = [str(script), *argv(options), "--json", str(record)]
         try:
             module.main()
         finally:
             sys.argv = saved
             IN_PROCESS.reset(in_process)
+            DRAWN.reset(recording)
         metrics = json.loads(record.read_text())
     out = Path(options.get("out") or Path("runs") / name)
-    return Run(name, metrics, out, {p.stem: p for p in sorted(out.glob("*.png"))})
+    return Run(name, metrics, out, {p.stem: fig for p, fig in drawn}, {p.stem: p for p, _ in drawn})

@@ -4,6 +4,7 @@ a Jupyter kernel's inline plots keep working beside it."""
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -24,10 +25,18 @@ def _show(ax, image) -> None:
     ax.set_yticks([])
 
 
+DRAWN: contextvars.ContextVar[list | None] = contextvars.ContextVar("minidl_drawn", default=None)  # see _save
+
+
 def _save(fig, path: Path) -> Path:
+    """Write the figure as a PNG; while minidl.notebook runs an example (DRAWN holds a list), also keep
+    (path, figure) there, so that the run gives back the matplotlib figures themselves."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
+    drawn = DRAWN.get()
+    if drawn is not None:
+        drawn.append((path, fig))
     return path
 
 

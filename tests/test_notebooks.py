@@ -29,7 +29,11 @@ def test_options_become_the_command_line_words():
 def test_run_example_gives_metrics_and_figures_and_keeps_the_run_folder_safe(tmp_path):
     run = run_example("dae_mnist", levels=[0.3], out=tmp_path, **QUICK)
     assert run.metrics["epochs"] == 1 and "test_mse" in run.metrics
-    assert run.figures and all(p.read_bytes()[:4] == b"\x89PNG" for p in run.figures.values())
+    assert set(run.figures) == set(run.files) == {"denoising_levels", "loss_curves"}
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in run.files.values())
+    assert run.figures["loss_curves"].axes[0].get_xlabel() == "epoch"  # the matplotlib figure itself
+    with pytest.raises(KeyError, match="drew no figure"):
+        run.show("loss")
     with pytest.raises(ExperimentError, match="add --resume to continue it"):
         run_example("dae_mnist", levels=[0.3], out=tmp_path, **QUICK)  # an earlier run is never replaced silently
     again = run_example("dae_mnist", levels=[0.3], out=tmp_path, resume=True, **QUICK)
