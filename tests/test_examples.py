@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(
     os.environ.get("MINIDL_DEVICE", "cpu") != "cpu",
     reason="the examples run on cpu, in the cpu leg of the suite (test_gpu_path trains Models C and D on this device)",
 )
-QUICK = ["--epochs", "1", "--limit", "256", "--device", "cpu"]
+QUICK = ["--epochs", "1", "--limit", "256", "--test-limit", "500", "--device", "cpu"]
 EXAMPLES = {
     "conv_dae_mnist.py": ([], ["test_mse", "psnr", "seconds_per_epoch", "test_mse_per_epoch"]),
     "dae_mnist.py": (["--levels", "0.3", "0.6"], ["test_mse", "psnr", "levels"]),
