@@ -41,6 +41,10 @@ needs_cxx = pytest.mark.skipif(
 needs_cuda = pytest.mark.skipif(
     not md.cuda_available(), reason="no cuda device: MINIDL_DEVICE=cuda pytest runs these on the CuPy stand-in"
 )
+host_only = pytest.mark.skipif(
+    os.environ.get("MINIDL_DEVICE", "cpu") != "cpu",
+    reason="it touches no device (files, processes, data, the command line on cpu): it runs once, in the cpu leg",
+)
 once_on_emu = pytest.mark.skipif(
     os.environ.get("MINIDL_DEVICE") == "cuda", reason="the emu cases run in the cpu and emu legs, not again here"
 )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import KERNEL_DEVICES
+from conftest import KERNEL_DEVICES, host_only
 
 import minidl as md
 from minidl import nn, serialization
@@ -571,6 +571,7 @@ def _save_often(folder: str, worker: int) -> None:
             md.save({"worker": worker, "k": k, "w": np.full(100, worker)}, Path(folder) / target)
 
 
+@host_only
 def test_twenty_processes_saving_into_one_folder_lose_nothing(tmp_path):
     import multiprocessing
 
@@ -713,6 +714,7 @@ def test_a_run_folder_has_one_writer_and_a_dead_runs_lock_never_blocks(tmp_path)
     _fit(Experiment(_args(tmp_path), "t"))
 
 
+@host_only
 def test_two_runs_started_together_on_one_folder_give_one_run_and_one_refusal(tmp_path):
     out = tmp_path / "run"
     code = HOLD_THE_FOLDER.replace(
@@ -792,6 +794,7 @@ def test_a_damaged_mnist_cache_says_to_delete_it_without_pickle_advice(tmp_path)
     assert "pickle" not in err and "Traceback" not in err, err
 
 
+@host_only
 def test_a_walk_of_one_walker_and_a_small_test_set_run(tmp_path):
     """manifold_walk drew two walkers' rows whatever --walkers said; --test-limit bounds the evaluation."""
     for script, options in (("manifold_walk.py", ["--walkers", "1"]), ("conv_dae_mnist.py", [])):

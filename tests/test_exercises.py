@@ -128,6 +128,7 @@ def test_the_lab_lists_every_exercise():
         assert f"{e.number:3d}  {e.title}" in result.stdout and e.sheet in result.stdout
 
 
+@once
 def test_bad_requests_are_refused_with_what_was_expected(tmp_path):
     assert "exercise number 1-12" in run_lab(ROOT, "check", "13").stderr
     for timeout in ("nan", "inf", "0", "-5", "soon"):

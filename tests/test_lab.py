@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import host_only
 
 import minidl as md
 from minidl import autoencoders as ae
@@ -173,6 +174,7 @@ def fake(rng, monkeypatch):
     return arrays
 
 
+@host_only
 def test_cache_is_checked_against_its_digest(tmp_path, fake):
     arrays = fake
     path = tmp_path / "mnist.npz"
@@ -186,6 +188,7 @@ def test_cache_is_checked_against_its_digest(tmp_path, fake):
         data._read_cache(path)
 
 
+@host_only
 def test_an_edited_cache_with_a_recomputed_digest_is_refused(tmp_path, fake):
     edited = dict(fake, y_test=(fake["y_test"] + 1) % 10)
     data._write_cache(edited, tmp_path / "mnist.npz", "edited")  # its own digest matches, MNIST's does not
@@ -219,6 +222,7 @@ def test_failed_cache_write_leaves_nothing_behind(tmp_path, rng, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@host_only
 def test_chain_uses_framework_cache_then_writes_own_cache(tmp_path, fake, monkeypatch):
     keras = tmp_path / "home" / ".keras" / "datasets"
     keras.mkdir(parents=True)
