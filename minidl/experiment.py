@@ -95,6 +95,16 @@ class ExperimentError(ValueError):
 
 
 IN_PROCESS = contextvars.ContextVar("minidl_in_process", default=False)  # set by minidl.notebook.run_example
+PARSER_ONLY = contextvars.ContextVar("minidl_parser_only", default=False)  # set by minidl.notebook.parser_of
+
+
+class ParserBuilt(Exception):
+    """Raised by from_command_line under PARSER_ONLY, carrying the example's parser: its options
+    are read without running the example."""
+
+    def __init__(self, parser: argparse.ArgumentParser):
+        super().__init__("the parser, built")
+        self.parser = parser
 
 
 class _Parser(argparse.ArgumentParser):
@@ -217,6 +227,8 @@ class Experiment:
         parser = command_line(doc, epochs)
         if extra:
             extra(parser)
+        if PARSER_ONLY.get():
+            raise ParserBuilt(parser)
         args = parser.parse_args(argv)
         problem = check(args) if check else None
         if problem:

@@ -3,7 +3,8 @@
     from minidl.notebook import run_example
     run = run_example("conv_dae_mnist", epochs=1, limit=2000)     # python examples/conv_dae_mnist.py --epochs 1 ...
     run.metrics["test_mse"]; run.show()                           # its metrics; its figures inline in Jupyter
-    print(example_help("conv_dae_mnist"))                         # the options it takes
+    conv_dae = experiment("conv_dae_mnist")                        # the same as a function: help(conv_dae)
+    conv_dae(epochs=1, limit=2000)                                 # lists its options, Jupyter shows its signature
 
 run_example runs an example's own main() in this process, with keyword arguments that mirror
 its command-line options (limit=2000 is --limit 2000, resume=True is --resume, sizes=[784, 64]
@@ -16,18 +17,19 @@ The examples live in the repository's examples/ folder, beside the minidl packag
 
 from __future__ import annotations
 
-import contextlib
+import argparse
 import importlib.util
-import io
+import inspect
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from .experiment import IN_PROCESS
+from .experiment import IN_PROCESS, PARSER_ONLY, ParserBuilt
 from .viz import DRAWN
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -64,19 +66,40 @@ def example_names() -> list[str]:
     return sorted(p.stem for p in EXAMPLES.glob("*.py"))
 
 
-def example_help(name: str) -> str:
-    """The options an example takes, as its --help shows them (keyword x_y for option --x-y)."""
+def parser_of(name: str) -> argparse.ArgumentParser:
+    """An example's argparse parser, built by its own main() and taken before anything runs."""
     module, script = _load(name)
-    out, saved = io.StringIO(), sys.argv
-    sys.argv = [str(script), "--help"]
+    saved, parser_only = sys.argv, PARSER_ONLY.set(True)
+    sys.argv = [str(script)]
     try:
-        with contextlib.redirect_stdout(out):
-            module.main()
-    except SystemExit:  # argparse's --help prints, then exits
-        pass
+        module.main()
+    except ParserBuilt as built:
+        return built.parser
     finally:
         sys.argv = saved
-    return out.getvalue()
+        PARSER_ONLY.reset(parser_only)
+    raise ValueError(f"{name} does not take the lab's options (it builds no Experiment): run it from the shell")
+
+
+def experiment(name: str) -> Callable[..., Run]:
+    """examples/<name>.py as a function: its keyword arguments are the example's options (with their
+    defaults, in the signature Jupyter shows), its docstring the example's own and its options' help,
+    and a call is run_example(name, ...)."""
+    parser = parser_of(name)
+    actions = [a for a in parser._actions if a.dest not in ("help", "json") and a.option_strings]
+    signature = inspect.Signature(
+        [inspect.Parameter(a.dest, inspect.Parameter.KEYWORD_ONLY, default=a.default) for a in actions]
+    )
+
+    def run(**options) -> Run:
+        signature.bind(**options)  # a misspelt option is a TypeError naming it
+        return run_example(name, **options)
+
+    lines = [f"  {a.dest}={a.default!r}: {(a.help or '').replace('%(default)s', str(a.default))}" for a in actions]
+    run.__name__ = run.__qualname__ = name
+    run.__signature__ = signature
+    run.__doc__ = f"{parser.description.strip()}\n\nOptions (keyword=default: what it does):\n" + "\n".join(lines)
+    return run
 
 
 def _load(name: str):
@@ -111,7 +134,7 @@ def argv(options: dict) -> list[str]:
 
 def run_example(name: str, **options) -> Run:
     """Run examples/<name>.py with these options in this process; its metrics and figures.
-    example_help(name) lists the options."""
+    experiment(name) is the same as a function whose signature and docstring list the options."""
     if "json" in options:
         raise ValueError("run_example: the metrics come back as Run.metrics; leave out json=")
     module, script = _load(name)

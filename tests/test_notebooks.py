@@ -2,6 +2,7 @@
 line's guarantees, and every notebook in notebooks/ runs top to bottom (nbclient, a real kernel)
 at small parameters, and is committed without outputs."""
 
+import inspect
 import json
 import os
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from minidl.experiment import ExperimentError
-from minidl.notebook import argv, example_help, example_names, run_example
+from minidl.notebook import argv, example_names, experiment, run_example
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -45,7 +46,18 @@ def test_run_example_gives_metrics_and_figures_and_keeps_the_run_folder_safe(tmp
     with pytest.raises(ValueError, match="no example 'dae'; examples: .*dae_mnist"):
         run_example("dae")
     assert "conv_dae_mnist" in example_names()
-    assert "--loss {bce,mse}" in example_help("conv_dae_mnist") and "--levels" in example_help("dae_mnist")
+
+
+def test_an_example_as_a_function_shows_its_options():
+    conv_dae = experiment("conv_dae_mnist")
+    parameters = inspect.signature(conv_dae).parameters
+    assert parameters["loss"].default == "bce" and parameters["epochs"].default == 5 and "json" not in parameters
+    assert "loss='bce': sigmoid + BCE (default) or + MSE" in conv_dae.__doc__
+    assert conv_dae.__doc__.startswith("The lab's main job")
+    with pytest.raises(TypeError, match="epoch"):
+        conv_dae(epoch=1)  # misspelt: refused before anything runs
+    with pytest.raises(ValueError, match="quickstart does not take the lab's options"):
+        experiment("quickstart")
 
 
 def test_committed_notebooks_carry_no_outputs():
