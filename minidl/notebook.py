@@ -18,6 +18,8 @@ The examples live in the repository's examples/ folder, beside the minidl packag
 from __future__ import annotations
 
 import argparse
+import contextlib
+import contextvars
 import importlib.util
 import inspect
 import json
@@ -69,15 +71,11 @@ def example_names() -> list[str]:
 def parser_of(name: str) -> argparse.ArgumentParser:
     """An example's argparse parser, built by its own main() and taken before anything runs."""
     module, script = _load(name)
-    saved, parser_only = sys.argv, PARSER_ONLY.set(True)
-    sys.argv = [str(script)]
     try:
-        module.main()
+        with _command_line(script, [], PARSER_ONLY):
+            module.main()
     except ParserBuilt as built:
         return built.parser
-    finally:
-        sys.argv = saved
-        PARSER_ONLY.reset(parser_only)
     raise ValueError(f"{name} does not take the lab's options (it builds no Experiment): run it from the shell")
 
 
@@ -115,6 +113,18 @@ def _load(name: str):
     return module, script
 
 
+@contextlib.contextmanager
+def _command_line(script: Path, words: list[str], mode: contextvars.ContextVar):
+    """While inside: sys.argv is `script words...` (what the example's main() parses) and `mode` is set."""
+    saved, token = sys.argv, mode.set(True)
+    sys.argv = [str(script), *words]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+        mode.reset(token)
+
+
 def argv(options: dict) -> list[str]:
     """Keyword arguments as command-line words: x_y=3 -> --x-y 3; True -> the flag alone; False and
     None -> left out; a list or tuple -> the option followed by each item."""
@@ -141,13 +151,11 @@ def run_example(name: str, **options) -> Run:
     with tempfile.TemporaryDirectory() as folder:
         record = Path(folder) / "metrics.json"
         drawn: list = []
-        saved, in_process, recording = sys.argv, IN_PROCESS.set(True), DRAWN.set(drawn)  # usage errors raise
-        sys.argv = [str(script), *argv(options), "--json", str(record)]
+        recording = DRAWN.set(drawn)
         try:
-            module.main()
+            with _command_line(script, [*argv(options), "--json", str(record)], IN_PROCESS):  # usage errors raise
+                module.main()
         finally:
-            sys.argv = saved
-            IN_PROCESS.reset(in_process)
             DRAWN.reset(recording)
         metrics = json.loads(record.read_text())
     out = Path(options.get("out") or Path("runs") / name)

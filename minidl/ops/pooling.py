@@ -10,7 +10,6 @@ The kernel path runs the kernels of kernels/pooling.cu (backward as a gather).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
@@ -25,6 +24,7 @@ from .windows import (
     sliding_windows,
     storage,
     window_offsets,
+    window_spread,
     window_sums,
 )
 
@@ -33,7 +33,7 @@ class Pool2d(Function):
     """What max and avg pooling share: the window, and the sizes every pooling kernel takes."""
 
     def keep_window(self, x, kernel, stride, padding):
-        self.shape, self.dtype, self.kernel, self.stride, self.padding = x.shape, x.dtype, kernel, stride, padding
+        self.shape, self.kernel, self.stride, self.padding = x.shape, kernel, stride, padding
         self.options = dict(kernel=kernel, stride=stride, padding=padding)
         self.out_hw = tuple(output_size(x.shape[2 + d], kernel[d], stride[d], padding[d]) for d in range(2))
         self.out_shape = (*x.shape[:2], *self.out_hw)
@@ -52,19 +52,6 @@ class Pool2d(Function):
     def offsets(self, padded):
         """(n, view) for each window offset n = i·kw + j: view[n, c, y, x] is offset n of window (y, x)."""
         return window_offsets(padded, self.kernel, self.stride, self.out_hw)
-
-    def scatter(self, part: Callable[[int], object]):
-        """The (N, C, H, W) image that receives part(n), an (N, C, Ho, Wo) array, at offset n of
-        every window (summed where windows overlap); padding is cropped away."""
-        n, c, h, w = self.shape
-        (ph, pw), overlap = self.padding, any(k > s for k, s in zip(self.kernel, self.stride))
-        image = self.xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=self.dtype)
-        for offset, view in self.offsets(image):
-            if overlap:
-                view += part(offset)
-            else:  # each pixel lies in one window at most: written once
-                view[...] = part(offset)
-        return crop_hw(image, self.padding, (h, w)).copy() if ph or pw else image
 
     def backward_graph(self, g):  # linear in x (max-pool with its argmax fixed): its backward is an op too
         return Adjoint.apply(g, node=self)
@@ -147,8 +134,11 @@ class AvgPool2d(Pool2d):
         return window_sums(pad_hw(x, padding), kernel, stride, self.out_hw) / (kernel[0] * kernel[1])
 
     def backward(self, g):
+        """Each window's share g / (kh·kw) spread over its pixels; the padding cropped away."""
+        (n, c, h, w), (ph, pw) = self.shape, self.padding
         share = g / (self.kernel[0] * self.kernel[1])
-        return self.scatter(lambda n: share)
+        image = window_spread(share, (n, c, h + 2 * ph, w + 2 * pw), self.kernel, self.stride)
+        return crop_hw(image, self.padding, (h, w)).copy() if ph or pw else image
 
     def forward_kernel(self, x, kernel, stride, padding):
         self.keep_window(x, kernel, stride, padding)

@@ -8,7 +8,7 @@ Source coordinates follow PyTorch with scale = 1 / scale_factor:
   bilinear: src = max((dst + 0.5) · scale - 0.5, 0), blending floor(src) and floor(src) + 1.
 Where nearest upsampling copies each pixel to an s × s block (an integer factor whose source
 coordinates are dst // s), the array path writes and sums the blocks offset by offset instead
-(the adjoint pair of window_offsets and window_sums). The kernel path runs kernels/upsample.cu,
+(window_spread and window_sums, an adjoint pair). The kernel path runs kernels/upsample.cu,
 which computes the same weights per pixel (backward as a gather).
 """
 
@@ -24,7 +24,7 @@ from ..autograd.tensor import Tensor
 from ..runtime import Out, launch
 from ..validate import real
 from .adjoint import Adjoint
-from .windows import window_offsets, window_sums
+from .windows import window_spread, window_sums
 
 MODES = ("nearest", "bilinear")
 
@@ -61,10 +61,7 @@ class Upsample(Function):
         matrices = [interpolation_matrix(x.shape[2 + d], out_hw[d], scales[d], mode) for d in range(2)]
         self.blocks = tuple(block_size(m) for m in matrices)
         if None not in self.blocks:  # every pixel copied to a block: write the block offset by offset
-            y = xp.empty((*x.shape[:2], *out_hw), dtype=x.dtype)
-            for _, view in window_offsets(y, self.blocks, self.blocks, self.in_hw):
-                view[...] = x
-            return y
+            return window_spread(x, (*x.shape[:2], *out_hw), self.blocks, self.blocks)
         a_h, a_w = (xp.asarray(m, dtype=x.dtype) for m in matrices)
         self.save_for_backward(a_h, a_w)
         return xp.matmul(xp.matmul(a_h, x), a_w.T)

@@ -8,7 +8,7 @@ image (A, H, W, B): convolution puts the batch last (B = N), so that each slice-
 over long contiguous rows (Wo·N values at stride 1) instead of rows of Wo.
 window_offsets takes the windows the other way round, one offset (i, j) of every window at a
 time: pooling and block upsampling loop over the kh·kw offsets, each an elementwise op over
-the whole output (window_sums adds them up). storage and in_storage let an op index an
+the whole output (window_sums adds them up, window_spread is its adjoint). storage and in_storage let an op index an
 array in whatever order its axes are stored (NCHW, or batch last as convolution leaves it).
 """
 
@@ -74,6 +74,23 @@ def window_sums(padded, kernel: tuple[int, int], stride: tuple[int, int], out_hw
     for _, view in window_offsets(padded, kernel, stride, out_hw):
         total = view.copy(order="K") if total is None else backend.array_module_of(view).add(total, view, out=total)
     return total
+
+
+def window_spread(values, padded_shape: tuple, kernel: tuple[int, int], stride: tuple[int, int]):
+    """The adjoint of window_sums: an image of padded_shape in which every pixel of window (y, x)
+    receives values[..., y, x] (summed where windows overlap, 0 where no window reaches)."""
+    xp = backend.array_module_of(values)
+    out_hw = values.shape[-2:]
+    overlap = any(k > s for k, s in zip(kernel, stride))
+    covered = tuple(o * k for o, k in zip(out_hw, kernel))  # the image's part the windows reach, if they tile it
+    tiles = tuple(kernel) == tuple(stride) and tuple(padded_shape[-2:]) == covered
+    image = (xp.empty if tiles else xp.zeros)(padded_shape, dtype=values.dtype)  # tiles: every pixel written
+    for _, view in window_offsets(image, kernel, stride, out_hw):
+        if overlap:
+            view += values
+        else:  # each pixel lies in one window at most: written once
+            view[...] = values
+    return image
 
 
 def add_windows(windows, padded_shape, stride: tuple[int, int]):
