@@ -17,7 +17,7 @@ import numpy as np
 
 import minidl as md
 from minidl import corruptions, viz
-from minidl.autoencoders import DenseAutoencoder, interpolate, plausibility, pretrain_layerwise, stack
+from minidl.autoencoders import DenseAutoencoder, interpolate, pick_pair, plausibility, pretrain_layerwise, stack
 from minidl.cli import run
 from minidl.experiment import Experiment, non_negative_float, positive_int
 from minidl.nn import functional as F
@@ -100,10 +100,7 @@ def interpolate_all(exp: Experiment, models: dict) -> list[dict]:
     """Every model's interpolation strips between the PAIRS, judged frame by frame; a figure and a table."""
     mnist, rng = exp.data, exp.rng(20_000)
     judge = exp.digit_judge()
-    ends = []
-    for a, b in PAIRS:
-        i = rng.choice(np.flatnonzero(mnist.y_test == a))
-        ends.append((i, rng.choice(np.flatnonzero((mnist.y_test == b) & (np.arange(len(mnist.y_test)) != i)))))
+    ends = [pick_pair(mnist.y_test, a, b, rng) for a, b in PAIRS]
     strips, rows, records = {}, [], []
     for (a, b), (i, j) in zip(PAIRS, ends):
         x1, x2 = mnist.x_test[i], mnist.x_test[j]

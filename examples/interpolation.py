@@ -10,7 +10,7 @@ import numpy as np
 
 import minidl as md
 from minidl import viz
-from minidl.autoencoders import DenseAutoencoder, interpolate
+from minidl.autoencoders import DenseAutoencoder, interpolate, pick_pair
 from minidl.cli import run
 from minidl.experiment import Experiment, positive_int
 from minidl.nn import functional as F
@@ -39,8 +39,7 @@ def main():
     rng = exp.rng(20_000)
     rows, smoothness = {}, []
     for a, b in PAIRS:
-        i = rng.choice(np.flatnonzero(mnist.y_test == a))
-        j = rng.choice(np.flatnonzero((mnist.y_test == b) & (np.arange(len(mnist.y_test)) != i)))
+        i, j = pick_pair(mnist.y_test, a, b, rng)
         x1, x2 = (md.tensor(mnist.x_test[k : k + 1], device=exp.device) for k in (i, j))
         strip = interpolate(model, x1, x2, ALPHAS).numpy()
         blend = np.stack([(1 - t) * mnist.x_test[i] + t * mnist.x_test[j] for t in ALPHAS])

@@ -255,6 +255,13 @@ def stack(levels: Sequence[DenseAutoencoder], device: str | None = None) -> Dens
 
 
 # --------------------------------------------------------------- using codes
+def pick_pair(labels: np.ndarray, a: int, b: int, rng: np.random.Generator) -> tuple[int, int]:
+    """Two different indices drawn at random, of an example of class a and one of class b."""
+    i = rng.choice(np.flatnonzero(labels == a))
+    j = rng.choice(np.flatnonzero((labels == b) & (np.arange(len(labels)) != i)))
+    return int(i), int(j)
+
+
 def interpolate(model: Module, a: Tensor, b: Tensor, alphas: Sequence[float], logits: bool = False) -> Tensor:
     """Decoded images of (1 - α) f(a) + α f(b) for each α: a, b (1, ...) -> (len(alphas), 1, 28, 28)."""
     with no_grad():
