@@ -15,7 +15,7 @@ import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import Autoencoder, cluster_accuracy, cluster_digits, kmeans
 from minidl.cli import run
-from minidl.experiment import Experiment, positive_int
+from minidl.experiment import Experiment, example, positive_int
 from minidl.nn import Flatten, Linear, ReLU, Sequential, Sigmoid, Unflatten
 from minidl.nn import functional as F
 
@@ -55,8 +55,8 @@ def too_few_points(args) -> str | None:
     return None
 
 
-def main():
-    exp = Experiment.from_command_line(__doc__, epochs=10, extra=options, check=too_few_points)
+@example(__doc__, epochs=10, options=options, check=too_few_points)
+def cluster_codes(exp: Experiment) -> dict:
     args, mnist = exp.args, exp.data
     noise = corruptions.corruption("gaussian:0.2")
     model = ClusteringAE(args.code, device=exp.device)
@@ -85,10 +85,10 @@ def main():
                   title=f"test digits per cluster: accuracy {results[0][2]:.1%} on the diagonal")  # fmt: skip
     rows = {names[c]: x[np.flatnonzero(assignments["autoencoder codes"] == c)[:SHOW]] for c in order}
     viz.image_rows(rows, exp.figure("clusters.png"), title="test digits by k-means cluster of their code")
-    exp.finish({"code_accuracy": results[0][2], "pixel_accuracy": results[1][2],
-                "clusters": [{"cluster": int(c), "digit": int(digit_of[c]), "purity": float(purity[c]),
-                              "size": int(counts[c].sum())} for c in order]})  # fmt: skip
+    return exp.finish({"code_accuracy": results[0][2], "pixel_accuracy": results[1][2],
+                       "clusters": [{"cluster": int(c), "digit": int(digit_of[c]), "purity": float(purity[c]),
+                                     "size": int(counts[c].sum())} for c in order]})  # fmt: skip
 
 
 if __name__ == "__main__":
-    run(main)
+    run(cluster_codes.main)

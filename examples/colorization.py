@@ -18,7 +18,7 @@ import numpy as np
 import minidl as md
 from minidl import data, viz
 from minidl.cli import run
-from minidl.experiment import Experiment, positive_int, psnr
+from minidl.experiment import Experiment, example, positive_int, psnr
 from minidl.nn import Conv2d, ConvTranspose2d, ReLU, Sequential
 from minidl.nn import functional as F
 
@@ -47,8 +47,8 @@ def options(parser):
                         help="training crops of the photograph, without --data (default 20,000)")  # fmt: skip
 
 
-def main():
-    exp = Experiment.from_command_line(__doc__, epochs=4, extra=options)
+@example(__doc__, epochs=4, options=options)
+def colorization(exp: Experiment) -> dict:
     train, test, source = colour_data(exp)
     model = Sequential(
         Conv2d(1, 32, 3, 2, 1, device=exp.device), ReLU(),  # 32 -> 16
@@ -74,9 +74,9 @@ def main():
         title=f"test images: {source}",
     )
     viz.curves({"train BCE": history}, exp.figure("loss_curves.png"), "epoch", "loss")
-    exp.finish({"test_mse": mse, "psnr": psnr(mse), "grey_baseline_mse": base_mse, "grey_baseline_psnr": psnr(base_mse),
-                "data": source})  # fmt: skip
+    return exp.finish({"test_mse": mse, "psnr": psnr(mse), "grey_baseline_mse": base_mse,
+                       "grey_baseline_psnr": psnr(base_mse), "data": source})  # fmt: skip
 
 
 if __name__ == "__main__":
-    run(main)
+    run(colorization.main)

@@ -15,7 +15,7 @@ import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import ModelC, ModelD
 from minidl.cli import run
-from minidl.experiment import Experiment, corruption_spec, non_negative_float, psnr
+from minidl.experiment import Experiment, corruption_spec, example, non_negative_float, psnr
 from minidl.nn import functional as F
 
 SHOW = 10  # digits in each figure row
@@ -35,8 +35,8 @@ def options(parser):
     )
 
 
-def main():
-    exp = Experiment.from_command_line(__doc__, epochs=5, extra=options)
+@example(__doc__, epochs=5, options=options)
+def conv_dae_mnist(exp: Experiment) -> dict:
     args, mnist = exp.args, exp.data
     train_noise = corruptions.corruption(f"gaussian:{args.sigma}")
     tests = {f"gaussian {args.sigma}": train_noise, args.other.replace(":", " "): corruptions.corruption(args.other),
@@ -104,7 +104,7 @@ def main():
         title=f"training loss and test MSE ({first_test}) per epoch",
     )  # fmt: skip
     mse_c = metrics[first_test]["model_c_mse"]
-    exp.finish({
+    return exp.finish({
         "test_mse": mse_c, "psnr": psnr(mse_c), "seconds_per_epoch": exp.seconds_per_epoch.get(f"model_c_{args.loss}"),
         "test_mse_per_epoch": test_c, "model_d_test_mse_per_epoch": test_d, "corruptions": metrics,
         "loss": args.loss,
@@ -112,4 +112,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run(main)
+    run(conv_dae_mnist.main)

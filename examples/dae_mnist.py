@@ -10,7 +10,7 @@ import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import ModelD
 from minidl.cli import run
-from minidl.experiment import Experiment, non_negative_float, psnr
+from minidl.experiment import Experiment, example, non_negative_float, psnr
 from minidl.nn import functional as F
 
 SHOW = 8
@@ -22,8 +22,8 @@ def options(parser):
     )
 
 
-def main():
-    exp = Experiment.from_command_line(__doc__, epochs=3, extra=options)
+@example(__doc__, epochs=3, options=options)
+def dae_mnist(exp: Experiment) -> dict:
     mnist = exp.data
     rows, figure_rows, histories, metrics = [], {"clean": mnist.x_test[:SHOW]}, {}, {}
     for level in exp.args.levels:
@@ -49,8 +49,8 @@ def main():
     viz.image_rows(figure_rows, exp.figure("denoising_levels.png"), title="Model D at increasing noise levels")
     viz.curves(histories, exp.figure("loss_curves.png"), "epoch", "training MSE", logy=True)
     first = metrics[str(exp.args.levels[0])]
-    exp.finish({"test_mse": first["test_mse"], "psnr": first["psnr"], "levels": metrics})
+    return exp.finish({"test_mse": first["test_mse"], "psnr": first["psnr"], "levels": metrics})
 
 
 if __name__ == "__main__":
-    run(main)
+    run(dae_mnist.main)

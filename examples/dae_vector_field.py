@@ -16,7 +16,7 @@ import numpy as np
 import minidl as md
 from minidl import corruptions, nn, viz
 from minidl.cli import run
-from minidl.experiment import Experiment, non_negative_float, positive_int
+from minidl.experiment import Experiment, example, non_negative_float, positive_int
 from minidl.nn import functional as F
 
 GRID = 21  # arrows per side of the grid
@@ -46,8 +46,8 @@ def options(parser):
     parser.add_argument("--points", type=positive_int, default=20_000, help="training points (default 20000)")
 
 
-def main():
-    exp = Experiment.from_command_line(__doc__, epochs=30, extra=options)
+@example(__doc__, epochs=30, options=options)
+def dae_vector_field(exp: Experiment) -> dict:
     args, rng = exp.args, exp.rng(0)
     count = min(args.points, args.limit or args.points)
     data = (curve(args.curve, rng.random(count)) + rng.normal(0, SCATTER, (count, 2))).astype(np.float32)
@@ -85,9 +85,10 @@ def main():
     )
     viz.curves({"training loss (MSE)": losses}, exp.figure("loss.png"), "epoch", "MSE", logy=True,
                title="denoising loss per epoch")  # fmt: skip
-    exp.finish({"distance_before": float(before.mean()), "distance_after": float(after.mean()),
-                "toward_fraction": float(toward.mean()), "final_loss": losses[-1] if losses else None})  # fmt: skip
+    return exp.finish({"distance_before": float(before.mean()), "distance_after": float(after.mean()),
+                       "toward_fraction": float(toward.mean()),
+                       "final_loss": losses[-1] if losses else None})  # fmt: skip
 
 
 if __name__ == "__main__":
-    run(main)
+    run(dae_vector_field.main)

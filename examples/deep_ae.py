@@ -19,7 +19,7 @@ import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import DenseAutoencoder, interpolate, pick_pair, plausibility, pretrain_layerwise, stack
 from minidl.cli import run
-from minidl.experiment import Experiment, non_negative_float, positive_int
+from minidl.experiment import Experiment, example, non_negative_float, positive_int
 from minidl.nn import functional as F
 
 SHOW = 8
@@ -44,13 +44,8 @@ def options(parser):
     parser.add_argument("--sigma", type=non_negative_float, default=0.3, help="noise of the denoising variants")
 
 
-def main():
-    exp = Experiment.from_command_line(
-        __doc__,
-        epochs=2,
-        extra=options,
-        check=sizes_problem,
-    )
+@example(__doc__, epochs=2, options=options, check=sizes_problem)
+def deep_ae(exp: Experiment) -> dict:
     args, mnist = exp.args, exp.data
     noise = corruptions.corruption(f"gaussian:{args.sigma}")
     noisy_test = noise(mnist.x_test, exp.rng(10_000))
@@ -92,8 +87,8 @@ def main():
     viz.image_rows(figure, exp.figure("deep_ae.png"), title=f"reconstructions; deep models {sizes}, one layer "
                    f"{args.sizes[0]}-{args.sizes[-1]}")  # fmt: skip
     interpolation = interpolate_all(exp, models)
-    exp.finish({"test_mse": metrics["deep, fine-tuned AE"]["test_mse"], "rows": metrics,
-                "interpolation": interpolation})  # fmt: skip
+    return exp.finish({"test_mse": metrics["deep, fine-tuned AE"]["test_mse"], "rows": metrics,
+                       "interpolation": interpolation})  # fmt: skip
 
 
 def interpolate_all(exp: Experiment, models: dict) -> list[dict]:
@@ -124,4 +119,4 @@ def interpolate_all(exp: Experiment, models: dict) -> list[dict]:
 
 
 if __name__ == "__main__":
-    run(main)
+    run(deep_ae.main)

@@ -12,7 +12,7 @@ import minidl as md
 from minidl import viz
 from minidl.autoencoders import DenseAutoencoder, interpolate, pick_pair
 from minidl.cli import run
-from minidl.experiment import Experiment, positive_int
+from minidl.experiment import Experiment, example, positive_int
 from minidl.nn import functional as F
 
 ALPHAS = np.round(np.linspace(0, 1, 11), 1)
@@ -30,8 +30,8 @@ def enough_test_digits(args) -> str | None:
     return None
 
 
-def main():
-    exp = Experiment.from_command_line(__doc__, epochs=3, extra=options, check=enough_test_digits)
+@example(__doc__, epochs=3, options=options, check=enough_test_digits)
+def interpolation(exp: Experiment) -> dict:
     mnist = exp.data
     model = DenseAutoencoder((784, 256, exp.args.code), activation="relu", device=exp.device)
     exp.fit("ae", model, md.optim.Adam(model.parameters(), lr=1e-3), lambda x, rng: F.mse_loss(model(x), x),
@@ -52,9 +52,9 @@ def main():
                    title="decoded code interpolation (code) against pixel blend (pixels)")  # fmt: skip
     exp.table(["pair", "classes", "mean step", "largest step / mean"], smoothness)
     mse = float(((exp.evaluate(model, mnist.x_test) - mnist.x_test) ** 2).mean())
-    exp.finish({"test_mse": mse, "pairs": [{"pair": p, "classes": k, "mean_step": m, "max_over_mean": r}
-                                           for p, k, m, r in smoothness]})  # fmt: skip
+    return exp.finish({"test_mse": mse, "pairs": [{"pair": p, "classes": k, "mean_step": m, "max_over_mean": r}
+                                                  for p, k, m, r in smoothness]})  # fmt: skip
 
 
 if __name__ == "__main__":
-    run(main)
+    run(interpolation.main)

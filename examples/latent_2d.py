@@ -11,7 +11,7 @@ import minidl as md
 from minidl import viz
 from minidl.autoencoders import DenseAutoencoder
 from minidl.cli import run
-from minidl.experiment import Experiment
+from minidl.experiment import Experiment, example
 from minidl.nn import functional as F
 
 GRID = 15
@@ -26,8 +26,8 @@ def enough_neighbours(args) -> str | None:
     return None
 
 
-def main():
-    exp = Experiment.from_command_line(__doc__, epochs=5, check=enough_neighbours)
+@example(__doc__, epochs=5, check=enough_neighbours)
+def latent_2d(exp: Experiment) -> dict:
     mnist = exp.data
     model = DenseAutoencoder((784, 256, 64, 2), device=exp.device)
     exp.fit("ae2d", model, md.optim.Adam(model.parameters(), lr=2e-3), lambda x, rng: F.mse_loss(model(x), x),
@@ -48,8 +48,8 @@ def main():
     per_class = [(k, float((predicted[mnist.y_test == k] == k).mean())) for k in range(10)]
     exp.table(["digit", "5-NN accuracy in the 2-D code"], per_class)
     print(f"overall 5-NN accuracy {accuracy:.3f}, test reconstruction MSE {mse:.4f}")
-    exp.finish({"test_mse": mse, "knn_accuracy": accuracy})
+    return exp.finish({"test_mse": mse, "knn_accuracy": accuracy})
 
 
 if __name__ == "__main__":
-    run(main)
+    run(latent_2d.main)

@@ -15,10 +15,10 @@ give the reference.
 import numpy as np
 
 import minidl as md
-from minidl import corruptions, viz
-from minidl.autoencoders import WALKS, DenseAutoencoder, manifold_walk, plausibility
+from minidl import autoencoders, corruptions, viz
+from minidl.autoencoders import WALKS, DenseAutoencoder, plausibility
 from minidl.cli import run
-from minidl.experiment import Experiment, non_negative_float, positive_int
+from minidl.experiment import Experiment, example, non_negative_float, positive_int
 from minidl.nn import functional as F
 
 FRAMES = 10  # frames shown per walk
@@ -33,8 +33,8 @@ def options(parser):
     parser.add_argument("--pull", type=non_negative_float, default=0.3, help="weight of the pull toward it (0.3)")
 
 
-def main():
-    exp = Experiment.from_command_line(__doc__, epochs=3, extra=options)
+@example(__doc__, epochs=3, options=options)
+def manifold_walk(exp: Experiment) -> dict:
     args, mnist = exp.args, exp.data
     noise = corruptions.corruption("gaussian:0.5")
     model = DenseAutoencoder((784, 256, 64), device=exp.device)
@@ -47,9 +47,9 @@ def main():
     start = md.tensor(exp.rng(30_000).random((args.walkers, 1, 28, 28)).astype(np.float32), device=exp.device)
     mean_digit = mnist.x_train[mnist.y_train == args.digit].mean(axis=0, keepdims=True)
     names = {"reconstruct": "reconstruct", "gradient": "gradient", "toward": f"toward {args.digit}"}
-    walks = {names[mode]: manifold_walk(model, start, args.steps, mode, args.step_size,
-                                        target=md.tensor(mean_digit, device=exp.device) if mode == "toward" else None,
-                                        pull=args.pull)
+    walks = {names[mode]: autoencoders.manifold_walk(
+                 model, start, args.steps, mode, args.step_size, pull=args.pull,
+                 target=md.tensor(mean_digit, device=exp.device) if mode == "toward" else None)
              for mode in WALKS}  # fmt: skip
 
     def error(frames):
@@ -86,9 +86,9 @@ def main():
                exp.figure("walk_error.png"), "step", "reconstruction error ||r(x) - x||^2 / pixels",
                x=list(range(args.steps + 1)), logy=True)  # fmt: skip
     print(f"reconstruction error of real test digits: {data_error:.4g}")
-    exp.finish({"final_error": {m: e[-1] for m, e in errors.items()}, "start_error": errors["reconstruct"][0],
-                "test_digit_error": data_error, "judged": metrics})  # fmt: skip
+    return exp.finish({"final_error": {m: e[-1] for m, e in errors.items()}, "start_error": errors["reconstruct"][0],
+                       "test_digit_error": data_error, "judged": metrics})  # fmt: skip
 
 
 if __name__ == "__main__":
-    run(main)
+    run(manifold_walk.main)

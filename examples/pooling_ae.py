@@ -17,7 +17,7 @@ import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import ModelC, ModelP
 from minidl.cli import run
-from minidl.experiment import Experiment, non_negative_float, psnr
+from minidl.experiment import Experiment, example, non_negative_float, psnr
 from minidl.nn import functional as F
 
 SHOW = 10  # digits in the reconstruction figure
@@ -31,8 +31,8 @@ def options(parser):
     )
 
 
-def main():
-    exp = Experiment.from_command_line(__doc__, epochs=3, extra=options)
+@example(__doc__, epochs=3, options=options)
+def pooling_ae(exp: Experiment) -> dict:
     args, mnist = exp.args, exp.data
     noise = corruptions.corruption(f"gaussian:{args.sigma}")
     noisy_test = noise(mnist.x_test, exp.rng(TEST_SEED))
@@ -77,8 +77,8 @@ def main():
             range(CODES)}  # fmt: skip
     viz.image_rows(maps, exp.figure("model_p_code.png"), column_titles=["input", *[f"ch {c}" for c in range(8)]],
                    title="Model P's code: 8 channels of 7 x 7 (each scaled to its own maximum)")  # fmt: skip
-    exp.finish({"test_mse": metrics["model_p"]["test_mse"], "noisy_mse": noisy_mse, "models": metrics})
+    return exp.finish({"test_mse": metrics["model_p"]["test_mse"], "noisy_mse": noisy_mse, "models": metrics})
 
 
 if __name__ == "__main__":
-    run(main)
+    run(pooling_ae.main)

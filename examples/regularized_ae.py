@@ -32,7 +32,7 @@ from minidl.autoencoders import (
     l1_penalty,
 )
 from minidl.cli import run
-from minidl.experiment import Experiment, non_negative_float, open_fraction, positive_int
+from minidl.experiment import Experiment, example, non_negative_float, open_fraction, positive_int
 from minidl.nn import functional as F
 
 SHOW = 8
@@ -53,8 +53,8 @@ def options(parser):
                         help="noise amplitudes the 64-unit DAE is tested at")  # fmt: skip
 
 
-def main():
-    exp = Experiment.from_command_line(__doc__, epochs=2, extra=options)
+@example(__doc__, epochs=2, options=options)
+def regularized_ae(exp: Experiment) -> dict:
     args, mnist = exp.args, exp.data
     noise = corruptions.corruption("gaussian:0.3")
     noisy_test = noise(mnist.x_test, exp.rng(10_000))
@@ -141,9 +141,9 @@ def main():
     exp.table([f"uniform noise (code {size})", "noisy MSE", "denoised MSE"], rows)
     viz.image_rows(rising_figure, exp.figure("rising_noise.png"),
                    title=f"the {size}-unit DAE (trained at {args.uniform}) under rising uniform noise")  # fmt: skip
-    exp.finish({"test_mse": metrics["plain"]["test_mse"], "regularized": metrics, "code_size_sweep": sweep,
-                "rising_noise": {"code": size, "levels": {str(k): v for k, v in rising.items()}}})  # fmt: skip
+    return exp.finish({"test_mse": metrics["plain"]["test_mse"], "regularized": metrics, "code_size_sweep": sweep,
+                       "rising_noise": {"code": size, "levels": {str(k): v for k, v in rising.items()}}})  # fmt: skip
 
 
 if __name__ == "__main__":
-    run(main)
+    run(regularized_ae.main)

@@ -18,7 +18,7 @@ import numpy as np
 import minidl as md
 from minidl import data, nn, viz
 from minidl.cli import run
-from minidl.experiment import Experiment
+from minidl.experiment import Experiment, example
 from minidl.nn import functional as F
 
 SIZE, SHOW = 32, 8
@@ -75,8 +75,8 @@ def iou(predicted: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return scores[0], scores[1]
 
 
-def main():
-    exp = Experiment.from_command_line(__doc__, epochs=3)
+@example(__doc__, epochs=3)
+def segmentation(exp: Experiment) -> dict:
     mnist = exp.data
     train_photo, test_photo = (data.photograph(name) for name in data.PHOTOGRAPHS)
     x_train, m_train = pasted(mnist.x_train[: exp.args.limit or TRAIN], train_photo, exp.rng(1))
@@ -102,8 +102,8 @@ def main():
     exp.table(["network", "parameters", "IoU digit", "IoU background", "mIoU", "s/epoch"], rows)
     title = f"test digits on an unseen texture ({data.PHOTOGRAPHS[1]}): the digit's pixels, true and predicted"
     viz.image_rows(figure, exp.figure("segmentation.png"), title=title)
-    exp.finish({"miou": metrics["unet"]["miou"], "plain_miou": metrics["plain"]["miou"], "networks": metrics})
+    return exp.finish({"miou": metrics["unet"]["miou"], "plain_miou": metrics["plain"]["miou"], "networks": metrics})
 
 
 if __name__ == "__main__":
-    run(main)
+    run(segmentation.main)

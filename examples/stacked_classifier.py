@@ -18,7 +18,7 @@ import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import Classifier, DenseAutoencoder, pretrain_layerwise, stack
 from minidl.cli import run
-from minidl.experiment import Experiment, non_negative_int, positive_int
+from minidl.experiment import Experiment, example, non_negative_int, positive_int
 from minidl.nn import Sequential
 from minidl.nn import functional as F
 
@@ -30,8 +30,8 @@ def options(parser):
     parser.add_argument("--pretrain-epochs", type=non_negative_int, default=1, help="epochs per pretrained level")
 
 
-def main():
-    exp = Experiment.from_command_line(__doc__, epochs=5, extra=options)
+@example(__doc__, epochs=5, options=options)
+def stacked_classifier(exp: Experiment) -> dict:
     args, mnist = exp.args, exp.data
     noise = corruptions.corruption("masking:0.2")
 
@@ -66,10 +66,10 @@ def main():
         results.append((name, len(x), scores[-1] if scores else accuracy()))
     exp.table(["classifier", "labelled images", "test accuracy"], results)
     viz.curves(curves, exp.figure("accuracy.png"), "epoch", "test accuracy", title="stacked AE + classifier")
-    exp.finish({"accuracy": results[0][2], "frozen_accuracy": results[1][2], "scratch_accuracy": results[2][2],
-                "labels": len(x),
-                "accuracy_per_epoch": {k: list(np.round(v, 4)) for k, v in curves.items()}})  # fmt: skip
+    return exp.finish({"accuracy": results[0][2], "frozen_accuracy": results[1][2], "scratch_accuracy": results[2][2],
+                       "labels": len(x),
+                       "accuracy_per_epoch": {k: list(np.round(v, 4)) for k, v in curves.items()}})  # fmt: skip
 
 
 if __name__ == "__main__":
-    run(main)
+    run(stacked_classifier.main)

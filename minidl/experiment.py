@@ -1,17 +1,25 @@
-"""What every lab experiment shares: its command line, data, progress bar (tqdm), training loop
-with atomic checkpoints and --resume, the metrics table and the JSON file.
+"""What every lab experiment shares: its options (one argparse parser, read from the shell or
+given as keyword arguments from Python), data, progress bar (tqdm), training loop with atomic
+checkpoints and --resume, the metrics table and the JSON file.
 
-    exp = Experiment.from_command_line(__doc__, epochs=3)
-    losses, scores = exp.fit("model_c", model, opt, step, [exp.data.x_train])   # resumable
-    exp.table([...]); exp.finish({"test_mse": ...})
+    @example(__doc__, epochs=3, options=options)        # examples/dae_mnist.py
+    def dae_mnist(exp: Experiment) -> dict:
+        losses, scores = exp.fit("model_d", model, opt, step, [exp.data.x_train])   # resumable
+        exp.table([...])
+        return exp.finish({"test_mse": ...})
+
+    dae_mnist(epochs=1, levels=[0.3])                   # from Python: a Run (metrics, figures)
+    run(dae_mnist.main)                                 # from the shell: python examples/dae_mnist.py --epochs 1
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import contextvars
 import fcntl
 import functools
+import inspect
 import json
 import math
 import os
@@ -19,9 +27,11 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from . import backend, corruptions, data, serialization
@@ -32,6 +42,7 @@ from .capture import CapturedStep
 from .nn import Flatten, Module
 from .nn.functional import cross_entropy
 from .optim import Adam, Optimizer
+from .viz import DRAWN
 
 
 def positive_int(text: str) -> int:
@@ -94,33 +105,24 @@ class ExperimentError(ValueError):
     """A run that cannot start or continue as asked; the message says what to do instead."""
 
 
-IN_PROCESS = contextvars.ContextVar("minidl_in_process", default=False)  # set by minidl.notebook.run_example
-PARSER_ONLY = contextvars.ContextVar("minidl_parser_only", default=False)  # set by minidl.notebook.parser_of
-
-
-class ParserBuilt(Exception):
-    """Raised by from_command_line under PARSER_ONLY, carrying the example's parser: its options
-    are read without running the example."""
-
-    def __init__(self, parser: argparse.ArgumentParser):
-        super().__init__("the parser, built")
-        self.parser = parser
+_RAISE_USAGE = contextvars.ContextVar("minidl_raise_usage", default=False)  # set while called from Python
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse's parser, except that run from Python (IN_PROCESS), a usage error raises an
-    ExperimentError with argparse's message instead of exiting the process."""
+    """argparse's parser, except that while an example is called from Python, a usage error raises
+    an ExperimentError with argparse's message instead of exiting the process."""
 
     def error(self, message: str):
-        if IN_PROCESS.get():
+        if _RAISE_USAGE.get():
             raise ExperimentError(f"{self.prog}: {message}")
         super().error(message)
 
 
-def command_line(description: str, epochs: int, batch_size: int = 128) -> argparse.ArgumentParser:
-    """The options every example takes; an example adds its own to the returned parser."""
-    p = _Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
-                allow_abbrev=not IN_PROCESS.get())  # from Python, epoch=1 is a typo, not --epochs 1  # fmt: skip
+def command_line(
+    description: str, epochs: int, batch_size: int = 128, prog: str | None = None
+) -> argparse.ArgumentParser:
+    """The options every example takes (the usage names `prog`); an example adds its own to the returned parser."""
+    p = _Parser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=non_negative_int, default=epochs, help=f"training epochs (default {epochs})")
     p.add_argument("--device", choices=backend.DEVICES, default=None,
                    help="cpu, cuda or emu (default: $MINIDL_DEVICE, else cuda if present)")  # fmt: skip
@@ -217,26 +219,6 @@ class Experiment:
         self._data: data.MNIST | None = None
         self._on_device: dict[int, tuple] = {}
         backend.manual_seed(args.seed)
-
-    @classmethod
-    def from_command_line(
-        cls, doc: str, epochs: int, extra: Callable | None = None, argv=None, check: Callable | None = None
-    ) -> Experiment:
-        """Parse the options (extra(parser) adds an example's own; check(args) returns what is wrong
-        with their combination, or None) and start the experiment; a bad option is a usage error."""
-        parser = command_line(doc, epochs)
-        if extra:
-            extra(parser)
-        if PARSER_ONLY.get():
-            raise ParserBuilt(parser)
-        args = parser.parse_args(argv)
-        problem = check(args) if check else None
-        if problem:
-            parser.error(problem)
-        try:
-            return cls(args, Path(sys.argv[0]).stem)
-        except (ExperimentError, backend.DeviceError, backend.DeviceUnavailable) as e:
-            parser.error(str(e))
 
     def _prepare_outputs(self) -> None:
         """Before any work: --out is this run's alone (locked), --out and --json can be written, --json is
@@ -426,6 +408,124 @@ class Experiment:
             serialization.atomic_write(self.args.json, lambda f: f.write(text.encode()))
         print(f"figures and checkpoints in {self.out}/")
         return self.metrics
+
+
+@dataclass
+class Run:
+    """What an example called from Python left: its metrics (what --json writes), its folder, the
+    matplotlib figures it drew and the PNG files it wrote of them, both by name ("loss_curves")."""
+
+    name: str
+    metrics: dict
+    out: Path
+    figures: dict[str, Figure] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def show(self, *names: str) -> None:
+        """Display the figures (all, or those named) inline in Jupyter; elsewhere print where they are."""
+        unknown = [n for n in names if n not in self.files]
+        if unknown:
+            raise KeyError(f"{self.name} drew no figure {unknown}; it drew {sorted(self.files)}")
+        chosen = [self.files[n] for n in names] if names else list(self.files.values())
+        try:
+            from IPython.display import Image, display
+        except ImportError:
+            print("\n".join(str(p) for p in chosen))
+            return
+        for path in chosen:
+            display(Image(filename=str(path)))
+
+
+Work = Callable[[Experiment], dict]
+
+
+def example(doc: str, epochs: int, options: Callable | None = None, check: Callable | None = None
+            ) -> Callable[[Work], Callable[..., Run]]:  # fmt: skip
+    """Declare examples/<name>.py's work, `def <name>(exp: Experiment) -> dict` returning
+    exp.finish(...)'s metrics, and its options: the common ones (epochs defaulting to `epochs`),
+    options(parser) adding its own, check(args) saying what is wrong with their combination (or None).
+
+    The declared function takes the options as keyword arguments (x_y=3 is --x-y 3, resume=True is
+    --resume, sizes=[784, 64] is --sizes 784 64), validates them with the same parser, runs the work
+    in this process and returns a Run; a bad option is an ExperimentError with argparse's message.
+    Its .main(argv=None) is the command line: it parses sys.argv (a bad option exits with status 2)
+    and runs the same work. Either way the run folder is locked, never overwritten by accident, and
+    resume=True / --resume continues it."""
+
+    def declare(work: Work) -> Callable[..., Run]:
+        name = Path(work.__code__.co_filename).stem
+        if work.__name__ != name:
+            raise TypeError(f"the work of {name}.py is named {work.__name__}; name it {name}, as its file")
+        parser = command_line(doc, epochs, prog=f"{name}.py")
+        if options:
+            options(parser)
+        actions = [a for a in parser._actions if a.option_strings and a.dest != "help"]
+        signature = inspect.Signature(
+            [inspect.Parameter(a.dest, inspect.Parameter.KEYWORD_ONLY, default=a.default) for a in actions],
+            return_annotation=Run,
+        )
+
+        def start(args: argparse.Namespace) -> Experiment:
+            problem = check(args) if check else None
+            if problem:
+                parser.error(problem)
+            try:
+                return Experiment(args, name)
+            except (ExperimentError, backend.DeviceError, backend.DeviceUnavailable) as e:
+                parser.error(str(e))
+
+        def main(argv: Sequence[str] | None = None) -> None:
+            work(start(parser.parse_args(argv)))
+
+        def function(**keywords) -> Run:
+            signature.bind(**keywords)  # a misspelt option is a TypeError naming it, before anything runs
+            with _raising_usage_errors():
+                exp = start(parser.parse_args(command_words(keywords)))
+            drawn: list = []
+            recording = DRAWN.set(drawn)
+            try:
+                metrics = work(exp)
+            finally:
+                DRAWN.reset(recording)
+            if not isinstance(metrics, dict):
+                raise TypeError(f"{name} returned {type(metrics).__name__}; its work returns exp.finish(...)")
+            return Run(name, metrics, exp.out, {p.stem: fig for p, fig in drawn}, {p.stem: p for p, _ in drawn})
+
+        helps = [f"  {a.dest}={a.default!r}: {(a.help or '').replace('%(default)s', str(a.default))}" for a in actions]
+        function.__name__ = function.__qualname__ = name
+        function.__module__ = work.__module__
+        function.__signature__ = signature
+        function.__doc__ = f"{doc.strip()}\n\nOptions (keyword=default: what it does):\n" + "\n".join(helps)
+        function.main, function.parser, function.work = main, parser, work
+        return function
+
+    return declare
+
+
+@contextlib.contextmanager
+def _raising_usage_errors():
+    token = _RAISE_USAGE.set(True)
+    try:
+        yield
+    finally:
+        _RAISE_USAGE.reset(token)
+
+
+def command_words(options: dict) -> list[str]:
+    """Keyword arguments as command-line words: x_y=3 -> --x-y 3; True -> the flag alone; False and
+    None -> left out; a list or tuple -> the option followed by each item."""
+    words: list[str] = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is None or value is False:
+            continue
+        if value is True:
+            words.append(flag)
+        elif isinstance(value, list | tuple):
+            words += [flag, *map(str, value)]
+        else:
+            words += [flag, str(value)]
+    return words
 
 
 RUN_FILES = (".ckpt.npz", ".png")  # what a run writes in --out besides its lock

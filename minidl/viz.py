@@ -29,7 +29,7 @@ DRAWN: contextvars.ContextVar[list | None] = contextvars.ContextVar("minidl_draw
 
 
 def _save(fig, path: Path) -> Path:
-    """Write the figure as a PNG; while minidl.notebook runs an example (DRAWN holds a list), also keep
+    """Write the figure as a PNG; while an example runs from Python (DRAWN holds a list), also keep
     (path, figure) there, so that the run gives back the matplotlib figures themselves."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

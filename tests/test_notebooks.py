@@ -1,5 +1,5 @@
-"""The lab from Python and from Jupyter: run_example runs an example in process with the command
-line's guarantees, and every notebook in notebooks/ runs top to bottom (nbclient, a real kernel)
+"""The lab from Python and from Jupyter: each example is a function of its options, run in process
+with the command line's guarantees, and every notebook in notebooks/ runs top to bottom (nbclient, a real kernel)
 at small parameters, and is committed without outputs."""
 
 import inspect
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from minidl.experiment import ExperimentError
-from minidl.notebook import argv, example_names, experiment, run_example
+from minidl.experiment import ExperimentError, command_words
+from minidl.notebook import example_names, experiment, run_example
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -22,7 +22,7 @@ QUICK = dict(epochs=1, limit=256, test_limit=256, device="cpu")
 
 
 def test_options_become_the_command_line_words():
-    assert argv(dict(epochs=1, test_limit=5, resume=True, overwrite=False, data=None, sizes=[784, 64])) == [
+    assert command_words(dict(epochs=1, test_limit=5, resume=True, overwrite=False, data=None, sizes=[784, 64])) == [
         "--epochs", "1", "--test-limit", "5", "--resume", "--sizes", "784", "64"]  # fmt: skip
 
 
@@ -37,12 +37,15 @@ def test_run_example_gives_metrics_and_figures_and_keeps_the_run_folder_safe(tmp
         run.show("loss")
     with pytest.raises(ExperimentError, match="add --resume to continue it"):
         run_example("dae_mnist", levels=[0.3], out=tmp_path, **QUICK)  # an earlier run is never replaced silently
-    again = run_example("dae_mnist", levels=[0.3], out=tmp_path, resume=True, **QUICK)
+    again = run_example("dae_mnist", levels=[0.3], out=tmp_path, resume=True, json=tmp_path / "m.json", **QUICK)
     assert again.metrics["test_mse"] == run.metrics["test_mse"]
-    with pytest.raises(ExperimentError, match=r"dae_mnist.py: argument --epochs: expected a number ≥ 0, got -1"):
-        run_example("dae_mnist", epochs=-1, out=tmp_path / "other")
-    with pytest.raises(ExperimentError, match="unrecognized arguments: --epoch 1"):
-        run_example("dae_mnist", epoch=1, out=tmp_path / "other")
+    assert json.loads((tmp_path / "m.json").read_text())["test_mse"] == pytest.approx(again.metrics["test_mse"])
+    with pytest.raises(ExperimentError, match=r"^dae_mnist.py: argument --epochs: expected a number ≥ 0, got -1"):
+        run_example("dae_mnist", epochs=-1, out=tmp_path / "other")  # named by its file, not by the Python running it
+    with pytest.raises(ExperimentError, match="--overwrite: not allowed with argument --resume"):
+        run_example("dae_mnist", resume=True, overwrite=True, out=tmp_path / "other")
+    with pytest.raises(TypeError, match="epoch"):
+        run_example("dae_mnist", epoch=1, out=tmp_path / "other")  # misspelt: refused before anything runs
     with pytest.raises(ValueError, match="no example 'dae'; examples: .*dae_mnist"):
         run_example("dae")
     assert "conv_dae_mnist" in example_names()
@@ -51,13 +54,31 @@ def test_run_example_gives_metrics_and_figures_and_keeps_the_run_folder_safe(tmp
 def test_an_example_as_a_function_shows_its_options():
     conv_dae = experiment("conv_dae_mnist")
     parameters = inspect.signature(conv_dae).parameters
-    assert parameters["loss"].default == "bce" and parameters["epochs"].default == 5 and "json" not in parameters
+    assert parameters["loss"].default == "bce" and parameters["epochs"].default == 5 and "help" not in parameters
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters.values())
     assert "loss='bce': sigmoid + BCE (default) or + MSE" in conv_dae.__doc__
-    assert conv_dae.__doc__.startswith("The lab's main job")
-    with pytest.raises(TypeError, match="epoch"):
-        conv_dae(epoch=1)  # misspelt: refused before anything runs
+    assert conv_dae.__doc__.startswith("The lab's main job") and conv_dae.__name__ == "conv_dae_mnist"
     with pytest.raises(ValueError, match="quickstart does not take the lab's options"):
         experiment("quickstart")
+
+
+@pytest.mark.parametrize("name", [n for n in example_names() if n != "quickstart"])
+def test_every_keyword_reaches_its_option(name):
+    """A keyword x_y becomes --x-y (command_words), so each option's flag must be its name's."""
+    function = experiment(name)
+    for action in function.parser._actions:
+        if action.option_strings and action.dest != "help":
+            assert "--" + action.dest.replace("_", "-") in action.option_strings, (name, action.option_strings)
+    assert function.parser.prog == f"{name}.py"
+
+
+def test_the_command_line_still_exits_after_a_call_from_python(tmp_path, capsys):
+    dae = experiment("dae_mnist")
+    with pytest.raises(ExperimentError):
+        dae(epochs=-1, out=tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        dae.main(["--epochs", "-1", "--out", str(tmp_path)])
+    assert exit_.value.code == 2 and "dae_mnist.py: error: argument --epochs" in capsys.readouterr().err
 
 
 def test_committed_notebooks_carry_no_outputs():
