@@ -116,7 +116,7 @@ def curves(series: Mapping[str, Sequence[float]], path: Path, xlabel: str, ylabe
     if logy:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)  # beside: never on a line
     ax.set_title(title)
     return _save(fig, path)
 

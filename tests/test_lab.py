@@ -554,3 +554,25 @@ def test_progress_shows_the_loss_without_reading_every_step_back(live):
         assert "\r" in text and "it/s" in text  # redrawn in place
     else:
         assert "\r" not in text and text.count("\n") == 4  # a log: four lines, no carriage returns
+
+
+@host_only
+def test_loss_curves_keep_their_legend_off_the_lines(tmp_path):
+    """Four curves that fill the plot (the main job's loss figure): each is drawn, the epochs are whole
+    numbers, and the legend sits beside the axes, where it hides no line."""
+    from minidl import viz
+
+    drawn: list = []
+    token = viz.DRAWN.set(drawn)
+    try:
+        series = {"a": [0.18, 0.11], "b": [0.016, 0.014], "c": [0.06, 0.043], "d": [0.048, 0.044]}
+        path = viz.curves(series, tmp_path / "loss_curves.png", "epoch", "loss", logy=True)
+    finally:
+        viz.DRAWN.reset(token)
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    [(_, fig)] = drawn
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == list(series)
+    assert all(float(t).is_integer() for t in ax.get_xticks())
+    legend, axes_box = ax.get_legend().get_window_extent(), ax.get_window_extent()  # as laid out when saved
+    assert legend.x0 >= axes_box.x1, (legend, axes_box)

@@ -90,6 +90,19 @@ def test_committed_notebooks_carry_no_outputs():
                 assert not cell["outputs"] and cell["execution_count"] is None, f"{path.name} keeps outputs"
 
 
+def test_every_notebook_starts_with_the_same_setup_and_device_cells():
+    """The cell that installs minidl on a fresh machine (Colab) runs before minidl can be imported,
+    and the one that picks the device and runs the doctor follows the parameters: each notebook
+    carries a copy of both, and they must not drift apart."""
+    cells = [_code_cells(path) for path in NOTEBOOKS]
+    assert len({c[0] for c in cells}) == 1 and cells[0][0].startswith("# Setup."), "the setup cells differ"
+    assert len({c[2] for c in cells}) == 1 and "doctor.main" in cells[0][2], "the device cells differ"
+
+
+def _code_cells(path: Path) -> list[str]:
+    return ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+
+
 @on_cpu_leg
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom(path, tmp_path):
