@@ -111,8 +111,9 @@ def interpolate_all(exp: Experiment, models: dict) -> list[dict]:
             records.append({"model": name, "pair": f"{a}->{b}", "mean_confidence": rows[-1][2],
                             "named_an_end": named, "nearest_training_rms": rows[-1][4]})  # fmt: skip
             strips[f"{name}, {a}->{b}"] = strip
-    exp.table(["interpolation by", "pair", "judge's confidence, a = 0.1 … 0.9", "frames named as an end's class",
-               "RMS to nearest training digit"], rows)  # fmt: skip
+    print("the frames a = 0.1 … 0.9: the judge's mean confidence, the fraction it names as either end's\n"
+          "digit, and their mean RMS distance to the nearest training digit")  # fmt: skip
+    exp.table(["interpolation by", "pair", "confidence", "named an end", "RMS to a digit"], rows)
     viz.image_rows(strips, exp.figure("interpolation.png"), column_titles=[f"a={t}" for t in ALPHAS],
                    title="decoded (1 - a) f(x1) + a f(x2) of the six models, and the pixel cross-fade")  # fmt: skip
     return records

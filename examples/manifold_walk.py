@@ -71,8 +71,7 @@ def manifold_walk(exp: Experiment) -> dict:
                      float(spread.mean()) if spread.size else 0.0))  # fmt: skip
         metrics[name] = {"classes": verdict["class"].tolist(), "confidence": verdict["confidence"].tolist(),
                          "nearest_training_distance": verdict["nearest"].tolist()}  # fmt: skip
-    exp.table(["end images of", "classes (judge)", "mean confidence", "RMS to nearest training digit",
-               "RMS between walkers"], rows)  # fmt: skip
+    exp.table(["end images of", "classes (judge)", "confidence", "RMS to a digit", "RMS between walkers"], rows)
     shown = np.unique(np.linspace(0, args.steps, FRAMES).astype(int))
     figure = {f"{name} #{w}": np.stack([frames[s][w] for s in shown]) for name, frames in walks.items()
               for w in range(min(SHOWN_WALKERS, args.walkers))}  # fmt: skip
