@@ -99,6 +99,35 @@ def test_every_notebook_starts_with_the_same_setup_and_device_cells():
     assert len({c[2] for c in cells}) == 1 and "doctor.main" in cells[0][2], "the device cells differ"
 
 
+@pytest.mark.parametrize(
+    "smi, extra",
+    [("| NVIDIA-SMI 550.54.15  Driver Version: 550.54.15  CUDA Version: 12.4 |", "dev,cuda12"),
+     ("| NVIDIA-SMI 580.82.07  Driver Version: 580.82.07  CUDA Version: 13.0 |", "dev,cuda13"),
+     ("| NVIDIA-SMI 470.57.02  Driver Version: 470.57.02  CUDA Version: 11.4 |", "dev"),
+     (None, "dev")],
+)  # fmt: skip
+def test_the_setup_cell_installs_the_cupy_of_the_gpus_cuda(smi, extra, tmp_path, monkeypatch):
+    """On a machine without minidl (find_spec finds nothing), from notebooks/: the setup cell installs the
+    repository with the extra that nvidia-smi's CUDA version calls for (none without a GPU) and puts
+    the repository on this kernel's path; the install itself is recorded, not run."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if smi is not None:
+        (tmp_path / "nvidia-smi").write_text(f"#!/bin/sh\necho '{smi}'\n")
+        (tmp_path / "nvidia-smi").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}" if smi else str(tmp_path))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    commands = []
+    monkeypatch.setattr(subprocess, "check_call", commands.append)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(ROOT / "notebooks")
+    exec(_code_cells(NOTEBOOKS[0])[0], {})
+    assert commands == [[sys.executable, "-m", "pip", "install", "-q", "-e", f"{ROOT}[{extra}]"]]
+    assert sys.path[0] == str(ROOT)
+
+
 def _code_cells(path: Path) -> list[str]:
     return ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
 
