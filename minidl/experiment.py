@@ -29,9 +29,9 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from . import backend, corruptions, data, serialization
@@ -42,7 +42,9 @@ from .capture import CapturedStep
 from .nn import Flatten, Module
 from .nn.functional import cross_entropy
 from .optim import Adam, Optimizer
-from .viz import DRAWN
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def positive_int(text: str) -> int:
@@ -481,6 +483,8 @@ def example(doc: str, epochs: int, options: Callable | None = None, check: Calla
             signature.bind(**keywords)  # a misspelt option is a TypeError naming it, before anything runs
             with _raising_usage_errors():
                 exp = start(parser.parse_args(command_words(keywords)))
+            from .viz import DRAWN  # matplotlib: imported by runs from Python, not by the engine's users
+
             drawn: list = []
             recording = DRAWN.set(drawn)
             try:
