@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy.cluster.vq import kmeans2
 from scipy.optimize import linear_sum_assignment
+from scipy.special import softmax
 
 from . import backend, ops
 from .autograd.engine import grad
@@ -313,8 +314,7 @@ def plausibility(images: np.ndarray, logits: np.ndarray, digits: np.ndarray, chu
     """Are images (M, 1, 28, 28) plausible digits? Given a classifier's logits (M, 10) for them and a
     set of real digits (K, 1, 28, 28): each image's predicted class, its confidence (the softmax's
     largest probability) and its RMS pixel distance to the nearest real digit."""
-    z = logits - logits.max(axis=1, keepdims=True)
-    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    p = softmax(logits, axis=1)
     a, b = images.reshape(len(images), -1).astype(np.float64), digits.reshape(len(digits), -1)
     nearest = np.full(len(a), np.inf)
     for start in range(0, len(b), chunk):

@@ -500,7 +500,7 @@ def example(doc: str, epochs: int, options: Callable | None = None, check: Calla
         function.__module__ = work.__module__
         function.__signature__ = signature
         function.__doc__ = f"{doc.strip()}\n\nOptions (keyword=default: what it does):\n" + "\n".join(helps)
-        function.main, function.parser, function.work = main, parser, work
+        function.main, function.parser = main, parser
         return function
 
     return declare

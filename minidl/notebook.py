@@ -54,7 +54,7 @@ def _load(name: str):
     if not script.is_file():
         where = f"examples: {', '.join(example_names())}" if EXAMPLES.is_dir() else (
             f"no examples folder at {EXAMPLES} (run from a clone of the repository: pip install -e .)")  # fmt: skip
-        raise ValueError(f"run_example: no example {name!r}; {where}")
+        raise ValueError(f"no example {name!r}; {where}")
     spec = importlib.util.spec_from_file_location(f"minidl_example_{name}", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -1,6 +1,7 @@
 """The lab from Python and from Jupyter: each example is a function of its options, run in process
-with the command line's guarantees, and every notebook in notebooks/ runs top to bottom (nbclient, a real kernel)
-at small parameters, and is committed without outputs."""
+with the command line's guarantees, and every notebook in notebooks/ runs top to bottom (nbclient,
+a real kernel) at small parameters, and is committed without outputs. The notebooks pick their
+device themselves and the rest touches no device, so all of it runs once, in the cpu leg."""
 
 import inspect
 import json
@@ -8,16 +9,14 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import host_only
 
 from minidl.experiment import ExperimentError, command_words
 from minidl.notebook import example_names, experiment, run_example
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-on_cpu_leg = pytest.mark.skipif(
-    os.environ.get("MINIDL_DEVICE", "cpu") != "cpu",
-    reason="examples and notebooks run in the cpu leg of the suite (the GPU path has tests of its own)",
-)
+pytestmark = host_only
 QUICK = dict(epochs=1, limit=256, test_limit=256, device="cpu")
 
 
@@ -26,7 +25,6 @@ def test_options_become_the_command_line_words():
         "--epochs", "1", "--test-limit", "5", "--resume", "--sizes", "784", "64"]  # fmt: skip
 
 
-@on_cpu_leg
 def test_run_example_gives_metrics_and_figures_and_keeps_the_run_folder_safe(tmp_path):
     run = run_example("dae_mnist", levels=[0.3], out=tmp_path, **QUICK)
     assert run.metrics["epochs"] == 1 and "test_mse" in run.metrics
@@ -132,7 +130,6 @@ def _code_cells(path: Path) -> list[str]:
     return ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
 
 
-@on_cpu_leg
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom(path, tmp_path):
     """Executed by nbclient in a fresh kernel, its `parameters` cell replaced by small values (as a

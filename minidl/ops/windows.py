@@ -8,8 +8,9 @@ image (A, H, W, B): convolution puts the batch last (B = N), so that each slice-
 over long contiguous rows (Wo·N values at stride 1) instead of rows of Wo.
 window_offsets takes the windows the other way round, one offset (i, j) of every window at a
 time: pooling and block upsampling loop over the kh·kw offsets, each an elementwise op over
-the whole output (window_sums adds them up, window_spread is its adjoint). storage and in_storage let an op index an
-array in whatever order its axes are stored (NCHW, or batch last as convolution leaves it).
+the whole output (window_sums adds them up, window_spread is its adjoint). storage and
+in_storage let an op index an array in whatever order its axes are stored (NCHW, or batch
+last as convolution leaves it).
 """
 
 from __future__ import annotations
