@@ -106,10 +106,10 @@ def interpolate_all(exp: Experiment, models: dict) -> list[dict]:
             inner = strip[1:-1]  # the frames between the two ends
             verdict = plausibility(inner, exp.evaluate(judge, inner), mnist.x_train)
             named = float(np.isin(verdict["class"], (a, b)).mean())
-            rows.append((name, f"{a} -> {b}", float(verdict["confidence"].mean()), named,
-                         float(verdict["nearest"].mean())))  # fmt: skip
-            records.append({"model": name, "pair": f"{a}->{b}", "mean_confidence": rows[-1][2],
-                            "named_an_end": named, "nearest_training_rms": rows[-1][4]})  # fmt: skip
+            confidence, nearest = float(verdict["confidence"].mean()), float(verdict["nearest"].mean())
+            rows.append((name, f"{a} -> {b}", confidence, named, nearest))
+            records.append({"model": name, "pair": f"{a}->{b}", "mean_confidence": confidence,
+                            "named_an_end": named, "nearest_training_rms": nearest})  # fmt: skip
             strips[f"{name}, {a}->{b}"] = strip
     print("the frames a = 0.1 … 0.9: the judge's mean confidence, the fraction it names as either end's\n"
           "digit, and their mean RMS distance to the nearest training digit")  # fmt: skip

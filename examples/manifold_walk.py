@@ -58,10 +58,8 @@ def manifold_walk(exp: Experiment) -> dict:
     errors = {name: error(frames) for name, frames in walks.items()}
     real = mnist.x_test[:1000]
     data_error = float(((exp.evaluate(model, real) - real) ** 2).mean())
-    judged = {name: plausibility(frames[-1], exp.evaluate(judge, frames[-1]), mnist.x_train)
-              for name, frames in walks.items()} | {"real test digits": plausibility(
-                  real[: args.walkers], exp.evaluate(judge, real[: args.walkers]), mnist.x_train)}  # fmt: skip
     ends = {name: frames[-1] for name, frames in walks.items()} | {"real test digits": real[: args.walkers]}
+    judged = {name: plausibility(images, exp.evaluate(judge, images), mnist.x_train) for name, images in ends.items()}
     rows, metrics = [], {}
     for name, verdict in judged.items():
         flat = ends[name].reshape(len(ends[name]), -1)
