@@ -15,7 +15,7 @@ from conftest import host_only
 
 import minidl as md
 from minidl import autoencoders as ae
-from minidl import corruptions, data
+from minidl import corruptions, data, viz
 from minidl.experiment import Experiment, Progress, command_line
 from minidl.nn import functional as F
 
@@ -560,8 +560,6 @@ def test_progress_shows_the_loss_without_reading_every_step_back(live):
 def test_loss_curves_keep_their_legend_off_the_lines(tmp_path):
     """Four curves that fill the plot (the main job's loss figure): each is drawn, the epochs are whole
     numbers, and the legend sits beside the axes, where it hides no line."""
-    from minidl import viz
-
     drawn: list = []
     token = viz.DRAWN.set(drawn)
     try:
