@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import KERNEL_DEVICES, needs_cxx
+from conftest import KERNEL_DEVICES, host_only, needs_cxx
 from hypothesis import given
 from hypothesis import strategies as st
 from test_gradcheck_ops import conv_case, pool_case
@@ -99,6 +99,27 @@ def test_float_kernels_keep_everything_in_registers(source, arch):
                           rf"(\d+) bytes spill stores, (\d+) bytes spill loads", log)  # fmt: skip
         assert found, f"ptxas reported nothing for {name}:\n{log}"
         assert found.groups() == ("0", "0", "0"), f"{name} on {arch}: {found.group(0)}"
+
+
+@host_only
+@needs_cxx
+def test_compiler_messages_name_the_real_file_and_line(tmp_path, monkeypatch):
+    """read_source pastes headers in; the compiler (g++, the reference) still names the line of the
+    file where each mistake is, before and after the include, and sees no `#pragma once` in a main file."""
+    (tmp_path / "helpers.cuh").write_text("#pragma once\n// a helper\nint helper() { return missing_in_header; }\n")
+    (tmp_path / "kernel.cu").write_text(
+        '// a kernel\nint before() { return missing_before; }\n#include "helpers.cuh"\n\n'
+        '#include "helpers.cuh"\n\nint after() { return missing_after; }\n'
+    )
+    monkeypatch.setattr(sources, "SOURCE_DIR", tmp_path)
+    code = sources.read_source("kernel.cu")
+    result = subprocess.run(["g++", "-fsyntax-only", "-Wall", "-x", "c++", "-"], input=code, capture_output=True,
+                            text=True)  # fmt: skip
+    where = dict(re.findall(r"^([\w.]+:\d+):\d+: error: .(missing_\w+).", result.stderr, re.MULTILINE))
+    assert where == {"kernel.cu:2": "missing_before", "helpers.cuh:3": "missing_in_header",
+                     "kernel.cu:7": "missing_after"}, result.stderr  # fmt: skip
+    assert "pragma once" not in result.stderr
+    assert code.count("int helper()") == 1  # pasted once
 
 
 def test_every_kernel_signature_is_read_from_the_sources():

@@ -100,12 +100,15 @@ class Kernel:
 
 _KERNEL = re.compile(r"(template\s*<\s*typename\s+T\s*>\s*)?__global__\s+void\s+(\w+)\s*\(([^)]*)\)")
 _PARAM = re.compile(r"^(const\s+)?(T|int|long long|float|double)\s*(\*)?\s*(?:__restrict__\s+)?(\w+)$")
-_INCLUDE = re.compile(r'^#include "([\w.]+)"\s*$', re.MULTILINE)
+_INCLUDE = re.compile(r'^#include "([\w.]+)"[ \t]*$', re.MULTILINE)
+_PRAGMA_ONCE = re.compile(r"^#pragma once[ \t]*$", re.MULTILINE)
 
 
 def read_source(source: str) -> str:
     """A kernel file with its local #includes pasted in, each once, with #line marks so that
-    compiler messages and AddressSanitizer reports name the real file and line.
+    compiler messages and AddressSanitizer reports name the real file and line. A pasted header's
+    `#pragma once` becomes a blank line (pasting each once does its work; in the one file that the
+    compiler sees it would only draw a warning).
     (CuPy caches compiled modules by this code string: a header edit must change it.)"""
     seen: set[str] = set()
 
@@ -113,12 +116,14 @@ def read_source(source: str) -> str:
         if name in seen:
             return ""
         seen.add(name)
-        text = (SOURCE_DIR / name).read_text()
+        text = _PRAGMA_ONCE.sub("", (SOURCE_DIR / name).read_text())
+        text += "" if text.endswith("\n") else "\n"
         parts, at = [f'#line 1 "{name}"\n'], 0
         for match in _INCLUDE.finditer(text):
             parts += [text[at : match.start()], expand(match.group(1))]
-            parts.append(f'#line {text.count(chr(10), 0, match.end()) + 1} "{name}"')
-            at = match.end()
+            line_after = text.count("\n", 0, match.end()) + 2  # the include's own line is number count + 1
+            parts.append(f'#line {line_after} "{name}"\n')
+            at = match.end() + 1  # past the include's newline
         return "".join([*parts, text[at:]])
 
     return expand(source)
