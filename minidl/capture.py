@@ -46,6 +46,16 @@ def _state_arrays(optimizer: Optimizer) -> list:
     return arrays
 
 
+def _end_failed_capture(stream) -> None:
+    """End a recording that failed. The failure (a host read, say) may have invalidated the capture;
+    CUDA then ends it all the same and reports cudaErrorStreamCaptureInvalidated, which says less
+    than the failure itself: the caller raises that one."""
+    try:
+        stream.end_capture()
+    except RuntimeError:  # CuPy's CUDARuntimeError is one
+        pass
+
+
 class _Graph:
     """One recorded step: its graph and stream, what it reads and writes, and what must outlive it
     (keep: its memory pool and the generators it draws from, which it reads by address)."""
@@ -114,7 +124,7 @@ class CapturedStep:
             try:
                 loss = self.train_step(*static)
             except Exception as error:
-                stream.end_capture()
+                _end_failed_capture(stream)
                 raise CaptureError(
                     f"the step could not be recorded as a graph: {error}\nA captured step must run on the device "
                     "alone: nothing read back to the host (.item(), float(), .numpy()), nothing uploaded"

@@ -60,11 +60,16 @@ def test_the_standin_records_while_capturing_and_replays_on_the_same_memory():
         acc += b  # in place: not done while capturing
         r = rng.random(3)  # the generator does not advance
         with pytest.raises(RuntimeError, match="StreamCaptureUnsupported"):
-            b.get()
-        with pytest.raises(RuntimeError, match="StreamCaptureUnsupported"):
-            cupy.asarray(np.ones(3))
+            cupy.asarray(np.ones(3))  # refused by the stand-in, the capture goes on
         graph = stream.end_capture()
     assert np.isnan(b.get()).all() and (acc.get() == 0).all() and np.isnan(r.get()).all()
+    with stream:  # a host read is refused and invalidates the capture: ending it ends it, and fails
+        stream.begin_capture()
+        with pytest.raises(RuntimeError, match="StreamCaptureUnsupported"):
+            (a * 3).get()
+        with pytest.raises(RuntimeError, match="StreamCaptureInvalidated: the capture was invalidated by ndarray.get"):
+            stream.end_capture()
+        assert not stream.is_capturing()
     first = cupy.random.default_rng(0).random(6).get()  # the draws of replays 1 and 2, made eagerly
     for k in (1, 2):
         graph.launch(stream)
@@ -83,7 +88,8 @@ def test_work_on_another_stream_during_a_capture_is_an_error():
         with pytest.raises(RuntimeError, match="StreamCaptureImplicit"):
             cupy.ones(3) + 1
     finally:
-        stream.end_capture()
+        with pytest.raises(RuntimeError, match="StreamCaptureInvalidated"):
+            stream.end_capture()
 
 
 @needs_cuda

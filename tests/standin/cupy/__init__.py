@@ -120,6 +120,12 @@ RULES = {
         "631, 762-767; cupy/linalg/_product.py:87, 249, 334; cupy/linalg/_einsum.py:418",
         "cupy_backends/cuda/libs/cublas.pyx:642-655, 666-668; cupy/_core/_routines_linalg.pyx:384-395, "
         "635, 774-779; cupy/linalg/_product.py:124, 335, 420; cupy/linalg/_einsum.py:417"),
+    "an-invalidated-capture-fails-to-end": Rule(
+        "an operation refused while a stream captures (a sync, work on the legacy stream) invalidates the "
+        "capture; cudaStreamEndCapture then ends it, returns no graph and cudaErrorStreamCaptureInvalidated, "
+        "which end_capture raises (check_status: CUDARuntimeError, a RuntimeError)",
+        "cupy/cuda/stream.pyx:392-412, cupy_backends/cuda/api/runtime.pyx:996-1004",
+        "cupy/cuda/stream.pyx:407-425, cupy_backends/cuda/api/runtime.pyx:1027-1033"),
     "generator-is-xorwow": Rule(
         "cupy.random.default_rng(seed) is Generator(XORWOW(seed)), cuRAND's generator, not NumPy's PCG64: "
         "the stand-in draws from another bit generator (SFC64), so nothing may expect NumPy's numbers",
@@ -404,6 +410,8 @@ def _sync(what: str) -> None:
     """A device -> host transfer: it waits for the device, which a capturing stream forbids."""
     if _capturing is not None:
         _rule("no-host-sync-while-capturing")
+        _rule("an-invalidated-capture-fails-to-end")
+        _capturing.invalidated = what
         raise RuntimeError(f"cudaErrorStreamCaptureUnsupported: {what} waits for the device while a stream captures")
     counters.syncs += 1
 
@@ -609,6 +617,11 @@ class Stream:
         if _capturing is None or _capturing.stream is not self:
             raise RuntimeError("cudaErrorIllegalState: this stream is not capturing")
         recording, _capturing = _capturing, None
+        if recording.invalidated is not None:
+            _rule("an-invalidated-capture-fails-to-end")
+            raise RuntimeError(
+                f"cudaErrorStreamCaptureInvalidated: the capture was invalidated by {recording.invalidated}"
+            )
         return Graph(recording.operations)
 
     def is_capturing(self) -> bool:
@@ -629,6 +642,7 @@ class _Recording:
 
     stream: Stream
     operations: list = field(default_factory=list)
+    invalidated: str | None = None  # the refused operation that invalidated the capture, if one was
 
     def record(self, operation) -> None:
         self.operations.append(operation)
@@ -640,6 +654,8 @@ _capturing: _Recording | None = None
 def _check_capture_stream(name: str) -> None:
     if _streams[-1] is not _capturing.stream:
         _rule("one-stream-while-capturing")
+        _rule("an-invalidated-capture-fails-to-end")
+        _capturing.invalidated = f"{name} on another stream"
         raise RuntimeError(
             f"cudaErrorStreamCaptureImplicit: {name} runs on another stream while a stream captures "
             "(the legacy default stream waits for the capturing one)"
