@@ -1,113 +1,162 @@
 #!/usr/bin/env bash
-# gpu_check.sh: the one command that records what a GPU has to show about minidl, from a bare
-# checkout, in under 10 minutes on one GPU. Every step has its own timeout inside one deadline
-# (GPU_CHECK_BUDGET seconds, default 560), so a hang costs one step; all output goes under $OUT.
+# gpu_check.sh: what a lent GPU machine has to show about minidl, in one call of the device tool.
+# That machine has no network: it runs the preinstalled python3 (CuPy for CUDA 13, PyTorch,
+# pytest-xdist, pytest-timeout, compute-sanitizer on PATH), minidl from this checkout on
+# PYTHONPATH, no venv, no package index (PIP_NO_INDEX=1). What it lacks comes in the carry that
+# benchmarks/gpu_carry.sh prepares here: MNIST's file (MINIDL_DATA) and any wheel a step needs.
 #
-#   bash benchmarks/gpu_check.sh              # on a machine with an NVIDIA GPU
-#   bash benchmarks/gpu_check.sh --standin    # here, without a GPU: the same steps on the CuPy stand-in
-#   bash benchmarks/gpu_check.sh --dry-run    # print the steps and their limits, run nothing
+#   bash benchmarks/gpu_check.sh                  # on the GPU machine: the full check, <= 6 minutes
+#   bash benchmarks/gpu_check.sh --quick          # a rerun in the same lease: <= 2.5 minutes
+#   bash benchmarks/gpu_check.sh --standin        # here, rehearsed on the CuPy stand-in (tests/standin)
+#   bash benchmarks/gpu_check.sh --dry-run        # print the steps, their limits and the environment
 #
-# The steps, in order:
-#   install      a venv with .[dev,cuda12,bench] (CuPy, NVRTC, PyTorch), pytest-xdist and NVIDIA's
-#                compute-sanitizer wheel (--standin: the Python running this script, nothing installed)
-#   doctor       python -m minidl.doctor: versions, every kernel compiled, each family against the CPU,
-#                a captured step against an eager one
-#   sanitizers   compute-sanitizer memcheck, racecheck, initcheck and synccheck, each over the doctor's
-#                run of every kernel family (in the background, beside the suite)
-#   suite        the test suite on cuda (MINIDL_DEVICE=cuda), the emulator's parametrisations left out
-#   model_c      benchmarks/train_model_c.py eager, then --capture, beside PyTorch (TF32 off)
-#   kernels      benchmarks/kernels.py --device cuda --short beside PyTorch (TF32 off)
-# and summary.txt: each step's exit status, seconds and key lines. Knobs: OUT (default
-# ./gpu_check_out), GPU_CHECK_BUDGET, GPU_CHECK_VENV, GPU_CHECK_TESTS (pytest paths, default tests).
+# The steps, each with its own timeout inside one deadline (GPU_CHECK_BUDGET seconds: 360, quick 150):
+#   preflight    benchmarks/gpu_preflight.py: commit, GPU, versions, a CuPy kernel, the MNIST file;
+#                stops the check with one line when CuPy or PyTorch cannot be imported
+#   wheels       the carried wheels (.gpu_carry/wheels) into a private folder: --no-index --no-deps --target
+#   doctor       python3 -m minidl.doctor --device cuda: every kernel family against the CPU, a captured step
+#   memcheck, racecheck, initcheck, synccheck
+#                compute-sanitizer over the doctor's run, in the background beside the suite (quick: memcheck)
+#   suite        the tests on cuda: pytest -n 8 --timeout 60, the emulator's parametrisations left out
+#   model_c      benchmarks/train_model_c.py eager, then model_c_capture with --capture, beside PyTorch
+#                (TF32 off; 2 epochs, so that the second is free of compile time) (quick: captured only)
+#   kernels      benchmarks/kernels.py --device cuda --short beside PyTorch
+# At most 7 files in $OUT (default ./gpu_check_out), written as the steps go and completed by an exit
+# hook after a failure or a kill: summary.txt, doctor.log, suite.log, suite.xml, sanitizers.log,
+# bench.log, kernels.json. Exit status: 0 when every step passed, 1 when any failed, timed out or was
+# skipped for lack of time, 3 when the preflight found the machine unusable.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
-MODE=gpu
-case "${1:-}" in
-    --standin) MODE=standin ;;
-    --dry-run) MODE=dry ;;
-    "") ;;
-    *) echo "usage: bash benchmarks/gpu_check.sh [--standin | --dry-run]" >&2; exit 2 ;;
-esac
+MODE=gpu QUICK=0 DRY=0
+for arg in "$@"; do
+    case $arg in
+        --standin) MODE=standin ;;
+        --quick) QUICK=1 ;;
+        --dry-run) DRY=1 ;;
+        *) echo "usage: bash benchmarks/gpu_check.sh [--quick] [--standin] [--dry-run]" >&2; exit 2 ;;
+    esac
+done
 START=$SECONDS
-BUDGET=${GPU_CHECK_BUDGET:-560}
+BUDGET=${GPU_CHECK_BUDGET:-$( ((QUICK)) && echo 150 || echo 360)}
 OUT=${OUT:-$PWD/gpu_check_out}
-VENV=${GPU_CHECK_VENV:-/tmp/minidl-gpu-venv}
+CARRY=${GPU_CHECK_CARRY:-$PWD/.gpu_carry}
 TESTS=${GPU_CHECK_TESTS:-tests}
-export PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 OUT
-SUMMARY="$OUT/summary.txt"
-if [[ $MODE != dry ]]; then mkdir -p "$OUT" && : > "$SUMMARY"; fi
+PY=${GPU_CHECK_PYTHON:-python3}
+WORK=${TMPDIR:-/tmp}/minidl-gpu-check.$$
+export PYTHONUNBUFFERED=1 PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 MINIDL_CACHE=$WORK/cache
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # minidl from this checkout, nothing installed
+[[ $MODE == standin ]] && export PYTHONPATH="$PWD/tests/standin:$PYTHONPATH"  # `import cupy` finds the stand-in
+[[ -f $CARRY/mnist.npz ]] && export MINIDL_DATA=$CARRY/mnist.npz
+SUMMARY=$OUT/summary.txt
+FAILED=()
 
-say() { echo "[$(( SECONDS - START ))s] $*" | tee -a "$SUMMARY"; }
-limit() { local l=$(( BUDGET - (SECONDS - START) - ${2:-0} )); (( l > $1 )) && l=$1; echo "$l"; }  # limit MAX [RESERVE]
+say() { echo "[$((SECONDS - START))s] $*" | tee -a "$SUMMARY"; }
+limit() { local l=$((BUDGET - (SECONDS - START) - $2)); ((l > $1)) && l=$1; echo "$l"; }  # limit MAX RESERVE
 
-# step NAME MAX RESERVE CMD...: run CMD with a timeout of min(MAX, time left - RESERVE); its output in $OUT/NAME.log
+# step NAME MAX RESERVE LOG CMD...: CMD with a timeout of min(MAX, time left - RESERVE), its output appended
+# to LOG under a header line; a failure, a time-out or a skip for lack of time is counted in FAILED
 step() {
-    local name=$1 max=$2 reserve=$3 t s rc
-    shift 3
+    local name=$1 max=$2 reserve=$3 log=$4 t s rc
+    shift 4
+    if ((DRY)); then printf '%-16s limit %4ss: %s\n' "$name" "$max" "$*"; return 0; fi
     t=$(limit "$max" "$reserve")
-    if [[ $MODE == dry ]]; then printf '%-12s limit %4ss: %s\n' "$name" "$max" "$*"; return 0; fi
-    if (( t < 15 )); then say "SKIP  $name (no time left)"; return 99; fi
+    if ((t < 10)); then say "SKIP  $name (no time left)"; FAILED+=("$name"); return 99; fi
     s=$SECONDS
-    timeout -k 10 "$t" "$@" > "$OUT/$name.log" 2>&1
+    echo "=== $name: $*" >> "$log"
+    timeout -k 5 "$t" "$@" >> "$log" 2>&1 &  # waited for with `wait`, which a TERM or Ctrl-C interrupts
+    RUNNING+=($!)
+    wait $!
     rc=$?
-    say "$(printf '%-12s rc=%-3s %4ss (limit %ss)' "$name" "$rc" $(( SECONDS - s )) "$t")$( ((rc == 124 || rc == 137)) && echo '  TIMED OUT')"
+    say "$(printf '%-16s rc=%-3s %4ss (limit %ss)' "$name" "$rc" $((SECONDS - s)) "$t")$( ((rc == 124 || rc == 137)) && echo '  TIMED OUT')"
+    ((rc == 0)) || FAILED+=("$name")
     return $rc
 }
 
-# ------------------------------------------------------------------ install
-if [[ $MODE == standin ]]; then
-    PY=$(command -v python)
-    export PYTHONPATH="$PWD/tests/standin${PYTHONPATH:+:$PYTHONPATH}"  # `import cupy` finds the stand-in
-    say "stand-in mode: $PY, the CuPy stand-in of tests/standin, no install, no compute-sanitizer"
-else
-    PY="$VENV/bin/python"
-    step install 300 200 bash -c "python3 -m venv '$VENV' && '$PY' -m pip install -q -e '.[dev,cuda12,bench]' \
-        pytest-xdist nvidia-cuda-sanitizer-api-cu12" || { [[ $MODE == dry ]] || { tail -20 "$OUT/install.log" >> "$SUMMARY"; exit 1; }; }
+SANITIZERS=() PIDS=() RUNNING=()
+background() { if ((DRY)); then "$@"; else "$@" & PIDS+=($!); fi; }  # a step beside the next ones
+finish() {  # the exit hook: stop what still runs, gather the sanitizers' logs, say the verdict
+    local code=$?
+    ((DRY)) && exit "$code"
+    for pid in "${PIDS[@]}"; do pkill -TERM -P "$pid" 2>/dev/null; kill "$pid" 2>/dev/null; done
+    for pid in "${RUNNING[@]}"; do kill "$pid" 2>/dev/null; done  # timeout passes it on to its command
+    for tool in "${SANITIZERS[@]}"; do
+        [[ -f $WORK/$tool.log ]] && cat "$WORK/$tool.log" >> "$OUT/sanitizers.log"
+    done
+    rm -rf "$WORK"
+    if ((code == 3)); then say "RESULT: stopped by the preflight"; exit 3; fi
+    if ((${#FAILED[@]} == 0 && code == 0)); then say "RESULT: every step passed in $((SECONDS - START))s"; exit 0; fi
+    say "RESULT: ${#FAILED[@]} step(s) failed, timed out or were skipped: ${FAILED[*]:-interrupted}"
+    exit 1
+}
+if ((!DRY)); then
+    rm -rf "$OUT" && mkdir -p "$OUT" "$WORK" && : > "$SUMMARY" || exit 1
+    trap finish EXIT
+    trap 'exit 143' TERM
+    trap 'exit 130' INT
 fi
-if [[ $MODE != dry ]]; then
-    git rev-parse HEAD > "$OUT/commit.txt" 2>/dev/null
-    { nvidia-smi 2>&1 || echo "no nvidia-smi"; lscpu | grep -E 'Model name|^CPU\(s\)|avx512f' | head -3; } > "$OUT/machine.txt"
-    say "$(grep -m1 'Model name' "$OUT/machine.txt" | tr -s ' '); $(grep -c avx512f "$OUT/machine.txt" | sed 's/^0$/no AVX-512/; s/^1$/AVX-512/')"
+((DRY)) && printf 'environment: PIP_NO_INDEX=1 PYTHONPATH=%s MINIDL_DATA=%s python=%s budget=%ss\n' \
+    "$PYTHONPATH" "${MINIDL_DATA:-none}" "$PY" "$BUDGET"
+
+# ------------------------------------------------------------------ preflight, carried wheels
+PREFLIGHT=("$PY" benchmarks/gpu_preflight.py)
+[[ $MODE == standin ]] && PREFLIGHT+=(--standin)
+if ((DRY)); then
+    step preflight 45 0 - "${PREFLIGHT[@]}"
+else
+    say "mode: $MODE$( ((QUICK)) && echo ', quick'), budget ${BUDGET}s"
+    timeout -k 5 45 "${PREFLIGHT[@]}" 2>&1 | tee -a "$SUMMARY"
+    rc=$?
+    ((rc == 3)) && exit 3
+    ((rc == 0)) || { say "preflight rc=$rc"; FAILED+=(preflight); }
+fi
+shopt -s nullglob
+WHEELS=("$CARRY"/wheels/*.whl)
+if ((${#WHEELS[@]})) || ((DRY)); then
+    step wheels 60 0 "$SUMMARY" "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$WORK/site" \
+        "${WHEELS[@]:-$CARRY/wheels/*.whl}" && export PYTHONPATH="$WORK/site:$PYTHONPATH"
 fi
 
 # ------------------------------------------------------------------ doctor
-step doctor 120 300 "$PY" -m minidl.doctor --device cuda
-[[ $MODE != dry ]] && tail -1 "$OUT/doctor.log" | sed 's/^/  /' | tee -a "$SUMMARY"
+step doctor 60 $( ((QUICK)) && echo 70 || echo 240) "$OUT/doctor.log" "$PY" -m minidl.doctor --device cuda
+((DRY)) || tail -1 "$OUT/doctor.log" | sed 's/^/  /' | tee -a "$SUMMARY"
 
 # ------------------------------------------------------------------ sanitizers, in the background
-SANITIZER=""
-if [[ $MODE == gpu ]]; then
-    SANITIZER=$(command -v compute-sanitizer || ls "$VENV"/lib/python3*/site-packages/nvidia/cuda_sanitizer_api/bin/compute-sanitizer 2>/dev/null | head -1)
-fi
-PIDS=()
-for tool in memcheck racecheck initcheck synccheck; do
-    if [[ $MODE == dry ]]; then printf '%-12s limit %4ss: %s\n' "$tool" 180 "compute-sanitizer --tool $tool --error-exitcode 9 python -m minidl.doctor --device cuda"; continue; fi
-    if [[ -z $SANITIZER ]]; then say "SKIP  $tool (no compute-sanitizer$([[ $MODE == standin ]] && echo ' in stand-in mode'))"; continue; fi
-    chmod +x "$SANITIZER"
-    extra=()
-    [[ $SANITIZER == *site-packages* ]] && extra=(--injection-path "$(dirname "$(dirname "$SANITIZER")")/lib")
-    step "$tool" 180 240 "$SANITIZER" "${extra[@]}" --tool "$tool" --error-exitcode 9 --print-limit 20 \
-        "$PY" -m minidl.doctor --device cuda &
-    PIDS+=($!)
+TOOLS=(memcheck racecheck initcheck synccheck)
+((QUICK)) && TOOLS=(memcheck)
+SANITIZER=$(command -v compute-sanitizer)
+[[ $MODE == standin ]] && SANITIZER=""
+for tool in "${TOOLS[@]}"; do
+    if [[ $MODE == standin ]]; then ((DRY)) || say "SKIP  $tool (no compute-sanitizer on the stand-in)"; continue; fi
+    if [[ -z $SANITIZER ]] && ((!DRY)); then say "FAIL  $tool (compute-sanitizer is not on PATH)"; FAILED+=("$tool"); continue; fi
+    SANITIZERS+=("$tool")
+    background step "$tool" 150 $( ((QUICK)) && echo 5 || echo 120) "$WORK/$tool.log" "${SANITIZER:-compute-sanitizer}" \
+        --tool "$tool" --error-exitcode 9 --print-limit 20 "$PY" -m minidl.doctor --device cuda
 done
 
 # ------------------------------------------------------------------ the suite on cuda
-if [[ $MODE == standin ]]; then WORKERS=(); else WORKERS=(-n 8); fi  # pytest-xdist: 8 processes share the GPU
-step suite 300 150 env MINIDL_DEVICE=cuda "$PY" -m pytest -q -ra -p no:cacheprovider "${WORKERS[@]}" -k "not emu" \
-    --junitxml "$OUT/suite.xml" $TESTS
-[[ $MODE != dry ]] && { grep -a -E '[0-9]+ (passed|failed)' "$OUT/suite.log" | tail -1 | sed 's/^/  /'; grep -a -E '^(FAILED|ERROR) ' "$OUT/suite.log" | head -30; } | tee -a "$SUMMARY"
-for pid in "${PIDS[@]}"; do wait "$pid"; done
-for tool in memcheck racecheck initcheck synccheck; do
-    [[ -f $OUT/$tool.log ]] && grep -a -m1 -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$tool.log" | sed "s/^/  $tool: /" | tee -a "$SUMMARY"
-done
+if ((!QUICK)); then
+    PLUGINS=()
+    "$PY" -c "import xdist" 2>/dev/null && PLUGINS+=(-n "$([[ $MODE == gpu ]] && echo 8 || nproc)")
+    "$PY" -c "import pytest_timeout" 2>/dev/null && PLUGINS+=(--timeout 60)
+    step suite 200 130 "$OUT/suite.log" env MINIDL_DEVICE=cuda "$PY" -m pytest -q -ra -p no:cacheprovider \
+        "${PLUGINS[@]}" -k "not emu" --junitxml "$OUT/suite.xml" $TESTS
+    ((DRY)) || { grep -a -E '[0-9]+ (passed|failed)' "$OUT/suite.log" | tail -1 | sed 's/^/  /'
+        grep -a -E '^(FAILED|ERROR) ' "$OUT/suite.log" | head -30; } | tee -a "$SUMMARY"
+fi
 
 # ------------------------------------------------------------------ Model C beside PyTorch, eager and captured
-if [[ $MODE == standin ]]; then BENCH=(--model D --limit 256 --epochs 1 --framework minidl); else BENCH=(--epochs 2); fi
-step model_c 120 90 "$PY" benchmarks/train_model_c.py --device cuda "${BENCH[@]}"
-step model_c_capture 120 60 "$PY" benchmarks/train_model_c.py --device cuda --capture "${BENCH[@]}"
-[[ $MODE != dry ]] && for b in model_c model_c_capture; do grep -a -E '^(Model| +[0-9]+ )' "$OUT/$b.log" | sed "s/^/  $b: /"; done | tee -a "$SUMMARY"
+if [[ $MODE == standin ]]; then BENCH=(--model D --limit 256 --test-limit 500 --epochs 1 --framework minidl); else BENCH=(--epochs 2); fi
+((QUICK)) || step model_c 75 100 "$OUT/bench.log" "$PY" benchmarks/train_model_c.py --device cuda "${BENCH[@]}"
+step model_c_capture 75 $( ((QUICK)) && echo 0 || echo 45) "$OUT/bench.log" \
+    "$PY" benchmarks/train_model_c.py --device cuda --capture "${BENCH[@]}"
+((DRY)) || grep -a -E '^(=== |Model| +[0-9]+ )' "$OUT/bench.log" | sed 's/^/  /' | tee -a "$SUMMARY"
+
+for k in "${!PIDS[@]}"; do wait "${PIDS[k]}" || FAILED+=("${SANITIZERS[k]}"); done  # each ran in a subshell
+PIDS=()
+((DRY)) || for tool in "${SANITIZERS[@]}"; do
+    grep -a -m1 -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$WORK/$tool.log" | sed "s/^/  $tool: /" | tee -a "$SUMMARY"
+done
 
 # ------------------------------------------------------------------ every kernel family beside PyTorch
-step kernels 90 5 "$PY" benchmarks/kernels.py --device cuda --short --repeats 3 --json "$OUT/kernels.json"
-[[ $MODE != dry ]] && say "done in $(( SECONDS - START ))s; everything is in $OUT"
-exit 0
+((QUICK)) || step kernels 45 0 "$OUT/bench.log" "$PY" benchmarks/kernels.py --device cuda --short --repeats 3 \
+    --json "$OUT/kernels.json"

@@ -67,7 +67,8 @@ def main():
     p.add_argument("--model", choices=["C", "D", "P"], default="C")
     p.add_argument("--loss", choices=["bce", "mse"], default="bce")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--limit", type=int, default=None, help="train on the first LIMIT images")
+    p.add_argument("--test-limit", type=int, default=None, help="score on the first TEST_LIMIT test images")
     p.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads (match the machine)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--framework", choices=["both", "minidl", "torch"], default="both",
@@ -85,7 +86,8 @@ def main():
         noise, test_noise = corruptions.corruption("gaussian:0.5"), corruptions.corruption("gaussian:0.5")
     else:
         noise, test_noise = corruptions.corruption("gaussian:0.3:noclip"), corruptions.corruption("gaussian:0.3:noclip")
-    x_test_noisy = test_noise(mnist.x_test, np.random.default_rng(10_000))
+    x_test = mnist.x_test[: args.test_limit]
+    x_test_noisy = test_noise(x_test, np.random.default_rng(10_000))
 
     ours = {"C": ModelC, "D": ModelD, "P": ModelP}[args.model](device=args.device)
     theirs = torch_model(args.model).to("cuda" if args.device == "cuda" and run_theirs else "cpu")
@@ -114,7 +116,7 @@ def main():
                 for (x,) in batches(x_test_noisy, batch_size=1000, shuffle=False, device=args.device)
             ]
         ours.train()
-        return float(((np.concatenate(outs) - mnist.x_test) ** 2).mean())
+        return float(((np.concatenate(outs) - x_test) ** 2).mean())
 
     def test_mse_theirs():
         theirs.eval()
@@ -122,7 +124,7 @@ def main():
             out = theirs(torch.from_numpy(x_test_noisy).to(tdev))
             out = torch.sigmoid(out) if logits else out
         theirs.train()
-        return float(((out.cpu().numpy() - mnist.x_test) ** 2).mean())
+        return float(((out.cpu().numpy() - x_test) ** 2).mean())
 
     train_ours = functools.partial(train_on_batch, lambda noisy, clean: loss_ours(ours(noisy), clean), opt_ours)
     if args.capture:

@@ -1,13 +1,15 @@
 """benchmarks/kernels.py runs (its short mode) and writes its table, JSON and chart."""
 
 import json
+import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import needs_cxx
+from conftest import host_only, needs_cxx
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = {
@@ -70,31 +72,109 @@ def test_the_gpu_peer_runs_in_float32_in_both_benchmarks():
         assert "float32_peer(torch)" in (ROOT / "benchmarks" / script).read_text(), script
 
 
-def test_gpu_check_plans_every_step_within_its_budget(tmp_path):
-    """benchmarks/gpu_check.sh --dry-run: the steps a GPU run takes, each with its own limit, and nothing
-    run or written (the stand-in mode, run by hand, is recorded in RESULTS.md)."""
+GPU_CHECK = str(ROOT / "benchmarks" / "gpu_check.sh")
+
+
+def _plan(tmp_path, *flags: str) -> tuple[str, dict[str, int]]:
+    """gpu_check.sh --dry-run's environment line and its steps with their limits in seconds."""
     env = {**os.environ, "OUT": str(tmp_path / "out")}
-    script = str(ROOT / "benchmarks" / "gpu_check.sh")
-    result = subprocess.run(["bash", script, "--dry-run"], capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run(["bash", GPU_CHECK, "--dry-run", *flags], capture_output=True, text=True, env=env,
+                            timeout=60)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    steps = {line.split()[0]: int(line.split()[2].rstrip("s:")) for line in result.stdout.splitlines()}
-    assert list(steps) == ["install", "doctor", "memcheck", "racecheck", "initcheck", "synccheck", "suite", "model_c",
-                           "model_c_capture", "kernels"]  # fmt: skip
-    assert "-m minidl.doctor --device cuda" in result.stdout and ".[dev,cuda12,bench]" in result.stdout
-    assert "MINIDL_DEVICE=cuda" in result.stdout and "--capture" in result.stdout
-    assert not (tmp_path / "out").exists()
-    usage = subprocess.run(
-        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--fast"], capture_output=True, text=True
-    )
+    assert not (tmp_path / "out").exists()  # a dry run writes nothing
+    head, *lines = result.stdout.splitlines()
+    return result.stdout, {line.split()[0]: int(line.split()[2].rstrip("s:")) for line in lines} | {"": head}
+
+
+@host_only
+def test_gpu_check_runs_on_the_lent_machine_as_it_is(tmp_path):
+    """The GPU machine has no network and its own python3 (CUDA 13 CuPy, PyTorch): the plan makes no
+    venv, reaches no index, installs no cuda12 CuPy, and takes minidl from the checkout."""
+    plan, steps = _plan(tmp_path)
+    assert list(steps)[:-1] == ["preflight", "wheels", "doctor", "memcheck", "racecheck", "initcheck", "synccheck",
+                                "suite", "model_c", "model_c_capture", "kernels"]  # fmt: skip
+    assert "budget=360s" in steps[""] and "PIP_NO_INDEX=1" in steps[""] and f"PYTHONPATH={ROOT}" in steps[""]
+    assert "venv" not in plan and "cuda12" not in plan and ".[" not in plan
+    pip_lines = [line for line in plan.splitlines() if "pip" in line and not line.startswith("environment")]
+    assert pip_lines and all("--no-index" in line and "--no-deps" in line for line in pip_lines)
+    assert "-n 8 --timeout 60" in plan and "MINIDL_DEVICE=cuda" in plan and "--epochs 2" in plan
+    assert "python3 -m minidl.doctor --device cuda" in plan and "python3 benchmarks/gpu_preflight.py" in plan
+    quick_plan, quick = _plan(tmp_path, "--quick")
+    assert set(quick) - {""} == {"preflight", "wheels", "doctor", "memcheck", "model_c_capture"}
+    assert "budget=150s" in quick[""] and "--capture" in quick_plan
+    usage = subprocess.run(["bash", GPU_CHECK, "--fast"], capture_output=True, text=True)
     assert usage.returncode == 2 and "usage:" in usage.stderr
 
 
+@host_only
+def test_gpu_preflight_stops_with_one_line_without_cupy():
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("CuPy is installed here: the preflight would go on")
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_preflight.py")], capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1].startswith("STOP: cupy: cannot be imported"), result.stdout
+
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+# stands for python3 on a GPU machine: the preflight exits $PREFLIGHT_RC, the doctor fails, a step sleeps
+case "$*" in
+    *gpu_preflight*) echo "cupy 14.2.0"; [[ $PREFLIGHT_RC == 3 ]] && echo "STOP: cupy: cannot be imported"
+                     exit "$PREFLIGHT_RC" ;;
+    *minidl.doctor*) echo "minidl doctor: 1 of 13 checks failed"; exit 1 ;;
+    *train_model_c*) touch "$STARTED"; sleep 30 ;;
+    *) exit 0 ;;
+esac
+"""
+
+
+@host_only
+def test_gpu_check_says_what_failed_and_keeps_its_files_when_killed(tmp_path):
+    """With a python that fails the doctor (and no compute-sanitizer), the check goes on, writes its
+    summary and exits 1; the preflight's stop exits 3; killed mid-step, the exit hook still says so."""
+    fake = tmp_path / "python3"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    env = {**os.environ, "GPU_CHECK_PYTHON": str(fake), "PATH": "/usr/bin:/bin", "STARTED": str(tmp_path / "go"),
+           "GPU_CHECK_CARRY": str(tmp_path / "no-carry")}  # fmt: skip
+
+    def check(out: str, preflight_rc: int) -> subprocess.Popen:
+        return subprocess.Popen(["bash", GPU_CHECK, "--quick"], env={**env, "OUT": str(tmp_path / out),
+                                "PREFLIGHT_RC": str(preflight_rc)}, stdout=subprocess.PIPE, text=True)  # fmt: skip
+
+    stopped = check("stopped", 3)
+    assert stopped.wait(timeout=60) == 3
+    summary = (tmp_path / "stopped" / "summary.txt").read_text()
+    assert "STOP: cupy: cannot be imported" in summary and "RESULT: stopped by the preflight" in summary
+    killed = check("killed", 0)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "go").exists() and time.monotonic() < deadline:  # the doctor failed; Model C runs
+        time.sleep(0.1)
+    killed.terminate()
+    assert killed.wait(timeout=10) == 1  # at once, not after the step's 30 s
+    files = sorted(p.name for p in (tmp_path / "killed").iterdir())
+    assert files == ["bench.log", "doctor.log", "summary.txt"], files
+    summary = (tmp_path / "killed" / "summary.txt").read_text()
+    assert "doctor           rc=1" in summary and "FAIL  memcheck (compute-sanitizer is not on PATH)" in summary
+    assert "RESULT: 2 step(s) failed, timed out or were skipped: doctor memcheck" in summary
+
+
 @pytest.mark.skipif(os.environ.get("MINIDL_DEVICE", "cpu") != "cpu", reason="benchmarks run in the cpu leg")
-def test_double_backward_benchmark_times_every_penalty_beside_pytorch():
+def test_double_backward_benchmark_tables_every_penalty_beside_pytorch():
+    """The table's shape and arithmetic; how fast each penalty is belongs in RESULTS.md, not in a test."""
     pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[bench]'): no peer to time")
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "double_backward.py"), "--repeats", "1"],
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    rows = [line.split() for line in result.stdout.splitlines()[2:]]
-    assert len(rows) == 7 and all(float(row[-1]) >= 1 or "plain" in row for row in rows)
+    rows = [line.split() for line in result.stdout.splitlines()[2:]]  # code, penalty..., 4 numbers
+    assert [row[0] for row in rows] == ["256"] * 3 + ["16"] * 4
+    numbers = [[float(v) for v in row[-4:]] for row in rows]
+    assert all(all(v > 0 and math.isfinite(v) for v in row) for row in numbers)
+    for row, (ours, theirs, ratio, per_plain) in zip(rows, numbers):  # the columns agree; their sizes are timings
+        assert ratio == pytest.approx(ours / theirs, abs=0.01, rel=0.01), row
+        assert per_plain == 1.0 if "plain" in row else per_plain > 0
     assert "double backward, exact" in result.stdout and "Hutchinson 1" in result.stdout
