@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
 # The whole suite on every device: cpu (NumPy), emu (our CUDA kernels on the CPU emulator)
 # and cuda (a GPU where there is one, else the strict CuPy stand-in of tests/standin).
-set -euo pipefail
+# Every leg runs even when one fails; the last line adds them up, and the exit status is
+# non-zero when any leg failed.
+set -uo pipefail
 cd "$(dirname "$0")/.."
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+status=0
 for device in cpu emu cuda; do
     echo "=== MINIDL_DEVICE=$device"
-    MINIDL_DEVICE=$device python -m pytest -q -ra "$@"
+    MINIDL_DEVICE=$device python -m pytest -q -ra "$@" 2>&1 | tee "$logs/$device.log"
+    rc=${PIPESTATUS[0]}
+    ((rc == 0)) || { echo "=== MINIDL_DEVICE=$device: pytest exit status $rc"; status=1; }
 done
+# pytest's closing line of each leg, e.g. "3 failed, 410 passed, 51 skipped, 2 errors in 120.5s"
+count() { grep -h -a -E "^=*\s*[0-9]+ \w+.* in [0-9.]+s" "$logs"/*.log | grep -o -E "[0-9]+ $1\b" | awk '{s += $1} END {print s + 0}'; }
+echo "total: $(count passed) passed, $(( $(count failed) + $(count errors) + $(count error) )) failed, $(count skipped) skipped"
+exit $status

@@ -73,3 +73,23 @@ def test_a_wheel_ships_the_kernels_and_finds_them_installed(tmp_path):
     package, kernels, values = probe.stdout.splitlines()
     assert Path(package) == site / "minidl" / "__init__.py" and Path(kernels) == site / "minidl" / "runtime" / "kernels"
     assert values == "[2.5, 4.5, 10.5, 12.5]"
+
+
+@once
+def test_the_suite_command_runs_every_leg_and_adds_them_up(tmp_path):
+    """tests/all_devices.sh, the README's test command, on a planted suite that fails on emu only:
+    the cuda leg still runs, the last line totals the three legs, and the exit status says a leg failed."""
+    (tmp_path / "tests").mkdir()
+    script = tmp_path / "tests" / "all_devices.sh"
+    script.write_text((ROOT / "tests" / "all_devices.sh").read_text())
+    (tmp_path / "tests" / "test_planted.py").write_text(
+        "import os, pytest\n"
+        "def test_everywhere(): pass\n"
+        "def test_not_on_emu(): assert os.environ['MINIDL_DEVICE'] != 'emu'\n"
+        "@pytest.mark.skip(reason='planted')\ndef test_skipped(): pass\n"
+    )
+    result = subprocess.run(["bash", str(script), "-p", "no:cacheprovider", "tests"], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=120)  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.count("=== MINIDL_DEVICE=") == 4  # three legs, and emu's failure named
+    assert result.stdout.splitlines()[-1] == "total: 5 passed, 1 failed, 3 skipped"
