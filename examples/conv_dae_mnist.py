@@ -1,113 +1,128 @@
-"""The lab's main job: the convolutional denoising autoencoder (Model C) on MNIST.
+"""The lab's main job: the convolutional denoising autoencoder (Model C) against the dense DAE
+(Model D) on MNIST, on equal terms.
 
-Model C learns to remove additive Gaussian noise (sigma 0.5, clipped); it is scored on
-the test set corrupted with that noise, with a second corruption it never saw, and with
-"normalization" (each image standardised and clipped to [0, 1], minidl.corruptions), and
-compared with the dense DAE (Model D) trained for as many epochs. The default loss is
-sigmoid + BCE; `--loss mse` trains with sigmoid + MSE, which can sit on a plateau for
-an epoch or two (watch test MSE per epoch in loss_curves.png).
+Both models learn to undo the same corruption (default: input + 0.3·N(0, 1), unclipped, as the
+lab's first DAE) with the same loss (default MSE; --loss bce for both), each until its
+validation MSE stops improving (a split of the training set; --patience epochs with under 1 %
+gain, at most --epochs), keeping its best epoch. Each output layer starts at the mean image
+(autoencoders.start_at_mean), so MSE through the sigmoid does not sit on a plateau. Both are
+then scored once on the test set under the training corruption, a second corruption neither
+saw, and "normalization" (each image standardised and clipped to [0, 1]).
 
-    python examples/conv_dae_mnist.py                 # about 2 minutes on 2 CPU cores (5 epochs)
-    python examples/conv_dae_mnist.py --loss mse --epochs 5
+    python examples/conv_dae_mnist.py                  # about 5 minutes on 2 CPU cores
+    python examples/conv_dae_mnist.py --loss bce --noise gaussian:0.5
 """
+
+from collections.abc import Callable
+
+import numpy as np
 
 import minidl as md
 from minidl import corruptions, viz
-from minidl.autoencoders import ModelC, ModelD
+from minidl.autoencoders import ModelC, ModelD, start_at_mean
 from minidl.cli import run
-from minidl.experiment import Experiment, corruption_spec, example, non_negative_float, psnr
+from minidl.experiment import Experiment, corruption_spec, example, positive_int, psnr
+from minidl.nn import Module
 from minidl.nn import functional as F
 
 SHOW = 10  # digits in each figure row
-TEST_SEED = 10_000  # the test corruption's fixed stream
+VAL_SEED, TEST_SEED = 9_999, 10_000  # the validation and test corruptions' fixed streams
+
+# tag: (label, constructor, output layer (the sigmoid's input), whether the model ends in logits)
+MODELS: dict[str, tuple[str, Callable[..., Module], Callable[[Module], Module], bool]] = {
+    "model_c": ("Model C (conv)", ModelC, lambda m: m.decoder[-1], True),
+    "model_d": ("Model D (dense)", ModelD, lambda m: m.decoder[0], False),
+}
+LOSSES = {  # (loss, logits) -> loss(output, clean): one loss, whether the sigmoid is fused into it or not
+    ("mse", True): F.sigmoid_mse_loss, ("mse", False): F.mse_loss,
+    ("bce", True): F.binary_cross_entropy_with_logits, ("bce", False): F.binary_cross_entropy,
+}  # fmt: skip
 
 
 def options(parser):
-    parser.add_argument("--loss", choices=["bce", "mse"], default="bce", help="sigmoid + BCE (default) or + MSE")
-    parser.add_argument(
-        "--sigma", type=non_negative_float, default=0.5, help="Gaussian noise of training and test (default 0.5)"
-    )
-    parser.add_argument(
-        "--other",
-        type=corruption_spec,
-        default="salt_and_pepper:0.2",
-        help="second test corruption (default %(default)s)",
-    )
+    parser.add_argument("--loss", choices=["mse", "bce"], default="mse", help="both models' loss (default mse)")
+    parser.add_argument("--noise", type=corruption_spec, default="gaussian:0.3:noclip",
+                        help="both models' training corruption, also a test one (default %(default)s)")  # fmt: skip
+    parser.add_argument("--other", type=corruption_spec, default="salt_and_pepper:0.2",
+                        help="a test corruption neither model saw (default %(default)s)")  # fmt: skip
+    parser.add_argument("--patience", type=positive_int, default=2,
+                        help="stop when this many epochs improved validation MSE by under 1%% (default 2)")  # fmt: skip
 
 
-@example(__doc__, epochs=5, options=options)
+@example(__doc__, epochs=20, options=options)
 def conv_dae_mnist(exp: Experiment) -> dict:
     args, mnist = exp.args, exp.data
-    train_noise = corruptions.corruption(f"gaussian:{args.sigma}")
-    tests = {f"gaussian {args.sigma}": train_noise, args.other.replace(":", " "): corruptions.corruption(args.other),
+    mnist.hold_out_validation()
+    noise = corruptions.corruption(args.noise)
+    tests = {args.noise.replace(":", " "): noise, args.other.replace(":", " "): corruptions.corruption(args.other),
              "normalization": corruptions.corruption("normalization")}  # fmt: skip
-    noisy_test = {name: noise(mnist.x_test, exp.rng(TEST_SEED, i)) for i, (name, noise) in enumerate(tests.items())}
+    noisy_test = {name: fn(mnist.x_test, exp.rng(TEST_SEED, i)) for i, (name, fn) in enumerate(tests.items())}
+    noisy_val = noise(mnist.x_val, exp.rng(VAL_SEED))
+    first = next(iter(tests))
 
-    def denoise_mse(model, name, logits):
-        out = exp.evaluate(lambda x: F.sigmoid(model(x)) if logits else model(x), noisy_test[name])
-        return float(((out - mnist.x_test) ** 2).mean()), out
+    def mse(a: np.ndarray, b: np.ndarray) -> float:
+        return float(((a - b) ** 2).mean())
 
-    # Model C: conv encoder, transposed-conv decoder, sigmoid fused into the loss
-    model_c = ModelC(device=exp.device)
-    loss_fn = F.binary_cross_entropy_with_logits if args.loss == "bce" else F.sigmoid_mse_loss
+    def train(tag: str) -> dict:
+        """One model trained to convergence; what it learnt, epoch by epoch."""
+        label, make, output_layer, logits = MODELS[tag]
+        model = make(device=exp.device)
+        start_at_mean(output_layer(model), mnist.x_train)
+        loss, strips = LOSSES[args.loss, logits], []
 
-    def step_c(x, rng):
-        noisy = train_noise(x, rng)
-        return loss_fn(model_c(noisy), x)
+        def denoise(x):
+            return F.sigmoid(model(x)) if logits else model(x)
 
-    first_test = next(iter(tests))
-    losses_c, test_c = exp.fit(
-        f"model_c_{args.loss}", model_c, md.optim.Adam(model_c.parameters(), lr=1e-3), step_c, [mnist.x_train],
-        evaluate=lambda: denoise_mse(model_c, first_test, logits=True)[0],
+        def step(x, rng):
+            return loss(model(noise(x, rng)), x)
+
+        def validate() -> float:  # and the same test digits after each epoch, for the figure only
+            strips.append(exp.evaluate(denoise, noisy_test[first][:SHOW]))
+            return mse(exp.evaluate(denoise, noisy_val), mnist.x_val)
+
+        history, val = exp.fit(f"{tag}_{args.loss}", model, md.optim.Adam(model.parameters(), lr=1e-3), step,
+                               [mnist.x_train], evaluate=validate, patience=args.patience)  # fmt: skip
+        fit = exp.fits[f"{tag}_{args.loss}"]
+        if strips:  # epochs trained in this process (a resumed run draws those after it)
+            done = len(history) - len(strips)
+            viz.image_rows(
+                {"noisy": noisy_test[first][:SHOW]} | {f"epoch {done + k + 1}": s for k, s in enumerate(strips)},
+                exp.figure(f"epochs_{tag}.png"),
+                title=f"{label}: test digits ({first}) after each epoch, {args.loss}; best epoch {fit['best_epoch']}",
+            )  # fmt: skip
+        return {"label": label, "denoise": denoise, "train_loss": history, "val_mse": val} | fit
+
+    models = {tag: train(tag) for tag in MODELS}
+    exp.table(
+        ["model", "loss", "train corruption", "epochs", "best", "converged", "val MSE", "s/epoch"],
+        [(m["label"], args.loss, args.noise, m["epochs"], m["best_epoch"], "yes" if m["converged"] else "NO",
+          min(m["val_mse"]), exp.seconds_per_epoch.get(f"{tag}_{args.loss}", 0)) for tag, m in models.items()],
     )  # fmt: skip
-
-    # Model D: the dense DAE, Gaussian noise 0.3 (unclipped) in training, MSE, as long
-    model_d = ModelD(device=exp.device)
-    noise_d = corruptions.corruption("gaussian:0.3:noclip")
-
-    def step_d(x, rng):
-        return F.mse_loss(model_d(noise_d(x, rng)), x)
-
-    losses_d, test_d = exp.fit(
-        "model_d", model_d, md.optim.Adam(model_d.parameters(), lr=1e-3), step_d, [mnist.x_train],
-        evaluate=lambda: denoise_mse(model_d, first_test, logits=False)[0],
-    )  # fmt: skip
-
     rows, metrics = [], {}
     for name in tests:
-        noisy_mse = float(((noisy_test[name] - mnist.x_test) ** 2).mean())
-        mse_c, out_c = denoise_mse(model_c, name, logits=True)
-        mse_d, out_d = denoise_mse(model_d, name, logits=False)
-        rows += [
-            (
-                "Model C (conv)",
-                name,
-                noisy_mse,
-                mse_c,
-                psnr(mse_c),
-                exp.seconds_per_epoch.get(f"model_c_{args.loss}", 0),
-            ),
-            ("Model D (dense)", name, noisy_mse, mse_d, psnr(mse_d), exp.seconds_per_epoch.get("model_d", 0)),
-        ]
-        metrics[name] = {"noisy_mse": noisy_mse, "model_c_mse": mse_c, "model_d_mse": mse_d}
+        outs = {tag: exp.evaluate(m["denoise"], noisy_test[name]) for tag, m in models.items()}
+        scores = {f"{tag}_mse": mse(out, mnist.x_test) for tag, out in outs.items()}
+        metrics[name] = {"noisy_mse": mse(noisy_test[name], mnist.x_test)} | scores
+        rows.append((name, metrics[name]["noisy_mse"], *scores.values(), *(psnr(v) for v in scores.values())))
         viz.image_rows(
-            {"clean": mnist.x_test[:SHOW], "corrupted": noisy_test[name][:SHOW], "Model C": out_c[:SHOW],
-             "Model D": out_d[:SHOW]},
+            {"clean": mnist.x_test[:SHOW], "corrupted": noisy_test[name][:SHOW]}
+            | {models[tag]["label"]: out[:SHOW] for tag, out in outs.items()},
             exp.figure(f"denoising_{name.split()[0]}.png"),
-            title=f"test digits, {name}; Model C ({args.loss}) and Model D after {args.epochs} epochs",
+            title=f"test digits, {name}; both models trained on {args.noise} with {args.loss}",
         )  # fmt: skip
-    exp.table(["model", "test corruption", "noisy MSE", "denoised MSE", "PSNR dB", "s/epoch"], rows)
+    exp.table(["test corruption", "noisy MSE", "Model C MSE", "Model D MSE", "C PSNR dB", "D PSNR dB"], rows)
     viz.curves(
-        {f"Model C train loss ({args.loss})": losses_c, "Model C test MSE": test_c,
-         "Model D train loss (mse)": losses_d, "Model D test MSE": test_d},
-        exp.figure("loss_curves.png"), "epoch", "loss / MSE", logy=True,
-        title=f"training loss and test MSE ({first_test}) per epoch",
+        {f"{m['label'].split(' (')[0]} {kind}{'' if m['converged'] else ' (not converged)'}": m[key]
+         for m in models.values() for kind, key in (("train loss", "train_loss"), ("validation MSE", "val_mse"))},
+        exp.figure("loss_curves.png"), "epoch", f"{args.loss} / MSE", logy=True,
+        title=f"training loss ({args.loss}) and validation MSE per epoch, both on {args.noise}",
     )  # fmt: skip
-    mse_c = metrics[first_test]["model_c_mse"]
+    mse_c = metrics[first]["model_c_mse"]
     return exp.finish({
-        "test_mse": mse_c, "psnr": psnr(mse_c), "seconds_per_epoch": exp.seconds_per_epoch.get(f"model_c_{args.loss}"),
-        "test_mse_per_epoch": test_c, "model_d_test_mse_per_epoch": test_d, "corruptions": metrics,
-        "loss": args.loss,
+        "test_mse": mse_c, "psnr": psnr(mse_c), "loss": args.loss, "corruptions": metrics,
+        "models": {tag: {"loss": args.loss, "train_corruption": args.noise, "epochs": m["epochs"],
+                         "best_epoch": m["best_epoch"], "converged": m["converged"], "val_mse_per_epoch": m["val_mse"],
+                         "train_loss_per_epoch": m["train_loss"]} for tag, m in models.items()},
     })  # fmt: skip
 
 

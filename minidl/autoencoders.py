@@ -104,6 +104,17 @@ def he_init(model: Module) -> None:
             init.zeros_(p)
 
 
+def start_at_mean(layer: Module, images: np.ndarray) -> None:
+    """Set an output layer's bias so that, through the sigmoid after it, the model starts by drawing the
+    mean of `images` (a dense layer: each pixel's mean; a convolution: each channel's) rather than
+    sigmoid(0) = 0.5 grey, far from MNIST's mostly black digits, where MSE's gradient through a
+    saturating sigmoid is small and training can sit on a plateau. bias = logit(mean), the mean
+    clipped to [0.01, 0.99]; images: (N, C, H, W) in [0, 1]."""
+    bias = layer.bias
+    mean = images.mean(axis=0).reshape(bias.shape[0], -1).mean(axis=1).clip(0.01, 0.99)
+    bias.data = backend.move(np.log(mean / (1 - mean)).astype(bias.dtype), bias.device)
+
+
 class DenseAutoencoder(Autoencoder):
     """Fully connected AE: sizes (in, h1, ..., code), mirrored for the decoder. Hidden layers and
     the code use `activation` ("sigmoid", the classic choice whose codes lie in (0, 1), or

@@ -34,7 +34,7 @@ import urllib.request
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -63,13 +63,25 @@ class DataError(ValueError):
 
 @dataclass
 class MNIST:
-    """x_*: float32 (N, 1, 28, 28) in [0, 1]; y_*: int64 (N,)."""
+    """x_*: float32 (N, 1, 28, 28) in [0, 1]; y_*: int64 (N,). x_val, y_val: a validation split carved
+    from the training set (hold_out_validation), empty until then."""
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
     source: str
+    x_val: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 28, 28), np.float32))
+    y_val: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def hold_out_validation(self, fraction: float = 1 / 12) -> None:
+        """Move the last `fraction` of the training images (at least one) into x_val, y_val: the images a
+        model is selected and stopped on, so that the test set judges it only once (MNIST: 55,000 + 5,000)."""
+        n = max(1, round(len(self.x_train) * fraction))
+        if n >= len(self.x_train):
+            raise ValueError(f"a validation split of {n} would leave no training image of {len(self.x_train)}")
+        self.x_train, self.x_val = self.x_train[:-n], self.x_train[-n:]
+        self.y_train, self.y_val = self.y_train[:-n], self.y_train[-n:]
 
 
 def cache_dir() -> Path:

@@ -207,6 +207,31 @@ def fingerprint(model: Module) -> str:
     return type(model).__name__ + ";" + ";".join(f"{n}{tuple(p.shape)}" for n, p in model.named_parameters())
 
 
+CONVERGED = 0.01  # a validation loss has converged when `patience` epochs improved it by less than this fraction
+
+
+def converged(scores: Sequence[float], patience: int) -> bool:
+    """Whether the last `patience` validation losses are all above (1 - CONVERGED) × the best before them."""
+    if len(scores) <= patience:
+        return False
+    return min(scores[-patience:]) > (1 - CONVERGED) * min(scores[:-patience])
+
+
+class BestWeights:
+    """A copy of a model's weights at its best epoch so far (1-based; 0 before any), to go back to."""
+
+    def __init__(self, model: Module):
+        self.model, self.state, self.epoch = model, {}, 0
+
+    def keep(self, epoch: int) -> None:
+        self.state = {k: v.numpy().copy() for k, v in self.model.state_dict().items()}  # on the host
+        self.epoch = epoch
+
+    def restore(self) -> None:
+        if self.epoch:
+            self.model.load_state_dict(self.state)
+
+
 class Experiment:
     def __init__(self, args: argparse.Namespace, name: str):
         self.args, self.name = args, name
@@ -218,6 +243,7 @@ class Experiment:
         self._prepare_outputs()
         self.metrics: dict = {}
         self.seconds_per_epoch: dict[str, float] = {}
+        self.fits: dict[str, dict] = {}  # per fit with patience: epochs run, best epoch, converged
         self._data: data.MNIST | None = None
         self._on_device: dict[int, tuple] = {}
         backend.manual_seed(args.seed)
@@ -280,6 +306,7 @@ class Experiment:
         arrays: Sequence[np.ndarray],
         epochs: int | None = None,
         evaluate: Callable[[], float] | None = None,
+        patience: int | None = None,
     ) -> tuple[list[float], list[float]]:
         """Train for `epochs` (default --epochs): step(*batch_tensors, rng) returns the loss of one batch;
         rng is the device's generator (backend.generator), reseeded every epoch, which dropout
@@ -287,15 +314,21 @@ class Experiment:
         host except when the progress bar draws. After each epoch evaluate() (if given) is
         recorded, and a checkpoint is written atomically; with --resume the run continues
         from it. Returns the mean training loss and the evaluation of every epoch.
+        With `patience`, evaluate() is a validation loss (lower is better, never the test set):
+        training stops once it has converged (see `converged`), at most after `epochs`, and the
+        model keeps the weights of its best epoch. self.fits[tag] says how it went.
         With --capture each step is replayed from a CUDA graph (minidl.capture); the graph draws
         from the generator it recorded, so the generator is seeded once, when training starts,
         not every epoch: the run repeats from its start, but a resumed one draws other noise."""
         epochs = self.args.epochs if epochs is None else epochs
+        if patience is not None and evaluate is None:
+            raise ValueError("fit: patience stops training on evaluate()'s validation loss; pass evaluate too")
         path = self.out / f"{tag}.ckpt.npz"
         history: list[float] = []
         scores: list[float] = []
+        best = BestWeights(model) if patience is not None else None
         if self.args.resume and path.exists():
-            history, scores = self.load_checkpoint(path, model, optimizer)
+            history, scores = self.load_checkpoint(path, model, optimizer, best)
             if len(history) > epochs:
                 raise ExperimentError(
                     f"{path} holds {len(history)} epochs of {tag}, more than the {epochs} asked for: resume with "
@@ -310,6 +343,8 @@ class Experiment:
             train = CapturedStep(train, optimizer)
         first = len(history)
         for epoch in range(first, epochs):
+            if patience is not None and converged(scores, patience):
+                break
             model.train()
             if epoch == first or not capture:
                 backend.manual_seed(self.args.seed * 100_003 + epoch)  # noise and dropout repeat on resume
@@ -324,27 +359,36 @@ class Experiment:
             if evaluate is not None:
                 model.eval()
                 scores.append(float(evaluate()))
-            self.save_checkpoint(path, model, optimizer, history, scores)
+                if best is not None and scores[-1] <= min(scores):
+                    best.keep(len(scores))
+            self.save_checkpoint(path, model, optimizer, history, scores, best)
         model.eval()
+        if best is not None:
+            best.restore()
+            self.fits[tag] = dict(epochs=len(history), best_epoch=best.epoch, converged=converged(scores, patience))
         # what follows draws from a state fixed by (seed, tag, epochs), whether or not the epochs ran
         # in this process: a run resumed after this model equals the uninterrupted one
         backend.manual_seed(zlib.crc32(f"{self.args.seed}:{tag}:{epochs}".encode()))
         return history, scores
 
-    def save_checkpoint(self, path: Path, model: Module, optimizer: Optimizer, history, scores) -> None:
-        serialization.save(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "history": np.asarray(history, dtype=np.float64),
-                "scores": np.asarray(scores, dtype=np.float64),
-                "fingerprint": np.array(fingerprint(model)),
-                "settings": np.array(json.dumps(self.settings, sort_keys=True)),
-            },
-            path,
-        )
+    def save_checkpoint(
+        self, path: Path, model: Module, optimizer: Optimizer, history, scores, best: BestWeights | None = None
+    ) -> None:
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "history": np.asarray(history, dtype=np.float64),
+            "scores": np.asarray(scores, dtype=np.float64),
+            "fingerprint": np.array(fingerprint(model)),
+            "settings": np.array(json.dumps(self.settings, sort_keys=True)),
+        }
+        if best is not None and best.epoch:
+            state |= {"best_model": best.state, "best_epoch": np.array(best.epoch)}
+        serialization.save(state, path)
 
-    def load_checkpoint(self, path: Path, model: Module, optimizer: Optimizer) -> tuple[list[float], list[float]]:
+    def load_checkpoint(
+        self, path: Path, model: Module, optimizer: Optimizer, best: BestWeights | None = None
+    ) -> tuple[list[float], list[float]]:
         """Restore a checkpoint of this model made with these settings (anything else is refused)."""
         state = serialization.load(path)
         found = str(state.get("fingerprint", ""))
@@ -363,6 +407,8 @@ class Experiment:
             )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if best is not None and "best_model" in state:
+            best.state, best.epoch = state["best_model"], int(state["best_epoch"])
         return [float(v) for v in np.atleast_1d(state["history"])], [float(v) for v in np.atleast_1d(state["scores"])]
 
     def digit_judge(self, epochs: int = 2) -> Module:

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(
 )
 QUICK = ["--epochs", "1", "--limit", "256", "--test-limit", "500", "--device", "cpu"]
 EXAMPLES = {
-    "conv_dae_mnist.py": ([], ["test_mse", "psnr", "seconds_per_epoch", "test_mse_per_epoch"]),
+    "conv_dae_mnist.py": ([], ["test_mse", "psnr", "seconds_per_epoch", "models", "corruptions"]),
     "dae_mnist.py": (["--levels", "0.3", "0.6"], ["test_mse", "psnr", "levels"]),
     "regularized_ae.py": (["--sizes", "64", "8"], ["regularized", "code_size_sweep"]),
     "deep_ae.py": (["--sizes", "784", "64", "16"], ["rows", "interpolation"]),
@@ -30,6 +30,22 @@ EXAMPLES = {
     "dae_vector_field.py": (["--points", "2000"], ["distance_before", "distance_after", "toward_fraction"]),
     "colorization.py": ([], ["test_mse", "psnr", "grey_baseline_mse", "grey_baseline_psnr"]),
 }
+
+
+def _main_job_compares_on_equal_terms(metrics: dict, out: Path) -> None:
+    """Both models: the same loss and training corruption (the lab's: MSE, input + 0.3·N(0, 1)), each
+    stopped on its validation MSE, and a strip of test digits after every epoch it trained."""
+    models = metrics["models"]
+    assert set(models) == {"model_c", "model_d"}
+    for tag, model in models.items():
+        assert (model["loss"], model["train_corruption"]) == ("mse", "gaussian:0.3:noclip"), tag
+        assert 1 <= model["best_epoch"] <= model["epochs"] == len(model["val_mse_per_epoch"]) == 1, tag
+        assert model["converged"] is False  # one epoch cannot show that validation MSE stopped improving
+        assert (out / f"epochs_{tag}.png").exists()
+    assert set(metrics["corruptions"]) == {"gaussian 0.3 noclip", "salt_and_pepper 0.2", "normalization"}
+
+
+CHECKS = {"conv_dae_mnist.py": _main_job_compares_on_equal_terms}
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -49,6 +65,7 @@ def test_example_runs_and_writes_figures_and_metrics(script, tmp_path):
     assert figures, f"{script} wrote no figure"
     assert all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 2000 for f in figures)
     assert "---" in result.stdout, "the metrics table is missing"
+    CHECKS.get(script, lambda *_: None)(metrics, tmp_path)
 
 
 @pytest.mark.parametrize("script", sorted(EXAMPLES))

@@ -16,7 +16,7 @@ from conftest import host_only
 import minidl as md
 from minidl import autoencoders as ae
 from minidl import corruptions, data, viz
-from minidl.experiment import Experiment, Progress, command_line
+from minidl.experiment import Experiment, Progress, command_line, converged
 from minidl.nn import functional as F
 
 
@@ -507,6 +507,80 @@ def test_resume_continues_where_training_stopped(tmp_path):
     resumed, resumed_losses = _train(_experiment(tmp_path / "b", "--batch-size", "8", "--resume"), epochs=3)
     np.testing.assert_allclose(resumed.weight.numpy(), straight.weight.numpy(), rtol=1e-6)
     np.testing.assert_allclose(resumed_losses, losses, rtol=1e-6)
+
+
+def _scripted_fit(exp, scores, epochs=10, patience=2):
+    """fit with evaluate() returning `scores` in turn; the weights after each epoch, and fit's result."""
+    md.manual_seed(0)
+    model = md.nn.Linear(3, 1)
+    x = np.random.default_rng(0).random((16, 3)).astype(np.float32)
+    after = []
+
+    def evaluate():
+        after.append(model.weight.numpy().copy())
+        return scores[len(after) - 1]
+
+    opt = md.optim.Adam(model.parameters(), lr=0.05)
+    history, val = exp.fit("lin", model, opt, lambda xb, rng: (model(xb) ** 2).mean(), [x], epochs=epochs,
+                           evaluate=evaluate, patience=patience)  # fmt: skip
+    return model, after, history, val
+
+
+def test_fit_stops_once_validation_stops_improving_and_keeps_the_best_epoch(tmp_path):
+    """Two epochs with under 1 % gain on the best before them end training; the model goes back to
+    its best epoch's weights, as early stopping does (Prechelt's rule with a tolerance)."""
+    exp = _experiment(tmp_path / "a", "--batch-size", "8")
+    scores = [1.0, 0.5, 0.499, 0.52, 0.1, 0.1]  # epochs 3 and 4 gain 0.2 % on 0.5: stop after epoch 4
+    model, after, history, val = _scripted_fit(exp, scores)
+    assert val == scores[:4] and len(history) == 4 and len(after) == 4
+    assert exp.fits["lin"] == {"epochs": 4, "best_epoch": 3, "converged": True}
+    np.testing.assert_array_equal(model.weight.numpy(), after[2])  # the best epoch's, not the last
+    exp = _experiment(tmp_path / "b", "--batch-size", "8")
+    _, _, history, _ = _scripted_fit(exp, [1.0, 0.9, 0.8, 0.7], epochs=4)  # still 10 % an epoch at the end
+    assert exp.fits["lin"] == {"epochs": 4, "best_epoch": 4, "converged": False}
+    assert not converged([0.5], 2) and not converged([1.0, 0.5], 2) and converged([0.5, 0.5, 0.5], 2)
+
+
+def test_a_resumed_fit_remembers_its_best_epoch_and_does_not_train_past_convergence(tmp_path):
+    scores = [1.0, 0.5, 0.499, 0.52]
+    straight, *_ = _scripted_fit(_experiment(tmp_path / "a", "--batch-size", "8"), scores)
+    _scripted_fit(_experiment(tmp_path / "b", "--batch-size", "8"), scores, epochs=3)  # interrupted
+    exp = _experiment(tmp_path / "b", "--batch-size", "8", "--resume")
+    resumed, after, history, val = _scripted_fit(exp, scores[3:])  # only epoch 4 is left to run
+    assert len(after) == 1 and val == scores and exp.fits["lin"]["best_epoch"] == 3
+    np.testing.assert_allclose(resumed.weight.numpy(), straight.weight.numpy(), rtol=1e-6)
+    again = _experiment(tmp_path / "b", "--batch-size", "8", "--resume")
+    _, after, _, val = _scripted_fit(again, [])  # converged: nothing more is trained
+    assert after == [] and val == scores and again.fits["lin"]["epochs"] == 4
+
+
+def test_the_validation_split_is_carved_from_the_training_set(rng):
+    x, y = rng.random((60, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 60)
+    mnist = data.MNIST(x, y, x[:5], y[:5], "test")
+    mnist.hold_out_validation()
+    assert len(mnist.x_train) == 55 and len(mnist.x_val) == 5  # MNIST's 55,000 + 5,000
+    np.testing.assert_array_equal(np.concatenate([mnist.x_train, mnist.x_val]), x)
+    np.testing.assert_array_equal(np.concatenate([mnist.y_train, mnist.y_val]), y)
+    one = data.MNIST(x[:1], y[:1], x[:1], y[:1], "test")
+    with pytest.raises(ValueError, match="no training image"):
+        one.hold_out_validation()
+
+
+def test_an_output_layer_started_at_the_mean_draws_the_mean_image(rng):
+    """With zero weights, sigmoid(layer(h)) is sigmoid(bias): the images' mean, per pixel for a dense
+    layer, per channel for a convolution (clipped to [0.01, 0.99])."""
+    images = (rng.random((50, 1, 28, 28)) ** 4).astype(np.float32)
+    images[:, :, :2] = 0  # black rows: their mean clips to 0.01
+    dense = md.nn.Linear(8, 784)
+    md.nn.init.zeros_(dense.weight)
+    ae.start_at_mean(dense, images)
+    drawn = F.sigmoid(dense(md.zeros(1, 8))).numpy().reshape(28, 28)
+    np.testing.assert_allclose(drawn, images.mean(axis=0)[0].clip(0.01, 0.99), rtol=1e-5)
+    conv = md.nn.ConvTranspose2d(4, 1, 3, padding=1)
+    md.nn.init.zeros_(conv.weight)
+    ae.start_at_mean(conv, images)
+    drawn = F.sigmoid(conv(md.zeros(1, 4, 5, 5))).numpy()
+    np.testing.assert_allclose(drawn, np.full((1, 1, 5, 5), images.mean()), rtol=1e-5)
 
 
 def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):

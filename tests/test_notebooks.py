@@ -52,9 +52,9 @@ def test_run_example_gives_metrics_and_figures_and_keeps_the_run_folder_safe(tmp
 def test_an_example_as_a_function_shows_its_options():
     conv_dae = experiment("conv_dae_mnist")
     parameters = inspect.signature(conv_dae).parameters
-    assert parameters["loss"].default == "bce" and parameters["epochs"].default == 5 and "help" not in parameters
+    assert parameters["loss"].default == "mse" and parameters["epochs"].default == 20 and "help" not in parameters
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters.values())
-    assert "loss='bce': sigmoid + BCE (default) or + MSE" in conv_dae.__doc__
+    assert "loss='mse': both models' loss (default mse)" in conv_dae.__doc__
     assert conv_dae.__doc__.startswith("The lab's main job") and conv_dae.__name__ == "conv_dae_mnist"
     with pytest.raises(ValueError, match="quickstart does not take the lab's options"):
         experiment("quickstart")
