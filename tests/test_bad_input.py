@@ -20,6 +20,8 @@ from conftest import KERNEL_DEVICES, host_only
 import minidl as md
 from minidl import nn, serialization
 from minidl.autoencoders import cluster_accuracy, kmeans
+from minidl.corruptions import corruption, masking
+from minidl.data import batches
 from minidl.experiment import Experiment, ExperimentError, command_line
 from minidl.nn import functional as F
 
@@ -32,6 +34,11 @@ def x4(*shape, dtype=md.float32):
 
 def _twice(p):
     return [p, p]
+
+
+def _without_weight(layer):
+    layer.weight = None  # PyTorch takes it too; the forward then names what is missing
+    return layer
 
 
 def _add_to_weight(layer):
@@ -167,6 +174,36 @@ PROBES = [
         TypeError,
         "logits needs floating point",
     ),  # fmt: skip
+    ("iterating a 0-d tensor", lambda: list(md.tensor(3.0)), TypeError, "iteration over a 0-d tensor"),  # was []
+    ("a list @ operand", lambda: md.ones(3, 2) @ [[1.0], [1.0]], TypeError, "unsupported operand type"),
+    ("@ a list operand", lambda: [[1.0, 1.0, 1.0]] @ md.ones(3, 2), TypeError, "unsupported operand type"),
+    ("matmul of a list", lambda: md.matmul(md.ones(3, 2), [[1.0], [1.0]]), TypeError, "other must be a Tensor"),
+    ("reshape(2.0, 3.0)", lambda: md.ones(6).reshape(2.0, 3.0), TypeError, "must be an integer, got 2.0"),
+    ("reshape(-2, -3)", lambda: md.ones(6).reshape(-2, -3), ValueError, "must be ≥ -1, got -2"),
+    ("batch_size=2.5", lambda: batches(md.ones(4, 2), batch_size=2.5), TypeError, "got 2.5"),
+    ("batch_size=True", lambda: batches(md.ones(4, 2), batch_size=True), TypeError, "got True"),  # was 1
+    ("max_pool2d of booleans", lambda: F.max_pool2d(x4(dtype=np.bool_), 2), TypeError, "input holds booleans"),
+    ("avg_pool2d of booleans", lambda: F.avg_pool2d(x4(dtype=np.bool_), 2), TypeError, "input holds booleans"),
+    ("arange step 0", lambda: md.arange(0, 10, 0), ValueError, "step must be nonzero"),
+    ("arange against its step", lambda: md.arange(0, 10, -1), ValueError, "lies behind start"),  # was empty
+    ("arange to 'a'", lambda: md.arange("a"), TypeError, "arange's end must be a finite number"),
+    ("manual_seed(0.5)", lambda: md.manual_seed(0.5), TypeError, "seed must be an integer"),
+    ("manual_seed(2**64)", lambda: md.manual_seed(2**64), ValueError, "seed must be < 2"),
+    ("clamp min='a'", lambda: md.clamp(md.ones(2), min="a"), TypeError, "clamp's min must be a number, a Tensor"),
+    ("clamp of a list", lambda: md.clamp([1.0], min=md.ones(1)), TypeError, "input must be a Tensor, got list"),
+    (
+        "gaussian of uint8",
+        lambda: corruption("gaussian:0.5")(md.tensor(np.ones((2, 4), np.uint8)), None),
+        TypeError,
+        "x must be a float array or tensor in \\[0, 1\\], got uint8",
+    ),  # fmt: skip
+    ("masking of uint8", lambda: masking(np.ones((2, 4), np.uint8), None, 0.5), TypeError, "got uint8"),
+    (
+        "linear without weight",
+        lambda: _without_weight(nn.Linear(2, 2))(md.ones(1, 2)),
+        TypeError,
+        "linear: weight must be a Tensor, got NoneType",
+    ),  # fmt: skip
     (
         "cluster_accuracy of a label -1",
         lambda: cluster_accuracy(np.array([0, -1]), np.array([0, 1])),
@@ -189,6 +226,17 @@ def test_numpy_integers_are_integers():
     assert F.conv2d(x, md.ones(1, 1, 3, 3), stride=np.int64(2), padding=np.int32(1)).shape == (1, 1, 2, 2)
     assert F.max_pool2d(x, np.int64(2)).shape == (1, 1, 2, 2)
     assert F.upsample(x, np.int64(2)).shape == (1, 1, 8, 8)
+
+
+def test_negative_seeds_are_pytorchs_and_iteration_gives_rows():
+    """manual_seed(-1) broke the next draw (NumPy's 'expected non-negative integer'); PyTorch takes seeds
+    in [-2**63, 2**64), a negative one counted back from 2**64."""
+    md.manual_seed(-1)
+    drawn = md.randn(3).numpy()
+    md.manual_seed(2**64 - 1)
+    np.testing.assert_array_equal(md.randn(3).numpy(), drawn)
+    rows = list(md.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    assert [r.tolist() for r in rows] == [[1.0, 2.0], [3.0, 4.0]]
 
 
 def test_a_module_used_twice_is_trained_once():
