@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import KERNEL_DEVICES, host_only
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 import minidl as md
 from minidl import nn, serialization
@@ -557,6 +559,108 @@ def test_save_gives_back_every_key_as_it_was(tmp_path):
     adam.step()
     md.save(adam.state_dict(), tmp_path / "adam.npz")
     assert list(md.load(tmp_path / "adam.npz")["state"]) == [0]  # an int key, as state_dict() gave it
+
+
+def test_lists_and_tuples_of_tensors_come_back_as_they_were(tmp_path):
+    """A list of tensors came back as one stacked array (and a tuple of dicts as a list)."""
+    state = {
+        "list": [md.ones(2), md.zeros(3)],  # of two shapes: no longer stacked, or refused
+        "same": [np.ones(2), np.zeros(2)],
+        "tuple": (np.arange(2), {"a": 1}),
+        "nested": [[md.ones(1)], (md.ones(2),)],
+        "numbers": [1, 2],  # numbers only: one array, as before
+        "betas": (0.9, 0.99),
+    }
+    md.save(state, tmp_path / "s.npz")
+    loaded = md.load(tmp_path / "s.npz")
+    assert type(loaded["list"]) is list and [a.tolist() for a in loaded["list"]] == [[1, 1], [0, 0, 0]]
+    assert type(loaded["same"]) is list and len(loaded["same"]) == 2 and loaded["same"][1].tolist() == [0, 0]
+    assert type(loaded["tuple"]) is tuple and loaded["tuple"][0].tolist() == [0, 1] and loaded["tuple"][1] == {"a": 1}
+    assert type(loaded["nested"][0]) is list and type(loaded["nested"][1]) is tuple
+    assert loaded["nested"][1][0].tolist() == [1, 1]
+    assert loaded["numbers"].tolist() == [1, 2] and loaded["betas"].tolist() == [0.9, 0.99]
+
+
+@pytest.mark.parametrize(
+    "state, error, words",
+    [
+        ({"a\x00b": 1}, ValueError, "may not contain '/' or NUL"),  # the zip layer cut the name at NUL
+        ({"ok": {"x\x00": 1}}, ValueError, r"key ok/'x\\x00'"),
+        ({"a\udcffb": 1}, ValueError, "not valid text"),
+        ({"ragged": [[1.0, 2.0], [3.0]]}, ValueError, "'ragged' is a ragged list"),
+        ({"__tuple__": 1}, ValueError, "be one of"),
+    ],
+    ids=["NUL", "nested NUL", "a lone surrogate", "ragged", "a marker"],
+)
+@host_only
+def test_save_refuses_what_would_not_come_back_naming_the_key(tmp_path, state, error, words):
+    with pytest.raises(error, match=words):
+        md.save(state, tmp_path / "s.npz")
+    assert not list(tmp_path.iterdir())
+
+
+@host_only
+@settings(max_examples=200)
+@given(st.dictionaries(st.text(max_size=8), st.integers(-5, 5), max_size=4))
+@example({"a\x00b": 1, "a": 2})  # the zip layer cut the name at NUL: one entry 'a' of two
+def test_every_key_save_takes_comes_back(keys):
+    """Any text key is either refused at save or comes back as it was."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            md.save(keys, Path(folder) / "s.npz")
+        except ValueError:
+            return
+        assert {k: int(v) for k, v in md.load(Path(folder) / "s.npz").items()} == keys
+
+
+@host_only
+def test_nesting_too_deep_is_one_error_at_save_and_at_load(tmp_path):
+    """A dict nested 2,000 deep raised RecursionError from save."""
+    deep = leaf = {}
+    for _ in range(2000):
+        leaf["a"] = leaf = {}
+    with pytest.raises(ValueError, match=f"more than {serialization.MAX_DEPTH} deep"):
+        md.save(deep, tmp_path / "s.npz")
+    crafted = _crafted(tmp_path / "deep.npz", [("a/" * 2000 + "b.npy", np.zeros(1))])
+    with pytest.raises(ValueError, match=f"deep.npz is not a readable.*more than {serialization.MAX_DEPTH} deep"):
+        md.load(crafted)
+    deep = leaf = {}
+    for _ in range(serialization.MAX_DEPTH - 1):
+        leaf["a"] = leaf = {}
+    leaf["a"] = 1
+    md.save(deep, tmp_path / "ok.npz")  # as deep as allowed: it comes back
+    assert md.load(tmp_path / "ok.npz") == deep
+
+
+@host_only
+def test_a_path_that_cannot_be_a_file_is_an_error_naming_it(tmp_path, monkeypatch):
+    """'' raised OSError [Errno 16] about a temporary file; a parent that is a file said 'File exists'."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="the path to write is empty"):
+        md.save({"a": 1}, "")
+    with pytest.raises(IsADirectoryError, match=f"'{tmp_path}' is a folder: give the name of a file"):
+        md.save({"a": 1}, tmp_path)
+    (tmp_path / "a").write_text("a file")
+    for path in ("a/b.npz", "a/c/b.npz"):
+        with pytest.raises(NotADirectoryError, match=f"cannot write '{path}': 'a' is a file, not a folder"):
+            md.save({"a": 1}, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+@host_only
+def test_a_save_never_touches_the_umask(tmp_path, monkeypatch):
+    """save set the process-wide umask to 0 for a moment: a file another thread created meanwhile came out
+    world-writable. The temporary file is created with 0o666 and the kernel applies the umask."""
+    mask = _umask()
+
+    def refuse(_):
+        raise AssertionError("os.umask called: it changes the umask of every thread")
+
+    monkeypatch.setattr(os, "umask", refuse)
+    md.save({"a": 1}, tmp_path / "s.npz")
+    assert (tmp_path / "s.npz").stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def _crafted(path: Path, entries: list[tuple[str, np.ndarray]], compression=zipfile.ZIP_STORED) -> Path:
