@@ -667,6 +667,23 @@ def test_emulator_builds_are_cached(tmp_path, monkeypatch):
 
 
 @needs_cxx
+def test_a_kernel_cache_on_a_read_only_file_system_is_an_error_naming_minidl_cache(tmp_path, monkeypatch):
+    """pathlib.mkdir's OSError (EROFS) came through as a traceback; a read-only file system cannot be made
+    in a test, so mkdir answers as one does."""
+    import errno
+
+    from minidl.runtime import emulator
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
+    monkeypatch.setenv("MINIDL_CACHE", str(tmp_path / "mounted-read-only"))
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(emulator.EmulatorSettingError, match="Read-only file system.*Set MINIDL_CACHE to a folder"):
+        emulator.build("// nothing cached\n", [], ["never_built"])
+
+
+@needs_cxx
 def test_a_truncated_cached_build_is_built_again_not_loaded(tmp_path):
     """A crash or a full disk while the cache was written left a truncated library, which gave 'Bus error'
     on every later run: a library that does not match the digest beside it is built again."""
