@@ -75,7 +75,7 @@ def _flatten(tree: dict, prefix: str = "", depth: int = 1) -> dict[str, np.ndarr
         name = _name(key, prefix)
         if isinstance(value, dict):
             flat.update(_flatten(value, name + "/", depth + 1))
-        elif isinstance(value, list | tuple) and _holds_arrays(value):
+        elif isinstance(value, list | tuple) and _holds_arrays(value, name, depth + 1):
             flat.update(_flatten({str(i): v for i, v in enumerate(value)}, name + "/", depth + 1))
             flat[f"{name}/{LIST if isinstance(value, list) else TUPLE}"] = np.zeros(0)
         else:
@@ -83,10 +83,16 @@ def _flatten(tree: dict, prefix: str = "", depth: int = 1) -> dict[str, np.ndarr
     return flat
 
 
-def _holds_arrays(value) -> bool:
-    """A list or tuple saved item by item (not as one array): one holding a tensor, an array or a dict."""
-    return any(isinstance(v, Tensor | dict) or (is_array(v) and not isinstance(v, np.generic)) for v in value) or any(
-        _holds_arrays(v) for v in value if isinstance(v, list | tuple)
+def _holds_arrays(value, name: str, depth: int) -> bool:
+    """Whether a list or tuple is saved item by item (not as one array): it holds, at any depth, a tensor,
+    an array or a dict."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"save: {name[:80]!r} nests lists and tuples more than {MAX_DEPTH} deep")
+    return any(
+        isinstance(v, Tensor | dict)
+        or (is_array(v) and not isinstance(v, np.generic))
+        or (isinstance(v, list | tuple) and _holds_arrays(v, name, depth + 1))
+        for v in value
     )
 
 
@@ -95,7 +101,9 @@ def _leaf(name: str, value) -> np.ndarray:
         raise TypeError(f"save: {name!r} is None; save stores tensors, arrays, numbers and strings")
     try:
         array = backend.to_numpy(value.data if isinstance(value, Tensor) else value)
-    except ValueError:  # NumPy's "inhomogeneous shape"
+    except ValueError as e:
+        if "inhomogeneous" not in str(e):
+            raise ValueError(f"save: {name!r} cannot be one array: {e}") from None
         raise ValueError(f"save: {name!r} is a ragged list (its rows differ in length); save a list of "
                          "tensors or arrays, or rows of one length") from None  # fmt: skip
     if array.dtype.kind not in "biufcU":

@@ -623,6 +623,11 @@ def test_nesting_too_deep_is_one_error_at_save_and_at_load(tmp_path):
         leaf["a"] = leaf = {}
     with pytest.raises(ValueError, match=f"more than {serialization.MAX_DEPTH} deep"):
         md.save(deep, tmp_path / "s.npz")
+    deep_list = [1.0]
+    for _ in range(2000):
+        deep_list = [deep_list]
+    with pytest.raises(ValueError, match=f"'a' nests lists and tuples more than {serialization.MAX_DEPTH} deep"):
+        md.save({"a": deep_list}, tmp_path / "s.npz")
     crafted = _crafted(tmp_path / "deep.npz", [("a/" * 2000 + "b.npy", np.zeros(1))])
     with pytest.raises(ValueError, match=f"deep.npz is not a readable.*more than {serialization.MAX_DEPTH} deep"):
         md.load(crafted)
