@@ -19,6 +19,7 @@ __global__ void adam_schedule(long long* __restrict__ steps, double* __restrict_
     schedule[2 * i + 1] = sqrt(1.0 - pow(beta2, (double)t));
 }
 
+// sizes: p = count, grad = count, m = count, v = count, schedule = 2
 template <typename T>
 __global__ void adam_update(T* __restrict__ p, const T* __restrict__ grad, T* __restrict__ m, T* __restrict__ v,
                             long long count, const double* __restrict__ schedule, T beta1, T beta2, T eps,

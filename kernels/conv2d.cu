@@ -14,6 +14,7 @@
 // (CC x patch_h x patch_w) and the weights of all its output channels (OG x CC x KH x KW);
 // every staged value is then reused by many threads. Each thread keeps its accumulators
 // in registers: the loops over them have a compile-time length and are unrolled.
+// sizes: x = N*C*H*W, w = O*C*KH*KW, y = N*O*HO*WO
 template <typename T>
 __global__ void conv2d_forward(const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ y,
                                int N, int C, int H, int W, int O, int KH, int KW, int SH, int SW,
@@ -77,6 +78,7 @@ __global__ void conv2d_forward(const T* __restrict__ x, const T* __restrict__ w,
 // Backward to input, as a gather (no atomics): one thread per element of gx (N, C, H, W),
 //   gx[n,c,h,v] = sum_{o,i,j} gy[n, o, (h + PH - i) / SH, (v + PW - j) / SW] * w[o,c,i,j]
 // over the (i, j) for which both divisions are exact and land inside gy.
+// sizes: gy = N*O*HO*WO, w = O*C*KH*KW, gx = N*C*H*W
 template <typename T>
 __global__ void conv2d_backward_input(const T* __restrict__ gy, const T* __restrict__ w, T* __restrict__ gx,
                                       int N, int C, int H, int W, int O, int KH, int KW, int SH, int SW,
@@ -110,6 +112,7 @@ __global__ void conv2d_backward_input(const T* __restrict__ gy, const T* __restr
 // its split's sums to partial[split][o][k], which conv2d_weight_total adds in split order. No
 // atomics, a fixed order of additions: the same bits on every run, and ~M/chunk times the
 // parallelism of one block per weight.
+// sizes: x = N*C*H*W, gy = N*O*HO*WO
 template <typename T>
 __global__ void conv2d_backward_weight(const T* __restrict__ x, const T* __restrict__ gy, T* __restrict__ partial,
                                        int N, int C, int H, int W, int O, int KH, int KW, int SH, int SW,
@@ -150,6 +153,7 @@ __global__ void conv2d_backward_weight(const T* __restrict__ x, const T* __restr
 
 // The splits of conv2d_backward_weight added in order, one thread per (o, column):
 // gw[o, k] for k < K, and gb[o] from column K when has_bias.
+// sizes: gw = O*K
 template <typename T>
 __global__ void conv2d_weight_total(const T* __restrict__ partial, T* __restrict__ gw, T* __restrict__ gb,
                                     int O, int K, int has_bias, int splits) {
@@ -168,6 +172,7 @@ __global__ void conv2d_weight_total(const T* __restrict__ partial, T* __restrict
 // conv_transpose2d's bias gradient, split like the weight gradient: block (o, s) sums
 // gy[n, o, p, q] over its chunk of m = (n, p, q) into partial[s, o]; conv2d_weight_total
 // (with K = 0 and the bias column) then adds the splits in order.
+// sizes: gy = N*O*HW
 template <typename T>
 __global__ void bias_backward(const T* __restrict__ gy, T* __restrict__ partial, int N, int O, int HW,
                               long long chunk) {

@@ -12,6 +12,7 @@ __device__ __forceinline__ void covering(int h, int K, int S, int P, int HO, int
 
 // Forward max: y is the window's maximum, argmax its position i*KW + j in the window
 // (the first maximum in row-major order, as PyTorch). Padding never wins.
+// sizes: x = N*C*H*W, y = N*C*HO*WO, argmax = N*C*HO*WO
 template <typename T>
 __global__ void max_pool2d_forward(const T* __restrict__ x, T* __restrict__ y, int* __restrict__ argmax,
                                    int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
@@ -42,6 +43,7 @@ __global__ void max_pool2d_forward(const T* __restrict__ x, T* __restrict__ y, i
     // END SOLUTION
 }
 
+// sizes: gy = N*C*HO*WO, argmax = N*C*HO*WO, gx = N*C*H*W
 template <typename T>
 __global__ void max_pool2d_backward(const T* __restrict__ gy, const int* __restrict__ argmax, T* __restrict__ gx,
                                     int N, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
@@ -66,6 +68,7 @@ __global__ void max_pool2d_backward(const T* __restrict__ gy, const int* __restr
 }
 
 // Forward average over KH*KW positions, padding counted as zeros (count_include_pad).
+// sizes: x = N*C*H*W, y = N*C*HO*WO
 template <typename T>
 __global__ void avg_pool2d_forward(const T* __restrict__ x, T* __restrict__ y, int N, int C, int H, int W,
                                    int KH, int KW, int SH, int SW, int PH, int PW, int HO, int WO) {
@@ -86,6 +89,7 @@ __global__ void avg_pool2d_forward(const T* __restrict__ x, T* __restrict__ y, i
     y[index] = acc / T(KH * KW);
 }
 
+// sizes: gy = N*C*HO*WO, gx = N*C*H*W
 template <typename T>
 __global__ void avg_pool2d_backward(const T* __restrict__ gy, T* __restrict__ gx, int N, int C, int H, int W,
                                     int KH, int KW, int SH, int SW, int PH, int PW, int HO, int WO) {

@@ -6,6 +6,7 @@
 // scale is 1/count for reduction="mean" and 1 for "sum"; grad holds scale * dl/dz.
 #include "common.cuh"
 
+// sizes: z = count, y = count, grad = count
 template <typename T>
 __global__ void sigmoid_loss_forward(const T* __restrict__ z, const T* __restrict__ y, T* __restrict__ grad,
                                      T* __restrict__ partial, long long count, int kind, T scale) {
@@ -29,6 +30,7 @@ __global__ void sigmoid_loss_forward(const T* __restrict__ z, const T* __restric
 }
 
 // out[0] = scale * sum of partial[0 .. count); launched with one block.
+// sizes: partial = count, out = 1
 template <typename T>
 __global__ void sum_partials(const T* __restrict__ partial, T* __restrict__ out, int count, T scale) {
     // BEGIN SOLUTION exercise 6

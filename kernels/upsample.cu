@@ -22,6 +22,7 @@ __device__ __forceinline__ void fed_outputs(int src, double scale, int out_size,
     *last = min((int)ceil((src + 2) / scale) + 1, out_size - 1);
 }
 
+// sizes: x = N*C*H*W, y = N*C*HO*WO
 template <typename T>
 __global__ void upsample_forward(const T* __restrict__ x, T* __restrict__ y, int N, int C, int H, int W,
                                  int HO, int WO, double scale_h, double scale_w, int bilinear) {
@@ -44,6 +45,7 @@ __global__ void upsample_forward(const T* __restrict__ x, T* __restrict__ y, int
     y[index] = acc;
 }
 
+// sizes: gy = N*C*HO*WO, gx = N*C*H*W
 template <typename T>
 __global__ void upsample_backward(const T* __restrict__ gy, T* __restrict__ gx, int N, int C, int H, int W,
                                   int HO, int WO, double scale_h, double scale_w, int bilinear) {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import autograd, nn, optim
+from . import autograd, nn, optim, validate
 from .autograd.function import Function, enable_grad, is_grad_enabled, no_grad
 from .autograd.tensor import Tensor
 from .backend import cuda_available, manual_seed, resolve_device
@@ -84,8 +84,15 @@ def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
 
 
 def arange(start, end=None, step=1, requires_grad: bool = False, device: str | None = None, dtype=None) -> Tensor:
-    """Like range(); integer arguments give int64, float ones float32."""
+    """Like range(); integer arguments give int64, float ones float32. As in PyTorch, the step is not
+    0 and points from start towards end (or start == end: empty)."""
     start, end = (0, start) if end is None else (start, end)
+    for name, value in (("start", start), ("end", end), ("step", step)):
+        validate.real(value, f"arange's {name}")
+    if step == 0:
+        raise ValueError("arange's step must be nonzero")
+    if (end - start) * step < 0:
+        raise ValueError(f"arange: end {end} lies behind start {start} for step {step}")
     values = np.arange(start, end, step)
     return Tensor(values, requires_grad=requires_grad, device=device, dtype=dtype or _default_dtype(values))
 

@@ -19,6 +19,8 @@ from types import ModuleType
 
 import numpy as np
 
+from . import validate
+
 HOST, GPU, EMULATOR = "cpu", "cuda", "emu"
 DEVICES = (HOST, GPU, EMULATOR)
 
@@ -149,9 +151,13 @@ _generators: dict[str, object] = {}
 
 
 def manual_seed(seed: int) -> None:
-    """Make initialisation, dropout and corruption repeatable on every device."""
+    """Make initialisation, dropout and corruption repeatable on every device. Seeds are PyTorch's:
+    integers in [-2**63, 2**64); a negative one counts back from 2**64."""
     global _seed
-    _seed = int(seed)
+    seed = validate.integer(seed, "manual_seed's seed", minimum=-(2**63))
+    if seed >= 2**64:
+        raise ValueError(f"manual_seed's seed must be < 2**64, got {seed}")
+    _seed = seed % 2**64
     _generators.clear()
 
 

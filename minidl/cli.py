@@ -19,9 +19,9 @@ from typing import NoReturn
 from .backend import DeviceError, DeviceUnavailable
 from .data import DataError
 from .experiment import ExperimentError
-from .runtime.emulator import EmulatorUnavailable
+from .runtime.emulator import EmulatorSettingError, EmulatorUnavailable
 
-USAGE = (DeviceError,)  # exit status 2
+USAGE = (DeviceError, EmulatorSettingError)  # exit status 2
 KNOWN = (ExperimentError, DataError, DeviceUnavailable, EmulatorUnavailable, OSError)
 _FULL = "free some space, or write elsewhere (--out, MINIDL_CACHE)"
 _DENIED = "permission denied: give a folder you can write in (--out, MINIDL_CACHE, MINIDL_DATA)"

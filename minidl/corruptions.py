@@ -8,12 +8,29 @@ used (random, standard_normal).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from . import backend
 from .autograd.tensor import Tensor
 
 
+def _on_floats(noise: Callable) -> Callable:
+    """noise(x, ...), refusing an x that does not hold floats (uint8 pixels 0..255 have no noise of that dtype)."""
+
+    @functools.wraps(noise)
+    def checked(x, *args, **options):
+        dtype = getattr(x, "dtype", None)
+        if dtype is None or dtype.kind != "f":
+            got = dtype or type(x).__name__
+            raise TypeError(f"{noise.__name__}: x must be a float array or tensor in [0, 1], got {got}; "
+                            "scale it first (e.g. x.astype(np.float32) / 255)")  # fmt: skip
+        return noise(x, *args, **options)
+
+    return checked
+
+
+@_on_floats
 def gaussian(x, rng, sigma: float, clip: bool = True):
     """x + N(0, σ²), clipped to [0, 1] unless clip=False."""
     ### BEGIN SOLUTION exercise 9
@@ -22,11 +39,13 @@ def gaussian(x, rng, sigma: float, clip: bool = True):
     ### END SOLUTION
 
 
+@_on_floats
 def masking(x, rng, fraction: float):
     """Set a random fraction of the pixels to 0."""
     return x * (rng.random(x.shape, dtype=x.dtype) >= fraction)
 
 
+@_on_floats
 def salt_and_pepper(x, rng, fraction: float):
     """Set a random fraction of the pixels to 0 or 1, each with probability one half."""
     ### BEGIN SOLUTION exercise 9
@@ -36,12 +55,14 @@ def salt_and_pepper(x, rng, fraction: float):
     ### END SOLUTION
 
 
+@_on_floats
 def uniform(x, rng, amplitude: float, clip: bool = True):
     """x + U(-a, a), clipped to [0, 1] unless clip=False."""
     noisy = x + (rng.random(x.shape, dtype=x.dtype) * 2 - 1) * amplitude
     return noisy.clip(0, 1) if clip else noisy
 
 
+@_on_floats
 def normalization(x, rng=None):
     """Each image standardised as a careless normalisation leaves it: (x - mean) / std over its own
     pixels, then clipped to [0, 1]. On MNIST the background falls below 0 and every stroke pixel more

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend
+from . import backend, validate
 from .autograd.tensor import Tensor
 from .serialization import atomic_write
 
@@ -487,7 +487,7 @@ def batches(
     rng: np.random.Generator | None = None,
     device: str | None = None,
 ) -> Iterator[tuple[Tensor, ...]]:
-    """Yield tuples of tensors on `device`, batch_size rows at a time (row order shuffled by rng,
+    """Tuples of tensors on `device`, batch_size rows at a time (row order shuffled by rng,
     a host generator, so that every device sees the same batches).
 
     Arrays already on the device (Experiment.on_device uploads a data set once) are only
@@ -497,9 +497,13 @@ def batches(
     n = len(arrays[0])
     if any(len(a) != n for a in arrays):
         raise ValueError(f"batches: arrays differ in length: {[len(a) for a in arrays]}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
-    device = backend.resolve_device(device)
+    batch_size = validate.integer(batch_size, "batch_size", minimum=1)  # True would be taken as 1
+    return _batches(arrays, batch_size, shuffle, drop_last, rng, backend.resolve_device(device))
+
+
+def _batches(arrays, batch_size, shuffle, drop_last, rng, device) -> Iterator[tuple[Tensor, ...]]:
+    """batches() once its arguments are checked (at the call, not at the first batch)."""
+    n = len(arrays[0])
     arrays = [backend.move(a, device) for a in arrays]
     order = (rng or backend.generator("cpu")).permutation(n) if shuffle else np.arange(n)
     order = backend.move(order, device)

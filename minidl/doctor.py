@@ -30,6 +30,7 @@ from .capture import CapturedStep
 from .experiment import train_on_batch
 from .nn import functional as F
 from .runtime import modules, sources
+from .runtime.emulator import EmulatorSettingError
 
 TOLERANCE = dict(rtol=1e-4, atol=1e-5)  # float32 kernels against float32 NumPy
 
@@ -133,6 +134,8 @@ def _guarded(name: str, run: Callable[[], tuple[bool, str]]) -> Check:
     """A check by name; one that raises fails with the error's first line."""
     try:
         ok, detail = run()
+    except EmulatorSettingError:  # CXX or MINIDL_CACHE to set: one message and exit status 2 (minidl.cli)
+        raise
     except Exception as error:  # a doctor reports what broke and goes on
         return Check(name, False, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
     return Check(name, ok, detail)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from collections.abc import Iterable
 
 import numpy as np
@@ -21,15 +22,7 @@ import numpy as np
 from . import backend
 from .autograd.tensor import Tensor, fresh_array, writable_data
 from .runtime import launch, runs_as_kernel
-from .validate import real
-
-
-def _restore(value, p: Tensor):
-    """A saved state entry: arrays of the parameter's shape become fresh C-contiguous arrays on its
-    device (the kernels update them in place), numbers stay numbers."""
-    if getattr(value, "shape", ()) == p.shape and p.shape != ():
-        return fresh_array(value, p.dtype, p.device)
-    return value.item() if hasattr(value, "item") else value
+from .validate import boolean, real
 
 
 class Optimizer:
@@ -84,19 +77,71 @@ class Optimizer:
         """{'state': {index: {name: array or number}}, 'param_groups': [hyper-parameters]} as PyTorch."""
         return {"state": {i: dict(s) for i, s in self.state.items()}, "param_groups": [dict(self.defaults)]}
 
+    # what a parameter's state holds: its names, each an array of the parameter's shape or a step count
+    STATE: dict[str, str] = {}
+
+    @staticmethod
+    def hyperparameters(**group) -> dict:
+        """The hyper-parameters checked (a clear error for a wrong one) and made plain Python values."""
+        raise NotImplementedError
+
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore what state_dict() gave, also after a round trip through minidl.save/load
-        (string keys, NumPy arrays for numbers)."""
+        (string keys, NumPy arrays for numbers). Everything is checked against this optimiser and its
+        parameters (indices, names, shapes, dtypes, hyper-parameters) before any of it is taken."""
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            got = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
+            raise ValueError(f"{name}.load_state_dict takes {{'state': ..., 'param_groups': ...}}, got {got}")
         groups = state_dict["param_groups"]
-        group = {k: _plain(v) for k, v in (groups[0] if isinstance(groups, list) else groups["0"]).items()}
-        if set(group) != set(self.defaults):
-            raise ValueError(f"optimizer state for {sorted(group)} does not fit {type(self).__name__}")
-        for i, s in state_dict["state"].items():
-            if int(i) >= len(self.params):
-                raise ValueError(f"optimizer state names parameter {i}, but there are {len(self.params)}")
-            p = self.params[int(i)]
-            self.state[int(i)] = {k: _restore(v, p) for k, v in s.items()}
+        if isinstance(groups, dict) and list(groups) == ["0"]:  # how files saved before lists came back held it
+            groups = [groups["0"]]
+        group = groups[0] if isinstance(groups, list | tuple) and len(groups) == 1 else None
+        if not isinstance(group, dict) or set(group) != set(self.defaults):
+            raise ValueError(f"{name}: param_groups must be one group of {sorted(self.defaults)}, got {groups!r}")
+        group = self.hyperparameters(**{k: _plain(v) for k, v in group.items()})
+        if not isinstance(state_dict["state"], dict):
+            raise ValueError(f"{name}: 'state' must be a dict of parameter index -> state, got {state_dict['state']!r}")
+        state = {}
+        for key, entries in state_dict["state"].items():
+            i = _index(key, len(self.params), name)
+            state[i] = self._restored(i, entries)
+        self.state = state
         self.defaults.update(group)
+
+    def _restored(self, i: int, entries) -> dict:
+        """Parameter i's saved state, checked: arrays of its shape become fresh C-contiguous arrays of its
+        dtype on its device (the kernels update them in place); a step count becomes an int."""
+        name, p = type(self).__name__, self.params[i]
+        if not isinstance(entries, dict) or set(entries) != set(self.STATE):
+            got = sorted(entries) if isinstance(entries, dict) else type(entries).__name__
+            raise ValueError(f"{name}: the state of parameter {i} must hold {sorted(self.STATE)}, got {got}")
+        restored = {}
+        for key, value in entries.items():
+            if self.STATE[key] == "count":
+                count = value.item() if getattr(value, "size", 0) == 1 else value
+                if isinstance(count, bool) or not isinstance(count, numbers.Real) or count < 0 or count % 1:
+                    raise ValueError(f"{name}: parameter {i}'s {key} must be a whole number ≥ 0, got {value!r}")
+                restored[key] = int(count)
+                continue
+            shape, dtype = tuple(getattr(value, "shape", ())), getattr(value, "dtype", None)
+            if shape != p.shape or dtype is None or dtype.kind not in "fiu":
+                raise ValueError(
+                    f"{name}: parameter {i}'s {key} must be an array of its shape {p.shape} (numbers), got "
+                    f"{dtype or type(value).__name__} {shape}: a state of another model?"
+                )
+            restored[key] = fresh_array(value, p.dtype, p.device)
+        return restored
+
+
+def _index(key, count: int, name: str) -> int:
+    """A state's parameter index (an int, or its text after minidl.save/load) in [0, count)."""
+    index = key if isinstance(key, numbers.Integral) and not isinstance(key, bool) else None
+    if isinstance(key, str) and key.isdigit():
+        index = int(key)
+    if index is None or not 0 <= index < count:
+        raise ValueError(f"{name}: the state names parameter {key!r}; the parameters are 0 to {count - 1}")
+    return int(index)
 
 
 def _plain(value):
@@ -107,12 +152,20 @@ def _plain(value):
 
 
 class SGD(Optimizer):
+    STATE = {"momentum_buffer": "array"}
+
     def __init__(self, params, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0):
+        group = self.hyperparameters(lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+        super().__init__(params, **group)
+
+    @staticmethod
+    def hyperparameters(lr, momentum, nesterov, weight_decay) -> dict:
         lr, momentum = real(lr, "SGD: lr", 0), real(momentum, "SGD: momentum", 0)
         weight_decay = real(weight_decay, "SGD: weight_decay", 0)
+        nesterov = boolean(nesterov, "SGD: nesterov")
         if nesterov and momentum == 0:
             raise ValueError("SGD: Nesterov momentum needs momentum > 0")
-        super().__init__(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+        return dict(lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
 
     def update(self, index, p, grad):
         d = self.defaults
@@ -131,30 +184,37 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
+    STATE = {"step": "count", "exp_avg": "array", "exp_avg_sq": "array"}
+
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
-        lr, eps, weight_decay = (
-            real(lr, "Adam: lr", 0),
-            real(eps, "Adam: eps", 0),
-            real(weight_decay, "Adam: weight_decay", 0),
-        )
-        if len(tuple(betas)) != 2:
-            raise ValueError(f"Adam: betas must be a pair, got {betas!r}")
-        betas = tuple(real(b, "Adam: betas", 0, 1) for b in betas)
-        if max(betas) == 1:
-            raise ValueError(f"Adam: betas must be smaller than 1, got {betas}")
-        super().__init__(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+        super().__init__(params, **self.hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
         # on a kernel device: every parameter's step count t (P,) and (step_size, bias2_sqrt) (P, 2);
         # while they exist they, not state[i]["step"], hold t
         self.counters: dict[str, tuple] = {}
         self.placement = self.placements()  # where each parameter was when the counters were made
 
-    def placements(self) -> list[tuple[str, bool]]:
-        return [(p.device, self.on_kernels(p)) for p in self.params]
+    @staticmethod
+    def hyperparameters(lr, betas, eps, weight_decay) -> dict:
+        lr, eps, weight_decay = (
+            real(lr, "Adam: lr", 0),
+            real(eps, "Adam: eps", 0),
+            real(weight_decay, "Adam: weight_decay", 0),
+        )
+        if not isinstance(betas, tuple | list) or len(betas) != 2:
+            raise ValueError(f"Adam: betas must be a pair, got {betas!r}")
+        betas = tuple(real(b, "Adam: betas", 0, 1) for b in betas)
+        if max(betas) == 1:
+            raise ValueError(f"Adam: betas must be smaller than 1, got {betas}")
+        return dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+    def placements(self) -> list[tuple[str, bool, np.dtype]]:
+        return [(p.device, self.on_kernels(p), p.dtype) for p in self.params]
 
     def follow_parameters(self) -> None:
-        """After parameters moved (Module.to) since the counters were made: their step counts come back
-        into state (the counters are made again where they are now) and their moments move with them,
-        so a move neither restarts Adam's bias corrections nor loses its moments."""
+        """After parameters moved or changed dtype (Module.to) since the counters were made: their step
+        counts come back into state (the counters are made again where they are now) and their moments
+        follow them (device and dtype), so a move neither restarts Adam's bias corrections nor loses
+        its moments."""
         now = self.placements()
         if now == self.placement:
             return
@@ -165,8 +225,11 @@ class Adam(Optimizer):
         for i, state in self.state.items():
             p = self.params[i]
             for name in ("exp_avg", "exp_avg_sq"):
-                if name in state and backend.array_module_of(state[name]) is not backend.array_module(p.device):
-                    state[name] = fresh_array(state[name], p.dtype, p.device)
+                moment = state.get(name)
+                if moment is not None and (
+                    moment.dtype != p.dtype or backend.array_module_of(moment) is not backend.array_module(p.device)
+                ):
+                    state[name] = fresh_array(moment, p.dtype, p.device)
         self.placement = now
 
     def begin_step(self, stepped):
@@ -230,7 +293,7 @@ class Adam(Optimizer):
         counts = {}
         for device, (steps, _) in self.counters.items():
             on_device = backend.to_numpy(steps)
-            counts |= {i: int(on_device[i]) for i, placed in enumerate(self.placement) if placed == (device, True)}
+            counts |= {i: int(on_device[i]) for i, placed in enumerate(self.placement) if placed[:2] == (device, True)}
         return counts
 
     def state_dict(self) -> dict:

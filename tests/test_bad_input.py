@@ -16,10 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import KERNEL_DEVICES, host_only
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 import minidl as md
 from minidl import nn, serialization
 from minidl.autoencoders import cluster_accuracy, kmeans
+from minidl.corruptions import corruption, masking
+from minidl.data import batches
 from minidl.experiment import Experiment, ExperimentError, command_line
 from minidl.nn import functional as F
 
@@ -32,6 +36,11 @@ def x4(*shape, dtype=md.float32):
 
 def _twice(p):
     return [p, p]
+
+
+def _without_weight(layer):
+    layer.weight = None  # PyTorch takes it too; the forward then names what is missing
+    return layer
 
 
 def _add_to_weight(layer):
@@ -167,6 +176,36 @@ PROBES = [
         TypeError,
         "logits needs floating point",
     ),  # fmt: skip
+    ("iterating a 0-d tensor", lambda: list(md.tensor(3.0)), TypeError, "iteration over a 0-d tensor"),  # was []
+    ("a list @ operand", lambda: md.ones(3, 2) @ [[1.0], [1.0]], TypeError, "unsupported operand type"),
+    ("@ a list operand", lambda: [[1.0, 1.0, 1.0]] @ md.ones(3, 2), TypeError, "unsupported operand type"),
+    ("matmul of a list", lambda: md.matmul(md.ones(3, 2), [[1.0], [1.0]]), TypeError, "other must be a Tensor"),
+    ("reshape(2.0, 3.0)", lambda: md.ones(6).reshape(2.0, 3.0), TypeError, "must be an integer, got 2.0"),
+    ("reshape(-2, -3)", lambda: md.ones(6).reshape(-2, -3), ValueError, "must be ≥ -1, got -2"),
+    ("batch_size=2.5", lambda: batches(md.ones(4, 2), batch_size=2.5), TypeError, "got 2.5"),
+    ("batch_size=True", lambda: batches(md.ones(4, 2), batch_size=True), TypeError, "got True"),  # was 1
+    ("max_pool2d of booleans", lambda: F.max_pool2d(x4(dtype=np.bool_), 2), TypeError, "input holds booleans"),
+    ("avg_pool2d of booleans", lambda: F.avg_pool2d(x4(dtype=np.bool_), 2), TypeError, "input holds booleans"),
+    ("arange step 0", lambda: md.arange(0, 10, 0), ValueError, "step must be nonzero"),
+    ("arange against its step", lambda: md.arange(0, 10, -1), ValueError, "lies behind start"),  # was empty
+    ("arange to 'a'", lambda: md.arange("a"), TypeError, "arange's end must be a finite number"),
+    ("manual_seed(0.5)", lambda: md.manual_seed(0.5), TypeError, "seed must be an integer"),
+    ("manual_seed(2**64)", lambda: md.manual_seed(2**64), ValueError, "seed must be < 2"),
+    ("clamp min='a'", lambda: md.clamp(md.ones(2), min="a"), TypeError, "clamp's min must be a number, a Tensor"),
+    ("clamp of a list", lambda: md.clamp([1.0], min=md.ones(1)), TypeError, "input must be a Tensor, got list"),
+    (
+        "gaussian of uint8",
+        lambda: corruption("gaussian:0.5")(md.tensor(np.ones((2, 4), np.uint8)), None),
+        TypeError,
+        "x must be a float array or tensor in \\[0, 1\\], got uint8",
+    ),  # fmt: skip
+    ("masking of uint8", lambda: masking(np.ones((2, 4), np.uint8), None, 0.5), TypeError, "got uint8"),
+    (
+        "linear without weight",
+        lambda: _without_weight(nn.Linear(2, 2))(md.ones(1, 2)),
+        TypeError,
+        "linear: weight must be a Tensor, got NoneType",
+    ),  # fmt: skip
     (
         "cluster_accuracy of a label -1",
         lambda: cluster_accuracy(np.array([0, -1]), np.array([0, 1])),
@@ -189,6 +228,17 @@ def test_numpy_integers_are_integers():
     assert F.conv2d(x, md.ones(1, 1, 3, 3), stride=np.int64(2), padding=np.int32(1)).shape == (1, 1, 2, 2)
     assert F.max_pool2d(x, np.int64(2)).shape == (1, 1, 2, 2)
     assert F.upsample(x, np.int64(2)).shape == (1, 1, 8, 8)
+
+
+def test_negative_seeds_are_pytorchs_and_iteration_gives_rows():
+    """manual_seed(-1) broke the next draw (NumPy's 'expected non-negative integer'); PyTorch takes seeds
+    in [-2**63, 2**64), a negative one counted back from 2**64."""
+    md.manual_seed(-1)
+    drawn = md.randn(3).numpy()
+    md.manual_seed(2**64 - 1)
+    np.testing.assert_array_equal(md.randn(3).numpy(), drawn)
+    rows = list(md.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    assert [r.tolist() for r in rows] == [[1.0, 2.0], [3.0, 4.0]]
 
 
 def test_a_module_used_twice_is_trained_once():
@@ -509,6 +559,113 @@ def test_save_gives_back_every_key_as_it_was(tmp_path):
     adam.step()
     md.save(adam.state_dict(), tmp_path / "adam.npz")
     assert list(md.load(tmp_path / "adam.npz")["state"]) == [0]  # an int key, as state_dict() gave it
+
+
+def test_lists_and_tuples_of_tensors_come_back_as_they_were(tmp_path):
+    """A list of tensors came back as one stacked array (and a tuple of dicts as a list)."""
+    state = {
+        "list": [md.ones(2), md.zeros(3)],  # of two shapes: no longer stacked, or refused
+        "same": [np.ones(2), np.zeros(2)],
+        "tuple": (np.arange(2), {"a": 1}),
+        "nested": [[md.ones(1)], (md.ones(2),)],
+        "numbers": [1, 2],  # numbers only: one array, as before
+        "betas": (0.9, 0.99),
+    }
+    md.save(state, tmp_path / "s.npz")
+    loaded = md.load(tmp_path / "s.npz")
+    assert type(loaded["list"]) is list and [a.tolist() for a in loaded["list"]] == [[1, 1], [0, 0, 0]]
+    assert type(loaded["same"]) is list and len(loaded["same"]) == 2 and loaded["same"][1].tolist() == [0, 0]
+    assert type(loaded["tuple"]) is tuple and loaded["tuple"][0].tolist() == [0, 1] and loaded["tuple"][1] == {"a": 1}
+    assert type(loaded["nested"][0]) is list and type(loaded["nested"][1]) is tuple
+    assert loaded["nested"][1][0].tolist() == [1, 1]
+    assert loaded["numbers"].tolist() == [1, 2] and loaded["betas"].tolist() == [0.9, 0.99]
+
+
+@pytest.mark.parametrize(
+    "state, error, words",
+    [
+        ({"a\x00b": 1}, ValueError, "may not contain '/' or NUL"),  # the zip layer cut the name at NUL
+        ({"ok": {"x\x00": 1}}, ValueError, r"key ok/'x\\x00'"),
+        ({"a\udcffb": 1}, ValueError, "not valid text"),
+        ({"ragged": [[1.0, 2.0], [3.0]]}, ValueError, "'ragged' is a ragged list"),
+        ({"__tuple__": 1}, ValueError, "be one of"),
+    ],
+    ids=["NUL", "nested NUL", "a lone surrogate", "ragged", "a marker"],
+)
+@host_only
+def test_save_refuses_what_would_not_come_back_naming_the_key(tmp_path, state, error, words):
+    with pytest.raises(error, match=words):
+        md.save(state, tmp_path / "s.npz")
+    assert not list(tmp_path.iterdir())
+
+
+@host_only
+@settings(max_examples=200)
+@given(st.dictionaries(st.text(max_size=8), st.integers(-5, 5), max_size=4))
+@example({"a\x00b": 1, "a": 2})  # the zip layer cut the name at NUL: one entry 'a' of two
+def test_every_key_save_takes_comes_back(keys):
+    """Any text key is either refused at save or comes back as it was."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            md.save(keys, Path(folder) / "s.npz")
+        except ValueError:
+            return
+        assert {k: int(v) for k, v in md.load(Path(folder) / "s.npz").items()} == keys
+
+
+@host_only
+def test_nesting_too_deep_is_one_error_at_save_and_at_load(tmp_path):
+    """A dict nested 2,000 deep raised RecursionError from save."""
+    deep = leaf = {}
+    for _ in range(2000):
+        leaf["a"] = leaf = {}
+    with pytest.raises(ValueError, match=f"more than {serialization.MAX_DEPTH} deep"):
+        md.save(deep, tmp_path / "s.npz")
+    deep_list = [1.0]
+    for _ in range(2000):
+        deep_list = [deep_list]
+    with pytest.raises(ValueError, match=f"'a' nests lists and tuples more than {serialization.MAX_DEPTH} deep"):
+        md.save({"a": deep_list}, tmp_path / "s.npz")
+    crafted = _crafted(tmp_path / "deep.npz", [("a/" * 2000 + "b.npy", np.zeros(1))])
+    with pytest.raises(ValueError, match=f"deep.npz is not a readable.*more than {serialization.MAX_DEPTH} deep"):
+        md.load(crafted)
+    deep = leaf = {}
+    for _ in range(serialization.MAX_DEPTH - 1):
+        leaf["a"] = leaf = {}
+    leaf["a"] = 1
+    md.save(deep, tmp_path / "ok.npz")  # as deep as allowed: it comes back
+    assert md.load(tmp_path / "ok.npz") == deep
+
+
+@host_only
+def test_a_path_that_cannot_be_a_file_is_an_error_naming_it(tmp_path, monkeypatch):
+    """'' raised OSError [Errno 16] about a temporary file; a parent that is a file said 'File exists'."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="the path to write is empty"):
+        md.save({"a": 1}, "")
+    with pytest.raises(IsADirectoryError, match=f"'{tmp_path}' is a folder: give the name of a file"):
+        md.save({"a": 1}, tmp_path)
+    (tmp_path / "a").write_text("a file")
+    for path in ("a/b.npz", "a/c/b.npz"):
+        with pytest.raises(NotADirectoryError, match=f"cannot write '{path}': 'a' is a file, not a folder"):
+            md.save({"a": 1}, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+@host_only
+def test_a_save_never_touches_the_umask(tmp_path, monkeypatch):
+    """save set the process-wide umask to 0 for a moment: a file another thread created meanwhile came out
+    world-writable. The temporary file is created with 0o666 and the kernel applies the umask."""
+    mask = _umask()
+
+    def refuse(_):
+        raise AssertionError("os.umask called: it changes the umask of every thread")
+
+    monkeypatch.setattr(os, "umask", refuse)
+    md.save({"a": 1}, tmp_path / "s.npz")
+    assert (tmp_path / "s.npz").stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def _crafted(path: Path, entries: list[tuple[str, np.ndarray]], compression=zipfile.ZIP_STORED) -> Path:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import needs_cxx
 
 import minidl as md
@@ -50,3 +51,43 @@ def test_the_doctor_fails_where_a_kernel_is_wrong(tmp_path):
     assert "FAIL  max_pool2d kernels" in result.stdout and "FAIL  Adam kernels" in result.stdout
     assert "Exercise 3 not implemented: conv2d forward by im2col" in result.stdout
     assert "checks failed on the emulator" in result.stdout.splitlines()[-1]
+
+
+def _settings(tmp_path: Path) -> dict:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    return {
+        "MINIDL_CACHE a file": ({"MINIDL_CACHE": str(a_file)}, "MINIDL_CACHE", f"MINIDL_CACHE={a_file})"),
+        "HOME a file, no MINIDL_CACHE": ({"HOME": str(a_file)}, "MINIDL_CACHE", f"under HOME={a_file})"),
+        "CXX missing": ({"CXX": "/nonexistent/g++"}, "CXX", "there is no program '/nonexistent/g++'"),
+        "CXX not a program": ({"CXX": str(a_file)}, "CXX", "set CXX to a C++ compiler"),
+    }
+
+
+@needs_cxx
+@pytest.mark.parametrize("case", ["MINIDL_CACHE a file", "HOME a file, no MINIDL_CACHE", "CXX missing",
+                                  "CXX not a program"])  # fmt: skip
+def test_a_cache_or_compiler_that_cannot_be_used_is_one_message_naming_the_variable(tmp_path, case):
+    """Each ended in pathlib.mkdir's or subprocess's traceback (FileNotFoundError for CXX), reported as a
+    failed check with exit status 1; now one line that names the variable to set, exit status 2."""
+    settings, variable, words = _settings(tmp_path)[case]
+    env = {k: v for k, v in os.environ.items() if k not in ("MINIDL_DEVICE", "MINIDL_CACHE")}
+    if "HOME" not in settings:
+        env["MINIDL_CACHE"] = str(tmp_path / "cache")  # a fresh cache: the kernels are built
+    result = subprocess.run([sys.executable, "-m", "minidl.doctor", "--device", "emu"], capture_output=True,
+                            text=True, cwd=ROOT, env={**env, **settings}, timeout=600)  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    message = result.stderr.splitlines()[0]
+    assert message.startswith("minidl: ") and variable in message and words in message, message
+    assert "Traceback" not in result.stderr
+
+
+@needs_cxx
+def test_a_compiler_with_flags_in_cxx_builds_the_kernels(tmp_path):
+    """CXX='g++ -O3' (a command with flags, as make takes it) was run as one program name: FileNotFoundError."""
+    env = {k: v for k, v in os.environ.items() if k != "MINIDL_DEVICE"}
+    result = subprocess.run([sys.executable, "-m", "minidl.doctor", "--device", "emu"], capture_output=True,
+                            text=True, cwd=ROOT, env={**env, "CXX": "g++ -O3", "MINIDL_CACHE": str(tmp_path)},
+                            timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok    kernels compile" in result.stdout and list((tmp_path / "emulator").glob("*.so"))

@@ -93,3 +93,13 @@ def test_colorization_trains_on_a_cifar10_archive(tmp_path):
     damaged.write_bytes(archive.read_bytes()[:500])
     result = run("colorization.py", "--epochs", "1", "--data", str(damaged), "--out", str(tmp_path / "out2"))
     assert result.returncode == 1 and "damaged.tar.gz: not a readable cifar-10-python.tar.gz" in result.stderr
+
+
+def test_an_example_on_emu_with_a_compiler_that_is_not_there_exits_2_naming_cxx(tmp_path):
+    """CXX=/nonexistent/g++ ended in subprocess's FileNotFoundError, reported as an OS refusal (exit 1)."""
+    env = {**os.environ, "CXX": "/nonexistent/g++", "PYTHONPATH": str(ROOT)}  # this checkout's minidl
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "conv_dae_mnist.py"), *QUICK[:-1], "emu",
+                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=600, cwd=ROOT,
+                            env=env)  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "minidl: CXX='/nonexistent/g++': there is no program" in result.stderr and "Traceback" not in result.stderr

@@ -688,6 +688,23 @@ def test_emulator_builds_are_cached(tmp_path, monkeypatch):
 
 
 @needs_cxx
+def test_a_kernel_cache_on_a_read_only_file_system_is_an_error_naming_minidl_cache(tmp_path, monkeypatch):
+    """pathlib.mkdir's OSError (EROFS) came through as a traceback; a read-only file system cannot be made
+    in a test, so mkdir answers as one does."""
+    import errno
+
+    from minidl.runtime import emulator
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
+    monkeypatch.setenv("MINIDL_CACHE", str(tmp_path / "mounted-read-only"))
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(emulator.EmulatorSettingError, match="Read-only file system.*Set MINIDL_CACHE to a folder"):
+        emulator.build("// nothing cached\n", [], ["never_built"])
+
+
+@needs_cxx
 def test_a_truncated_cached_build_is_built_again_not_loaded(tmp_path):
     """A crash or a full disk while the cache was written left a truncated library, which gave 'Bus error'
     on every later run: a library that does not match the digest beside it is built again."""
@@ -756,3 +773,39 @@ def test_launch_rejects_integer_dtypes():
     with pytest.raises(TypeError, match="float32 or float64"):
         runtime.launch("adam_update", p, p, p, p, np.ones(2), count=3, beta1=0.9, beta2=0.99, eps=1e-8,
                        weight_decay=0.0, threads=3)  # fmt: skip
+
+
+POOL_SIZES = dict(N=1, C=1, H=4, W=4, KH=2, KW=2, SH=2, SW=2, PH=0, PW=0, HO=2, WO=2)
+TWO_IMAGES_OF_ONE = """
+import minidl as md
+from minidl import runtime
+x = md.ones(1, 1, 4, 4, device={device!r}).data  # one image, launched as N=2: the kernel reads past x
+try:
+    runtime.launch("avg_pool2d_forward", x, runtime.Out((2, 1, 2, 2)), **{sizes}, threads=8)
+except ValueError as e:
+    print(e)
+"""
+
+
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
+def test_a_launch_whose_sizes_do_not_fit_its_arrays_is_an_error(device):
+    """A raw avg_pool2d_forward with N=2 for one image read past x: on emu AddressSanitizer aborted the
+    whole process (a notebook's kernel with it). The sizes the kernel declares are checked first. (The
+    call runs in a child process, so that the old abort fails this test without killing the suite.)"""
+    script = TWO_IMAGES_OF_ONE.format(device=device, sizes={**POOL_SIZES, "N": 2})
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "avg_pool2d_forward: x holds 16 elements, but N*C*H*W = 2*1*4*4 = 32" in result.stdout
+    x = md.ones(1, 1, 4, 4, device=device).data
+    with pytest.raises(ValueError, match=r"y holds 9 elements, but N\*C\*HO\*WO = 1\*1\*2\*2 = 4"):
+        runtime.launch("avg_pool2d_forward", x, runtime.Out((1, 1, 3, 3)), **POOL_SIZES, threads=4)
+    y = runtime.launch("avg_pool2d_forward", x, runtime.Out((1, 1, 2, 2)), **POOL_SIZES, threads=4)
+    np.testing.assert_array_equal(md.tensor(y, device=device).numpy(), np.ones((1, 1, 2, 2)))
+
+
+def test_a_kernels_declared_sizes_name_its_own_parameters():
+    """The sizes line is read with the signature: a factor that is not an integer parameter is an error."""
+    assert sources.kernels()["avg_pool2d_forward"].sizes[0] == ("x", ("N", "C", "H", "W"))
+    code = "// sizes: x = N*Q\ntemplate <typename T>\n__global__ void k(const T* __restrict__ x, int N) {}"
+    with pytest.raises(ValueError, match=r"k.cu: kernel k: cannot read the size 'x = N\*Q'"):
+        sources.parse_kernels(code, "k.cu")

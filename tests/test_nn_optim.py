@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import KERNEL_DEVICES
 
 import minidl as md
 from minidl import backend, nn
@@ -223,3 +224,111 @@ def test_adam_steps_only_the_parameters_with_gradients():
         single.grad = md.ones(3)
         alone.step()
     np.testing.assert_allclose(params[3].numpy(), single.numpy(), rtol=1e-6)
+
+
+def _stepped_adam():
+    params = [md.nn.Parameter(np.ones((2, 3), np.float32)), md.nn.Parameter(np.ones(3, np.float32))]
+    opt = md.optim.Adam(params, lr=0.1)
+    for _ in range(2):
+        for p in params:
+            p.grad = md.ones(*p.shape)
+        opt.step()
+    return params, opt
+
+
+def _with(state: dict, path: tuple, value) -> dict:
+    """A deep copy of an optimiser's state dict with the entry at `path` set to value (None: removed)."""
+    state = {"state": {i: dict(s) for i, s in state["state"].items()}, "param_groups": [dict(state["param_groups"][0])]}
+    *parents, last = path
+    node = state
+    for key in parents:
+        node = node[key]
+    if value is None:
+        del node[last]
+    else:
+        node[last] = value
+    return state
+
+
+def _renumbered(state: dict, index) -> dict:
+    return {"state": {index: state["state"][0]}, "param_groups": state["param_groups"]}
+
+
+BAD_STATES = [
+    ("index -1", lambda s: _renumbered(s, -1), ValueError, "names parameter -1; the parameters are 0 to 1"),
+    ("index 2", lambda s: _renumbered(s, 2), ValueError, "names parameter 2"),
+    ("index '1.5'", lambda s: _renumbered(s, "1.5"), ValueError, "names parameter '1.5'"),
+    (
+        "another model's shapes",
+        lambda s: _with(s, ("state", 0, "exp_avg"), np.ones((3, 2))),
+        ValueError,
+        r"parameter 0's exp_avg must be an array of its shape \(2, 3\).*float64 \(3, 2\)",
+    ),  # fmt: skip
+    (
+        "a moment of text",
+        lambda s: _with(s, ("state", 1, "exp_avg_sq"), np.array(["a", "b", "c"])),
+        ValueError,
+        "exp_avg_sq must be an array of its shape",
+    ),  # fmt: skip
+    (
+        "a missing moment",
+        lambda s: _with(s, ("state", 1, "exp_avg_sq"), None),
+        ValueError,
+        r"must hold \['exp_avg', 'exp_avg_sq', 'step'\], got \['exp_avg', 'step'\]",
+    ),  # fmt: skip
+    ("step -1", lambda s: _with(s, ("state", 0, "step"), -1), ValueError, "step must be a whole number ≥ 0"),
+    ("lr nan", lambda s: _with(s, ("param_groups", 0, "lr"), float("nan")), TypeError, "lr must be a finite number"),
+    ("lr 'abc'", lambda s: _with(s, ("param_groups", 0, "lr"), "abc"), TypeError, "lr must be a finite number"),
+    ("betas of 1", lambda s: _with(s, ("param_groups", 0, "betas"), (0.9, 1.0)), ValueError, "smaller than 1"),
+    ("an unknown setting", lambda s: _with(s, ("param_groups", 0, "momentum"), 0.9), ValueError, "one group of"),
+    ("no param_groups", lambda s: {"state": s["state"]}, ValueError, "takes {'state': ..., 'param_groups': ...}"),
+]
+
+
+@pytest.mark.parametrize("bad, change, error, words", BAD_STATES, ids=[b[0] for b in BAD_STATES])
+def test_a_state_is_checked_before_any_of_it_is_taken(bad, change, error, words):
+    """Adam took a state for parameter -1, SGD lr=nan (the next step filled the parameters with NaN), and
+    another model's transposed moments failed with 'can only convert an array of size 1'."""
+    params, opt = _stepped_adam()
+    before = opt.state_dict()
+    with pytest.raises(error, match=words):
+        opt.load_state_dict(change(opt.state_dict()))
+    after = opt.state_dict()
+    assert after["param_groups"] == before["param_groups"] and list(after["state"]) == [0, 1]
+    for i in (0, 1):
+        assert after["state"][i]["step"] == 2
+        np.testing.assert_array_equal(backend.to_numpy(after["state"][i]["exp_avg"]),
+                                      backend.to_numpy(before["state"][i]["exp_avg"]))  # fmt: skip
+
+
+def test_sgd_refuses_a_nan_learning_rate_and_its_parameters_stay_finite():
+    p = md.nn.Parameter(np.ones(3, np.float32))
+    opt = md.optim.SGD([p], lr=0.1)
+    with pytest.raises(TypeError, match="SGD: lr must be a finite number, got nan"):
+        opt.load_state_dict({"state": {}, "param_groups": [{**opt.defaults, "lr": float("nan")}]})
+    p.grad = md.ones(3)
+    opt.step()
+    np.testing.assert_allclose(p.numpy(), 0.9, rtol=1e-6)
+
+
+@pytest.mark.parametrize("device", ["cpu", *KERNEL_DEVICES])
+def test_adam_follows_its_parameters_to_another_dtype(device):
+    """After model.to(dtype=float64) the Adam kernel got float32 moments beside a float64 parameter (the
+    launch contract's dtype error); now they follow the parameter, as they follow it across devices."""
+    grads = np.random.default_rng(4).standard_normal((6, 5))
+
+    def train(device):
+        layer = nn.Linear(5, 1, bias=False, device=device)
+        layer.weight.data[...] = 0.5
+        optimizer = md.optim.Adam(layer.parameters(), lr=0.1)
+        for k in range(6):
+            if k == 3:
+                layer.to(dtype=md.float64)
+            layer.weight.grad = md.tensor(grads[k : k + 1], dtype=layer.weight.dtype, device=device)
+            optimizer.step()
+        return layer.weight.numpy(), optimizer.state_dict()["state"][0]
+
+    weight, state = train(device)
+    assert weight.dtype == np.float64 and state["exp_avg"].dtype == np.float64 and state["step"] == 6
+    reference, _ = train("cpu")  # the array path: NumPy's float32 moments meet float64 gradients
+    np.testing.assert_allclose(weight, reference, rtol=1e-4, atol=1e-6)  # kernel and array path: float32 rounding

@@ -15,6 +15,9 @@ M = rng.standard_normal((4, 5))
 P = rng.uniform(0.05, 0.95, (4, 5))
 Y = rng.random((4, 5))
 LABELS = np.array([0, 4, 2, 1])
+LOW, HIGH = M[0] * 0.3 - 0.3, np.array([[0.4], [-2.0], [0.6], [0.5]])  # bounds of clamp; HIGH[1] < LOW
+AT_BOUNDS = M.copy()
+AT_BOUNDS[0, 1], AT_BOUNDS[2, 0] = LOW[1], HIGH[2, 0]  # ties: x's gradient there, as PyTorch
 
 # name: (minidl fn, torch fn, inputs)
 CASES = {
@@ -29,6 +32,9 @@ CASES = {
     "sqrt": (md.sqrt, torch.sqrt, [P]),
     "abs": (md.abs, torch.abs, [M]),
     "clamp": (lambda a: a.clamp(-0.5, 0.5), lambda a: a.clamp(-0.5, 0.5), [M]),
+    "clamp_tensor_bounds": (md.clamp, torch.clamp, [AT_BOUNDS, LOW, HIGH]),
+    "clamp_tensor_min": (lambda a, lo: md.clamp(a, min=lo), lambda a, lo: torch.clamp(a, min=lo), [AT_BOUNDS, LOW]),
+    "clamp_tensor_max": (lambda a, hi: a.clamp(max=hi), lambda a, hi: a.clamp(max=hi), [AT_BOUNDS, HIGH]),
     "maximum": (md.maximum, torch.maximum, [M, M.T[:5, :4].T]),
     "minimum": (md.minimum, torch.minimum, [M, P]),
     "where": (lambda a, b: md.where(M > 0, a, b), lambda a, b: torch.where(torch.tensor(M > 0), a, b), [M, P]),

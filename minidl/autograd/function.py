@@ -48,7 +48,8 @@ def is_grad_enabled() -> bool:
     return _grad_mode.enabled
 
 
-def _is_array(value) -> bool:
+def is_array(value) -> bool:
+    """A NumPy or CuPy array (an operand that ops take as a constant tensor)."""
     return hasattr(value, "__array_interface__") or hasattr(value, "__cuda_array_interface__")
 
 
@@ -90,8 +91,8 @@ class Function:
                 "make an array a tensor first (minidl.tensor(array))"
             )
         device = tensors[0].device
-        if any(_is_array(a) for a in args):  # an array operand is a constant tensor, so that backward sees it
-            args = tuple(Tensor(a, device=device) if _is_array(a) else a for a in args)
+        if any(is_array(a) for a in args):  # an array operand is a constant tensor, so that backward sees it
+            args = tuple(Tensor(a, device=device) if is_array(a) else a for a in args)
             tensors = [a for a in args if isinstance(a, Tensor)]
         for t in tensors[1:]:
             if t.device != device:

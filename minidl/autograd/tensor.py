@@ -123,6 +123,12 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
 
+    def __iter__(self):
+        """The sub-tensors along dim 0, as in PyTorch (a 0-d tensor has none to give: an error, not [])."""
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
     def __bool__(self) -> bool:
         """The truth of a one-element tensor; for more (or none) ambiguous, as in PyTorch."""
         if self.data.size != 1:
@@ -278,11 +284,11 @@ class Tensor:
     def __neg__(self):
         return ops.neg(self)
 
-    def __matmul__(self, other):
-        return ops.matmul(self, other)
+    def __matmul__(self, other):  # a tensor or an array; a list is Python's TypeError, as in PyTorch
+        return ops.matmul(self, other) if isinstance(other, Tensor) or is_array(other) else NotImplemented
 
     def __rmatmul__(self, other):
-        return ops.matmul(other, self)
+        return ops.matmul(other, self) if isinstance(other, Tensor) or is_array(other) else NotImplemented
 
     def __getitem__(self, index):
         return ops.getitem(self, index)
@@ -418,3 +424,4 @@ def as_tensor(value, like: Tensor) -> Tensor:
 
 from .. import ops  # noqa: E402  (ops needs Tensor defined above)
 from .engine import run_backward  # noqa: E402  (the engine needs Tensor defined above)
+from .function import is_array  # noqa: E402  (function.py needs Tensor defined above)

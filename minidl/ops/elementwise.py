@@ -4,6 +4,8 @@ summed back to each input's shape."""
 
 from __future__ import annotations
 
+import numbers
+
 from .. import backend
 from ..autograd.engine import unbroadcast
 from ..autograd.function import Function
@@ -20,12 +22,17 @@ def _binary(fn_cls, a, b) -> Tensor:
         a = as_tensor(a, b)
     elif not isinstance(b, Tensor):
         b = as_tensor(b, a)
+    return fn_cls.apply(*_promoted(a, b))
+
+
+def _promoted(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """a and b with the one of the lower kind cast to the other's dtype."""
     kind_a, kind_b = _KIND.get(a.dtype.kind, 2), _KIND.get(b.dtype.kind, 2)
     if kind_a < kind_b:
         a = a.to(dtype=b.dtype)
     elif kind_b < kind_a:
         b = b.to(dtype=a.dtype)
-    return fn_cls.apply(a, b)
+    return a, b
 
 
 class Add(Function):
@@ -237,22 +244,29 @@ class Abs(Function):
 
 
 class Clamp(Function):
-    """min(max(x, lo), hi); gradient 1 inside [lo, hi] (bounds included, as PyTorch), 0 outside."""
+    """min(max(x, lo), hi), each bound a number or a tensor (broadcast; `tensor_bounds` names those given
+    as inputs after x). Gradients as in PyTorch: x's where lo ≤ x ≤ hi (bounds included), lo's where
+    x < lo ≤ hi, hi's where x > hi or hi < lo (then hi is the result)."""
 
-    def forward(self, x, lo=None, hi=None):
+    def forward(self, x, *tensors, tensor_bounds=(), lo=None, hi=None):
+        bounds = {"lo": lo, "hi": hi, **dict(zip(tensor_bounds, tensors))}
+        lo, hi = bounds["lo"], bounds["hi"]
         inside = self.xp.ones(x.shape, dtype=bool)
         if lo is not None:
-            inside &= x >= lo
+            inside = inside & (x >= lo)
         if hi is not None:
-            inside &= x <= hi
-        self.save_for_backward(inside)
+            inside = inside & (x <= hi)
+        beyond = {"lo": lambda: x < lo if hi is None else (x < lo) & ~(hi < lo),
+                 "hi": lambda: x > hi if lo is None else (x > hi) | (hi < lo)}  # fmt: skip
+        self.shapes = (x.shape, *(t.shape for t in tensors))
+        self.save_for_backward(inside, *(beyond[name]() for name in tensor_bounds))
         return self.xp.clip(x, lo, hi)
 
     def backward(self, g):
-        (inside,) = self.saved
-        return g * inside
+        grads = tuple(unbroadcast(g * mask, shape) for mask, shape in zip(self.saved, self.shapes, strict=True))
+        return grads if len(grads) > 1 else grads[0]
 
-    backward_graph = backward  # g times a constant mask
+    backward_graph = backward  # g times constant masks
 
 
 class Where(Function):
@@ -295,10 +309,23 @@ def abs(x: Tensor) -> Tensor:  # noqa: A001
     return Abs.apply(x)
 
 
-def clamp(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+def clamp(x: Tensor, min: float | Tensor | None = None, max: float | Tensor | None = None) -> Tensor:  # noqa: A002
+    """x limited to [min, max]; a bound is a number or a tensor that broadcasts with x, as in PyTorch."""
     if min is None and max is None:
         raise ValueError("clamp needs at least one of min and max")
-    return Clamp.apply(x, lo=min, hi=max)
+    if not isinstance(x, Tensor):
+        raise TypeError(f"clamp's input must be a Tensor, got {type(x).__name__}")
+    bounds = {"lo": min, "hi": max}
+    for bound, word in zip(bounds.values(), ("min", "max")):
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, numbers.Real | Tensor)):
+            raise TypeError(
+                f"clamp's {word} must be a number, a Tensor or None, got {bound!r} ({type(bound).__name__})"
+            )
+    tensors = {name: bound for name, bound in bounds.items() if isinstance(bound, Tensor)}
+    for name, bound in tensors.items():
+        x, tensors[name] = _promoted(x, bound)
+    numbers_given = {name: bound for name, bound in bounds.items() if name not in tensors}
+    return Clamp.apply(x, *tensors.values(), tensor_bounds=tuple(tensors), **numbers_given)
 
 
 def where(cond, a, b) -> Tensor:

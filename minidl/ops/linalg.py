@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import backend, validate
 from ..autograd.engine import unbroadcast
-from ..autograd.function import Function
+from ..autograd.function import Function, is_array
 from ..autograd.tensor import Tensor
 from ..runtime import blocks, define, launch
 from ..runtime.launch import MAX_GRID, Out
@@ -133,7 +133,15 @@ def _same_dtype(name: str, *tensors: Tensor) -> None:
         )
 
 
+def _tensors(name: str, arrays: bool = False, **operands) -> None:
+    """Each operand is a Tensor (or, with `arrays`, an array: a constant); a list or None is not converted."""
+    for arg, operand in operands.items():
+        if not (isinstance(operand, Tensor) or (arrays and is_array(operand))):
+            raise TypeError(f"{name}: {arg} must be a Tensor{' or an array' * arrays}, got {type(operand).__name__}")
+
+
 def matmul(a: Tensor, b: Tensor) -> Tensor:
+    _tensors("matmul", arrays=True, input=a, other=b)
     _same_dtype("matmul", a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError("matmul needs tensors with at least one dim; use * for scalars")
@@ -171,6 +179,7 @@ class Linear(Function):
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x (..., in), weight (out, in), bias (out,) -> (..., out): x Wᵀ + b."""
+    _tensors("linear", input=x, weight=weight, **({} if bias is None else {"bias": bias}))
     _same_dtype("linear", x, weight, bias)
     if weight.ndim != 2 or x.shape[-1:] != weight.shape[1:]:
         raise ValueError(f"linear: input (..., {weight.shape[-1]}) expected for weight {weight.shape}, got {x.shape}")

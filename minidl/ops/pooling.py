@@ -157,6 +157,8 @@ class AvgPool2d(Pool2d):
 def _pool_args(name: str, x: Tensor, kernel_size, stride, padding):
     if not isinstance(x, Tensor):
         raise TypeError(f"{name}: input must be a Tensor, got {type(x).__name__}")
+    if x.dtype.kind == "b":  # as PyTorch: pooling is not defined for booleans
+        raise TypeError(f"{name}: input holds booleans; pool numbers (e.g. x.float())")
     kernel = pair(kernel_size, "kernel_size", 1)
     stride = kernel if stride is None else pair(stride, "stride", 1)
     padding = pair(padding, "padding", 0)

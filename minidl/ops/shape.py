@@ -29,6 +29,7 @@ class Reshape(Function):
 def reshape(x: Tensor, *shape) -> Tensor:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
+    shape = tuple(validate.integer(n, "reshape: each size", minimum=-1) for n in shape)
     known = [n for n in shape if n != -1]
     if (
         shape.count(-1) > 1

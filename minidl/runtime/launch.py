@@ -11,6 +11,8 @@ launch() reads the signature from the source (minidl.runtime.sources), then
   - allocates each Out(shape) on that device with the parameter's dtype (the device decides
     how a fresh output is filled: minidl.runtime.devices);
   - packs each number into its parameter's C type (int, long long, T, double) and checks that it fits;
+  - checks each array's size against the sizes its kernel declares (`// sizes: x = N*C*H*W`), so that
+    numbers that do not fit the arrays are an error, not a read past an array (an abort on emu);
   - computes the grid (threads= for one thread per element) and checks grid, block and
     shared memory against CUDA's limits; a launch with nothing to do is skipped;
 and returns the Out arrays.
@@ -72,16 +74,17 @@ def launch(
     device, t = _device_and_type(spec, arrays, dtype)
     xp = backend.array_module(device)
     given = iter(arrays)
-    packed, outputs = [], []
+    packed, outputs, by_name = [], [], {}
     for param in spec.params:
         if param.pointer:
             arg = next(given)
-            array = _array_argument(spec, param, arg, param.dtype(t), device, xp)
+            array = by_name[param.name] = _array_argument(spec, param, arg, param.dtype(t), device, xp)
             if isinstance(arg, Out):
                 outputs.append(array)
             packed.append(array)
         else:
             packed.append(_scalar_argument(spec, param, numbers[param.name], param.dtype(t)))
+    _check_sizes(spec, by_name, numbers)
     grid3, block3 = _grid(spec, threads, grid, block, shared_mem)
     if min(grid3) == 0:
         if any(o.size for o in outputs):
@@ -112,6 +115,18 @@ def _check_names(spec: Kernel, given: list[str]) -> None:
             raise TypeError(
                 f"{spec.name}: {first} and {second} are given in the wrong order ({first} before {second}); "
                 f"the kernel takes {', '.join(expected)}: are two sizes swapped? {spec.signature()}"
+            )
+
+
+def _check_sizes(spec: Kernel, arrays: dict, numbers: dict) -> None:
+    """Every array holds as many elements as the kernel's declared sizes say, for the numbers given."""
+    for name, factors in spec.sizes:
+        values = [int(f) if f.isdigit() else int(numbers[f]) for f in factors]
+        if arrays[name].size != math.prod(values):
+            product = "*".join(factors)
+            raise ValueError(
+                f"{spec.name}: {name} holds {arrays[name].size} elements, but {product} = "
+                f"{'*'.join(map(str, values))} = {math.prod(values)}: do the sizes fit the arrays? {spec.signature()}"
             )
 
 

@@ -11,6 +11,12 @@ cannot drift from the CUDA side:
 
     template <typename T> __global__ void avg_pool2d_forward(const T* __restrict__ x, T* __restrict__ y, int N, ...)
         -> Kernel("avg_pool2d_forward", "pooling.cu", (Param("x", "T", pointer=True, const=True), ...), templated=True)
+
+A comment line right above a kernel may say how many elements its arrays hold, as products of
+its number parameters and integer constants, and launch() checks every call against it (a
+kernel reading past an array would abort the emulator's process, or read garbage on a GPU):
+
+    // sizes: x = N*C*H*W, y = N*C*HO*WO      -> sizes={"x": ("N", "C", "H", "W"), "y": (...)}
 """
 
 from __future__ import annotations
@@ -77,6 +83,7 @@ class Kernel:
     source: str  # the file under kernels/
     params: tuple[Param, ...]
     templated: bool  # template <typename T>: instantiated for float and double
+    sizes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (array, factors: number parameters or constants)
 
     def signature(self) -> str:
         return f"{self.name}({', '.join(map(str, self.params))})"
@@ -102,6 +109,7 @@ _KERNEL = re.compile(r"(template\s*<\s*typename\s+T\s*>\s*)?__global__\s+void\s+
 _PARAM = re.compile(r"^(const\s+)?(T|int|long long|float|double)\s*(\*)?\s*(?:__restrict__\s+)?(\w+)$")
 _INCLUDE = re.compile(r'^#include "([\w.]+)"[ \t]*$', re.MULTILINE)
 _PRAGMA_ONCE = re.compile(r"^#pragma once[ \t]*$", re.MULTILINE)
+_SIZES = re.compile(r"^// sizes: (.*)$")
 
 
 def read_source(source: str) -> str:
@@ -140,8 +148,29 @@ def parse_kernels(code: str, source: str) -> dict[str, Kernel]:
                 raise ValueError(f"{source}: kernel {match.group(2)}: cannot read parameter {text!r}")
             const, ctype, star, name = parsed.groups()
             params.append(Param(name, ctype, bool(star), bool(const)))
-        found[match.group(2)] = Kernel(match.group(2), source, tuple(params), bool(match.group(1)))
+        line_above = code[: match.start()].rstrip("\n").rpartition("\n")[2]
+        sizes = _sizes(line_above, params, f"{source}: kernel {match.group(2)}")
+        found[match.group(2)] = Kernel(match.group(2), source, tuple(params), bool(match.group(1)), sizes)
     return found
+
+
+def _sizes(line: str, params: list[Param], where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The array sizes a '// sizes: a = N*C, b = 2' line declares (none without one), each factor an
+    integer parameter or constant."""
+    declared = _SIZES.match(line.strip())
+    if not declared:
+        return ()
+    arrays = {p.name for p in params if p.pointer}
+    integers = {p.name for p in params if not p.pointer and p.ctype in ("int", "long long")}
+    sizes = []
+    for item in declared.group(1).split(","):
+        array, _, product = (part.strip() for part in item.partition("="))
+        factors = tuple(f.strip() for f in product.split("*"))
+        if array not in arrays or not all(f in integers or f.isdigit() for f in factors):
+            raise ValueError(f"{where}: cannot read the size {item.strip()!r}: expected ARRAY = FACTOR*..., each "
+                             f"factor one of its integer parameters {sorted(integers)} or a constant")  # fmt: skip
+        sizes.append((array, factors))
+    return tuple(sizes)
 
 
 @lru_cache(maxsize=1)

@@ -4,8 +4,9 @@ EmuModule(code=..., options=..., name_expressions=...) takes what cupy.RawModule
 it compiles `code` with g++ as C++, after the shims of runtime.h, with AddressSanitizer,
 and its get_function(name) -> f is called as f(grid, block, args, shared_mem=0), with
 args the NumPy arrays and NumPy scalars that a GPU launch passes as CuPy arrays and
-NumPy scalars. Options are -D and -std, as for NVRTC. Builds are cached under
-$MINIDL_CACHE (default ~/.cache/minidl), keyed by a hash of every input, written
+NumPy scalars. Options are -D and -std, as for NVRTC. The compiler is $CXX (a command with
+flags, as make takes it, e.g. CXX="g++ -march=native"), else g++. Builds are cached under
+$MINIDL_CACHE/emulator (default ~/.cache/minidl/emulator), keyed by a hash of every input, written
 atomically, with the SHA-256 of the library beside it: a cached build that does not match
 its digest (a crash or a full disk while it was written) is built again, never loaded.
 A launch runs its grid twice, the threads of each block in opposite orders, and fails on a
@@ -21,6 +22,7 @@ import ctypes
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -55,15 +57,47 @@ class EmulatorUnavailable(RuntimeError):
     """No C++ compiler (or no AddressSanitizer runtime) to build kernels with."""
 
 
-def compiler() -> str:
-    cxx = os.environ.get("CXX") or shutil.which("g++")
-    if not cxx:
-        raise EmulatorUnavailable("the emu device needs a C++ compiler: install g++ (or set CXX)")
-    return cxx
+class EmulatorSettingError(EmulatorUnavailable):
+    """CXX or the kernel cache (MINIDL_CACHE, else under HOME) is set to something unusable; the message
+    names the variable to set (a usage error: exit status 2 from the command line)."""
+
+
+def compiler() -> list[str]:
+    """The compiler command: $CXX split as a shell would (it may carry flags), else g++."""
+    setting = os.environ.get("CXX", "").strip()
+    if not setting:
+        if shutil.which("g++") is None:
+            raise EmulatorUnavailable("the emu device needs a C++ compiler: install g++ (or set CXX)")
+        return ["g++"]
+    try:
+        command = shlex.split(setting)
+    except ValueError as e:
+        raise EmulatorSettingError(f"CXX={setting!r} is not a command ({e}): set CXX to a C++ compiler, "
+                                   "e.g. CXX=g++, or unset it") from None  # fmt: skip
+    if shutil.which(command[0]) is None:
+        raise EmulatorSettingError(f"CXX={setting!r}: there is no program {command[0]!r} to run; set CXX to a "
+                                   "C++ compiler, e.g. CXX=g++, or unset it to use g++")  # fmt: skip
+    return command
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("MINIDL_CACHE", Path.home() / ".cache" / "minidl")) / "emulator"
+    return Path(os.environ.get("MINIDL_CACHE") or Path.home() / ".cache" / "minidl") / "emulator"
+
+
+def _work_folder(cache: Path) -> tempfile.TemporaryDirectory:
+    """A temporary folder inside the cache (made if missing) to build in; an error naming MINIDL_CACHE
+    where the cache cannot be written (a read-only file system, a file in its place, no permission)."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        return tempfile.TemporaryDirectory(dir=cache)
+    except OSError as e:
+        setting = os.environ.get("MINIDL_CACHE")
+        now = f"MINIDL_CACHE={setting}" if setting else f"MINIDL_CACHE is not set, so it is under HOME={Path.home()}"
+        raise EmulatorSettingError(
+            f"the emulator cannot write its kernel cache {cache}: {e.strerror or e}"
+            f"{f' ({e.filename})' if e.filename and str(e.filename) != str(cache) else ''}. "
+            f"Set MINIDL_CACHE to a folder you can write in, e.g. MINIDL_CACHE=/tmp/minidl-cache ({now})"
+        ) from None
 
 
 def _wrapper(names: list[str]) -> str:
@@ -104,21 +138,24 @@ def build(code: str, options, names: list[str]) -> Path:
     """Compile (or find in the cache) the shared library for kernel `code` and its kernel `names`."""
     code = declare_shared(code)
     wrapper = _wrapper(names)
-    command = [compiler(), *FLAGS, *_compiler_options(options)]
+    command = [*compiler(), *FLAGS, *_compiler_options(options)]
     digest = hashlib.sha256()
     for part in (RUNTIME.read_bytes(), wrapper.encode(), code.encode(), " ".join(command).encode()):
         digest.update(hashlib.sha256(part).digest())
     target = cache_dir() / f"{names[0].split('<')[0]}-{digest.hexdigest()[:16]}.so"
     if _verified(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as work:
+    with _work_folder(target.parent) as work:
         (Path(work) / "kernel.cu").write_text(code)
         wrapper_path = Path(work) / "wrapper.cpp"
         wrapper_path.write_text(wrapper)
         built = Path(work) / target.name
         command += ["-include", str(RUNTIME), str(wrapper_path), "-o", str(built)]
-        result = subprocess.run(command, capture_output=True, text=True)
+        try:
+            result = subprocess.run(command, capture_output=True, text=True)
+        except OSError as e:  # found, but not a program this system runs
+            raise EmulatorSettingError(f"the compiler {command[0]!r} cannot be run: {e.strerror or e}; set CXX to "
+                                       "a C++ compiler, e.g. CXX=g++") from None  # fmt: skip
         if result.returncode != 0:
             if "asan" in result.stderr.lower() and "cannot find" in result.stderr.lower():
                 raise EmulatorUnavailable(f"g++ has no AddressSanitizer runtime (libasan):\n{result.stderr}")
