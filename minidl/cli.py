@@ -19,6 +19,7 @@ from typing import NoReturn
 from .backend import DeviceError, DeviceUnavailable
 from .data import DataError
 from .experiment import ExperimentError
+from .interrupt import exit_interrupted, started
 from .runtime.emulator import EmulatorUnavailable
 
 USAGE = (DeviceError,)  # exit status 2
@@ -51,13 +52,13 @@ def describe(error: BaseException) -> str:
 
 def run(main: Callable[[], int | None]) -> NoReturn:
     """Run a command's main() and exit: with its status, or with a message for a known failure."""
+    started()
     try:
         status = main()
     except KeyboardInterrupt:
         if debugging():
             raise
-        print("\nminidl: interrupted (Ctrl-C); a run continues from its last checkpoint with --resume", file=sys.stderr)
-        sys.exit(130)
+        exit_interrupted("a run continues from its last checkpoint with --resume")
     except USAGE + KNOWN as e:
         if debugging():
             raise

@@ -820,6 +820,19 @@ def test_ctrl_c_is_one_line_and_exit_status_130(tmp_path):
     assert run.returncode == 130 and "interrupted (Ctrl-C)" in err and "Traceback" not in err, err
 
 
+def test_ctrl_c_while_an_example_imports_is_the_same_line(tmp_path):
+    """conv_dae_mnist imports minidl first: SIGINT once NumPy is loaded, with minidl's imports under way,
+    printed a KeyboardInterrupt traceback and the process died by the signal."""
+    run = _example(str(ROOT / "examples" / "conv_dae_mnist.py"), "--out", str(tmp_path), preexec_fn=_default_sigint)
+    maps, deadline = Path(f"/proc/{run.pid}/maps"), time.monotonic() + 60
+    while "_multiarray_umath" not in maps.read_text() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 130 and "interrupted (Ctrl-C)" in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1, err
+
+
 # ------------------------------------------------------------------ command lines
 BAD_OPTIONS = [
     ("conv_dae_mnist.py", ["--seed", "-1"], "expected a number ≥ 0"),

@@ -12,7 +12,7 @@ import pytest
 from conftest import host_only
 
 from minidl.experiment import ExperimentError, command_words
-from minidl.notebook import example_names, experiment, run_example
+from minidl.notebook import EXAMPLES, example_names, experiment, run_example
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -58,6 +58,16 @@ def test_an_example_as_a_function_shows_its_options():
     assert conv_dae.__doc__.startswith("The lab's main job") and conv_dae.__name__ == "conv_dae_mnist"
     with pytest.raises(ValueError, match="quickstart does not take the lab's options"):
         experiment("quickstart")
+
+
+def test_a_name_outside_examples_is_refused_before_anything_runs(tmp_path):
+    """experiment('../…/payload') ran payload.py (outside examples/) and only then refused it."""
+    payload = tmp_path / "payload.py"
+    payload.write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
+    for name in (os.path.relpath(tmp_path / "payload", EXAMPLES), str(tmp_path / "payload"), "../setup"):
+        with pytest.raises(ValueError, match="no example .*; examples: .*dae_mnist"):
+            experiment(name)
+    assert not (tmp_path / "ran").exists(), "a file outside examples/ was executed"
 
 
 @pytest.mark.parametrize("name", [n for n in example_names() if n != "quickstart"])
