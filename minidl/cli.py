@@ -18,7 +18,7 @@ from typing import NoReturn
 
 from .backend import DeviceError, DeviceUnavailable
 from .data import DataError
-from .experiment import ExperimentError
+from .experiment import ExperimentError, kept_message
 from .interrupt import exit_interrupted, started
 from .runtime.emulator import EmulatorUnavailable
 
@@ -58,7 +58,7 @@ def run(main: Callable[[], int | None]) -> NoReturn:
     except KeyboardInterrupt:
         if debugging():
             raise
-        exit_interrupted("a run continues from its last checkpoint with --resume")
+        exit_interrupted(kept_message())
     except USAGE + KNOWN as e:
         if debugging():
             raise

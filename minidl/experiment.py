@@ -215,6 +215,8 @@ class Experiment:
             raise ExperimentError(f"--capture records CUDA graphs: it needs --device cuda, not {self.device}")
         self.out = Path(args.out) if args.out else Path("runs") / name
         self.settings = {"example": name} | {k: str(v) for k, v in sorted(vars(args).items()) if k not in NOT_SETTINGS}
+        self.kept: dict[str, int | None] = {}  # the checkpoints on disk: tag -> epochs they hold (if known)
+        _LAST_RUN[:] = [self.out, self.kept]  # what a Ctrl-C says was kept (kept_message)
         self._prepare_outputs()
         self.metrics: dict = {}
         self.seconds_per_epoch: dict[str, float] = {}
@@ -224,29 +226,65 @@ class Experiment:
 
     def _prepare_outputs(self) -> None:
         """Before any work: --out is this run's alone (locked), --out and --json can be written, --json is
-        none of the run's own files, and no earlier run is overwritten by accident."""
+        none of the run's own files, no earlier run is overwritten by accident, --resume has a checkpoint
+        to continue, and a run that starts afresh first removes what the earlier run of this example
+        wrote there (its manifest), never another example's files."""
         if self.out.exists() and not self.out.is_dir():
             raise ExperimentError(f"--out {self.out} is a file; give a folder")
         _writable_folder(self.out, f"the --out folder {self.out}")
-        lock_run_folder(self.out)
+        self._lock = lock_run_folder(self.out)
+        try:
+            self._check_outputs()
+        except BaseException:  # refused: the folder is free again at once
+            self.close()
+            raise
+
+    def _check_outputs(self) -> None:
         if self.args.json is not None:
             if Path(self.args.json).is_dir():
                 raise ExperimentError(f"--json {self.args.json} is a folder; give a file name")
-            if Path(self.args.json).name.endswith(RUN_FILES) or Path(self.args.json).name == LOCK:
+            if Path(self.args.json).name.endswith(RUN_FILES) or Path(self.args.json).name.startswith(OWN):
                 raise ExperimentError(
                     f"--json {self.args.json} would replace one of the run's own files (checkpoints "
                     f"{RUN_FILES[0]}, figures {RUN_FILES[1]}); give a .json file"
                 )
             _writable_folder(Path(self.args.json).parent, f"the folder of --json {self.args.json}")
-        earlier = sorted(p.name for p in self.out.glob("*.ckpt.npz"))
-        if earlier and not self.args.resume:
-            if not getattr(self.args, "overwrite", False):
+        self.manifest = self.out / MANIFEST.format(name=self.name)
+        earlier = earlier_files(self.out, self.manifest)
+        checkpoints = [n for n in earlier if n.endswith(RUN_FILES[0])]
+        if self.args.resume:
+            if not checkpoints:
                 raise ExperimentError(
-                    f"{self.out} holds the checkpoints of an earlier run ({', '.join(earlier)}); add --resume to "
-                    "continue it, --overwrite to start afresh, or give another --out"
+                    f"--resume: {self.out} holds no checkpoint of {self.name} to continue (none is written before "
+                    "the end of a model's first epoch); run without --resume to start it"
                 )
-            for name in earlier:
-                (self.out / name).unlink()
+            self.written = earlier
+            self.kept.update((n.removesuffix(RUN_FILES[0]), None) for n in checkpoints)  # epochs: when loaded
+            return
+        if checkpoints and not getattr(self.args, "overwrite", False):
+            raise ExperimentError(
+                f"{self.out} holds the checkpoints of an earlier run ({', '.join(checkpoints)}); add --resume to "
+                "continue it, --overwrite to start afresh, or give another --out"
+            )
+        for name in earlier:  # --overwrite, or the figures of a run stopped before its first checkpoint
+            (self.out / name).unlink(missing_ok=True)
+        self.written = []
+        self._write_manifest()
+
+    def _record(self, path: Path) -> Path:
+        """Add path (a file of this run in --out) to the manifest before it is written; returns it."""
+        if path.name not in self.written:
+            self.written.append(path.name)
+            self._write_manifest()
+        return path
+
+    def _write_manifest(self) -> None:
+        text = json.dumps({"example": self.name, "files": self.written}, indent=1)
+        serialization.atomic_write(self.manifest, lambda f: f.write(text.encode()))
+
+    def close(self) -> None:
+        """The run is over: its folder is unlocked (another run, in this process or another, may take it)."""
+        self._lock.close()
 
     @property
     def data(self) -> data.MNIST:
@@ -296,6 +334,7 @@ class Experiment:
         scores: list[float] = []
         if self.args.resume and path.exists():
             history, scores = self.load_checkpoint(path, model, optimizer)
+            self.kept[tag] = len(history)
             if len(history) > epochs:
                 raise ExperimentError(
                     f"{path} holds {len(history)} epochs of {tag}, more than the {epochs} asked for: resume with "
@@ -325,6 +364,7 @@ class Experiment:
                 model.eval()
                 scores.append(float(evaluate()))
             self.save_checkpoint(path, model, optimizer, history, scores)
+            self.kept[tag] = len(history)
         model.eval()
         # what follows draws from a state fixed by (seed, tag, epochs), whether or not the epochs ran
         # in this process: a run resumed after this model equals the uninterrupted one
@@ -332,6 +372,7 @@ class Experiment:
         return history, scores
 
     def save_checkpoint(self, path: Path, model: Module, optimizer: Optimizer, history, scores) -> None:
+        self._record(path)
         serialization.save(
             {
                 "model": model.state_dict(),
@@ -398,7 +439,8 @@ class Experiment:
         return text
 
     def figure(self, name: str) -> Path:
-        return self.out / name
+        """Where the figure `name` goes (recorded in the run's manifest)."""
+        return self._record(self.out / name)
 
     def finish(self, metrics: dict) -> dict:
         """Record the metrics (and the seconds per epoch of each model), write --json, say where figures are."""
@@ -477,7 +519,11 @@ def example(doc: str, epochs: int, options: Callable | None = None, check: Calla
                 parser.error(str(e))
 
         def main(argv: Sequence[str] | None = None) -> None:
-            work(start(parser.parse_args(argv)))
+            exp = start(parser.parse_args(argv))
+            try:
+                work(exp)
+            finally:
+                exp.close()
 
         def function(**keywords) -> Run:
             signature.bind(**keywords)  # a misspelt option is a TypeError naming it, before anything runs
@@ -491,6 +537,7 @@ def example(doc: str, epochs: int, options: Callable | None = None, check: Calla
                 metrics = work(exp)
             finally:
                 DRAWN.reset(recording)
+                exp.close()
             if not isinstance(metrics, dict):
                 raise TypeError(f"{name} returned {type(metrics).__name__}; its work returns exp.finish(...)")
             return Run(name, metrics, exp.out, {p.stem: fig for p, fig in drawn}, {p.stem: p for p, _ in drawn})
@@ -532,20 +579,20 @@ def command_words(options: dict) -> list[str]:
     return words
 
 
-RUN_FILES = (".ckpt.npz", ".png")  # what a run writes in --out besides its lock
-LOCK = ".minidl-run.lock"
-_LOCKS: dict[Path, object] = {}  # the run folders this process holds, with their open lock files
+RUN_FILES = (".ckpt.npz", ".png")  # what a run writes in --out besides its lock and its manifest
+OWN = ".minidl-run"  # the start of the names of a run folder's own bookkeeping files:
+LOCK = OWN + ".lock"
+MANIFEST = OWN + ".{name}.json"  # the files that the last run of example {name} wrote in the folder
+_LAST_RUN: list = []  # [--out, its kept checkpoints] of the last run started in this process
 
 
-def lock_run_folder(folder: Path) -> None:
-    """Make this process the one writer of `folder`: an exclusive advisory lock on folder/LOCK, which the
-    OS releases when the process ends however it ends (a dead run's lock never blocks). Another
-    process's run on the folder is an ExperimentError naming it; this process may lock it again."""
-    key = folder.resolve()
-    if key in _LOCKS:
-        return
+def lock_run_folder(folder: Path):
+    """Make this run the one writer of `folder`: an exclusive advisory lock on folder/LOCK through a file
+    of its own, so that two runs in one process (two threads, two notebooks) are two writers too. The
+    lock is released when the returned file is closed (Experiment.close) or its process ends, however
+    it ends (a dead run's lock never blocks). A folder another run holds is an ExperimentError naming it."""
     try:
-        file = open(key / LOCK, "a+")
+        file = open(folder / LOCK, "a+")
     except OSError as e:
         raise ExperimentError(f"cannot lock the --out folder {folder}: {e.strerror}") from None
     try:
@@ -562,7 +609,34 @@ def lock_run_folder(folder: Path) -> None:
     file.truncate()
     file.write(f"{os.getpid()}\n")
     file.flush()
-    _LOCKS[key] = file
+    return file
+
+
+def earlier_files(folder: Path, manifest: Path) -> list[str]:
+    """The files of folder that the earlier run of manifest's example wrote (its manifest's, still there),
+    and checkpoints that no manifest lists (written before runs kept manifests)."""
+
+    def listed(path: Path) -> list[str]:
+        try:
+            return [str(n) for n in json.loads(path.read_text())["files"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+
+    others = {n for m in folder.glob(MANIFEST.format(name="*")) if m != manifest for n in listed(m)}
+    unlisted = [p.name for p in sorted(folder.glob("*" + RUN_FILES[0])) if p.name not in others]
+    files = [n for n in listed(manifest) if Path(n).name == n and (folder / n).is_file()]
+    return list(dict.fromkeys(files + unlisted))
+
+
+def kept_message() -> str:
+    """What a Ctrl-C leaves of the last run started in this process (cli.run says it)."""
+    if not _LAST_RUN:
+        return "nothing was saved"
+    out, kept = _LAST_RUN
+    if not kept:
+        return f"no checkpoint was written yet in {out} (one comes at the end of each epoch): nothing to resume"
+    checkpoints = ", ".join(tag + RUN_FILES[0] + (f" (after epoch {n})" if n else "") for tag, n in kept.items())
+    return f"kept in {out}: {checkpoints}; --resume continues from there"
 
 
 def strict_json(metrics: dict) -> str:

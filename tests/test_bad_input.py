@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -20,7 +21,7 @@ from conftest import KERNEL_DEVICES, host_only
 import minidl as md
 from minidl import nn, serialization
 from minidl.autoencoders import cluster_accuracy, kmeans
-from minidl.experiment import Experiment, ExperimentError, command_line
+from minidl.experiment import Experiment, ExperimentError, command_line, kept_message
 from minidl.nn import functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -633,11 +634,11 @@ def _args(tmp_path, *options):
     return command_line("test", epochs=1).parse_args(["--out", str(tmp_path / "run"), "--device", "cpu", *options])
 
 
-def _fit(exp: Experiment, seed_model: int = 0):
+def _fit(exp: Experiment, seed_model: int = 0, tag: str = "lin"):
     md.manual_seed(seed_model)
     model = nn.Linear(4, 4, device=exp.device)
     x = np.random.default_rng(0).random((8, 4)).astype(np.float32)
-    return exp.fit("lin", model, md.optim.SGD(model.parameters(), lr=0.1), lambda b, rng: F.mse_loss(model(b), b), [x])
+    return exp.fit(tag, model, md.optim.SGD(model.parameters(), lr=0.1), lambda b, rng: F.mse_loss(model(b), b), [x])
 
 
 def test_an_earlier_run_is_never_overwritten_by_accident(tmp_path):
@@ -736,8 +737,62 @@ exp.fit("lin", model, md.optim.SGD(model.parameters(), lr=0.1), lambda b, rng: F
     assert settings["seed"] == str(winner)
 
 
+def test_two_runs_in_one_process_are_two_writers_and_an_ended_run_frees_its_folder(tmp_path):
+    """Two threads (or notebooks) of one process both ran on one folder: the lock let its process lock
+    the folder again."""
+    first = Experiment(_args(tmp_path), "t")
+    refused: list[Exception] = []
+    thread = threading.Thread(target=lambda: refused.append(pytest.raises(ExperimentError, Experiment,
+                                                                          _args(tmp_path), "t").value))  # fmt: skip
+    thread.start()
+    thread.join()
+    assert refused and f"in use by another run (process {os.getpid()})" in str(refused[0])
+    first.close()
+    _fit(Experiment(_args(tmp_path), "t"))  # the ended run's folder is free
+
+
+def test_overwrite_removes_exactly_the_earlier_runs_files(tmp_path):
+    """--overwrite removed every checkpoint in the folder (another example's too) and no figure, so an
+    interrupted overwrite left the old figures beside no checkpoint."""
+    other = Experiment(_args(tmp_path), "other")
+    _fit(other, tag="other")
+    other.figure("curves.png").write_bytes(b"the other example's figure")
+    other.close()
+    first = Experiment(_args(tmp_path), "t")  # the folder holds another example's run: not this one's
+    _fit(first)
+    first.figure("lin.png").write_bytes(b"a figure of t")
+    first.close()
+    Experiment(_args(tmp_path, "--overwrite"), "t").close()
+    left = sorted(p.name for p in (tmp_path / "run").iterdir() if not p.name.startswith("."))
+    assert left == ["curves.png", "other.ckpt.npz"], left
+    assert (tmp_path / "run" / "curves.png").read_bytes() == b"the other example's figure"
+
+
+def test_resume_with_nothing_to_resume_says_so(tmp_path):
+    """--resume in a folder without a checkpoint started afresh without a word."""
+    with pytest.raises(ExperimentError, match=r"--resume: .*run holds no checkpoint of t to continue"):
+        Experiment(_args(tmp_path, "--resume"), "t")
+    _fit(Experiment(_args(tmp_path), "t"))  # the refused run left the folder free
+
+
+def test_ctrl_c_says_what_was_kept(tmp_path):
+    """It said "a run continues from its last checkpoint with --resume" when there was none."""
+    exp = Experiment(_args(tmp_path, "--epochs", "2"), "t")
+    assert kept_message() == f"no checkpoint was written yet in {exp.out} (one comes at the end of each epoch): " \
+        "nothing to resume"  # fmt: skip
+    _fit(exp)
+    assert kept_message() == f"kept in {exp.out}: lin.ckpt.npz (after epoch 2); --resume continues from there"
+    exp.close()
+    run = _example(str(ROOT / "examples" / "dae_mnist.py"), "--epochs", "1000", "--limit", "64", "--levels", "0.3",
+                   "--device", "cpu", "--out", str(tmp_path / "dae"), preexec_fn=_default_sigint)  # fmt: skip
+    _wait_for(tmp_path / "dae" / "model_d_sigma0.3.ckpt.npz")
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 130 and f"kept in {tmp_path / 'dae'}: model_d_sigma0.3.ckpt.npz (after epoch" in err, err
+
+
 def test_json_may_not_replace_the_runs_own_files(tmp_path):
-    for name in ("model.ckpt.npz", "curves.png"):
+    for name in ("model.ckpt.npz", "curves.png", ".minidl-run.t.json"):
         with pytest.raises(ExperimentError, match="would replace one of the run's own files"):
             Experiment(_args(tmp_path, "--json", str(tmp_path / "run" / name)), "t")
 
@@ -830,7 +885,7 @@ def test_ctrl_c_while_an_example_imports_is_the_same_line(tmp_path):
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=60)
     assert run.returncode == 130 and "interrupted (Ctrl-C)" in err and "Traceback" not in err, err
-    assert len(err.strip().splitlines()) == 1, err
+    assert err.strip().splitlines()[-1].startswith("minidl: interrupted (Ctrl-C); "), err
 
 
 # ------------------------------------------------------------------ command lines

@@ -6,6 +6,8 @@ device themselves and the rest touches no device, so all of it runs once, in the
 import inspect
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,9 @@ def test_options_become_the_command_line_words():
 def test_run_example_gives_metrics_and_figures_and_keeps_the_run_folder_safe(tmp_path):
     run = run_example("dae_mnist", levels=[0.3], out=tmp_path, **QUICK)
     assert run.metrics["epochs"] == 1 and "test_mse" in run.metrics
+    lock = "import fcntl, sys; fcntl.flock(open(sys.argv[1], 'a+'), fcntl.LOCK_EX | fcntl.LOCK_NB)"
+    free = subprocess.run([sys.executable, "-c", lock, str(tmp_path / ".minidl-run.lock")], capture_output=True)
+    assert free.returncode == 0, "the finished run kept its folder locked until this process ends"
     assert set(run.figures) == set(run.files) == {"denoising_levels", "loss_curves"}
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in run.files.values())
     assert run.figures["loss_curves"].axes[0].get_xlabel() == "epoch"  # the matplotlib figure itself
