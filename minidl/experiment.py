@@ -160,6 +160,47 @@ def train_on_batch(step: Callable[..., Tensor], optimizer: Optimizer, *args) -> 
     ### END SOLUTION
 
 
+@dataclass
+class Within:
+    """Where a checkpoint written within an epoch stopped: the batches done, their losses (host
+    arrays) and the random generators' states after them (device -> NumPy's bit_generator.state)."""
+
+    batches: int
+    losses: list
+    generators: dict
+
+
+def checkpoint_seconds() -> float:
+    """Seconds of training between checkpoints within an epoch: $MINIDL_CHECKPOINT_SECONDS, default 180."""
+    text = os.environ.get("MINIDL_CHECKPOINT_SECONDS", "180")
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not seconds >= 0:
+        raise ExperimentError(f"MINIDL_CHECKPOINT_SECONDS={text!r}: expected a number of seconds ≥ 0")
+    return seconds
+
+
+def generator_states() -> dict | None:
+    """The states of the random generators in use (device -> state), or None where one cannot give its
+    state (CuPy's): a checkpoint within an epoch must restore all of them to resume bit for bit."""
+    states = {}
+    for device, generator in backend.generators_by_device().items():
+        state = getattr(getattr(generator, "bit_generator", None), "state", None)
+        if not isinstance(state, dict):
+            return None
+        states[device] = state
+    return states
+
+
+def where_kept(epochs: int, within: Within | None, total: int) -> str:
+    """Where a checkpoint is, in words."""
+    if within is None:
+        return f"after epoch {epochs}"
+    return f"in epoch {epochs + 1}, after batch {within.batches} of {total}"
+
+
 class Progress:
     """One epoch's progress bar: tqdm.auto's (a widget in Jupyter, a bar redrawn in place on a
     terminal), or in a log file or CI, where a redrawn bar would be carriage-return spam, a line
@@ -190,6 +231,17 @@ class Progress:
             self.file.flush()
             self.next_mark += 0.25
 
+    def resume(self, losses: list) -> None:
+        """Take up an epoch after the steps whose losses these are (a checkpoint within the epoch)."""
+        self.losses, self.done = list(losses), len(losses)
+        if self.bar is not None:
+            self.bar.update(self.done)
+        self.next_mark = (int(self.done / self.total * 4) + 1) / 4
+
+    def host_losses(self) -> list[np.ndarray]:
+        """Every step's loss so far, read back to the host (for a checkpoint)."""
+        return [backend.to_numpy(loss) for loss in self.losses]
+
     def mean_loss(self) -> float:
         """The mean of every step's loss (in float64), read back once."""
         xp = backend.array_module_of(self.losses[0])
@@ -215,7 +267,7 @@ class Experiment:
             raise ExperimentError(f"--capture records CUDA graphs: it needs --device cuda, not {self.device}")
         self.out = Path(args.out) if args.out else Path("runs") / name
         self.settings = {"example": name} | {k: str(v) for k, v in sorted(vars(args).items()) if k not in NOT_SETTINGS}
-        self.kept: dict[str, int | None] = {}  # the checkpoints on disk: tag -> epochs they hold (if known)
+        self.kept: dict[str, str | None] = {}  # the checkpoints on disk: tag -> where they are (where_kept)
         _LAST_RUN[:] = [self.out, self.kept]  # what a Ctrl-C says was kept (kept_message)
         self._prepare_outputs()
         self.metrics: dict = {}
@@ -323,8 +375,10 @@ class Experiment:
         rng is the device's generator (backend.generator), reseeded every epoch, which dropout
         draws from too. The data set goes to the device once; a step reads nothing back to the
         host except when the progress bar draws. After each epoch evaluate() (if given) is
-        recorded, and a checkpoint is written atomically; with --resume the run continues
-        from it. Returns the mean training loss and the evaluation of every epoch.
+        recorded, and a checkpoint is written atomically; within an epoch one is written every
+        checkpoint_seconds() of training too (Within: the batches done, their losses, the
+        generators' states); with --resume the run continues from it, at its batch, bit for bit.
+        Returns the mean training loss and the evaluation of every epoch.
         With --capture each step is replayed from a CUDA graph (minidl.capture); the graph draws
         from the generator it recorded, so the generator is seeded once, when training starts,
         not every epoch: the run repeats from its start, but a resumed one draws other noise."""
@@ -332,16 +386,18 @@ class Experiment:
         path = self.out / f"{tag}.ckpt.npz"
         history: list[float] = []
         scores: list[float] = []
+        total = data.num_batches(len(arrays[0]), self.args.batch_size)
+        within: Within | None = None  # where a checkpoint written within an epoch stopped
         if self.args.resume and path.exists():
-            history, scores = self.load_checkpoint(path, model, optimizer)
-            self.kept[tag] = len(history)
+            history, scores, within = self.load_checkpoint(path, model, optimizer)
+            self.kept[tag] = where_kept(len(history), within, total)
             if len(history) > epochs:
                 raise ExperimentError(
                     f"{path} holds {len(history)} epochs of {tag}, more than the {epochs} asked for: resume with "
                     f"--epochs {len(history)} or more, or start afresh with --overwrite"
                 )
-            print(f"{tag}: resumed from {path} after epoch {len(history)}")
-        total = data.num_batches(len(arrays[0]), self.args.batch_size)
+            print(f"{tag}: resumed from {path} {self.kept[tag]}")
+        every = checkpoint_seconds()
         on_device = [self.on_device(a) for a in arrays]
         capture = getattr(self.args, "capture", False)
         train = functools.partial(train_on_batch, step, optimizer)
@@ -354,39 +410,65 @@ class Experiment:
                 backend.manual_seed(self.args.seed * 100_003 + epoch)  # noise and dropout repeat on resume
             noise = backend.generator(self.device)
             progress = Progress(total, f"{tag} epoch {epoch + 1}/{epochs}")
-            start = time.perf_counter()
-            for batch in data.batches(*on_device, batch_size=self.args.batch_size, rng=self.rng(epoch),
-                                      device=self.device):  # fmt: skip
+            done = 0
+            if within is not None:  # the state after the batches that were done, then the rest of the epoch
+                done = within.batches
+                for device, state in within.generators.items():
+                    backend.generator(device).bit_generator.state = state
+                progress.resume([backend.move(loss, self.device) for loss in within.losses])
+                within = None
+            start = saved = time.perf_counter()
+            batches = data.batches(*on_device, batch_size=self.args.batch_size, rng=self.rng(epoch),
+                                   device=self.device)  # fmt: skip
+            for k, batch in enumerate(batches):
+                if k < done:
+                    continue
                 progress.update(train(*batch, noise))
+                if k + 1 < total and not capture and time.perf_counter() - saved >= every:
+                    states = generator_states()
+                    if states is not None:  # (CuPy's generators do not give theirs: epoch ends only)
+                        now = Within(k + 1, progress.host_losses(), states)
+                        self.save_checkpoint(path, model, optimizer, history, scores, now)
+                        self.kept[tag] = where_kept(len(history), now, total)
+                    saved = time.perf_counter()
             history.append(progress.mean_loss())
             self.seconds_per_epoch[tag] = time.perf_counter() - start
             if evaluate is not None:
                 model.eval()
                 scores.append(float(evaluate()))
             self.save_checkpoint(path, model, optimizer, history, scores)
-            self.kept[tag] = len(history)
+            self.kept[tag] = where_kept(len(history), None, total)
         model.eval()
         # what follows draws from a state fixed by (seed, tag, epochs), whether or not the epochs ran
         # in this process: a run resumed after this model equals the uninterrupted one
         backend.manual_seed(zlib.crc32(f"{self.args.seed}:{tag}:{epochs}".encode()))
         return history, scores
 
-    def save_checkpoint(self, path: Path, model: Module, optimizer: Optimizer, history, scores) -> None:
+    def save_checkpoint(self, path: Path, model: Module, optimizer: Optimizer, history, scores,
+                        within: Within | None = None) -> None:  # fmt: skip
+        """The model, the optimizer, the epochs done (their losses and scores) and, for a checkpoint
+        written within an epoch, where it is (Within), atomically."""
         self._record(path)
-        serialization.save(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "history": np.asarray(history, dtype=np.float64),
-                "scores": np.asarray(scores, dtype=np.float64),
-                "fingerprint": np.array(fingerprint(model)),
-                "settings": np.array(json.dumps(self.settings, sort_keys=True)),
-            },
-            path,
-        )
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "history": np.asarray(history, dtype=np.float64),
+            "scores": np.asarray(scores, dtype=np.float64),
+            "fingerprint": np.array(fingerprint(model)),
+            "settings": np.array(json.dumps(self.settings, sort_keys=True)),
+        }
+        if within is not None:
+            state["within"] = {
+                "batches": within.batches,
+                "losses": np.stack(within.losses) if within.losses else np.zeros(0),
+                "generators": np.array(json.dumps(within.generators)),
+            }
+        serialization.save(state, path)
 
-    def load_checkpoint(self, path: Path, model: Module, optimizer: Optimizer) -> tuple[list[float], list[float]]:
-        """Restore a checkpoint of this model made with these settings (anything else is refused)."""
+    def load_checkpoint(self, path: Path, model: Module, optimizer: Optimizer
+                        ) -> tuple[list[float], list[float], Within | None]:  # fmt: skip
+        """Restore a checkpoint of this model made with these settings (anything else is refused):
+        the losses and scores of the epochs done, and where within the next one it stopped (or None)."""
         state = serialization.load(path)
         found = str(state.get("fingerprint", ""))
         if found != fingerprint(model):
@@ -404,7 +486,13 @@ class Experiment:
             )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        return [float(v) for v in np.atleast_1d(state["history"])], [float(v) for v in np.atleast_1d(state["scores"])]
+        history = [float(v) for v in np.atleast_1d(state["history"])]
+        scores = [float(v) for v in np.atleast_1d(state["scores"])]
+        if "within" not in state:
+            return history, scores, None
+        within = state["within"]
+        generators = json.loads(str(within["generators"]))
+        return history, scores, Within(int(within["batches"]), [np.asarray(v) for v in within["losses"]], generators)
 
     def digit_judge(self, epochs: int = 2) -> Module:
         """A digit classifier (784-256-10, ReLU, trained on the training digits for `epochs`, resumable
@@ -634,8 +722,9 @@ def kept_message() -> str:
         return "nothing was saved"
     out, kept = _LAST_RUN
     if not kept:
-        return f"no checkpoint was written yet in {out} (one comes at the end of each epoch): nothing to resume"
-    checkpoints = ", ".join(tag + RUN_FILES[0] + (f" (after epoch {n})" if n else "") for tag, n in kept.items())
+        return (f"no checkpoint was written yet in {out} (one comes every few minutes and after each epoch): "
+                "nothing to resume")  # fmt: skip
+    checkpoints = ", ".join(tag + RUN_FILES[0] + (f" ({where})" if where else "") for tag, where in kept.items())
     return f"kept in {out}: {checkpoints}; --resume continues from there"
 
 

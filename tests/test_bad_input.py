@@ -778,8 +778,8 @@ def test_resume_with_nothing_to_resume_says_so(tmp_path):
 def test_ctrl_c_says_what_was_kept(tmp_path):
     """It said "a run continues from its last checkpoint with --resume" when there was none."""
     exp = Experiment(_args(tmp_path, "--epochs", "2"), "t")
-    assert kept_message() == f"no checkpoint was written yet in {exp.out} (one comes at the end of each epoch): " \
-        "nothing to resume"  # fmt: skip
+    assert kept_message() == f"no checkpoint was written yet in {exp.out} (one comes every few minutes and after " \
+        "each epoch): nothing to resume"  # fmt: skip
     _fit(exp)
     assert kept_message() == f"kept in {exp.out}: lin.ckpt.npz (after epoch 2); --resume continues from there"
     exp.close()
@@ -789,6 +789,49 @@ def test_ctrl_c_says_what_was_kept(tmp_path):
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=60)
     assert run.returncode == 130 and f"kept in {tmp_path / 'dae'}: model_d_sigma0.3.ckpt.npz (after epoch" in err, err
+
+
+class Stop(Exception):
+    """Raised by a step to stop a run, as a Ctrl-C or a kill would, at a batch of the test's choosing."""
+
+
+def _noisy_fit(exp: Experiment, stop_at: int | None = None):
+    """Four steps an epoch of Adam on a linear model that draws noise from the run's generator, with
+    dropout; raises Stop at step `stop_at` (counted over the whole run, from 0). Returns the losses,
+    the parameters, three numbers drawn after it and the number of steps it ran."""
+    md.manual_seed(7)
+    model = nn.Sequential(nn.Linear(4, 8, device=exp.device), nn.Dropout(0.5), nn.Linear(8, 4, device=exp.device))
+    x = np.random.default_rng(0).random((32, 4)).astype(np.float32)
+    calls = iter(range(10**6))
+
+    def step(b, rng):
+        if next(calls) == stop_at:
+            raise Stop
+        noisy = b + md.tensor(rng.standard_normal(b.shape).astype(np.float32), device=exp.device)
+        return F.mse_loss(model(noisy), b)
+
+    history, _ = exp.fit("noisy", model, md.optim.Adam(model.parameters(), lr=1e-2), step, [x])
+    return history, [p.numpy().copy() for p in model.parameters()], md.randn(3).numpy(), next(calls)
+
+
+def test_a_checkpoint_within_an_epoch_resumes_at_its_batch_bit_for_bit(tmp_path, monkeypatch):
+    """Checkpoints came only at the end of an epoch: a Ctrl-C 14 minutes into a slow first epoch lost
+    them all. With one written after every batch here, a run stopped at step 6 (the third batch of the
+    second epoch) resumes there and ends as the uninterrupted run does, bit for bit."""
+    monkeypatch.setenv("MINIDL_CHECKPOINT_SECONDS", "0")
+    options = ("--epochs", "3", "--batch-size", "8")
+    straight = _noisy_fit(Experiment(_args(tmp_path / "a", *options), "t"))
+    stopped = Experiment(_args(tmp_path / "b", *options), "t")
+    with pytest.raises(Stop):
+        _noisy_fit(stopped, stop_at=6)
+    stopped.close()
+    assert kept_message().endswith("noisy.ckpt.npz (in epoch 2, after batch 2 of 4); --resume continues from there")
+    resumed = _noisy_fit(Experiment(_args(tmp_path / "b", *options, "--resume"), "t"))
+    assert straight[3] == 12 and resumed[3] == 12 - 6, "the resumed run did not start at the stopped batch"
+    assert resumed[0] == straight[0]  # the losses of every epoch, the interrupted one included
+    for got, want in zip(resumed[1], straight[1]):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(resumed[2], straight[2])  # what follows draws the same numbers
 
 
 def test_json_may_not_replace_the_runs_own_files(tmp_path):
