@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# isort: off
+from . import interrupt  # noqa: F401  first: from here on, Ctrl-C in an example is one line, exit 130
+
+# isort: on
 import numpy as np
 
 from . import autograd, nn, optim, validate

@@ -169,6 +169,11 @@ def generator(device: str = "cpu"):
     return _generators[device]
 
 
+def generators_by_device() -> dict:
+    """The generators in use now, by device."""
+    return dict(_generators)
+
+
 def live_generators() -> list:
     """The generators in use now (a captured step keeps them, as its graph draws from their state)."""
     return list(_generators.values())

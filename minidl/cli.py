@@ -18,7 +18,8 @@ from typing import NoReturn
 
 from .backend import DeviceError, DeviceUnavailable
 from .data import DataError
-from .experiment import ExperimentError
+from .experiment import ExperimentError, kept_message
+from .interrupt import exit_interrupted, started
 from .runtime.emulator import EmulatorSettingError, EmulatorUnavailable
 
 USAGE = (DeviceError, EmulatorSettingError)  # exit status 2
@@ -51,13 +52,13 @@ def describe(error: BaseException) -> str:
 
 def run(main: Callable[[], int | None]) -> NoReturn:
     """Run a command's main() and exit: with its status, or with a message for a known failure."""
+    started()
     try:
         status = main()
     except KeyboardInterrupt:
         if debugging():
             raise
-        print("\nminidl: interrupted (Ctrl-C); a run continues from its last checkpoint with --resume", file=sys.stderr)
-        sys.exit(130)
+        exit_interrupted(kept_message())
     except USAGE + KNOWN as e:
         if debugging():
             raise

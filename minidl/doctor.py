@@ -11,6 +11,9 @@ It ends with a one-line verdict; the exit status is 0 only when every check pass
 
     python -m minidl.doctor                 # the GPU if there is one, else the emulator
     python -m minidl.doctor --device emu    # the emulator even where there is a GPU
+
+Without --device, MINIDL_DEVICE is read as the rest of minidl reads it (an unknown name is a usage
+error, cuda where there is no GPU an error); cpu, which runs no kernel, checks the default.
 """
 
 from __future__ import annotations
@@ -202,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m minidl.doctor", description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=["cuda", "emu"], default=None, help="default: cuda if usable, else emu")
     args = parser.parse_args(argv)
-    device = args.device or ("cuda" if backend.cuda_available() else "emu")
-    backend.resolve_device(device)  # a clear error for cuda without a GPU
+    asked = backend.resolve_device(args.device)  # --device, else a valid MINIDL_DEVICE: exit 2 for a bad one
+    device = asked if asked != backend.HOST else ("cuda" if backend.cuda_available() else "emu")
     for line in facts(device):
         print(line)
     start = time.perf_counter()

@@ -160,6 +160,47 @@ def train_on_batch(step: Callable[..., Tensor], optimizer: Optimizer, *args) -> 
     ### END SOLUTION
 
 
+@dataclass
+class Within:
+    """Where a checkpoint written within an epoch stopped: the batches done, their losses (host
+    arrays) and the random generators' states after them (device -> NumPy's bit_generator.state)."""
+
+    batches: int
+    losses: list
+    generators: dict
+
+
+def checkpoint_seconds() -> float:
+    """Seconds of training between checkpoints within an epoch: $MINIDL_CHECKPOINT_SECONDS, default 180."""
+    text = os.environ.get("MINIDL_CHECKPOINT_SECONDS", "180")
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not seconds >= 0:
+        raise ExperimentError(f"MINIDL_CHECKPOINT_SECONDS={text!r}: expected a number of seconds ≥ 0")
+    return seconds
+
+
+def generator_states() -> dict | None:
+    """The states of the random generators in use (device -> state), or None where one cannot give its
+    state (CuPy's): a checkpoint within an epoch must restore all of them to resume bit for bit."""
+    states = {}
+    for device, generator in backend.generators_by_device().items():
+        state = getattr(getattr(generator, "bit_generator", None), "state", None)
+        if not isinstance(state, dict):
+            return None
+        states[device] = state
+    return states
+
+
+def where_kept(epochs: int, within: Within | None, total: int) -> str:
+    """Where a checkpoint is, in words."""
+    if within is None:
+        return f"after epoch {epochs}"
+    return f"in epoch {epochs + 1}, after batch {within.batches} of {total}"
+
+
 class Progress:
     """One epoch's progress bar: tqdm.auto's (a widget in Jupyter, a bar redrawn in place on a
     terminal), or in a log file or CI, where a redrawn bar would be carriage-return spam, a line
@@ -189,6 +230,17 @@ class Progress:
             self.file.write(f"{self.label} {self.done}/{self.total} loss {loss.item():.4f} {now - self.start:.1f}s\n")
             self.file.flush()
             self.next_mark += 0.25
+
+    def resume(self, losses: list) -> None:
+        """Take up an epoch after the steps whose losses these are (a checkpoint within the epoch)."""
+        self.losses, self.done = list(losses), len(losses)
+        if self.bar is not None:
+            self.bar.update(self.done)
+        self.next_mark = (int(self.done / self.total * 4) + 1) / 4
+
+    def host_losses(self) -> list[np.ndarray]:
+        """Every step's loss so far, read back to the host (for a checkpoint)."""
+        return [backend.to_numpy(loss) for loss in self.losses]
 
     def mean_loss(self) -> float:
         """The mean of every step's loss (in float64), read back once."""
@@ -240,6 +292,8 @@ class Experiment:
             raise ExperimentError(f"--capture records CUDA graphs: it needs --device cuda, not {self.device}")
         self.out = Path(args.out) if args.out else Path("runs") / name
         self.settings = {"example": name} | {k: str(v) for k, v in sorted(vars(args).items()) if k not in NOT_SETTINGS}
+        self.kept: dict[str, str | None] = {}  # the checkpoints on disk: tag -> where they are (where_kept)
+        _LAST_RUN[:] = [self.out, self.kept]  # what a Ctrl-C says was kept (kept_message)
         self._prepare_outputs()
         self.metrics: dict = {}
         self.seconds_per_epoch: dict[str, float] = {}
@@ -250,29 +304,65 @@ class Experiment:
 
     def _prepare_outputs(self) -> None:
         """Before any work: --out is this run's alone (locked), --out and --json can be written, --json is
-        none of the run's own files, and no earlier run is overwritten by accident."""
+        none of the run's own files, no earlier run is overwritten by accident, --resume has a checkpoint
+        to continue, and a run that starts afresh first removes what the earlier run of this example
+        wrote there (its manifest), never another example's files."""
         if self.out.exists() and not self.out.is_dir():
             raise ExperimentError(f"--out {self.out} is a file; give a folder")
         _writable_folder(self.out, f"the --out folder {self.out}")
-        lock_run_folder(self.out)
+        self._lock = lock_run_folder(self.out)
+        try:
+            self._check_outputs()
+        except BaseException:  # refused: the folder is free again at once
+            self.close()
+            raise
+
+    def _check_outputs(self) -> None:
         if self.args.json is not None:
             if Path(self.args.json).is_dir():
                 raise ExperimentError(f"--json {self.args.json} is a folder; give a file name")
-            if Path(self.args.json).name.endswith(RUN_FILES) or Path(self.args.json).name == LOCK:
+            if Path(self.args.json).name.endswith(RUN_FILES) or Path(self.args.json).name.startswith(OWN):
                 raise ExperimentError(
                     f"--json {self.args.json} would replace one of the run's own files (checkpoints "
                     f"{RUN_FILES[0]}, figures {RUN_FILES[1]}); give a .json file"
                 )
             _writable_folder(Path(self.args.json).parent, f"the folder of --json {self.args.json}")
-        earlier = sorted(p.name for p in self.out.glob("*.ckpt.npz"))
-        if earlier and not self.args.resume:
-            if not getattr(self.args, "overwrite", False):
+        self.manifest = self.out / MANIFEST.format(name=self.name)
+        earlier = earlier_files(self.out, self.manifest)
+        checkpoints = [n for n in earlier if n.endswith(RUN_FILES[0])]
+        if self.args.resume:
+            if not checkpoints:
                 raise ExperimentError(
-                    f"{self.out} holds the checkpoints of an earlier run ({', '.join(earlier)}); add --resume to "
-                    "continue it, --overwrite to start afresh, or give another --out"
+                    f"--resume: {self.out} holds no checkpoint of {self.name} to continue (none is written before "
+                    "the end of a model's first epoch); run without --resume to start it"
                 )
-            for name in earlier:
-                (self.out / name).unlink()
+            self.written = earlier
+            self.kept.update((n.removesuffix(RUN_FILES[0]), None) for n in checkpoints)  # epochs: when loaded
+            return
+        if checkpoints and not getattr(self.args, "overwrite", False):
+            raise ExperimentError(
+                f"{self.out} holds the checkpoints of an earlier run ({', '.join(checkpoints)}); add --resume to "
+                "continue it, --overwrite to start afresh, or give another --out"
+            )
+        for name in earlier:  # --overwrite, or the figures of a run stopped before its first checkpoint
+            (self.out / name).unlink(missing_ok=True)
+        self.written = []
+        self._write_manifest()
+
+    def _record(self, path: Path) -> Path:
+        """Add path (a file of this run in --out) to the manifest before it is written; returns it."""
+        if path.name not in self.written:
+            self.written.append(path.name)
+            self._write_manifest()
+        return path
+
+    def _write_manifest(self) -> None:
+        text = json.dumps({"example": self.name, "files": self.written}, indent=1)
+        serialization.atomic_write(self.manifest, lambda f: f.write(text.encode()))
+
+    def close(self) -> None:
+        """The run is over: its folder is unlocked (another run, in this process or another, may take it)."""
+        self._lock.close()
 
     @property
     def data(self) -> data.MNIST:
@@ -312,8 +402,10 @@ class Experiment:
         rng is the device's generator (backend.generator), reseeded every epoch, which dropout
         draws from too. The data set goes to the device once; a step reads nothing back to the
         host except when the progress bar draws. After each epoch evaluate() (if given) is
-        recorded, and a checkpoint is written atomically; with --resume the run continues
-        from it. Returns the mean training loss and the evaluation of every epoch.
+        recorded, and a checkpoint is written atomically; within an epoch one is written every
+        checkpoint_seconds() of training too (Within: the batches done, their losses, the
+        generators' states); with --resume the run continues from it, at its batch, bit for bit.
+        Returns the mean training loss and the evaluation of every epoch.
         With `patience`, evaluate() is a validation loss (lower is better, never the test set):
         training stops once it has converged (see `converged`), at most after `epochs`, and the
         model keeps the weights of its best epoch. self.fits[tag] says how it went.
@@ -327,15 +419,18 @@ class Experiment:
         history: list[float] = []
         scores: list[float] = []
         best = BestWeights(model) if patience is not None else None
+        total = data.num_batches(len(arrays[0]), self.args.batch_size)
+        within: Within | None = None  # where a checkpoint written within an epoch stopped
         if self.args.resume and path.exists():
-            history, scores = self.load_checkpoint(path, model, optimizer, best)
+            history, scores, within = self.load_checkpoint(path, model, optimizer, best)
+            self.kept[tag] = where_kept(len(history), within, total)
             if len(history) > epochs:
                 raise ExperimentError(
                     f"{path} holds {len(history)} epochs of {tag}, more than the {epochs} asked for: resume with "
                     f"--epochs {len(history)} or more, or start afresh with --overwrite"
                 )
-            print(f"{tag}: resumed from {path} after epoch {len(history)}")
-        total = data.num_batches(len(arrays[0]), self.args.batch_size)
+            print(f"{tag}: resumed from {path} {self.kept[tag]}")
+        every = checkpoint_seconds()
         on_device = [self.on_device(a) for a in arrays]
         capture = getattr(self.args, "capture", False)
         train = functools.partial(train_on_batch, step, optimizer)
@@ -350,10 +445,27 @@ class Experiment:
                 backend.manual_seed(self.args.seed * 100_003 + epoch)  # noise and dropout repeat on resume
             noise = backend.generator(self.device)
             progress = Progress(total, f"{tag} epoch {epoch + 1}/{epochs}")
-            start = time.perf_counter()
-            for batch in data.batches(*on_device, batch_size=self.args.batch_size, rng=self.rng(epoch),
-                                      device=self.device):  # fmt: skip
+            done = 0
+            if within is not None:  # the state after the batches that were done, then the rest of the epoch
+                done = within.batches
+                for device, state in within.generators.items():
+                    backend.generator(device).bit_generator.state = state
+                progress.resume([backend.move(loss, self.device) for loss in within.losses])
+                within = None
+            start = saved = time.perf_counter()
+            batches = data.batches(*on_device, batch_size=self.args.batch_size, rng=self.rng(epoch),
+                                   device=self.device)  # fmt: skip
+            for k, batch in enumerate(batches):
+                if k < done:
+                    continue
                 progress.update(train(*batch, noise))
+                if k + 1 < total and not capture and time.perf_counter() - saved >= every:
+                    states = generator_states()
+                    if states is not None:  # (CuPy's generators do not give theirs: epoch ends only)
+                        now = Within(k + 1, progress.host_losses(), states)
+                        self.save_checkpoint(path, model, optimizer, history, scores, within=now, best=best)
+                        self.kept[tag] = where_kept(len(history), now, total)
+                    saved = time.perf_counter()
             history.append(progress.mean_loss())
             self.seconds_per_epoch[tag] = time.perf_counter() - start
             if evaluate is not None:
@@ -361,7 +473,8 @@ class Experiment:
                 scores.append(float(evaluate()))
                 if best is not None and scores[-1] <= min(scores):
                     best.keep(len(scores))
-            self.save_checkpoint(path, model, optimizer, history, scores, best)
+            self.save_checkpoint(path, model, optimizer, history, scores, best=best)
+            self.kept[tag] = where_kept(len(history), None, total)
         model.eval()
         if best is not None:
             best.restore()
@@ -371,9 +484,12 @@ class Experiment:
         backend.manual_seed(zlib.crc32(f"{self.args.seed}:{tag}:{epochs}".encode()))
         return history, scores
 
-    def save_checkpoint(
-        self, path: Path, model: Module, optimizer: Optimizer, history, scores, best: BestWeights | None = None
-    ) -> None:
+    def save_checkpoint(self, path: Path, model: Module, optimizer: Optimizer, history, scores,
+                        within: Within | None = None, best: BestWeights | None = None) -> None:  # fmt: skip
+        """The model, the optimizer, the epochs done (their losses and scores), the best epoch's weights
+        (for a fit with patience) and, for a checkpoint written within an epoch, where it is (Within),
+        atomically."""
+        self._record(path)
         state = {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -384,12 +500,19 @@ class Experiment:
         }
         if best is not None and best.epoch:
             state |= {"best_model": best.state, "best_epoch": np.array(best.epoch)}
+        if within is not None:
+            state["within"] = {
+                "batches": within.batches,
+                "losses": np.stack(within.losses) if within.losses else np.zeros(0),
+                "generators": np.array(json.dumps(within.generators)),
+            }
         serialization.save(state, path)
 
-    def load_checkpoint(
-        self, path: Path, model: Module, optimizer: Optimizer, best: BestWeights | None = None
-    ) -> tuple[list[float], list[float]]:
-        """Restore a checkpoint of this model made with these settings (anything else is refused)."""
+    def load_checkpoint(self, path: Path, model: Module, optimizer: Optimizer, best: BestWeights | None = None
+                        ) -> tuple[list[float], list[float], Within | None]:  # fmt: skip
+        """Restore a checkpoint of this model made with these settings (anything else is refused):
+        the losses and scores of the epochs done, and where within the next one it stopped (or None);
+        a fit with patience gets its best epoch's weights back into `best`."""
         state = serialization.load(path)
         found = str(state.get("fingerprint", ""))
         if found != fingerprint(model):
@@ -409,7 +532,13 @@ class Experiment:
         optimizer.load_state_dict(state["optimizer"])
         if best is not None and "best_model" in state:
             best.state, best.epoch = state["best_model"], int(state["best_epoch"])
-        return [float(v) for v in np.atleast_1d(state["history"])], [float(v) for v in np.atleast_1d(state["scores"])]
+        history = [float(v) for v in np.atleast_1d(state["history"])]
+        scores = [float(v) for v in np.atleast_1d(state["scores"])]
+        if "within" not in state:
+            return history, scores, None
+        within = state["within"]
+        generators = json.loads(str(within["generators"]))
+        return history, scores, Within(int(within["batches"]), [np.asarray(v) for v in within["losses"]], generators)
 
     def digit_judge(self, epochs: int = 2) -> Module:
         """A digit classifier (784-256-10, ReLU, trained on the training digits for `epochs`, resumable
@@ -444,7 +573,8 @@ class Experiment:
         return text
 
     def figure(self, name: str) -> Path:
-        return self.out / name
+        """Where the figure `name` goes (recorded in the run's manifest)."""
+        return self._record(self.out / name)
 
     def finish(self, metrics: dict) -> dict:
         """Record the metrics (and the seconds per epoch of each model), write --json, say where figures are."""
@@ -523,7 +653,11 @@ def example(doc: str, epochs: int, options: Callable | None = None, check: Calla
                 parser.error(str(e))
 
         def main(argv: Sequence[str] | None = None) -> None:
-            work(start(parser.parse_args(argv)))
+            exp = start(parser.parse_args(argv))
+            try:
+                work(exp)
+            finally:
+                exp.close()
 
         def function(**keywords) -> Run:
             signature.bind(**keywords)  # a misspelt option is a TypeError naming it, before anything runs
@@ -537,6 +671,7 @@ def example(doc: str, epochs: int, options: Callable | None = None, check: Calla
                 metrics = work(exp)
             finally:
                 DRAWN.reset(recording)
+                exp.close()
             if not isinstance(metrics, dict):
                 raise TypeError(f"{name} returned {type(metrics).__name__}; its work returns exp.finish(...)")
             return Run(name, metrics, exp.out, {p.stem: fig for p, fig in drawn}, {p.stem: p for p, _ in drawn})
@@ -578,20 +713,20 @@ def command_words(options: dict) -> list[str]:
     return words
 
 
-RUN_FILES = (".ckpt.npz", ".png")  # what a run writes in --out besides its lock
-LOCK = ".minidl-run.lock"
-_LOCKS: dict[Path, object] = {}  # the run folders this process holds, with their open lock files
+RUN_FILES = (".ckpt.npz", ".png")  # what a run writes in --out besides its lock and its manifest
+OWN = ".minidl-run"  # the start of the names of a run folder's own bookkeeping files:
+LOCK = OWN + ".lock"
+MANIFEST = OWN + ".{name}.json"  # the files that the last run of example {name} wrote in the folder
+_LAST_RUN: list = []  # [--out, its kept checkpoints] of the last run started in this process
 
 
-def lock_run_folder(folder: Path) -> None:
-    """Make this process the one writer of `folder`: an exclusive advisory lock on folder/LOCK, which the
-    OS releases when the process ends however it ends (a dead run's lock never blocks). Another
-    process's run on the folder is an ExperimentError naming it; this process may lock it again."""
-    key = folder.resolve()
-    if key in _LOCKS:
-        return
+def lock_run_folder(folder: Path):
+    """Make this run the one writer of `folder`: an exclusive advisory lock on folder/LOCK through a file
+    of its own, so that two runs in one process (two threads, two notebooks) are two writers too. The
+    lock is released when the returned file is closed (Experiment.close) or its process ends, however
+    it ends (a dead run's lock never blocks). A folder another run holds is an ExperimentError naming it."""
     try:
-        file = open(key / LOCK, "a+")
+        file = open(folder / LOCK, "a+")
     except OSError as e:
         raise ExperimentError(f"cannot lock the --out folder {folder}: {e.strerror}") from None
     try:
@@ -608,7 +743,35 @@ def lock_run_folder(folder: Path) -> None:
     file.truncate()
     file.write(f"{os.getpid()}\n")
     file.flush()
-    _LOCKS[key] = file
+    return file
+
+
+def earlier_files(folder: Path, manifest: Path) -> list[str]:
+    """The files of folder that the earlier run of manifest's example wrote (its manifest's, still there),
+    and checkpoints that no manifest lists (written before runs kept manifests)."""
+
+    def listed(path: Path) -> list[str]:
+        try:
+            return [str(n) for n in json.loads(path.read_text())["files"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+
+    others = {n for m in folder.glob(MANIFEST.format(name="*")) if m != manifest for n in listed(m)}
+    unlisted = [p.name for p in sorted(folder.glob("*" + RUN_FILES[0])) if p.name not in others]
+    files = [n for n in listed(manifest) if Path(n).name == n and (folder / n).is_file()]
+    return list(dict.fromkeys(files + unlisted))
+
+
+def kept_message() -> str:
+    """What a Ctrl-C leaves of the last run started in this process (cli.run says it)."""
+    if not _LAST_RUN:
+        return "nothing was saved"
+    out, kept = _LAST_RUN
+    if not kept:
+        return (f"no checkpoint was written yet in {out} (one comes every few minutes and after each epoch): "
+                "nothing to resume")  # fmt: skip
+    checkpoints = ", ".join(tag + RUN_FILES[0] + (f" ({where})" if where else "") for tag, where in kept.items())
+    return f"kept in {out}: {checkpoints}; --resume continues from there"
 
 
 def strict_json(metrics: dict) -> str:

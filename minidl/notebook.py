@@ -49,12 +49,12 @@ def run_example(name: str, **options) -> Run:
 
 def _load(name: str):
     """examples/<name>.py as a module, loaded afresh (so an edited example runs as edited); its
-    work runs only when called."""
-    script = EXAMPLES / f"{name}.py"
-    if not script.is_file():
+    work runs only when called. `name` must be one of example_names(), checked before anything runs."""
+    if name not in example_names():  # a name, never a path: nothing outside examples/ is run
         where = f"examples: {', '.join(example_names())}" if EXAMPLES.is_dir() else (
             f"no examples folder at {EXAMPLES} (run from a clone of the repository: pip install -e .)")  # fmt: skip
         raise ValueError(f"no example {name!r}; {where}")
+    script = EXAMPLES / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"minidl_example_{name}", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

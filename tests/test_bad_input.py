@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -24,7 +25,7 @@ from minidl import nn, serialization
 from minidl.autoencoders import cluster_accuracy, kmeans
 from minidl.corruptions import corruption, masking
 from minidl.data import batches
-from minidl.experiment import Experiment, ExperimentError, command_line
+from minidl.experiment import Experiment, ExperimentError, command_line, kept_message
 from minidl.nn import functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -790,11 +791,11 @@ def _args(tmp_path, *options):
     return command_line("test", epochs=1).parse_args(["--out", str(tmp_path / "run"), "--device", "cpu", *options])
 
 
-def _fit(exp: Experiment, seed_model: int = 0):
+def _fit(exp: Experiment, seed_model: int = 0, tag: str = "lin"):
     md.manual_seed(seed_model)
     model = nn.Linear(4, 4, device=exp.device)
     x = np.random.default_rng(0).random((8, 4)).astype(np.float32)
-    return exp.fit("lin", model, md.optim.SGD(model.parameters(), lr=0.1), lambda b, rng: F.mse_loss(model(b), b), [x])
+    return exp.fit(tag, model, md.optim.SGD(model.parameters(), lr=0.1), lambda b, rng: F.mse_loss(model(b), b), [x])
 
 
 def test_an_earlier_run_is_never_overwritten_by_accident(tmp_path):
@@ -893,8 +894,105 @@ exp.fit("lin", model, md.optim.SGD(model.parameters(), lr=0.1), lambda b, rng: F
     assert settings["seed"] == str(winner)
 
 
+def test_two_runs_in_one_process_are_two_writers_and_an_ended_run_frees_its_folder(tmp_path):
+    """Two threads (or notebooks) of one process both ran on one folder: the lock let its process lock
+    the folder again."""
+    first = Experiment(_args(tmp_path), "t")
+    refused: list[Exception] = []
+    thread = threading.Thread(target=lambda: refused.append(pytest.raises(ExperimentError, Experiment,
+                                                                          _args(tmp_path), "t").value))  # fmt: skip
+    thread.start()
+    thread.join()
+    assert refused and f"in use by another run (process {os.getpid()})" in str(refused[0])
+    first.close()
+    _fit(Experiment(_args(tmp_path), "t"))  # the ended run's folder is free
+
+
+def test_overwrite_removes_exactly_the_earlier_runs_files(tmp_path):
+    """--overwrite removed every checkpoint in the folder (another example's too) and no figure, so an
+    interrupted overwrite left the old figures beside no checkpoint."""
+    other = Experiment(_args(tmp_path), "other")
+    _fit(other, tag="other")
+    other.figure("curves.png").write_bytes(b"the other example's figure")
+    other.close()
+    first = Experiment(_args(tmp_path), "t")  # the folder holds another example's run: not this one's
+    _fit(first)
+    first.figure("lin.png").write_bytes(b"a figure of t")
+    first.close()
+    Experiment(_args(tmp_path, "--overwrite"), "t").close()
+    left = sorted(p.name for p in (tmp_path / "run").iterdir() if not p.name.startswith("."))
+    assert left == ["curves.png", "other.ckpt.npz"], left
+    assert (tmp_path / "run" / "curves.png").read_bytes() == b"the other example's figure"
+
+
+def test_resume_with_nothing_to_resume_says_so(tmp_path):
+    """--resume in a folder without a checkpoint started afresh without a word."""
+    with pytest.raises(ExperimentError, match=r"--resume: .*run holds no checkpoint of t to continue"):
+        Experiment(_args(tmp_path, "--resume"), "t")
+    _fit(Experiment(_args(tmp_path), "t"))  # the refused run left the folder free
+
+
+def test_ctrl_c_says_what_was_kept(tmp_path):
+    """It said "a run continues from its last checkpoint with --resume" when there was none."""
+    exp = Experiment(_args(tmp_path, "--epochs", "2"), "t")
+    assert kept_message() == f"no checkpoint was written yet in {exp.out} (one comes every few minutes and after " \
+        "each epoch): nothing to resume"  # fmt: skip
+    _fit(exp)
+    assert kept_message() == f"kept in {exp.out}: lin.ckpt.npz (after epoch 2); --resume continues from there"
+    exp.close()
+    run = _example(str(ROOT / "examples" / "dae_mnist.py"), "--epochs", "1000", "--limit", "64", "--levels", "0.3",
+                   "--device", "cpu", "--out", str(tmp_path / "dae"), preexec_fn=_default_sigint)  # fmt: skip
+    _wait_for(tmp_path / "dae" / "model_d_sigma0.3.ckpt.npz")
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 130 and f"kept in {tmp_path / 'dae'}: model_d_sigma0.3.ckpt.npz (after epoch" in err, err
+
+
+class Stop(Exception):
+    """Raised by a step to stop a run, as a Ctrl-C or a kill would, at a batch of the test's choosing."""
+
+
+def _noisy_fit(exp: Experiment, stop_at: int | None = None):
+    """Four steps an epoch of Adam on a linear model that draws noise from the run's generator, with
+    dropout; raises Stop at step `stop_at` (counted over the whole run, from 0). Returns the losses,
+    the parameters, three numbers drawn after it and the number of steps it ran."""
+    md.manual_seed(7)
+    model = nn.Sequential(nn.Linear(4, 8, device=exp.device), nn.Dropout(0.5), nn.Linear(8, 4, device=exp.device))
+    x = np.random.default_rng(0).random((32, 4)).astype(np.float32)
+    calls = iter(range(10**6))
+
+    def step(b, rng):
+        if next(calls) == stop_at:
+            raise Stop
+        noisy = b + md.tensor(rng.standard_normal(b.shape).astype(np.float32), device=exp.device)
+        return F.mse_loss(model(noisy), b)
+
+    history, _ = exp.fit("noisy", model, md.optim.Adam(model.parameters(), lr=1e-2), step, [x])
+    return history, [p.numpy().copy() for p in model.parameters()], md.randn(3).numpy(), next(calls)
+
+
+def test_a_checkpoint_within_an_epoch_resumes_at_its_batch_bit_for_bit(tmp_path, monkeypatch):
+    """Checkpoints came only at the end of an epoch: a Ctrl-C 14 minutes into a slow first epoch lost
+    them all. With one written after every batch here, a run stopped at step 6 (the third batch of the
+    second epoch) resumes there and ends as the uninterrupted run does, bit for bit."""
+    monkeypatch.setenv("MINIDL_CHECKPOINT_SECONDS", "0")
+    options = ("--epochs", "3", "--batch-size", "8")
+    straight = _noisy_fit(Experiment(_args(tmp_path / "a", *options), "t"))
+    stopped = Experiment(_args(tmp_path / "b", *options), "t")
+    with pytest.raises(Stop):
+        _noisy_fit(stopped, stop_at=6)
+    stopped.close()
+    assert kept_message().endswith("noisy.ckpt.npz (in epoch 2, after batch 2 of 4); --resume continues from there")
+    resumed = _noisy_fit(Experiment(_args(tmp_path / "b", *options, "--resume"), "t"))
+    assert straight[3] == 12 and resumed[3] == 12 - 6, "the resumed run did not start at the stopped batch"
+    assert resumed[0] == straight[0]  # the losses of every epoch, the interrupted one included
+    for got, want in zip(resumed[1], straight[1]):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(resumed[2], straight[2])  # what follows draws the same numbers
+
+
 def test_json_may_not_replace_the_runs_own_files(tmp_path):
-    for name in ("model.ckpt.npz", "curves.png"):
+    for name in ("model.ckpt.npz", "curves.png", ".minidl-run.t.json"):
         with pytest.raises(ExperimentError, match="would replace one of the run's own files"):
             Experiment(_args(tmp_path, "--json", str(tmp_path / "run" / name)), "t")
 
@@ -975,6 +1073,19 @@ def test_ctrl_c_is_one_line_and_exit_status_130(tmp_path):
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=60)
     assert run.returncode == 130 and "interrupted (Ctrl-C)" in err and "Traceback" not in err, err
+
+
+def test_ctrl_c_while_an_example_imports_is_the_same_line(tmp_path):
+    """conv_dae_mnist imports minidl first: SIGINT once NumPy is loaded, with minidl's imports under way,
+    printed a KeyboardInterrupt traceback and the process died by the signal."""
+    run = _example(str(ROOT / "examples" / "conv_dae_mnist.py"), "--out", str(tmp_path), preexec_fn=_default_sigint)
+    maps, deadline = Path(f"/proc/{run.pid}/maps"), time.monotonic() + 60
+    while "_multiarray_umath" not in maps.read_text() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 130 and "interrupted (Ctrl-C)" in err and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("minidl: interrupted (Ctrl-C); "), err
 
 
 # ------------------------------------------------------------------ command lines

@@ -14,8 +14,9 @@ import minidl as md
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def doctor(folder: Path, *args: str) -> subprocess.CompletedProcess:
+def doctor(folder: Path, *args: str, **variables: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "MINIDL_DEVICE"}  # the doctor picks its device itself
+    env.update(variables)
     return subprocess.run([sys.executable, "-m", "minidl.doctor", *args], capture_output=True, text=True,
                           cwd=folder, env=env, timeout=600)  # fmt: skip
 
@@ -91,3 +92,16 @@ def test_a_compiler_with_flags_in_cxx_builds_the_kernels(tmp_path):
                             timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok    kernels compile" in result.stdout and list((tmp_path / "emulator").glob("*.so"))
+
+
+def test_the_doctor_reads_minidl_device_first():
+    """MINIDL_DEVICE=garbage, and cuda where CuPy is missing, ran every check on the emulator and
+    said all passed (exit 0)."""
+    result = doctor(ROOT, MINIDL_DEVICE="garbage")
+    assert result.returncode == 2 and result.stdout == "", result.stdout
+    assert "minidl: unknown MINIDL_DEVICE='garbage' in the environment: expected one of cpu, cuda, emu" in result.stderr
+    if md.backend.cupy_problem() is None:
+        pytest.skip("CuPy is importable here: MINIDL_DEVICE=cuda is a device the doctor checks")
+    result = doctor(ROOT, MINIDL_DEVICE="cuda")
+    assert result.returncode == 1 and "passed" not in result.stdout, result.stdout
+    assert "device 'cuda' was requested but no GPU is usable" in result.stderr

@@ -2,22 +2,29 @@
 
 One class is graded once (a module fixture) and each test reads its gradebook: the teacher's
 own solutions, a blank handout, a copy with exercises 1 and 5 solved (handed in as an archive),
-a copy with a deleted marker, the planted mistakes of test_exercises (a few to a copy), and
-students who try to talk the grader into a pass (each cheat is an exercise-1 answer).
+a copy with a deleted marker, the planted mistakes of test_exercises (a few to a copy), students
+who try to talk the grader into a pass (each cheat is an exercise-1 answer), and the hostile
+submissions (a daemon that leaves the grader's session to rewrite the gradebook, a message of
+terminal escapes, a link to the teacher's file, a FIFO, archive bombs). It is graded in
+bubblewrap where bwrap works; the hostile submissions are graded again, on their own, with the
+fallback isolation (--isolation session).
 """
 
 import csv
+import io
 import os
 import tarfile
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 from conftest import needs_cxx
 from test_exercises import PLANTED, ROOT, once, run_lab, verdicts
 
-from minidl.lab import solutions
+from minidl.lab import handin, solutions
 from minidl.lab.exercises import EXERCISES, stubs
+from minidl.lab.isolation import bwrap_problem
 
 pytestmark = [once, needs_cxx]
 TENSOR = Path("minidl/autograd/engine.py")  # exercise 2 (run_backward), then 1 (unbroadcast): its last region
@@ -99,18 +106,91 @@ def solved_copy(folder: Path, numbers: set[int]) -> Path:
     return folder
 
 
-def with_exercise_1(folder: Path, body: list[str]) -> Path:
+def with_bodies(folder: Path, bodies: dict[int, list[str]]) -> Path:
+    """A blank student copy with bodies[n] written between the markers of exercise n (one region each)."""
     solved_copy(folder, set())
-    text = (folder / TENSOR).read_text()
-    region = solutions.regions_in(text, TENSOR)[-1]
-    assert region.number == 1
-    (folder / TENSOR).write_text(solutions.replace_bodies(text, {region: body}))
+    for path in solutions.source_files(folder):
+        text = (folder / path).read_text()
+        mine = {r: bodies[r.number] for r in solutions.regions_in(text, path) if r.number in bodies}
+        (folder / path).write_text(solutions.replace_bodies(text, mine))
     return folder
+
+
+def with_exercise_1(folder: Path, body: list[str]) -> Path:
+    return with_bodies(folder, {1: body})
+
+
+DAEMON = "setsid-daemon-and-escapes"
+LINKS = "links\x1b[31m-and-fifos"  # a name that would turn a terminal red
+REWROTE = "daemon-rewrote-the-gradebook"
+FORGED = "exercise  7  Adam's update in Python (on cpu) ... PASS after 2 cases (0.1 s)"
+
+
+def hostile(submissions: Path, book: Path, top: Path) -> None:
+    """The hostile submissions. DAEMON: exercise 1 starts a process in a session of its own that waits
+    for `book`/grades.csv to rewrite every fail a pass; exercise 7 raises a message that, printed raw,
+    moves the cursor up, erases the FAIL line and prints a forged PASS. LINKS: engine.py (exercises 1
+    and 2) a link to the teacher's own file, conv.py (3 and 4) a FIFO. Two archives that unpack to
+    64 MiB of zeros, a .zip and a .tar.gz, each about 1000 times its size."""
+    daemon = [
+        "    import os, sys, time, pathlib",
+        "    if not hasattr(sys, 'daemon_started'):",
+        "        sys.daemon_started = True",
+        "        if os.fork() == 0:",
+        "            os.setsid()",
+        "            if os.fork() == 0:",
+        f"                book = pathlib.Path({str(book / 'grades.csv')!r})",
+        "                for _ in range(3000):",
+        "                    time.sleep(0.1)",
+        "                    if book.exists():",
+        "                        time.sleep(0.5)",
+        "                        book.write_text(book.read_text().replace(',fail,', ',pass,'))",
+        f"                        pathlib.Path({str(top / REWROTE)!r}).touch()",
+        "                        break",
+        "            os._exit(0)",
+        "        os.wait()",
+        *GARBAGE,
+    ]  # fmt: skip
+    forged = f"\x1b[1A\x1b[2K\r{FORGED}\x1b[8m"
+    with_bodies(submissions / DAEMON, {1: daemon, 7: [f"        raise ValueError({forged!r})"]})
+    links = solved_copy(submissions / LINKS, set())
+    (links / TENSOR).unlink()
+    (links / TENSOR).symlink_to(ROOT / TENSOR)
+    (links / "minidl/ops/conv.py").unlink()
+    os.mkfifo(links / "minidl/ops/conv.py")
+    zeros = b"\0" * (64 << 20)
+    with zipfile.ZipFile(submissions / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("handout/minidl/data.npy", zeros)
+    with tarfile.open(submissions / "bomb.tar.gz", "w:gz") as t:
+        info = tarfile.TarInfo("handout/minidl/data.npy")
+        info.size = len(zeros)
+        t.addfile(info, io.BytesIO(zeros))
+
+
+def grade_the_class(top: Path, *options: str):
+    """`grade` top/submissions into top/submissions-grades, with TMPDIR top/tmp (to see that the grader
+    removes its temporary folders): (rows by submission, the reports, the run, the time, TMPDIR)."""
+    env_tmp = top / "tmp"
+    env_tmp.mkdir()
+    os.environ["TMPDIR"], saved = str(env_tmp), os.environ.get("TMPDIR")
+    try:
+        started = time.monotonic()
+        result = run_lab(ROOT, "grade", str(top / "submissions"), "--jobs", "2", "--timeout", "120", *options)
+        seconds = time.monotonic() - started
+    finally:
+        os.environ.pop("TMPDIR") if saved is None else os.environ.__setitem__("TMPDIR", saved)
+    assert result.returncode == 0, result.stdout + result.stderr
+    book = top / "submissions-grades"
+    with open(book / "grades.csv", newline="") as f:
+        rows = {row["submission"]: row for row in csv.DictReader(f)}
+    reports = {p.stem: p.read_text() for p in (book / "reports").glob("*.txt")}
+    return rows, reports, result, seconds, env_tmp
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """Grade one class with `grade`: (its gradebook rows by submission, the reports, the run, the time)."""
+    """Grade one class with `grade`: (its gradebook rows by submission, the reports, the run, the time,
+    TMPDIR, the class's folder)."""
     top = tmp_path_factory.mktemp("class")
     submissions = top / "submissions"
     solutions.write_copy(ROOT, submissions / "teacher", stubs=None)
@@ -130,22 +210,21 @@ def graded(tmp_path_factory):
     for name, (body, _) in CHEATS.items():
         with_exercise_1(submissions / f"cheat-{name}", [line.format(marker=str(top / FORK_MARKER)) for line in body])
     (submissions / "notes.txt").write_text("not a submission")
+    (submissions / "last-years-grades" / "reports").mkdir(parents=True)  # a gradebook left there by hand
+    (submissions / "last-years-grades" / "grades.csv").write_text("submission,1\n")
+    hostile(submissions, top / "submissions-grades", top)
+    return (*grade_the_class(top), top)
 
-    env_tmp = top / "tmp"  # the grader's temporary folders, to see that it removes them
-    env_tmp.mkdir()
-    os.environ["TMPDIR"], saved = str(env_tmp), os.environ.get("TMPDIR")
-    try:
-        started = time.monotonic()
-        result = run_lab(ROOT, "grade", str(submissions), "--jobs", "2", "--timeout", "120")
-        seconds = time.monotonic() - started
-    finally:
-        os.environ.pop("TMPDIR") if saved is None else os.environ.__setitem__("TMPDIR", saved)
-    assert result.returncode == 0, result.stdout + result.stderr
-    book = top / "submissions-grades"
-    with open(book / "grades.csv", newline="") as f:
-        rows = {row["submission"]: row for row in csv.DictReader(f)}
-    reports = {p.stem: p.read_text() for p in (book / "reports").glob("*.txt")}
-    return rows, reports, result, seconds, env_tmp, top
+
+@pytest.fixture(scope="module")
+def graded_in_a_session(tmp_path_factory):
+    """The hostile submissions alone, graded with the fallback isolation (a session per child, swept)."""
+    top = tmp_path_factory.mktemp("session")
+    hostile(top / "submissions", top / "submissions-grades", top)
+    return (*grade_the_class(top, "--isolation", "session"), top)
+
+
+BOTH = ["graded", "graded_in_a_session"]
 
 
 def statuses(row: dict) -> dict[int, str]:
@@ -159,7 +238,7 @@ def test_the_gradebook_holds_each_submissions_verdicts(graded):
     archive = statuses(rows["solved-1-and-5.tar.gz"])
     assert archive == {e.number: "pass" if e.number in (1, 5) else "not-implemented" for e in EXERCISES}
     assert "NOT IMPLEMENTED" in reports["blank"] and "Exercise 7 not implemented" in reports["blank"]
-    assert "neither a folder nor an archive" in rows["notes.txt"]["reason"]
+    assert "is a regular file; a submission is a folder or an archive" in rows["notes.txt"]["reason"]
     assert "grading: 100%" in result.stderr  # the progress bar
     assert not any(env_tmp.iterdir()), "the grader left its temporary copies behind"
 
@@ -200,10 +279,8 @@ def test_a_cheat_gets_no_pass_it_did_not_earn(graded, name):
         assert "1000000" not in reports[f"cheat-{name}"], cases
 
 
-def test_nothing_is_left_running(graded):
-    *_, seconds, _, top = graded
-    time.sleep(max(0.0, 10 - seconds))  # the forked child would have written its marker by now
-    assert not (top / FORK_MARKER).exists(), "a forked child outlived the grading"
+def left_running(top: Path) -> list[bytes]:
+    """The command lines of the grader's processes (and its children's) still running in top."""
     left = []
     for process in Path("/proc").glob("[0-9]*"):
         try:
@@ -211,4 +288,126 @@ def test_nothing_is_left_running(graded):
                 left.append((process / "cmdline").read_bytes())
         except OSError:  # it ended, or is not ours
             pass
-    assert not left, left
+    return left
+
+
+def test_nothing_is_left_running(graded):
+    *_, seconds, _, top = graded
+    time.sleep(max(0.0, 10 - seconds))  # the forked child would have written its marker by now
+    assert not (top / FORK_MARKER).exists(), "a forked child outlived the grading"
+    assert not left_running(top)
+
+
+def test_a_gradebook_in_the_submissions_folder_is_not_graded(graded):
+    rows, _, result, *_ = graded
+    assert "last-years-grades" not in rows
+    assert "last-years-grades: a gradebook" in result.stderr
+
+
+# ------------------------------------------------- hostile submissions, in both isolations
+SHOWN_LINKS = LINKS.replace("\x1b", "\\x1b")  # the name as the gradebook shows it
+
+
+@pytest.mark.parametrize("fixture", BOTH)
+def test_the_gradebook_and_the_log_say_which_isolation_was_used(fixture, request):
+    rows, _, result, *_ = request.getfixturevalue(fixture)
+    used = "bubblewrap" if fixture == "graded" and bwrap_problem() is None else "session"
+    assert {row["isolation"] for row in rows.values()} == {used}
+    assert f"isolation: {used}" in result.stderr
+
+
+@pytest.mark.parametrize("fixture", BOTH)
+def test_a_daemon_that_leaves_the_graders_session_dies_before_the_gradebook_is_written(fixture, request):
+    """It would rewrite every fail of grades.csv a pass half a second after the gradebook appears."""
+    rows, _, _, _, _, top = request.getfixturevalue(fixture)
+    time.sleep(1.5)
+    assert not (top / REWROTE).exists(), "a daemon outlived the grading and rewrote the gradebook"
+    with open(top / "submissions-grades" / "grades.csv", newline="") as f:
+        assert {row["submission"]: row for row in csv.DictReader(f)}[DAEMON] == rows[DAEMON]
+    assert statuses(rows[DAEMON])[1] == "fail" and rows[DAEMON]["passed"] == "0"
+    assert not left_running(top)
+
+
+@pytest.mark.parametrize("fixture", BOTH)
+def test_terminal_escapes_from_a_students_code_are_shown_escaped(fixture, request):
+    rows, reports, result, _, _, top = request.getfixturevalue(fixture)
+    found = verdicts(reports[DAEMON])
+    assert found[7][0] == "FAIL" and f"\\x1b[2K\\r{FORGED}\\x1b[8m" in found[7][1], found[7]
+    assert SHOWN_LINKS in rows and f"submission {SHOWN_LINKS}:" in reports[SHOWN_LINKS]
+    book = (top / "submissions-grades" / "grades.csv").read_text()
+    for text in (book, result.stdout, *reports.values()):
+        assert "\x1b" not in text and "\r" not in text
+
+
+@pytest.mark.parametrize("fixture", BOTH)
+def test_a_link_and_a_fifo_in_a_submission_are_refused_never_read(fixture, request):
+    """engine.py links to the teacher's file (which passes 1 and 2), conv.py is a FIFO (which blocked
+    the grader for good): both are reasons, their exercises broken, the rest graded."""
+    rows, *_ = request.getfixturevalue(fixture)
+    row, got = rows[SHOWN_LINKS], statuses(rows[SHOWN_LINKS])
+    assert [got[n] for n in (1, 2, 3, 4)] == ["broken"] * 4, row
+    assert "minidl/autograd/engine.py is a symbolic link" in row["reason"], row["reason"]
+    assert "minidl/ops/conv.py is a FIFO" in row["reason"], row["reason"]
+    assert {got[n] for n in got if n > 4} == {"not-implemented"} and row["passed"] == "0"
+
+
+@pytest.mark.parametrize("fixture", BOTH)
+@pytest.mark.parametrize("bomb", ["bomb.zip", "bomb.tar.gz"])
+def test_an_archive_bomb_is_a_row_and_is_never_unpacked(fixture, bomb, request):
+    rows, *_ = request.getfixturevalue(fixture)
+    assert "was not unpacked" in rows[bomb]["reason"] and "times its own size" in rows[bomb]["reason"]
+    assert rows[bomb]["passed"] == "0"
+
+
+def archive(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "limits, members, says",
+    [
+        (handin.Limits(members=3), {f"copy/minidl/{k}.py": b"" for k in range(4)}, "more than 3 members"),
+        (handin.Limits(bytes=1 << 20), {"copy/minidl/a.py": os.urandom(1 << 20), "b": b"x"}, "more than 1 MiB"),
+        (handin.Limits(ratio=10), {"copy/minidl/a.py": b"\0" * 100_000}, "more than 10 times its own size"),
+        (handin.Limits(depth=4), {"copy/minidl/a/b/c.py": b""}, "a path of 5 names"),
+    ],
+)
+def test_each_archive_limit_is_checked_before_anything_is_written(tmp_path, limits, members, says):
+    with pytest.raises(handin.SubmissionError, match=says):
+        handin.unpack(archive(tmp_path / "a.zip", members), tmp_path / "unpacked", limits)
+    assert not (tmp_path / "unpacked").exists()
+
+
+def test_a_tar_bomb_is_measured_without_unpacking_it_whole(tmp_path):
+    """64 MiB of zeros in 65 kB: measuring stops at the ratio's bound, long before the end."""
+    zeros = b"\0" * (64 << 20)
+    with tarfile.open(tmp_path / "bomb.tar.gz", "w:gz") as t:
+        info = tarfile.TarInfo("handout/minidl/data.npy")
+        info.size = len(zeros)
+        t.addfile(info, io.BytesIO(zeros))
+        t.addfile(tarfile.TarInfo("handout/minidl/after.py"), io.BytesIO(b""))
+    started = time.monotonic()
+    with pytest.raises(handin.SubmissionError, match="times its own size"):
+        handin.unpack(tmp_path / "bomb.tar.gz", tmp_path / "unpacked")
+    assert time.monotonic() - started < 5 and not (tmp_path / "unpacked").exists()
+
+
+def test_out_is_checked_before_any_grading(tmp_path):
+    """An --out that is a file, or inside SUBMISSIONS, or cannot be made was found only after every
+    submission was graded (all verdicts lost), or graded as a student on the next run."""
+    submissions = tmp_path / "submissions"
+    solved_copy(submissions / "blank", set())
+    taken = tmp_path / "a-file"
+    taken.write_text("keep me")
+    for out, says in (
+        (taken, "exists and is not a folder"),
+        (submissions / "book", "inside the submissions' folder"),
+        (taken / "book", "the gradebook cannot be written there"),
+    ):
+        result = run_lab(ROOT, "grade", str(submissions), "--out", str(out))
+        assert result.returncode == 2 and says in result.stderr, result.stderr
+        assert "grading:" not in result.stderr  # nothing was graded
+    assert taken.read_text() == "keep me" and not (submissions / "book").exists()

@@ -47,6 +47,6 @@ def test_kill_at_random_moments_then_resume_gives_the_uninterrupted_metrics(tmp_
         time.sleep(moment)
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=60)
-        resumed = _example(out, "--resume")
+        resumed = _example(out, *(["--resume"] if any(out.glob("*.ckpt.npz")) else []))  # nothing to resume: afresh
         assert resumed.wait(timeout=600) == 0, f"kill {k} at {moment:.1f} s: {resumed.stderr.read()}"
         assert _metrics(out) == expected, f"kill {k} at {moment:.1f} s"

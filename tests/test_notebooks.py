@@ -6,13 +6,15 @@ device themselves and the rest touches no device, so all of it runs once, in the
 import inspect
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import host_only
 
 from minidl.experiment import ExperimentError, command_words
-from minidl.notebook import example_names, experiment, run_example
+from minidl.notebook import EXAMPLES, example_names, experiment, run_example
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -28,6 +30,9 @@ def test_options_become_the_command_line_words():
 def test_run_example_gives_metrics_and_figures_and_keeps_the_run_folder_safe(tmp_path):
     run = run_example("dae_mnist", levels=[0.3], out=tmp_path, **QUICK)
     assert run.metrics["epochs"] == 1 and "test_mse" in run.metrics
+    lock = "import fcntl, sys; fcntl.flock(open(sys.argv[1], 'a+'), fcntl.LOCK_EX | fcntl.LOCK_NB)"
+    free = subprocess.run([sys.executable, "-c", lock, str(tmp_path / ".minidl-run.lock")], capture_output=True)
+    assert free.returncode == 0, "the finished run kept its folder locked until this process ends"
     assert set(run.figures) == set(run.files) == {"denoising_levels", "loss_curves"}
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in run.files.values())
     assert run.figures["loss_curves"].axes[0].get_xlabel() == "epoch"  # the matplotlib figure itself
@@ -58,6 +63,16 @@ def test_an_example_as_a_function_shows_its_options():
     assert conv_dae.__doc__.startswith("The lab's main job") and conv_dae.__name__ == "conv_dae_mnist"
     with pytest.raises(ValueError, match="quickstart does not take the lab's options"):
         experiment("quickstart")
+
+
+def test_a_name_outside_examples_is_refused_before_anything_runs(tmp_path):
+    """experiment('../…/payload') ran payload.py (outside examples/) and only then refused it."""
+    payload = tmp_path / "payload.py"
+    payload.write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
+    for name in (os.path.relpath(tmp_path / "payload", EXAMPLES), str(tmp_path / "payload"), "../setup"):
+        with pytest.raises(ValueError, match="no example .*; examples: .*dae_mnist"):
+            experiment(name)
+    assert not (tmp_path / "ran").exists(), "a file outside examples/ was executed"
 
 
 @pytest.mark.parametrize("name", [n for n in example_names() if n != "quickstart"])

@@ -21,6 +21,7 @@ from ..runtime.sources import is_source_tree
 from .exercises import EXERCISES, exercise, stubs
 from .gradebook import SubmissionError, device_for, grade_class, heading, outcome
 from .grading import grade
+from .isolation import CHOICES, IsolationError
 from .solutions import PROJECT_ENTRIES, MarkerError, write_copy
 from .student import imported_tree, serve, source_tree
 
@@ -96,17 +97,18 @@ def check(which: str, device: str | None, timeout: float) -> int:
     return 0 if passed == len(chosen) else 1
 
 
-def grade_submissions(folder: Path, out: Path | None, jobs: int, device: str | None, timeout: float) -> int:
+def grade_submissions(folder: Path, out: Path | None, jobs: int, device: str | None, timeout: float,
+                      isolation: str) -> int:  # fmt: skip
     if no_gpu_for(device):
         return 2
     out = out or folder.resolve().parent / f"{folder.resolve().name}-grades"
     try:
-        rows = grade_class(project_root(), folder, out, jobs, device, timeout)
-    except SubmissionError as e:
+        rows = grade_class(project_root(), folder, out, jobs, device, timeout, isolation)
+    except (SubmissionError, IsolationError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for row in rows:
-        print(f"{row.name:<24} {row.passed:2d} of {len(EXERCISES)} pass" + (f"  ({row.reason})" if row.reason else ""))
+        print(f"{row.label:<24} {row.passed:2d} of {len(EXERCISES)} pass" + (f"  ({row.why})" if row.reason else ""))
     print(f"the gradebook: {out / 'grades.csv'}; each submission's report: {out / 'reports'}")
     return 0
 
@@ -151,6 +153,13 @@ def main(argv=None) -> int:
     teacher.add_argument("submissions", type=Path, help="a folder of student copies (folders or archives)")
     teacher.add_argument("--out", type=Path, default=None, help="the gradebook's folder (default SUBMISSIONS-grades)")
     teacher.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1, help="submissions graded at once")
+    teacher.add_argument(
+        "--isolation",
+        choices=CHOICES,
+        default="auto",
+        help="what each student's code runs in: a bubblewrap sandbox, or a session swept of its processes "
+        "(default auto: bubblewrap where it works)",
+    )
     for command in (check_parser, teacher):
         command.add_argument(
             "--device",
@@ -173,7 +182,7 @@ def main(argv=None) -> int:
     if args.command == "probe":
         return serve(args.device, args.copy, *args.pipes)
     if args.command == "grade":
-        return grade_submissions(args.submissions, args.out, args.jobs, args.device, args.timeout)
+        return grade_submissions(args.submissions, args.out, args.jobs, args.device, args.timeout, args.isolation)
     return check(args.exercise, args.device, args.timeout)
 
 

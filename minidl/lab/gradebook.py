@@ -2,14 +2,17 @@
 
     python -m minidl.lab grade SUBMISSIONS/ [--out DIR] [--jobs N] [--device emu|cuda] [--timeout S]
 
-A submission is an entry of SUBMISSIONS: a folder holding a student copy (at its top or one
-folder down) or an archive of one (ARCHIVES). For each, in a temporary folder removed
+A submission is an entry of SUBMISSIONS (a gradebook folder there is not one): a folder
+holding a student copy or an archive of one, read as handin.py reads it (plain files only,
+archives measured before they are unpacked). For each, in a temporary folder removed
 afterwards: the teacher's project blanked as a handout (solutions.write_copy), the bodies of the
 submission's solution regions spliced in (solutions.splice: nothing else of the submission is
 read), then each exercise graded (grading.grade) in a fresh copy of that, so that what one
 exercise's code writes cannot reach another's. The gradebook is OUT/grades.csv (a row per
 submission, a column per exercise, the number passed and the reason a submission could not be
-read in full) and OUT/reports/<submission>.txt (each verdict as `check` prints it).
+read in full) and OUT/reports/<submission>.txt (each verdict as `check` prints it), in a
+folder checked before any grading starts (gradebook_folder). Whatever of a submission is shown
+(its name, a reason, a message of its code) is shown printable (grading.printable).
 """
 
 from __future__ import annotations
@@ -17,26 +20,24 @@ from __future__ import annotations
 import csv
 import io
 import shutil
-import tarfile
+import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 
 from tqdm import tqdm
 
+from ..data import cache_dir
 from ..serialization import atomic_write
 from .exercises import EXERCISES, Exercise, stubs
-from .grading import Verdict, grade
+from .grading import Verdict, grade, printable
+from .handin import SubmissionError, handed_in_copy, is_folder
+from .isolation import Sandbox, choose, describe
 from .solutions import splice, write_copy
 
-ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 STATUS = {"not implemented": "not-implemented"}  # a gradebook cell is one word
-
-
-class SubmissionError(ValueError):
-    """A submission holds no student copy that can be read."""
 
 
 @dataclass
@@ -51,41 +52,64 @@ class Row:
     def passed(self) -> int:
         return sum(v.passed for v in self.verdicts.values())
 
+    @property
+    def label(self) -> str:
+        """The name as shown (a file's name may hold any character but '/')."""
+        return printable(self.name, newlines=False)
+
+    @property
+    def why(self) -> str:
+        return printable(self.reason, newlines=False)
+
+
+def is_gradebook(path: Path) -> bool:
+    """Whether path is a gradebook folder (grades.csv and reports/ in it): never graded as a submission."""
+    return is_folder(path) and (path / "grades.csv").is_file() and is_folder(path / "reports")
+
+
+def gradebook_folder(folder: Path, out: Path) -> Path:
+    """The gradebook's folder `out`, made and checked before any grading: a folder (made if missing)
+    that can be written, outside the submissions' `folder`; SubmissionError says why not."""
+    out, top = out.resolve(), folder.resolve()
+    if out == top or top in out.parents:
+        raise SubmissionError(f"--out {out} is inside the submissions' folder {top}: it would be graded as a "
+                              "submission; give a folder outside it")  # fmt: skip
+    if out.exists() and not out.is_dir():
+        raise SubmissionError(f"--out {out} exists and is not a folder; give a folder for the gradebook")
+    try:
+        (out / "reports").mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as e:
+        raise SubmissionError(f"--out {out}: the gradebook cannot be written there ({e.strerror})") from None
+    return out
+
 
 def submissions(folder: Path) -> list[tuple[str, Path]]:
-    """(name, path) of each submission in folder (its entries but hidden ones, by name; the name is the
-    entry's, so a folder and its archive are two rows)."""
+    """(name, path) of each submission in folder (its entries but hidden ones and gradebooks, by name;
+    the name is the entry's, so a folder and its archive are two rows)."""
     if not folder.is_dir():
         raise SubmissionError(f"{folder} is not a folder of submissions")
-    return [(path.name, path) for path in sorted(folder.iterdir()) if not path.name.startswith(".")]
+    entries = []
+    for path in sorted(folder.iterdir()):
+        if is_gradebook(path):
+            print(f"{printable(path.name, newlines=False)}: a gradebook (grades.csv, reports/), not a submission; "
+                  "not graded", file=sys.stderr)  # fmt: skip
+        elif not path.name.startswith("."):
+            entries.append((path.name, path))
+    return entries
 
 
-def handed_in_copy(path: Path, work: Path) -> Path:
-    """The student copy that `path` (a folder or an archive, unpacked under `work`) holds."""
-    if path.is_file() and path.name.endswith(ARCHIVES):
-        folder = work / "unpacked"
-        try:
-            if path.name.endswith(".zip"):
-                shutil.unpack_archive(path, folder)  # zipfile drops absolute names and ".." itself
-            else:
-                shutil.unpack_archive(path, folder, filter=tarfile.data_filter)  # nothing outside folder, no devices
-        except (shutil.ReadError, tarfile.TarError, OSError, ValueError) as e:
-            raise SubmissionError(f"{path.name} could not be unpacked: {e}") from None
-    elif path.is_dir():
-        folder = path
-    else:
-        raise SubmissionError(f"{path.name} is neither a folder nor an archive ({', '.join(ARCHIVES)})")
-    for candidate in (folder, *sorted(p for p in folder.iterdir() if p.is_dir())):
-        if (candidate / "minidl").is_dir():
-            return candidate
-    raise SubmissionError(f"{path.name} holds no student copy (a folder with minidl/ in it, at the top or one down)")
-
-
-def grade_submission(root: Path, name: str, path: Path, device: str, timeout: float) -> Row:
-    """Grade every exercise of one submission against the teacher's project at root."""
+def grade_submission(root: Path, name: str, path: Path, device: str, timeout: float, sandbox: Sandbox) -> Row:
+    """Grade every exercise of one submission against the teacher's project at root, each in `sandbox`
+    with a cache of the submission's own (a copy of MNIST's, its own kernel builds: nothing one
+    submission's code writes there reaches another's)."""
     row = Row(name)
     with tempfile.TemporaryDirectory(prefix="minidl-grade-", ignore_cleanup_errors=True) as folder:
         work = Path(folder)
+        sandbox = replace(sandbox, cache=work / "cache")
+        sandbox.cache.mkdir()
+        if (cache_dir() / "mnist.npz").is_file():
+            shutil.copyfile(cache_dir() / "mnist.npz", sandbox.cache / "mnist.npz")
         try:
             copy = handed_in_copy(path, work)
         except SubmissionError as e:
@@ -102,10 +126,23 @@ def grade_submission(root: Path, name: str, path: Path, device: str, timeout: fl
             fresh = work / f"exercise-{e.number}"
             shutil.copytree(handout, fresh, symlinks=True)
             try:
-                row.verdicts[e.number] = grade(fresh, e.number, device_for(e, device), timeout)
+                row.verdicts[e.number] = grade(fresh, e.number, device_for(e, device), timeout, sandbox)
             finally:
                 shutil.rmtree(fresh, ignore_errors=True)
     return row
+
+
+def teachers_kernels(root: Path, work: Path, device: str | None, timeout: float, sandbox: Sandbox) -> list[tuple]:
+    """The handout (stubs) and the solutions, written under `work`, and grade()'s arguments for each of
+    their kernel exercises, with work/builds as the cache: the builds that every submission then reads
+    (sandbox.shared) and none writes."""
+    calls, builds = [], work / "builds"
+    builds.mkdir()
+    for name, blanks in (("handout", stubs()), ("solutions", None)):
+        write_copy(root, work / name, blanks)
+        calls += [(work / name, e.number, device_for(e, device), timeout, replace(sandbox, cache=builds))
+                  for e in EXERCISES if "cpu" not in e.devices]  # fmt: skip
+    return calls
 
 
 def device_for(e: Exercise, device: str | None) -> str:
@@ -124,36 +161,48 @@ def outcome(verdict: Verdict) -> str:
 
 
 def report(row: Row, device: str | None) -> str:
-    lines = [f"submission {row.name}: {row.passed} of {len(EXERCISES)} exercises pass"]
+    lines = [f"submission {row.label}: {row.passed} of {len(EXERCISES)} exercises pass"]
     if row.reason:
-        lines.append(f"could not be graded in full: {row.reason}")
+        lines.append(f"could not be graded in full: {row.why}")
     for e in EXERCISES:
         if e.number in row.verdicts:
             lines.append(heading(e, device_for(e, device)) + outcome(row.verdicts[e.number]))
     return "\n".join(lines) + "\n"
 
 
-def write_gradebook(rows: list[Row], out: Path, device: str | None) -> None:
-    """OUT/grades.csv and OUT/reports/<name>.txt, each written whole or not at all."""
-    (out / "reports").mkdir(parents=True, exist_ok=True)
+def write_gradebook(rows: list[Row], out: Path, device: str | None, isolation: str) -> None:
+    """OUT/grades.csv and OUT/reports/<name>.txt, each written whole or not at all; each row names the
+    isolation its children ran in."""
     table = io.StringIO()
     writer = csv.writer(table)
-    writer.writerow(["submission", *(str(e.number) for e in EXERCISES), "passed", "reason"])
+    writer.writerow(["submission", *(str(e.number) for e in EXERCISES), "passed", "reason", "isolation"])
     for row in rows:
         cells = [STATUS.get(row.verdicts[e.number].status, row.verdicts[e.number].status) if e.number in row.verdicts
                  else "" for e in EXERCISES]  # fmt: skip
-        writer.writerow([row.name, *cells, row.passed, row.reason])
+        writer.writerow([row.label, *cells, row.passed, row.why, isolation])
         text = report(row, device)
-        atomic_write(out / "reports" / f"{row.name}.txt", lambda f, text=text: f.write(text.encode()))
+        atomic_write(out / "reports" / f"{row.label}.txt", lambda f, text=text: f.write(text.encode()))
     atomic_write(out / "grades.csv", lambda f: f.write(table.getvalue().encode()))
 
 
-def grade_class(root: Path, folder: Path, out: Path, jobs: int, device: str | None, timeout: float) -> list[Row]:
-    """Grade every submission in folder, `jobs` at a time, with a progress bar; write the gradebook."""
+def grade_class(root: Path, folder: Path, out: Path, jobs: int, device: str | None, timeout: float,
+                isolation: str = "auto") -> list[Row]:  # fmt: skip
+    """Grade every submission in folder, `jobs` at a time, each child in the isolation asked for
+    (isolation.choose: the gradebook and the submissions hidden from it), with a progress bar;
+    write the gradebook."""
     entries = submissions(folder)
+    out = gradebook_folder(folder, out)
+    sandbox = choose(isolation, hidden=(out, folder.resolve()))
+    print(f"isolation: {describe(sandbox)}", file=sys.stderr)
     rows: dict[str, Row] = {}
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(grade_submission, root, name, path, device, timeout): name for name, path in entries}
+    with (
+        ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool,
+        tempfile.TemporaryDirectory(prefix="minidl-builds-", ignore_cleanup_errors=True) as builds,
+    ):
+        list(pool.map(grade, *zip(*teachers_kernels(root, Path(builds), device, timeout, sandbox))))  # builds only
+        sandbox = replace(sandbox, shared=Path(builds) / "builds")
+        futures = {pool.submit(grade_submission, root, name, path, device, timeout, sandbox): name
+                   for name, path in entries}  # fmt: skip
         with tqdm(total=len(futures), desc="grading", unit="submission") as bar:
             for future in as_completed(futures):
                 name = futures[future]
@@ -161,8 +210,8 @@ def grade_class(root: Path, folder: Path, out: Path, jobs: int, device: str | No
                     rows[name] = future.result()
                 except Exception as e:  # the grader itself failed on this one: a row, not the end of the run
                     rows[name] = Row(name, reason=f"the grader failed: {type(e).__name__}: {e}")
-                bar.set_postfix_str(f"{name}: {rows[name].passed} passed")
+                bar.set_postfix_str(f"{rows[name].label}: {rows[name].passed} passed")
                 bar.update()
     ordered = [rows[name] for name, _ in entries]
-    write_gradebook(ordered, out, device)
+    write_gradebook(ordered, out, device, sandbox.kind)
     return ordered

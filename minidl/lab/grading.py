@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
 
+from .isolation import SWEPT, Sandbox
 from .student import Student, StudentCrashed, StudentRaised, StudentTimedOut
 
 
@@ -64,27 +66,41 @@ def compare(what: str, got, want, rtol: float = 1e-5, atol: float = 1e-6, hint: 
 
 
 # ------------------------------------------------------------ the verdict
+def printable(text: str, newlines: bool = True) -> str:
+    """text with each control character written as its escape (ESC as \\x1b, CR as \\r, U+202E as
+    \\u202e), newlines kept if `newlines`: what a student's code wrote cannot move a terminal's
+    cursor, recolour it or overwrite a line the grader printed."""
+    return "".join(
+        c if (c == "\n" and newlines) or c == "\t" or unicodedata.category(c) not in ("Cc", "Cf", "Zl", "Zp")
+        else ascii(c)[1:-1]
+        for c in text
+    )  # fmt: skip
+
+
 @dataclass
 class Verdict:
     status: str  # "pass", "fail", "not implemented", "crash" or "timeout"
-    message: str
+    message: str  # made printable: no control character but newlines
     cases: int
     seconds: float
+
+    def __post_init__(self):
+        self.message = printable(self.message)
 
     @property
     def passed(self) -> bool:
         return self.status == "pass"
 
 
-def grade(tree: Path, number: int, device: str, timeout: float) -> Verdict:
-    """Grade exercise `number` of the copy at `tree` on `device`: its code runs in a child process,
-    the check and the verdict here; a crash or a hang of the child becomes the verdict."""
+def grade(tree: Path, number: int, device: str, timeout: float, sandbox: Sandbox = SWEPT) -> Verdict:
+    """Grade exercise `number` of the copy at `tree` on `device`: its code runs in a child process in
+    `sandbox`, the check and the verdict here; a crash or a hang of the child becomes the verdict."""
     from .exercises import exercise
 
     _Cases.current, _Cases.count = "(before the first case)", 0
     start = time.perf_counter()
     try:
-        with Student(tree, device, timeout) as student:
+        with Student(tree, device, timeout, sandbox) as student:
             exercise(number).check(student)
         status, message = "pass", ""
     except CheckFailed as e:

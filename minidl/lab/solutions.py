@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .handin import SubmissionError, read_source
+
 COMMENT = {".py": "###", ".cu": "//", ".cuh": "//"}  # the marker's comment, by file suffix
 _MARKER = re.compile(r"^(?P<indent>\s*)(?P<comment>###|//) (?P<kind>BEGIN|END) SOLUTION(?P<rest>.*)$")
 _BEGIN_REST = re.compile(r"^ exercise (?P<number>[1-9]\d*)\s*$")
@@ -130,7 +132,8 @@ def body(text: str, region: Region) -> list[str]:
 
 def splice(handed_in: Path, blanked: Path) -> dict[int, str]:
     """Write the bodies of the solution regions of the copy at `handed_in` into the blanked copy at
-    `blanked` (write_copy's, from the teacher's project), file by file and region by region in order.
+    `blanked` (write_copy's, from the teacher's project), file by file and region by region in order,
+    each read by handin.read_source (a link, a FIFO, a device is refused, never followed or opened).
     A file whose regions do not match the handout's (missing, a marker deleted, a region duplicated)
     gives nothing: returns, for each exercise with such a file, the reason (its regions stay stubs)."""
     broken: dict[int, str] = {}
@@ -141,11 +144,11 @@ def splice(handed_in: Path, blanked: Path) -> dict[int, str]:
             continue
         numbers = [r.number for r in handout]
         try:
-            text = (handed_in / path).read_text()
+            text = read_source(handed_in, path)
             regions = regions_in(text, path)
         except FileNotFoundError:
             reason = f"{path} is missing"
-        except (MarkerError, UnicodeDecodeError) as e:
+        except (MarkerError, UnicodeDecodeError, SubmissionError) as e:
             reason = str(e)
         else:
             found = [r.number for r in regions]

@@ -1,14 +1,15 @@
 """The student's code, run in a process of its own: the grader asks, the student's process computes.
 
-Student(tree, device, timeout) starts `python -m minidl.lab probe` on the copy at `tree` (its
-working directory, first on its import path, in a process group of its own) and
+Student(tree, device, timeout, sandbox) starts `python -m minidl.lab probe` on the copy at `tree`
+(its working directory, first on its import path, in a session of its own, in the sandbox that
+isolation.py makes: bubblewrap, or a session that is swept) and
 `student.name(*args)` runs probes.name there and returns the result. Requests and replies cross
 a pair of pipes as minidl.lab.wire messages (data, never pickles); what the child prints is
 dropped, its stderr kept in a file that only a crash report reads. Whatever the student's code
 does in its process (print, exit, fork, replace the grader's functions there) can change only
 the outputs it returns: the
 comparisons, the case count and the verdict are made in the grader's process (checks.py).
-When the grading ends the whole process group is killed.
+When the grading ends the child's session is killed, then every process it started (isolation.sweep).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from ..runtime.sources import PACKAGE, is_source_tree
 from . import wire
+from .isolation import SWEPT, Sandbox, become_subreaper, sweep
 
 
 class StudentRaised(Exception):
@@ -62,9 +64,10 @@ def child_environment(tree: Path) -> dict[str, str]:
 
 
 class Student:
-    """The probes of the copy at `tree`, run on `device` in a child process, all within `timeout` seconds."""
+    """The probes of the copy at `tree`, run on `device` in a child process in `sandbox`, all within
+    `timeout` seconds."""
 
-    def __init__(self, tree: Path, device: str, timeout: float):
+    def __init__(self, tree: Path, device: str, timeout: float, sandbox: Sandbox = SWEPT):
         self.tree, self.device = Path(tree).resolve(), device
         self.deadline = time.monotonic() + timeout
         self.err = tempfile.TemporaryFile()  # read for a crash report; what the child prints is dropped
@@ -72,15 +75,16 @@ class Student:
         self.replies, replies_write = os.pipe()
         command = [sys.executable, "-m", "minidl.lab", "probe", "--device", device, "--copy", str(self.tree),
                    "--pipes", f"{requests_read},{replies_write}"]  # fmt: skip
+        become_subreaper()  # what the child starts stays below this process, for sweep() to find
         try:
             self.child = subprocess.Popen(
-                command,
+                sandbox.command(command, self.tree, device),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=self.err,
                 cwd=self.tree,
-                env=child_environment(self.tree),
-                start_new_session=True,  # its own process group: close() kills what it forks too
+                env=sandbox.environment(child_environment(self.tree)),
+                start_new_session=True,  # its own session: close() kills its group first
                 pass_fds=(requests_read, replies_write),
             )
         finally:
@@ -139,8 +143,9 @@ class Student:
 
     def close(self) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.child.pid, signal.SIGKILL)  # the child and whatever it started
+            os.killpg(self.child.pid, signal.SIGKILL)  # the child and its group (a bwrap sandbox dies with it)
         self.child.wait()
+        sweep()  # whatever it started in other sessions
         for fd in (self.requests, self.replies):
             os.close(fd)
         self.err.close()
