@@ -15,8 +15,6 @@ saw, and "normalization" (each image standardised and clipped to [0, 1]).
 
 from collections.abc import Callable
 
-import numpy as np
-
 import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import ModelC, ModelD, start_at_mean
@@ -60,7 +58,7 @@ def conv_dae_mnist(exp: Experiment) -> dict:
     noisy_val = noise(mnist.x_val, exp.rng(VAL_SEED))
     first = next(iter(tests))
 
-    def mse(a: np.ndarray, b: np.ndarray) -> float:
+    def mse(a, b) -> float:  # host arrays
         return float(((a - b) ** 2).mean())
 
     def train(tag: str) -> dict:

@@ -549,6 +549,7 @@ def test_a_resumed_fit_remembers_its_best_epoch_and_does_not_train_past_converge
     resumed, after, history, val = _scripted_fit(exp, scores[3:])  # only epoch 4 is left to run
     assert len(after) == 1 and val == scores and exp.fits["lin"]["best_epoch"] == 3
     np.testing.assert_allclose(resumed.weight.numpy(), straight.weight.numpy(), rtol=1e-6)
+    exp.close()
     again = _experiment(tmp_path / "b", "--batch-size", "8", "--resume")
     _, after, _, val = _scripted_fit(again, [])  # converged: nothing more is trained
     assert after == [] and val == scores and again.fits["lin"]["epochs"] == 4
