@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .tensor import Tensor
+from .tensor import Tensor, writable_data
 
 
 def _count_uses(root: Tensor) -> dict[int, int]:
@@ -76,15 +76,16 @@ def run_backward(root: Tensor, seed, retain_graph: bool) -> None:
 def accumulate(leaf: Tensor, g, taken: set[int]) -> None:
     """Add the gradient g into leaf.grad. An array g (a first-order backward) is kept as the .grad
     without a copy unless it is a view or another leaf holds it already (`taken`: the ids of the
-    arrays leaves hold); a tensor g (create_graph) is added by an op, so the sum stays differentiable."""
+    arrays leaves hold) and is added into the .grad's array after; a tensor g (create_graph) is added
+    by an op, so the sum stays differentiable."""
     if isinstance(g, Tensor):
         leaf.grad = g if leaf.grad is None else leaf.grad + g
     elif leaf.grad is None:
         fresh = g.base is None and id(g) not in taken
         leaf.grad = Tensor._wrap(g if fresh else g.copy(), leaf.device)
         taken.add(id(leaf.grad.data))
-    else:
-        leaf.grad.data = leaf.grad.data + g
+    else:  # into the .grad's own array, as PyTorch: `g0 = x.grad.numpy()` (cpu) sees the next backward's sum
+        writable_data(leaf.grad)[...] += g
 
 
 def as_dtype(g, dtype):

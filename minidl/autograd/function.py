@@ -74,6 +74,8 @@ class Function:
     """
 
     saves_inputs = True
+    saves_output = False
+    makes_view = False
     saved: tuple = ()
 
     inputs: tuple[Tensor, ...]
@@ -107,13 +109,17 @@ class Function:
         arrays = [a.data if isinstance(a, Tensor) else a for a in args]
         forward = fn.forward_kernel if fn.uses_kernels else fn.forward
         out = Tensor._wrap(forward(*arrays, **options), device)
+        if cls.makes_view and fn.xp.may_share_memory(out.data, arrays[0]):
+            out._counter = tensors[0]._counter  # a view: one version counter with its base, as PyTorch's
         if _grad_mode.enabled and any(t.requires_grad for t in tensors):
             out.requires_grad = True
             out._node = fn
             fn.inputs = tuple(args)
             fn.needs_grad = tuple(t.requires_grad for t in tensors)
             if cls.saves_inputs:
-                fn.versions = tuple(t._version for t in tensors)
+                fn.versions = tuple(t._counter[0] for t in tensors)
+            if cls.saves_output:
+                fn.output_counter = out._counter  # at version 0, as the output is new
         return out
 
     def forward(self, *arrays, **options):
@@ -160,13 +166,23 @@ class Function:
         """Refuse to differentiate with values that were written in place after this op used them."""
         tensors = [t for t in getattr(self, "inputs", ()) if isinstance(t, Tensor)]
         for k, (t, seen) in enumerate(zip(tensors, getattr(self, "versions", ()))):
-            if t._version != seen:
+            if t._version != seen and self.reads_value_of(k):
                 raise RuntimeError(
                     f"a tensor that {type(self).__name__} needs for its gradient was changed in place after the "
                     f"op used it: its input {k} ({t.dtype} {t.shape}) is at version {t._version}, the op saw "
-                    f"version {seen} (an optimiser's step writes its parameters in place). Run backward() before "
-                    "the step, or compute the loss again after it."
+                    f"version {seen} (an optimiser's step and += write in place). Run backward() before the "
+                    "write, or compute the loss again after it."
                 )
+        if self.saves_output and getattr(self, "output_counter", (0,))[0]:
+            raise RuntimeError(
+                f"the output of {type(self).__name__}, which it needs for its gradient, was changed in place after "
+                "the op made it (e.g. by +=): write to a copy instead (y = y + 1, not y += 1)"
+            )
+
+    def reads_value_of(self, k: int) -> bool:
+        """Whether backward reads the value of tensor input k (so a write to it since forward matters):
+        yes, unless an op knows better (a product reads a factor only for the other's gradient)."""
+        return True
 
     @property
     def xp(self):

@@ -59,7 +59,7 @@ class Tensor:
         self.data = fresh_array(data, dtype, device)
         self.device = device
         self._grad: Tensor | None = None
-        self._version = 0  # bumped by every in-place write of data (mark_changed)
+        self._counter = [0]  # the version counter: bumped by every in-place write, one list shared by views
         self.requires_grad = bool(requires_grad)
         self._node: Function | None = None
         if self.requires_grad and self.data.dtype.kind != "f":
@@ -70,13 +70,20 @@ class Tensor:
         """A Tensor around an existing array, without copying or converting it."""
         t = cls.__new__(cls)
         t.data, t.device, t._grad, t.requires_grad, t._node = array, device, None, requires_grad, None
-        t._version = 0
+        t._counter = [0]
         return t
+
+    @property
+    def _version(self) -> int:
+        """How many in-place writes this tensor's storage has had: its own, its base's and its views'
+        (a view and its base share one counter, as in PyTorch)."""
+        return self._counter[0]
 
     def mark_changed(self) -> None:
         """Say that data was written in place (an optimiser's step does): a graph that used the old
-        values refuses to run backward through them, as PyTorch's version counter does."""
-        self._version += 1
+        values, through this tensor or any view of its storage, refuses to run backward through them,
+        as PyTorch's version counter does."""
+        self._counter[0] += 1
 
     @property
     def grad(self) -> Tensor | None:
@@ -192,8 +199,10 @@ class Tensor:
         return self.to(dtype=np.float64)
 
     def detach(self) -> Tensor:
-        """The same data, cut from the graph."""
-        return Tensor._wrap(self.data, self.device)
+        """The same data and version counter, cut from the graph."""
+        t = Tensor._wrap(self.data, self.device)
+        t._counter = self._counter
+        return t
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
         """Start (or stop) recording the ops on this leaf tensor; a computed tensor's flag is its graph's."""
@@ -268,6 +277,19 @@ class Tensor:
 
     def __rtruediv__(self, other):
         return ops.div(other, self)
+
+    # in place, as PyTorch: written into this tensor's array (minidl.ops.inplace)
+    def __iadd__(self, other):
+        return ops.in_place(self, ops.add, other, "+=")
+
+    def __isub__(self, other):
+        return ops.in_place(self, ops.sub, other, "-=")
+
+    def __imul__(self, other):
+        return ops.in_place(self, ops.mul, other, "*=")
+
+    def __itruediv__(self, other):
+        return ops.in_place(self, ops.div, other, "/=")
 
     def __pow__(self, other):
         return ops.pow(self, other)

@@ -4,6 +4,7 @@ from .activations import leaky_relu, log_softmax, relu, sigmoid, softmax, softpl
 from .conv import conv2d, conv_transpose2d
 from .dropout import dropout
 from .elementwise import abs, add, clamp, div, exp, log, maximum, minimum, mul, neg, pow, sqrt, sub, where
+from .inplace import in_place
 from .linalg import linear, matmul
 from .losses import (
     binary_cross_entropy,
@@ -45,6 +46,7 @@ __all__ = [
     "exp",
     "flatten",
     "getitem",
+    "in_place",
     "leaky_relu",
     "linear",
     "log",

@@ -39,6 +39,8 @@ class LeakyReLU(Function):
 
 
 class Sigmoid(Function):
+    saves_output = True  # its backward reads its output
+
     def forward(self, x):
         out = stable_sigmoid(self.xp, x)
         self.save_for_backward(out)
@@ -54,6 +56,8 @@ class Sigmoid(Function):
 
 
 class Tanh(Function):
+    saves_output = True  # its backward reads its output
+
     def forward(self, x):
         out = self.xp.tanh(x)
         self.save_for_backward(out)
@@ -86,6 +90,8 @@ class Softplus(Function):
 class LogSoftmax(Function):
     """x - logsumexp(x) along dim; backward g - softmax · Σg."""
 
+    saves_output = True  # its backward reads its output
+
     def forward(self, x, dim):
         shifted = x - x.max(axis=dim, keepdims=True)
         out = shifted - self.xp.log(self.xp.exp(shifted).sum(axis=dim, keepdims=True))
@@ -103,6 +109,8 @@ class LogSoftmax(Function):
 
 class Softmax(Function):
     """e^x / Σe^x along dim; backward s · (g - Σ g s)."""
+
+    saves_output = True  # its backward reads its output
 
     def forward(self, x, dim):
         e = self.xp.exp(x - x.max(axis=dim, keepdims=True))

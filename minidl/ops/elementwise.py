@@ -59,6 +59,9 @@ class Mul(Function):
         self.save_for_backward(a, b)
         return a * b
 
+    def reads_value_of(self, k):  # d(ab)/da = b: a's value serves only b's gradient (so y *= 3 is fine)
+        return self.needs_grad[1 - k]
+
     def backward(self, g):
         a, b = self.saved
         return unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape)
@@ -86,6 +89,8 @@ class Div(Function):
 
 class Pow(Function):
     """a ** b; d/da = b a^(b-1), d/db = a^b log a."""
+
+    saves_output = True  # its backward reads its output
 
     def forward(self, a, b):
         out = a**b
@@ -182,6 +187,8 @@ class Neg(Function):
 
 
 class Exp(Function):
+    saves_output = True  # its backward reads its output
+
     def forward(self, x):
         out = self.xp.exp(x)
         self.save_for_backward(out)
@@ -209,6 +216,8 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    saves_output = True  # its backward reads its output
+
     def forward(self, x):
         out = self.xp.sqrt(x)
         self.save_for_backward(out)

@@ -15,6 +15,7 @@ from ..autograd.tensor import Tensor
 
 class Reshape(Function):
     saves_inputs = False  # its backward needs shapes only
+    makes_view = True  # of a contiguous input, as PyTorch's view (else a copy)
 
     def forward(self, x, shape):
         self.shape = x.shape
@@ -41,6 +42,7 @@ def reshape(x: Tensor, *shape) -> Tensor:
 
 class Permute(Function):
     saves_inputs = False  # its backward needs shapes only
+    makes_view = True
 
     def forward(self, x, dims):
         self.inverse = tuple(np.argsort(dims))
@@ -105,6 +107,7 @@ class GetItem(Function):
     """x[index] for any NumPy index: ints, slices, None, Ellipsis, boolean or integer arrays."""
 
     saves_inputs = False  # its backward needs shapes only
+    makes_view = True  # for basic indexing (ints, slices); index arrays and masks copy
 
     def forward(self, x, index):
         self.shape = x.shape

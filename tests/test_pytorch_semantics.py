@@ -1,0 +1,174 @@
+"""What a PyTorch user writes does what PyTorch does (issue 36): views and version counters,
+in-place operators, grad mode, the gradients of loss targets, edge gradients, promotion, half
+precision, empty tensors. Each expectation is PyTorch's documented result, stated by hand or
+by NumPy; where torch is installed, `torch_agrees` checks it against PyTorch too. The tensors are
+made on the default device (MINIDL_DEVICE), so each leg checks its own device."""
+
+import operator
+import re
+
+import numpy as np
+import pytest
+
+import minidl as md
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+
+def torch_agrees(expected, compute):
+    """Where PyTorch is installed, compute(torch) equals the stated expectation too."""
+    if torch is None:
+        return
+    np.testing.assert_allclose(np.asarray(compute(torch), dtype=np.float64), expected, rtol=1e-6, equal_nan=True)
+
+
+# ------------------------------------------------------------------ views and version counters
+VIEWS = {
+    "slice": lambda w: w[:2],
+    "detach": lambda w: w.detach(),
+    "reshape": lambda w: w.reshape(2, 2),
+    "view": lambda w: w.view(2, 2),
+    "transpose": lambda w: w.reshape(2, 2).transpose(0, 1),
+    "permute": lambda w: w.reshape(2, 2).permute(1, 0),
+    "unsqueeze": lambda w: w.unsqueeze(0),
+}
+
+
+@pytest.mark.parametrize("view", VIEWS.values(), ids=VIEWS.keys())
+def test_a_step_through_a_views_base_refuses_a_stale_backward(view):
+    """The loss used a view of w, then a step wrote w: backward ran with the stepped values
+    (x.grad [0, 1, 2, 3] for [1, 2, 3, 4]); PyTorch raises, as views share their base's version."""
+    w = md.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    v = view(w)
+    x = md.ones(*v.shape, requires_grad=True)
+    loss = (v * x).sum()
+    w.grad = md.ones(4)
+    md.optim.SGD([w], lr=1.0).step()
+    assert v._version == w._version == 1
+    with pytest.raises(RuntimeError, match="Mul needs for its gradient was changed in place"):
+        loss.backward()
+
+
+def test_a_write_through_a_view_bumps_its_base_and_the_base_sees_it():
+    w = md.tensor([[1.0, 2.0], [3.0, 4.0]])
+    t = w.T
+    loss_input = md.tensor([1.0, 1.0], requires_grad=True)
+    loss = (w[0] * loss_input).sum()
+    t += md.tensor([[10.0, 20.0], [30.0, 40.0]])  # t[i, j] is w[j, i]
+    np.testing.assert_array_equal(w.numpy(), [[11, 32], [23, 44]])
+    assert w._version == t._version == 1
+    with pytest.raises(RuntimeError, match="Mul needs"):
+        loss.backward()
+
+
+def test_a_copy_does_not_share_the_version():
+    """Index arrays copy (as in PyTorch): a step on w leaves the copy's graph valid."""
+    w = md.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    x = md.ones(2, requires_grad=True)
+    loss = (w[[0, 1]] * x).sum()
+    with md.no_grad():
+        w -= 1
+    loss.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1, 2])  # the values when the loss was made
+    torch_agrees([1, 2], _torch_copy_then_step)
+
+
+def _torch_copy_then_step(torch):
+    w, x = torch.tensor([1.0, 2, 3, 4], requires_grad=True), torch.ones(2, requires_grad=True)
+    loss = (w[[0, 1]] * x).sum()
+    with torch.no_grad():
+        w -= 1
+    loss.backward()
+    return x.grad
+
+
+# --------------------------------------------------------------------------- in-place operators
+def test_in_place_operators_write_into_the_tensor():
+    """`y = x; y += 1` left x unchanged (+= rebound y); PyTorch writes into x."""
+    x = md.tensor([1.0, 2.0, 4.0])
+    y = x
+    y += 1
+    y -= 0.5
+    y *= 2
+    y /= 4
+    assert y is x
+    np.testing.assert_array_equal(x.numpy(), [0.75, 1.25, 2.25])  # ((x + 1 - 0.5) * 2) / 4
+    assert x._version == 4
+
+
+def test_the_manual_sgd_update_of_the_tutorials_updates_the_parameter():
+    """`p -= lr * p.grad` inside no_grad changed nothing; in PyTorch it updates p, which stays a leaf."""
+    p = md.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (p * p).sum().backward()
+    with md.no_grad():
+        p -= 0.1 * p.grad  # p - 0.1 * 2p
+    np.testing.assert_allclose(p.numpy(), [0.8, 1.6, 2.4], rtol=1e-6)
+    assert p.is_leaf and p.requires_grad
+
+
+IN_PLACE = {"+=": operator.iadd, "-=": operator.isub, "*=": operator.imul, "/=": operator.itruediv}
+
+
+@pytest.mark.parametrize("symbol", IN_PLACE)
+def test_in_place_on_a_leaf_that_requires_grad_is_refused_outside_no_grad(symbol):
+    p = md.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=re.escape(symbol) + " on a leaf tensor that requires grad.*no_grad"):
+        IN_PLACE[symbol](p, 2)
+    with pytest.raises(RuntimeError, match="a view of a leaf tensor that requires grad"):
+        IN_PLACE[symbol](p[:1], 2)
+    np.testing.assert_array_equal(p.numpy(), [1, 2])
+
+
+def test_in_place_does_not_broadcast_the_tensor_written_to():
+    x = md.zeros(3)
+    with pytest.raises(RuntimeError, match=r"result has shape \(2, 3\).*shape \(3,\)"):
+        x += md.ones(2, 3)
+    x += md.ones(1)  # the other operand broadcasts
+    np.testing.assert_array_equal(x.numpy(), [1, 1, 1])
+
+
+def test_in_place_refuses_a_result_the_dtype_cannot_hold():
+    i = md.tensor([1, 2])
+    with pytest.raises(RuntimeError, match="int64 tensor cannot hold"):
+        i /= 2
+
+
+def test_a_tensor_saved_for_backward_then_written_makes_backward_fail_naming_the_op():
+    a = md.tensor([1.0, 2.0], requires_grad=True)
+    b = a * 1
+    y = b * b  # Mul saves b
+    b += 1
+    with pytest.raises(RuntimeError, match="Mul needs for its gradient"):
+        y.sum().backward()
+    s = a.sigmoid()  # Sigmoid saves its output
+    s += 1
+    with pytest.raises(RuntimeError, match="output of Sigmoid"):
+        s.sum().backward()
+
+
+def test_in_place_on_a_computed_tensor_extends_its_graph():
+    """y = 2a; y += a; y *= 3 gives y = 9a: dy/da = 9, as PyTorch."""
+    a = md.tensor([1.0, 2.0], requires_grad=True)
+    y = a * 2
+    y += a
+    y *= 3
+    assert not y.is_leaf
+    y.sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [9, 9])
+    np.testing.assert_array_equal(y.detach().numpy(), [9, 18])
+
+
+def test_a_grad_accumulates_into_its_own_array():
+    """`g0 = x.grad` (and, on the host, `x.grad.numpy()`) sees the next backward's sum, as in PyTorch."""
+    x = md.tensor([1.0, 2.0], requires_grad=True)
+    (x * x).sum().backward()
+    g0 = x.grad
+    host = g0.numpy()
+    (x * x).sum().backward()
+    assert x.grad is g0
+    np.testing.assert_array_equal(g0.numpy(), [4, 8])  # 2x + 2x
+    if x.device == "cpu":
+        np.testing.assert_array_equal(host, [4, 8])
