@@ -172,3 +172,54 @@ def test_a_grad_accumulates_into_its_own_array():
     np.testing.assert_array_equal(g0.numpy(), [4, 8])  # 2x + 2x
     if x.device == "cpu":
         np.testing.assert_array_equal(host, [4, 8])
+
+
+# ---------------------------------------------------------------------------------- grad mode
+def test_create_graph_records_the_backward_also_inside_no_grad():
+    """Inside no_grad, grad(create_graph=True) gave a gradient that could not be differentiated;
+    PyTorch sets grad mode to create_graph for the backward: d/dx Σ 3x² = 6x."""
+    x = md.tensor([1.0, 2.0], requires_grad=True, dtype=md.float64)
+    y = (x**3).sum()
+    with md.no_grad():
+        (g,) = md.autograd.grad(y, x, create_graph=True)
+        assert not md.autograd.is_grad_enabled()
+    assert g.requires_grad
+    g.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [6.0, 12.0])
+    z = md.tensor([1.0, 2.0], requires_grad=True, dtype=md.float64)
+    cube = (z**3).sum()
+    with md.no_grad():
+        cube.backward(create_graph=True)  # z.grad = 3z², differentiable in its turn
+    assert z.grad.requires_grad
+    (hessian_row,) = md.autograd.grad(z.grad.sum(), z)
+    np.testing.assert_allclose(hessian_row.numpy(), [6.0, 12.0])
+
+
+def test_no_grad_and_enable_grad_decorate_generator_functions():
+    """@no_grad() on a generator function recorded a graph in its body (the mode was set only while
+    the generator was made); as torch's _DecoratorContextManager, it holds around each step."""
+    x = md.tensor([1.0, 2.0], requires_grad=True)
+
+    @md.no_grad()
+    def doubled(t, times):
+        for _ in range(times):
+            sent = yield t * 2
+            assert sent is None or sent == "next"
+        return "done"
+
+    made = list(doubled(x, 2))
+    assert [m.requires_grad for m in made] == [False, False]
+    assert md.autograd.is_grad_enabled()  # the caller's mode between and after the steps
+    steps = doubled(x, 1)
+    next(steps)
+    with pytest.raises(StopIteration) as stop:
+        steps.send("next")
+    assert stop.value.value == "done"
+
+    @md.enable_grad()
+    def recorded(t):
+        yield t * 2
+
+    with md.no_grad():
+        assert next(recorded(x)).requires_grad
+        assert not md.autograd.is_grad_enabled()

@@ -251,7 +251,8 @@ class Tensor:
         if create_graph:  # the gradients are tensors, built by recorded ops
             keep = isinstance(gradient, Tensor) and gradient.dtype == self.dtype  # differentiable in its turn
             seed = gradient if keep else Tensor._wrap(seed, self.device)
-        run_backward(self, seed, retain_graph)
+        with grad_mode(create_graph):  # as PyTorch: create_graph records, also inside no_grad()
+            run_backward(self, seed, retain_graph)
 
     # ------------------------------------------------------------- operators
     def __add__(self, other):
@@ -440,3 +441,4 @@ def as_tensor(value, like: Tensor) -> Tensor:
 
 from .. import ops  # noqa: E402  (ops needs Tensor defined above)
 from .engine import run_backward  # noqa: E402  (the engine needs Tensor defined above)
+from .function import grad_mode  # noqa: E402  (function needs Tensor defined above)
