@@ -223,3 +223,33 @@ def test_no_grad_and_enable_grad_decorate_generator_functions():
     with md.no_grad():
         assert next(recorded(x)).requires_grad
         assert not md.autograd.is_grad_enabled()
+
+
+# ----------------------------------------------------------------------- gradients of targets
+P = np.array([[0.3, 0.9], [0.5, 0.02]])
+Y = np.array([[0.2, 0.7], [1.0, 0.4]])
+Z = np.array([[3.6, -1.2], [0.0, 2.5]])
+TARGET_GRADIENTS = {  # loss: (input, d loss/d target by hand, mean over 4 elements)
+    "binary_cross_entropy": (P, (np.log1p(-P) - np.log(P)) / 4),
+    "binary_cross_entropy_with_logits": (Z, -Z / 4),
+    "mse_loss": (Z, -2 * (Z - Y) / 4),
+    "sigmoid_mse_loss": (Z, -2 * (1 / (1 + np.exp(-Z)) - Y) / 4),
+}
+
+
+@pytest.mark.parametrize("name", TARGET_GRADIENTS)
+def test_a_target_that_requires_grad_gets_its_gradient(name):
+    """binary_cross_entropy(_with_logits) gave a target that requires grad no gradient; PyTorch does."""
+    inputs, expected = TARGET_GRADIENTS[name]
+    x = md.tensor(inputs, requires_grad=True, dtype=md.float64)
+    y = md.tensor(Y, requires_grad=True, dtype=md.float64)
+    getattr(md.nn.functional, name)(x, y).backward()
+    np.testing.assert_allclose(y.grad.numpy(), expected, rtol=1e-12)
+    if name != "sigmoid_mse_loss":  # minidl's own fused loss: PyTorch has none
+        torch_agrees(expected, lambda torch: _torch_target_grad(torch, name, inputs))
+
+
+def _torch_target_grad(torch, name, inputs):
+    y = torch.tensor(Y, requires_grad=True)
+    getattr(torch.nn.functional, name)(torch.tensor(inputs, requires_grad=True), y).backward()
+    return y.grad
