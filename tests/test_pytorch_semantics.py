@@ -253,3 +253,77 @@ def _torch_target_grad(torch, name, inputs):
     y = torch.tensor(Y, requires_grad=True)
     getattr(torch.nn.functional, name)(torch.tensor(inputs, requires_grad=True), y).backward()
     return y.grad
+
+
+# ----------------------------------------------------------------------------- edge gradients
+def _grad_of(fn, *values):
+    """The gradients of fn(*tensors).sum() with respect to float64 leaves of values."""
+    leaves = [md.tensor(v, requires_grad=True, dtype=md.float64) for v in values]
+    fn(*leaves).sum().backward()
+    return [t.grad.numpy() for t in leaves]
+
+
+def test_relu_passes_the_gradient_at_nan_as_pytorch():
+    """PyTorch's mask is x <= 0, so d relu/dx at NaN is 1 (minidl's x > 0 gave 0)."""
+    (g,) = _grad_of(md.relu, [np.nan, -1.0, 0.0, 2.0])
+    np.testing.assert_array_equal(g, [1, 0, 0, 1])
+    torch_agrees([1, 0, 0, 1], lambda torch: _torch_grad(torch, torch.relu, [np.nan, -1.0, 0.0, 2.0])[0])
+
+
+def test_the_exponents_gradient_at_a_negative_base_is_nan():
+    """d(a^b)/db = a^b log a: NaN for a < 0 (was 0), 0 at 0^(b ≥ 0), -inf at 0^(b < 0), as PyTorch."""
+    a, b = [-2.0, 0.0, 0.0, 2.0], [2.0, 2.0, -1.0, 0.5]
+    ga, gb = _grad_of(lambda x, y: x**y, a, b)
+    np.testing.assert_allclose(ga, [-4.0, 0.0, -np.inf, 0.5 * 2**-0.5])
+    np.testing.assert_allclose(gb, [np.nan, 0.0, -np.inf, 2**0.5 * np.log(2)])
+    torch_agrees(gb, lambda torch: _torch_grad(torch, lambda x, y: x**y, a, b)[1])
+
+
+VAR_EDGES = [  # values, correction, var, its gradient (PyTorch's var_backward: 2/(n-c)·(x - mean))
+    ([np.inf, 1.0], 1, np.nan, [np.nan, -np.inf]),  # x - mean = [inf - inf, 1 - inf]
+    ([1.0, 2.0], 2, np.inf, [np.inf, np.inf]),  # n = correction over every dim: +inf where x is not the mean
+    ([3.0], 1, np.nan, [np.nan]),  # ... and NaN where it is
+    ([3.0], 0, 0.0, [0.0]),
+    ([1.0, 2.0, 4.0], 1, 7 / 3, [-4 / 3, -1 / 3, 5 / 3]),  # mean 7/3
+]
+
+
+@pytest.mark.parametrize("values, correction, value, grad", VAR_EDGES)
+def test_var_and_its_gradient_at_the_edges_as_pytorch(values, correction, value, grad):
+    x = md.tensor(values, requires_grad=True, dtype=md.float64)
+    v = x.var(correction=correction)
+    v.backward()
+    np.testing.assert_allclose(v.item(), value)
+    np.testing.assert_allclose(x.grad.numpy(), grad, rtol=1e-12)
+    torch_agrees(grad, lambda torch: _torch_grad(torch, lambda t: t.var(correction=correction), values)[0])
+
+
+def test_var_along_a_dim_of_correction_n_gives_signed_infinities():
+    """Along a dim PyTorch's gradient is 2/(n - c)·(x - mean), c = n: ±inf by the side of the mean."""
+    (g,) = _grad_of(lambda x: x.var(1, correction=2), [[1.0, 2.0], [3.0, 5.0]])
+    np.testing.assert_array_equal(g, [[-np.inf, np.inf], [-np.inf, np.inf]])
+
+
+def _torch_grad(torch, fn, *values):
+    leaves = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in values]
+    fn(*leaves).sum().backward()
+    return [t.grad for t in leaves]
+
+
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, 2**70, [1, 2**64]])
+def test_an_int_beyond_int64_overflows_as_pytorch(value):
+    """md.tensor([2**63]) became uint64; PyTorch raises OverflowError."""
+    with pytest.raises(OverflowError, match="int64's range"):
+        md.tensor(value)
+    assert md.tensor([2**63 - 1, -(2**63)]).dtype == np.int64
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "amin", "amax", "var"])
+@pytest.mark.parametrize("empty", [[], ()])
+def test_an_empty_dim_list_reduces_every_dim(reduce, empty):
+    """sum(dim=[]), mean(dim=()), amin(dim=()) reduced nothing; PyTorch reduces every dim."""
+    values = np.array([[1.0, 2.0], [4.0, 8.0]])
+    out = getattr(md.tensor(values), reduce)(dim=empty)
+    expected = {"sum": 15.0, "mean": 3.75, "amin": 1.0, "amax": 8.0, "var": values.var(ddof=1)}[reduce]
+    assert out.shape == ()
+    np.testing.assert_allclose(out.item(), expected, rtol=1e-6)

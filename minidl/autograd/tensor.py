@@ -25,9 +25,12 @@ def fresh_array(data, dtype, device: str):
     if isinstance(data, Tensor):
         data = data.data
     if not hasattr(data, "dtype"):  # Python numbers and (nested) lists, of numbers or of tensors
-        data = np.asarray(_values(data))
+        values = _values(data)
+        data = np.asarray(values)
         if dtype is None and data.dtype == np.float64:
             dtype = np.float32
+        if data.dtype.kind in "uO" and _beyond_int64(values):  # NumPy made uint64 or objects of them
+            raise OverflowError("a Python int out of int64's range cannot be a tensor element (as in PyTorch)")
     if data.dtype.kind not in "biufc":
         raise TypeError(f"a tensor holds numbers or booleans; got {data.dtype} data ({type(data).__name__})")
     moved = backend.move(data, device)
@@ -43,6 +46,13 @@ def _values(data):
     if data is None:
         raise TypeError("a tensor holds numbers or booleans; got None")
     return data
+
+
+def _beyond_int64(values) -> bool:
+    """Whether a Python int in (nested lists of) values lies outside [-2⁶³, 2⁶³)."""
+    if isinstance(values, list | tuple):
+        return any(_beyond_int64(v) for v in values)
+    return type(values) is int and not -(2**63) <= values < 2**63
 
 
 class Tensor:

@@ -15,7 +15,7 @@ def stable_sigmoid(xp, z):
 
 class ReLU(Function):
     def forward(self, x):
-        self.save_for_backward(x > 0)
+        self.save_for_backward(~(x <= 0))  # PyTorch's mask is x <= 0: the gradient at NaN passes (1)
         return self.xp.maximum(x, 0)  # relu(-inf) = 0 and relu(NaN) = NaN, as in PyTorch (x·(x > 0) gave NaN)
 
     def backward(self, g):

@@ -4,6 +4,8 @@ summed back to each input's shape."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import backend
 from ..autograd.engine import unbroadcast
 from ..autograd.function import Function
@@ -88,7 +90,7 @@ class Div(Function):
 
 
 class Pow(Function):
-    """a ** b; d/da = b a^(b-1), d/db = a^b log a."""
+    """a ** b; d/da = b a^(b-1), d/db = a^b log a (NaN for a < 0, 0 at 0 ** (b ≥ 0), as PyTorch)."""
 
     saves_output = True  # its backward reads its output
 
@@ -103,8 +105,9 @@ class Pow(Function):
         ga = unbroadcast(g * slope, a.shape)  # d(a⁰)/da = 0, also at a = 0 (not 0 · 0⁻¹ = NaN)
         gb = None
         if self.inputs[1].requires_grad:
-            log_a = self.xp.log(self.xp.where(a > 0, a, 1))
-            gb = unbroadcast(g * out * log_a, b.shape)
+            with np.errstate(invalid="ignore", divide="ignore"):  # log of a < 0: NaN, as PyTorch
+                log_a = self.xp.log(self.xp.where(_zero_to_the_nonnegative(a, b), 1, a))
+                gb = unbroadcast(g * out * log_a, b.shape)
         return ga, gb
 
     def backward_graph(self, g):
@@ -114,8 +117,13 @@ class Pow(Function):
         ga = unbroadcast(g * slope, a.shape)
         gb = None
         if b.requires_grad:
-            gb = unbroadcast(g * a**b * log(where(self.saved[0] > 0, a, 1.0)), b.shape)
+            gb = unbroadcast(g * a**b * log(where(_zero_to_the_nonnegative(*self.saved[:2]), 1.0, a)), b.shape)
         return ga, gb
+
+
+def _zero_to_the_nonnegative(a, b):
+    """Where a ** b is 0 ** (b ≥ 0): there d(a^b)/db is 0 (PyTorch's rule); elsewhere a^b log a, NaN for a < 0."""
+    return (a == 0) & (b >= 0)
 
 
 class Maximum(Function):
