@@ -327,3 +327,63 @@ def test_an_empty_dim_list_reduces_every_dim(reduce, empty):
     expected = {"sum": 15.0, "mean": 3.75, "amin": 1.0, "amax": 8.0, "var": values.var(ddof=1)}[reduce]
     assert out.shape == ()
     np.testing.assert_allclose(out.item(), expected, rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------------- promotion
+def _t(values, dtype):
+    return md.tensor(np.asarray(values), dtype=dtype)
+
+
+PROMOTIONS = {  # name: (minidl's expression, PyTorch's documented result dtype, its values)
+    "float32 with a 0-d float64 tensor": (lambda: md.ones(2) + _t(1.0, np.float64), np.float32, [2, 2]),
+    "int32 with a 0-d int64 tensor": (lambda: _t([1, 2], np.int32) + _t(1, np.int64), np.int32, [2, 3]),
+    "int64 with a 0-d float64 tensor": (lambda: _t([1, 2], np.int64) + _t(1.5, np.float64), np.float64, [2.5, 3.5]),
+    "int64 with a float32 tensor": (lambda: md.maximum(_t([1, 2], np.int64), md.ones(2)), np.float32, [1, 2]),
+    "two 0-d tensors": (lambda: _t(1.0, np.float64) + _t(1.0, np.float32), np.float64, 2.0),
+    "bool with a 0-d int32 tensor": (lambda: _t([True, False], bool) + _t(3, np.int32), np.int32, [4, 3]),
+    "int64 with a Python float": (lambda: _t([1, 2], np.int64) * 1.5, np.float32, [1.5, 3]),
+    "int64 ** 0.5": (lambda: _t([1, 4], np.int64) ** 0.5, np.float32, [1, 2]),
+    "bool with a Python int": (lambda: _t([True], bool) + 1, np.int64, [2]),
+    "int64 / int64": (lambda: _t([1, 2], np.int64) / _t([4, 4], np.int64), np.float32, [0.25, 0.5]),
+    "exp of int64": (lambda: md.exp(_t([0, 1], np.int64)), np.float32, [1, np.e]),
+    "sqrt of int64": (lambda: md.sqrt(_t([4, 9], np.int64)), np.float32, [2, 3]),
+    "sigmoid of int64": (lambda: md.sigmoid(_t([0], np.int64)), np.float32, [0.5]),
+    "where of int64 and a Python float": (
+        lambda: md.where(_t([1, 0], bool), _t([1, 2], np.int64), 1.5),
+        np.float32,
+        [1, 1.5],
+    ),  # fmt: skip
+    "where of float32 and a 0-d float64": (
+        lambda: md.where(_t([1, 0], bool), md.ones(2), _t(3.0, np.float64)),
+        np.float32,
+        [1, 3],
+    ),  # fmt: skip
+    "concat of int32 and float32": (lambda: md.concat([_t([1], np.int32), md.ones(1)]), np.float32, [1, 1]),
+    "stack of int64 and float64": (lambda: md.stack([_t([1], np.int64), _t([2], np.float64)]), np.float64, [[1], [2]]),
+    "float16 * 1e5": (lambda: _t([0.001], np.float16) * 1e5, np.float16, [np.float16(np.float32(0.001) * 1e5)]),
+    "float16 / 70000.0": (lambda: _t([7000], np.float16) / 70000.0, np.float16, [0.1]),
+    "uint8 + 300 wraps": (lambda: _t([1, 2], np.uint8) + 300, np.uint8, [45, 46]),  # (1 + 300) mod 256
+    "int8 * -200 wraps": (lambda: _t([1, 2], np.int8) * -200, np.int8, [56, 112]),  # -200 mod 256 = 56
+    "uint8 - 1 wraps": (lambda: _t([0], np.uint8) - 1, np.uint8, [255]),
+    "int32 * 2**40 wraps": (lambda: _t([3], np.int32) * 2**40, np.int32, [0]),
+}
+
+
+@pytest.mark.parametrize("name", PROMOTIONS)
+def test_promotion_follows_pytorchs_rules(name):
+    """0-d tensors and Python numbers do not raise a dimensioned tensor's category (float32 with a 0-d
+    float64 was float64); float ops of integers give float32 (were float64); Python numbers meet float16
+    in float32 (1e5 was inf); integers wrap (uint8 + 300 raised NumPy's OverflowError)."""
+    make, dtype, values = PROMOTIONS[name]
+    out = make()
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out.numpy().astype(np.float64), values, rtol=1e-3 if dtype == np.float16 else 1e-6)
+
+
+def test_a_promoted_operand_gets_its_gradient_in_its_own_dtype():
+    x = md.tensor([1.0, 2.0], requires_grad=True, dtype=md.float64)
+    y = md.tensor([3.0, 4.0], requires_grad=True)
+    (x.sum() * y).sum().backward()  # 0-d float64 with float32 is float32
+    assert x.grad.dtype == np.float64 and y.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad.numpy(), [7, 7])
+    np.testing.assert_array_equal(y.grad.numpy(), [3, 3])

@@ -8,7 +8,6 @@ and operators of Tensor forward to minidl.ops, one line each, grouped as PyTorch
 
 from __future__ import annotations
 
-import numbers
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -434,19 +433,6 @@ def writable_data(t: Tensor):
 def _infer_device(data) -> str:
     """A tensor keeps its device, a CuPy array is on cuda, anything else goes to the default device."""
     return data.device if isinstance(data, Tensor) else backend.device_for(data)
-
-
-def as_tensor(value, like: Tensor) -> Tensor:
-    """A Python number or array as a constant tensor on like's device, in like's float dtype."""
-    if isinstance(value, Tensor):
-        return value
-    if isinstance(value, numbers.Number):  # made on the device (a fill, not an upload)
-        if like.dtype.kind == "f" or (like.dtype.kind in "iu" and isinstance(value, numbers.Integral)):
-            dtype = like.dtype  # as PyTorch: a Python number takes the tensor's dtype within its kind
-        else:
-            dtype = np.float32 if isinstance(value, float) else np.result_type(value)
-        return Tensor._wrap(backend.array_module(like.device).full((), value, dtype=dtype), like.device)
-    return Tensor(value, device=like.device)
 
 
 from .. import ops  # noqa: E402  (ops needs Tensor defined above)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .. import validate
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
+from .promotion import as_floating
 
 
 def stable_sigmoid(xp, z):
@@ -136,20 +137,20 @@ def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
 
 
 def sigmoid(x: Tensor) -> Tensor:
-    return Sigmoid.apply(x)
+    return Sigmoid.apply(as_floating(x))
 
 
 def tanh(x: Tensor) -> Tensor:
-    return Tanh.apply(x)
+    return Tanh.apply(as_floating(x))
 
 
 def softplus(x: Tensor) -> Tensor:
-    return Softplus.apply(x)
+    return Softplus.apply(as_floating(x))
 
 
 def softmax(x: Tensor, dim: int = -1) -> Tensor:
-    return Softmax.apply(x, dim=validate.dim(dim, x.ndim))
+    return Softmax.apply(as_floating(x), dim=validate.dim(dim, x.ndim))
 
 
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
-    return LogSoftmax.apply(x, dim=validate.dim(dim, x.ndim))
+    return LogSoftmax.apply(as_floating(x), dim=validate.dim(dim, x.ndim))

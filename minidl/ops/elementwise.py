@@ -4,30 +4,45 @@ summed back to each input's shape."""
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .. import backend
 from ..autograd.engine import unbroadcast
 from ..autograd.function import Function
-from ..autograd.tensor import Tensor, as_tensor
+from ..autograd.tensor import Tensor
+from .promotion import as_floating, computes_in, floating, operand, result_type
 
-_KIND = {"b": 0, "u": 1, "i": 1, "f": 2}  # PyTorch's categories: bool < integer < floating point
+
+def _binary(fn_cls, a, b, float_op: bool = False) -> Tensor:
+    """Apply a binary Function to tensors, numbers or arrays, which meet in the dtype of PyTorch's
+    promotion (minidl.ops.promotion); a float op (/) of integers gives float32, and a Python number
+    meets float16 in float32, the result cast back."""
+    like = _plain(a, b)
+    if like is not None:  # the common case: a float32 (or float64) tensor with its like or a number
+        dtype = like.dtype
+        a, b = (operand(x, dtype, like) for x in (a, b))
+    else:
+        like = a if isinstance(a, Tensor) else b
+        a, b = (x if isinstance(x, Tensor | numbers.Number) else Tensor(x, device=like.device) for x in (a, b))
+        dtype = floating(result_type(a, b)) if float_op else result_type(a, b)
+        a, b = (operand(x, dtype if isinstance(x, Tensor) else computes_in(dtype), like) for x in (a, b))
+    out = fn_cls.apply(a, b)
+    return out if out.dtype == dtype else out.to(dtype=dtype)
 
 
-def _binary(fn_cls, a, b) -> Tensor:
-    """Apply a binary Function, turning a number or array operand into a constant tensor. Of two
-    tensors of different kinds the lower is cast to the higher's dtype, as PyTorch promotes
-    (float32 with int64 is float32; NumPy would give float64); within a kind NumPy's rule holds."""
-    if not isinstance(a, Tensor):
-        a = as_tensor(a, b)
-    elif not isinstance(b, Tensor):
-        b = as_tensor(b, a)
-    kind_a, kind_b = _KIND.get(a.dtype.kind, 2), _KIND.get(b.dtype.kind, 2)
-    if kind_a < kind_b:
-        a = a.to(dtype=b.dtype)
-    elif kind_b < kind_a:
-        b = b.to(dtype=a.dtype)
-    return fn_cls.apply(a, b)
+_PLAIN = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _plain(a, b) -> Tensor | None:
+    """The float32 or float64 tensor of a and b whose dtype is the result without further rules (the
+    other is a tensor of its dtype or a Python int or float), or None."""
+    for t, other in ((a, b), (b, a)):
+        if isinstance(t, Tensor) and t.dtype in _PLAIN:
+            if type(other) in (int, float) or (isinstance(other, Tensor) and other.dtype == t.dtype):
+                return t
+    return None
 
 
 class Add(Function):
@@ -167,7 +182,7 @@ def mul(a, b) -> Tensor:
 
 
 def div(a, b) -> Tensor:
-    return _binary(Div, a, b)
+    return _binary(Div, a, b, float_op=True)
 
 
 def pow(a, b) -> Tensor:  # noqa: A001 (the name students know)
@@ -297,15 +312,15 @@ def neg(x: Tensor) -> Tensor:
 
 
 def exp(x: Tensor) -> Tensor:
-    return Exp.apply(x)
+    return Exp.apply(as_floating(x))
 
 
 def log(x: Tensor) -> Tensor:
-    return Log.apply(x)
+    return Log.apply(as_floating(x))
 
 
 def sqrt(x: Tensor) -> Tensor:
-    return Sqrt.apply(x)
+    return Sqrt.apply(as_floating(x))
 
 
 def abs(x: Tensor) -> Tensor:  # noqa: A001
@@ -324,5 +339,5 @@ def where(cond, a, b) -> Tensor:
     if not isinstance(like, Tensor):
         raise TypeError("where needs at least one of a and b to be a Tensor")
     cond = cond.data if isinstance(cond, Tensor) else backend.array_module(like.device).asarray(cond)
-    a, b = as_tensor(a, like), as_tensor(b, like)
-    return Where.apply(a, b, cond=cond.astype(bool))
+    dtype = result_type(a, b)
+    return Where.apply(operand(a, dtype, like), operand(b, dtype, like), cond=cond.astype(bool))

@@ -11,6 +11,7 @@ import numpy as np
 from .. import backend, validate
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
+from .promotion import result_type
 
 
 class Reshape(Function):
@@ -190,7 +191,8 @@ def concat(tensors, dim: int = 0) -> Tensor:
     for t in tensors[1:]:
         if t.ndim != first.ndim or any(a != b for i, (a, b) in enumerate(zip(t.shape, first.shape)) if i != axis):
             raise ValueError(f"concat along dim {dim}: shapes {first.shape} and {t.shape} differ in another dim")
-    return Concat.apply(*tensors, dim=axis)
+    dtype = result_type(*tensors)
+    return Concat.apply(*(t if t.dtype == dtype else t.to(dtype=dtype) for t in tensors), dim=axis)
 
 
 def stack(tensors, dim: int = 0) -> Tensor:
