@@ -387,3 +387,36 @@ def test_a_promoted_operand_gets_its_gradient_in_its_own_dtype():
     assert x.grad.dtype == np.float64 and y.grad.dtype == np.float32
     np.testing.assert_array_equal(x.grad.numpy(), [7, 7])
     np.testing.assert_array_equal(y.grad.numpy(), [3, 3])
+
+
+# ----------------------------------------------------------------------------- half precision
+def _half(values):
+    return md.tensor(np.asarray(values), dtype=np.float16)
+
+
+HALF_ONES = md.ones(70000, dtype=np.float16)
+HALF = {  # name: (minidl's expression, PyTorch's result: float32 accumulation rounded to float16)
+    "mean of 70,000 ones": (lambda: HALF_ONES.mean(), 1.0),  # was inf
+    "mean of 70,000 x 0.001": (lambda: (HALF_ONES * 0.001).mean(), np.float16(0.001)),
+    "var of 1000, 1001, 1002": (lambda: _half([1000, 1001, 1002]).var(), 1.0),
+    "sum of 70,000 ones": (lambda: HALF_ONES.sum(), np.inf),  # 70000 > float16's 65504
+    "sum of 3000 x 0.1": (lambda: (HALF_ONES[:3000] * 0.1).sum(), np.float16(3000 * np.float16(0.1))),
+    "mse_loss of 70,000": (lambda: md.nn.functional.mse_loss(HALF_ONES, HALF_ONES * 0), 1.0),
+    "softmax": (lambda: md.nn.functional.softmax(_half([1, 2, 3]), 0)[2], np.exp(3) / np.exp([1, 2, 3]).sum()),
+}
+
+
+@pytest.mark.parametrize("name", HALF)
+def test_half_precision_reductions_accumulate_in_float32(name):
+    """PyTorch accumulates float16 in float32 and rounds the result back; float16 sums overflowed."""
+    make, expected = HALF[name]
+    out = make()
+    assert out.dtype == np.float16
+    np.testing.assert_allclose(float(out.item()), float(expected), rtol=1e-3)
+
+
+def test_half_precision_gradients_stay_half():
+    x = _half([1, 2, 3]).requires_grad_()
+    x.mean().backward()
+    assert x.grad.dtype == np.float16
+    np.testing.assert_allclose(x.grad.numpy().astype(float), [1 / 3] * 3, rtol=1e-3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import validate
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
-from .promotion import as_floating
+from .promotion import as_floating, half_in_float32
 
 
 def stable_sigmoid(xp, z):
@@ -148,9 +148,11 @@ def softplus(x: Tensor) -> Tensor:
     return Softplus.apply(as_floating(x))
 
 
+@half_in_float32
 def softmax(x: Tensor, dim: int = -1) -> Tensor:
     return Softmax.apply(as_floating(x), dim=validate.dim(dim, x.ndim))
 
 
+@half_in_float32
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
     return LogSoftmax.apply(as_floating(x), dim=validate.dim(dim, x.ndim))

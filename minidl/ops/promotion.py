@@ -11,13 +11,17 @@ with 1.5 or with a float32 tensor is float32.
 A float op (/, exp, sqrt, sigmoid, ...) of integers or booleans gives the default float32.
 Tensors are cast to the result dtype; Python numbers are not cast to float16 first (float16 * 1e5
 is 100.06, not inf): they take float32, and the op's result is cast back, as PyTorch computes
-half precision in float32.
+half precision in float32. For the same reason sum, mean, var, softmax and log_softmax of float16
+run in float32, the result rounded back (half_in_float32): the mean of 70,000 float16 ones is 1,
+not inf/70000.
 Integer results wrap on overflow (uint8 + 300 adds 44), as PyTorch's (NumPy raises for the number).
 """
 
 from __future__ import annotations
 
+import functools
 import numbers
+from collections.abc import Callable
 
 import numpy as np
 
@@ -100,3 +104,16 @@ def operand(value, dtype, like: Tensor) -> Tensor:
         with np.errstate(over="ignore"):  # 1e5 as float16 is inf, as in PyTorch
             return Tensor._wrap(backend.array_module(like.device).full((), value, dtype=dtype), like.device)
     return Tensor(value, device=like.device, dtype=dtype)
+
+
+def half_in_float32(op: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """op (a reduction, a softmax) that runs a float16 tensor as float32 and rounds its result back
+    to float16, as PyTorch accumulates half precision in float32; other dtypes run as they are."""
+
+    @functools.wraps(op)
+    def run(x: Tensor, *args, **kwargs) -> Tensor:
+        if x.dtype == np.float16:
+            return op(x.to(dtype=DEFAULT_FLOAT), *args, **kwargs).to(dtype=np.float16)
+        return op(x, *args, **kwargs)
+
+    return run

@@ -15,6 +15,7 @@ import numpy as np
 from .. import backend, validate
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
+from .promotion import half_in_float32
 
 
 def _dims(ndim: int, dim=None, axis=None) -> tuple[int, ...]:
@@ -79,11 +80,13 @@ def _normalise(x: Tensor, dim, keepdim, kw) -> tuple[tuple[int, ...], bool]:
     return _dims(x.ndim, dim, kw.get("axis")), bool(keepdim)
 
 
+@half_in_float32
 def sum(x: Tensor, dim=None, keepdim: bool = False, **kw) -> Tensor:  # noqa: A001
     dims, keepdim = _normalise(x, dim, keepdim, kw)
     return Sum.apply(x, dims=dims, keepdim=keepdim)
 
 
+@half_in_float32
 def mean(x: Tensor, dim=None, keepdim: bool = False, **kw) -> Tensor:
     dims, keepdim = _normalise(x, dim, keepdim, kw)
     count = 1
@@ -189,6 +192,7 @@ class Var(Function):
         return g * (2 / self.dof if self.dof else np.inf) * (x - mean(x, self.dims, keepdim=True))
 
 
+@half_in_float32
 def var(x: Tensor, dim=None, keepdim: bool = False, correction: int = 1, **kw) -> Tensor:
     """Σ (x - mean)² / (n - correction); correction=1 is PyTorch's unbiased default."""
     dims, keepdim = _normalise(x, dim, keepdim, kw)

@@ -242,7 +242,8 @@ class ToDevice(Function):
         moved = backend.move(x, device)
         if moved is x:  # cpu and emu share NumPy: .to() is a copy on every pair of devices, as in PyTorch
             moved = moved.copy()
-        return moved.astype(dtype, copy=False) if dtype is not None else moved
+        with np.errstate(over="ignore"):  # a value beyond the dtype's range becomes inf, as in PyTorch
+            return moved.astype(dtype, copy=False) if dtype is not None else moved
 
     def backward(self, g):
         return backend.move(g, self.device).astype(self.source_dtype, copy=False)
