@@ -420,3 +420,61 @@ def test_half_precision_gradients_stay_half():
     x.mean().backward()
     assert x.grad.dtype == np.float16
     np.testing.assert_allclose(x.grad.numpy().astype(float), [1 / 3] * 3, rtol=1e-3)
+
+
+# ------------------------------------------------------------------- empty tensors and matmul
+@pytest.mark.parametrize("a_shape", [(3,), (2, 3), (4, 2, 3), (2, 1, 2, 3)], ids=str)
+@pytest.mark.parametrize("b_shape", [(3,), (3, 2), (4, 3, 2), (1, 4, 3, 2)], ids=str)
+def test_matmul_of_every_rank_pytorch_accepts(a_shape, b_shape):
+    """1-D @ 1-D (the dot product) raised an internal IndexError in backward; every pair of ranks
+    gives NumPy's matmul, and gradients that central differences confirm (gradcheck)."""
+    rng = np.random.default_rng(0)
+    a_values, b_values = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
+    a, b = (md.tensor(v, requires_grad=True, dtype=md.float64) for v in (a_values, b_values))
+    np.testing.assert_allclose((a @ b).numpy(), a_values @ b_values, rtol=1e-12)
+    assert md.gradcheck(lambda x, y: x @ y, [a, b])
+
+
+def test_the_gradient_of_a_dot_product_is_the_other_vector():
+    a, b = md.tensor([1.0, 2.0], requires_grad=True), md.tensor([3.0, 4.0], requires_grad=True)
+    dot = a @ b
+    dot.backward()
+    assert dot.shape == () and dot.item() == 11
+    np.testing.assert_array_equal(a.grad.numpy(), [3, 4])
+    np.testing.assert_array_equal(b.grad.numpy(), [1, 2])
+
+
+EMPTY = {  # name: (minidl's expression, PyTorch's shape, its values)
+    "softmax over an empty dim": (lambda: md.nn.functional.softmax(md.zeros(3, 0), 1), (3, 0), []),
+    "log_softmax over an empty dim": (lambda: md.nn.functional.log_softmax(md.zeros(3, 0), 1), (3, 0), []),
+    "linear with 0 in-features": (
+        lambda: md.nn.functional.linear(md.zeros(2, 0), md.zeros(4, 0), md.ones(4)),
+        (2, 4),
+        np.ones((2, 4)),
+    ),  # fmt: skip
+    "x[[]]": (lambda: md.ones(4, 3)[[]], (0, 3), []),
+    "an empty batch of matrices": (lambda: md.ones(2, 0, 3) @ md.ones(3, 4), (2, 0, 4), []),
+    "an empty dot product": (lambda: md.zeros(0) @ md.zeros(0), (), 0.0),
+}
+
+
+@pytest.mark.parametrize("name", EMPTY)
+def test_empty_tensors_and_dims_give_pytorchs_results(name):
+    """These raised NumPy's reduction and reshape errors (or IndexError); PyTorch returns results."""
+    make, shape, values = EMPTY[name]
+    x = make()
+    assert x.shape == shape
+    np.testing.assert_array_equal(x.numpy(), np.reshape(values, shape))
+
+
+def test_empty_tensors_backpropagate():
+    logits = md.zeros(3, 0, requires_grad=True)
+    md.nn.functional.log_softmax(logits, 1).sum().backward()
+    assert logits.grad.shape == (3, 0)
+    x, w, b = md.zeros(2, 0, requires_grad=True), md.zeros(4, 0, requires_grad=True), md.ones(4, requires_grad=True)
+    md.nn.functional.linear(x, w, b).sum().backward()
+    assert x.grad.shape == (2, 0) and w.grad.shape == (4, 0)
+    np.testing.assert_array_equal(b.grad.numpy(), [2, 2, 2, 2])  # one per row of the batch
+    y = md.ones(4, 3, requires_grad=True)
+    y[[]].sum().backward()
+    np.testing.assert_array_equal(y.grad.numpy(), np.zeros((4, 3)))

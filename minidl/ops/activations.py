@@ -94,8 +94,11 @@ class LogSoftmax(Function):
     saves_output = True  # its backward reads its output
 
     def forward(self, x, dim):
-        shifted = x - x.max(axis=dim, keepdims=True)
-        out = shifted - self.xp.log(self.xp.exp(shifted).sum(axis=dim, keepdims=True))
+        if x.size == 0:  # an empty x (an empty dim too): an empty result, as PyTorch's
+            out = x.copy()
+        else:
+            shifted = x - x.max(axis=dim, keepdims=True)
+            out = shifted - self.xp.log(self.xp.exp(shifted).sum(axis=dim, keepdims=True))
         self.dim = dim
         self.save_for_backward(out)
         return out
@@ -114,7 +117,7 @@ class Softmax(Function):
     saves_output = True  # its backward reads its output
 
     def forward(self, x, dim):
-        e = self.xp.exp(x - x.max(axis=dim, keepdims=True))
+        e = self.xp.exp(x - (x.max(axis=dim, keepdims=True) if x.size else 0))  # an empty x: an empty result
         out, self.dim = e / e.sum(axis=dim, keepdims=True), dim
         self.save_for_backward(out)
         return out

@@ -155,7 +155,10 @@ def getitem(x: Tensor, index) -> Tensor:
         if isinstance(i, Tensor):
             i = i.data
         if isinstance(i, list) or getattr(i, "ndim", 0) > 0:
-            return backend.move(backend.array_module_of(i).asarray(i), x.device)
+            i = backend.array_module_of(i).asarray(i)
+            if i.size == 0 and i.dtype.kind == "f":  # x[[]]: an empty list of indices, as PyTorch
+                i = i.astype(np.int64)
+            return backend.move(i, x.device)
         return i
 
     index = tuple(convert(i) for i in index) if isinstance(index, tuple) else convert(index)
