@@ -207,7 +207,7 @@ class Function:
         """Refuse to differentiate with values that were written in place after this op used them."""
         tensors = [t for t in getattr(self, "inputs", ()) if isinstance(t, Tensor)]
         for k, (t, seen) in enumerate(zip(tensors, getattr(self, "versions", ()))):
-            if t._version != seen and self.reads_value_of(k):
+            if t._counter[0] != seen and self.reads_value_of(k):
                 raise RuntimeError(
                     f"a tensor that {type(self).__name__} needs for its gradient was changed in place after the "
                     f"op used it: its input {k} ({t.dtype} {t.shape}) is at version {t._version}, the op saw "

@@ -22,7 +22,7 @@ def _binary(fn_cls, a, b, float_op: bool = False) -> Tensor:
     like = _plain(a, b)
     if like is not None:  # the common case: a float32 (or float64) tensor with its like or a number
         dtype = like.dtype
-        a, b = (operand(x, dtype, like) for x in (a, b))
+        a, b = (a, operand(b, dtype, like)) if a is like else (operand(a, dtype, like), b)
     else:
         like = a if isinstance(a, Tensor) else b
         a, b = (x if isinstance(x, Tensor | numbers.Number) else Tensor(x, device=like.device) for x in (a, b))
@@ -39,8 +39,8 @@ def _plain(a, b) -> Tensor | None:
     """The float32 or float64 tensor of a and b whose dtype is the result without further rules (the
     other is a tensor of its dtype or a Python int or float), or None."""
     for t, other in ((a, b), (b, a)):
-        if isinstance(t, Tensor) and t.dtype in _PLAIN:
-            if type(other) in (int, float) or (isinstance(other, Tensor) and other.dtype == t.dtype):
+        if isinstance(t, Tensor) and t.data.dtype in _PLAIN:
+            if type(other) in (int, float) or (isinstance(other, Tensor) and other.data.dtype == t.data.dtype):
                 return t
     return None
 

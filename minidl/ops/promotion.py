@@ -20,6 +20,7 @@ Integer results wrap on overflow (uint8 + 300 adds 44), as PyTorch's (NumPy rais
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 from collections.abc import Callable
 
@@ -30,6 +31,7 @@ from ..autograd.tensor import Tensor
 
 DEFAULT_FLOAT = np.dtype(np.float32)
 _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
+_LARGEST = {np.dtype(t): float(np.finfo(t).max) for t in (np.float16, np.float32, np.float64)}
 
 
 def _category(dtype) -> int:
@@ -101,8 +103,9 @@ def operand(value, dtype, like: Tensor) -> Tensor:
     if isinstance(value, numbers.Number):
         if dtype.kind in "iu" and not isinstance(value, bool):
             value = np.array(value, dtype=np.int64).astype(dtype).item()  # wraps: uint8 + 300 adds 44
-        with np.errstate(over="ignore"):  # 1e5 as float16 is inf, as in PyTorch
-            return Tensor._wrap(backend.array_module(like.device).full((), value, dtype=dtype), like.device)
+        elif dtype in _LARGEST and abs(value) > _LARGEST[dtype]:  # 1e5 as float16 is inf, as in PyTorch
+            value = math.copysign(math.inf, value)
+        return Tensor._wrap(backend.array_module(like.device).full((), value, dtype=dtype), like.device)
     return Tensor(value, device=like.device, dtype=dtype)
 
 
