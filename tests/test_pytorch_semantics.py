@@ -330,42 +330,51 @@ def test_an_empty_dim_list_reduces_every_dim(reduce, empty):
 
 
 # ---------------------------------------------------------------------------------- promotion
-def _t(values, dtype):
-    return md.tensor(np.asarray(values), dtype=dtype)
+def _t(m, values, dtype):
+    """A tensor of minidl or (m = torch) of PyTorch, of a NumPy dtype."""
+    return m.tensor(np.asarray(values), dtype=dtype if m is md else getattr(torch, np.dtype(dtype).name))
 
 
-PROMOTIONS = {  # name: (minidl's expression, PyTorch's documented result dtype, its values)
-    "float32 with a 0-d float64 tensor": (lambda: md.ones(2) + _t(1.0, np.float64), np.float32, [2, 2]),
-    "int32 with a 0-d int64 tensor": (lambda: _t([1, 2], np.int32) + _t(1, np.int64), np.int32, [2, 3]),
-    "int64 with a 0-d float64 tensor": (lambda: _t([1, 2], np.int64) + _t(1.5, np.float64), np.float64, [2.5, 3.5]),
-    "int64 with a float32 tensor": (lambda: md.maximum(_t([1, 2], np.int64), md.ones(2)), np.float32, [1, 2]),
-    "two 0-d tensors": (lambda: _t(1.0, np.float64) + _t(1.0, np.float32), np.float64, 2.0),
-    "bool with a 0-d int32 tensor": (lambda: _t([True, False], bool) + _t(3, np.int32), np.int32, [4, 3]),
-    "int64 with a Python float": (lambda: _t([1, 2], np.int64) * 1.5, np.float32, [1.5, 3]),
-    "int64 ** 0.5": (lambda: _t([1, 4], np.int64) ** 0.5, np.float32, [1, 2]),
-    "bool with a Python int": (lambda: _t([True], bool) + 1, np.int64, [2]),
-    "int64 / int64": (lambda: _t([1, 2], np.int64) / _t([4, 4], np.int64), np.float32, [0.25, 0.5]),
-    "exp of int64": (lambda: md.exp(_t([0, 1], np.int64)), np.float32, [1, np.e]),
-    "sqrt of int64": (lambda: md.sqrt(_t([4, 9], np.int64)), np.float32, [2, 3]),
-    "sigmoid of int64": (lambda: md.sigmoid(_t([0], np.int64)), np.float32, [0.5]),
+PROMOTIONS = {  # name: (the expression in m = minidl or torch, PyTorch's result dtype, its values)
+    "float32 with a 0-d float64 tensor": (lambda m: m.ones(2) + _t(m, 1.0, np.float64), np.float32, [2, 2]),
+    "int32 with a 0-d int64 tensor": (lambda m: _t(m, [1, 2], np.int32) + _t(m, 1, np.int64), np.int32, [2, 3]),
+    "int64 with a 0-d float64 tensor": (
+        lambda m: _t(m, [1, 2], np.int64) + _t(m, 1.5, np.float64),
+        np.float64,
+        [2.5, 3.5],
+    ),
+    "int64 with a float32 tensor": (lambda m: m.maximum(_t(m, [1, 2], np.int64), m.ones(2)), np.float32, [1, 2]),
+    "two 0-d tensors": (lambda m: _t(m, 1.0, np.float64) + _t(m, 1.0, np.float32), np.float64, 2.0),
+    "bool with a 0-d int32 tensor": (lambda m: _t(m, [True, False], bool) + _t(m, 3, np.int32), np.int32, [4, 3]),
+    "int64 with a Python float": (lambda m: _t(m, [1, 2], np.int64) * 1.5, np.float32, [1.5, 3]),
+    "int64 ** 0.5": (lambda m: _t(m, [1, 4], np.int64) ** 0.5, np.float32, [1, 2]),
+    "bool with a Python int": (lambda m: _t(m, [True], bool) + 1, np.int64, [2]),
+    "int64 / int64": (lambda m: _t(m, [1, 2], np.int64) / _t(m, [4, 4], np.int64), np.float32, [0.25, 0.5]),
+    "exp of int64": (lambda m: m.exp(_t(m, [0, 1], np.int64)), np.float32, [1, np.e]),
+    "sqrt of int64": (lambda m: m.sqrt(_t(m, [4, 9], np.int64)), np.float32, [2, 3]),
+    "sigmoid of int64": (lambda m: m.sigmoid(_t(m, [0], np.int64)), np.float32, [0.5]),
     "where of int64 and a Python float": (
-        lambda: md.where(_t([1, 0], bool), _t([1, 2], np.int64), 1.5),
+        lambda m: m.where(_t(m, [1, 0], bool), _t(m, [1, 2], np.int64), 1.5),
         np.float32,
         [1, 1.5],
     ),  # fmt: skip
     "where of float32 and a 0-d float64": (
-        lambda: md.where(_t([1, 0], bool), md.ones(2), _t(3.0, np.float64)),
+        lambda m: m.where(_t(m, [1, 0], bool), m.ones(2), _t(m, 3.0, np.float64)),
         np.float32,
         [1, 3],
     ),  # fmt: skip
-    "concat of int32 and float32": (lambda: md.concat([_t([1], np.int32), md.ones(1)]), np.float32, [1, 1]),
-    "stack of int64 and float64": (lambda: md.stack([_t([1], np.int64), _t([2], np.float64)]), np.float64, [[1], [2]]),
-    "float16 * 1e5": (lambda: _t([0.001], np.float16) * 1e5, np.float16, [np.float16(np.float32(0.001) * 1e5)]),
-    "float16 / 70000.0": (lambda: _t([7000], np.float16) / 70000.0, np.float16, [0.1]),
-    "uint8 + 300 wraps": (lambda: _t([1, 2], np.uint8) + 300, np.uint8, [45, 46]),  # (1 + 300) mod 256
-    "int8 * -200 wraps": (lambda: _t([1, 2], np.int8) * -200, np.int8, [56, 112]),  # -200 mod 256 = 56
-    "uint8 - 1 wraps": (lambda: _t([0], np.uint8) - 1, np.uint8, [255]),
-    "int32 * 2**40 wraps": (lambda: _t([3], np.int32) * 2**40, np.int32, [0]),
+    "concat of int32 and float32": (lambda m: m.concat([_t(m, [1], np.int32), m.ones(1)]), np.float32, [1, 1]),
+    "stack of int64 and float64": (
+        lambda m: m.stack([_t(m, [1], np.int64), _t(m, [2], np.float64)]),
+        np.float64,
+        [[1], [2]],
+    ),
+    "float16 * 1e5": (lambda m: _t(m, [0.001], np.float16) * 1e5, np.float16, [np.float16(np.float32(0.001) * 1e5)]),
+    "float16 / 70000.0": (lambda m: _t(m, [7000], np.float16) / 70000.0, np.float16, [0.1]),
+    "uint8 + 300 wraps": (lambda m: _t(m, [1, 2], np.uint8) + 300, np.uint8, [45, 46]),  # (1 + 300) mod 256
+    "int8 * -200 wraps": (lambda m: _t(m, [1, 2], np.int8) * -200, np.int8, [56, 112]),  # -200 mod 256 = 56
+    "uint8 - 1 wraps": (lambda m: _t(m, [0], np.uint8) - 1, np.uint8, [255]),
+    "int32 * 2**40 wraps": (lambda m: _t(m, [3], np.int32) * 2**40, np.int32, [0]),
 }
 
 
@@ -375,9 +384,13 @@ def test_promotion_follows_pytorchs_rules(name):
     float64 was float64); float ops of integers give float32 (were float64); Python numbers meet float16
     in float32 (1e5 was inf); integers wrap (uint8 + 300 raised NumPy's OverflowError)."""
     make, dtype, values = PROMOTIONS[name]
-    out = make()
+    out = make(md)
     assert out.dtype == dtype
     np.testing.assert_allclose(out.numpy().astype(np.float64), values, rtol=1e-3 if dtype == np.float16 else 1e-6)
+    if torch is not None:
+        theirs = make(torch)
+        assert str(theirs.dtype) == f"torch.{np.dtype(dtype).name}"
+        np.testing.assert_allclose(theirs.numpy().astype(np.float64), out.numpy().astype(np.float64), rtol=1e-6)
 
 
 def test_a_promoted_operand_gets_its_gradient_in_its_own_dtype():
@@ -390,19 +403,21 @@ def test_a_promoted_operand_gets_its_gradient_in_its_own_dtype():
 
 
 # ----------------------------------------------------------------------------- half precision
-def _half(values):
-    return md.tensor(np.asarray(values), dtype=np.float16)
+def _half(m, values):
+    return _t(m, values, np.float16)
 
 
-HALF_ONES = md.ones(70000, dtype=np.float16)
-HALF = {  # name: (minidl's expression, PyTorch's result: float32 accumulation rounded to float16)
-    "mean of 70,000 ones": (lambda: HALF_ONES.mean(), 1.0),  # was inf
-    "mean of 70,000 x 0.001": (lambda: (HALF_ONES * 0.001).mean(), np.float16(0.001)),
-    "var of 1000, 1001, 1002": (lambda: _half([1000, 1001, 1002]).var(), 1.0),
-    "sum of 70,000 ones": (lambda: HALF_ONES.sum(), np.inf),  # 70000 > float16's 65504
-    "sum of 3000 x 0.1": (lambda: (HALF_ONES[:3000] * 0.1).sum(), np.float16(3000 * np.float16(0.1))),
-    "mse_loss of 70,000": (lambda: md.nn.functional.mse_loss(HALF_ONES, HALF_ONES * 0), 1.0),
-    "softmax": (lambda: md.nn.functional.softmax(_half([1, 2, 3]), 0)[2], np.exp(3) / np.exp([1, 2, 3]).sum()),
+HALF = {  # name: (the expression in m = minidl or torch, PyTorch's result: float32 accumulation, rounded)
+    "mean of 70,000 ones": (lambda m: _half(m, np.ones(70000)).mean(), 1.0),  # was inf
+    "mean of 70,000 x 0.001": (lambda m: (_half(m, np.ones(70000)) * 0.001).mean(), np.float16(0.001)),
+    "var of 1000, 1001, 1002": (lambda m: _half(m, [1000, 1001, 1002]).var(), 1.0),
+    "sum of 70,000 ones": (lambda m: _half(m, np.ones(70000)).sum(), np.inf),  # 70000 > float16's 65504
+    "sum of 3000 x 0.1": (lambda m: (_half(m, np.ones(3000)) * 0.1).sum(), np.float16(3000 * np.float16(0.1))),
+    "mse_loss of 70,000": (
+        lambda m: m.nn.functional.mse_loss(_half(m, np.ones(70000)), _half(m, np.zeros(70000))),
+        1.0,
+    ),
+    "softmax": (lambda m: m.nn.functional.softmax(_half(m, [1, 2, 3]), 0)[2], np.exp(3) / np.exp([1, 2, 3]).sum()),
 }
 
 
@@ -410,13 +425,14 @@ HALF = {  # name: (minidl's expression, PyTorch's result: float32 accumulation r
 def test_half_precision_reductions_accumulate_in_float32(name):
     """PyTorch accumulates float16 in float32 and rounds the result back; float16 sums overflowed."""
     make, expected = HALF[name]
-    out = make()
+    out = make(md)
     assert out.dtype == np.float16
     np.testing.assert_allclose(float(out.item()), float(expected), rtol=1e-3)
+    torch_agrees(out.item(), lambda torch: make(torch).item())
 
 
 def test_half_precision_gradients_stay_half():
-    x = _half([1, 2, 3]).requires_grad_()
+    x = _half(md, [1, 2, 3]).requires_grad_()
     x.mean().backward()
     assert x.grad.dtype == np.float16
     np.testing.assert_allclose(x.grad.numpy().astype(float), [1 / 3] * 3, rtol=1e-3)
@@ -444,17 +460,17 @@ def test_the_gradient_of_a_dot_product_is_the_other_vector():
     np.testing.assert_array_equal(b.grad.numpy(), [1, 2])
 
 
-EMPTY = {  # name: (minidl's expression, PyTorch's shape, its values)
-    "softmax over an empty dim": (lambda: md.nn.functional.softmax(md.zeros(3, 0), 1), (3, 0), []),
-    "log_softmax over an empty dim": (lambda: md.nn.functional.log_softmax(md.zeros(3, 0), 1), (3, 0), []),
+EMPTY = {  # name: (the expression in m = minidl or torch, PyTorch's shape, its values)
+    "softmax over an empty dim": (lambda m: m.nn.functional.softmax(m.zeros(3, 0), 1), (3, 0), []),
+    "log_softmax over an empty dim": (lambda m: m.nn.functional.log_softmax(m.zeros(3, 0), 1), (3, 0), []),
     "linear with 0 in-features": (
-        lambda: md.nn.functional.linear(md.zeros(2, 0), md.zeros(4, 0), md.ones(4)),
+        lambda m: m.nn.functional.linear(m.zeros(2, 0), m.zeros(4, 0), m.ones(4)),
         (2, 4),
         np.ones((2, 4)),
     ),  # fmt: skip
-    "x[[]]": (lambda: md.ones(4, 3)[[]], (0, 3), []),
-    "an empty batch of matrices": (lambda: md.ones(2, 0, 3) @ md.ones(3, 4), (2, 0, 4), []),
-    "an empty dot product": (lambda: md.zeros(0) @ md.zeros(0), (), 0.0),
+    "x[[]]": (lambda m: m.ones(4, 3)[[]], (0, 3), []),
+    "an empty batch of matrices": (lambda m: m.ones(2, 0, 3) @ m.ones(3, 4), (2, 0, 4), []),
+    "an empty dot product": (lambda m: m.zeros(0) @ m.zeros(0), (), 0.0),
 }
 
 
@@ -462,9 +478,10 @@ EMPTY = {  # name: (minidl's expression, PyTorch's shape, its values)
 def test_empty_tensors_and_dims_give_pytorchs_results(name):
     """These raised NumPy's reduction and reshape errors (or IndexError); PyTorch returns results."""
     make, shape, values = EMPTY[name]
-    x = make()
+    x = make(md)
     assert x.shape == shape
     np.testing.assert_array_equal(x.numpy(), np.reshape(values, shape))
+    torch_agrees(np.reshape(values, shape), make)
 
 
 def test_empty_tensors_backpropagate():
