@@ -195,6 +195,16 @@ def test_create_graph_records_the_backward_also_inside_no_grad():
     np.testing.assert_allclose(hessian_row.numpy(), [6.0, 12.0])
 
 
+def test_grad_of_several_outputs_works_inside_no_grad():
+    """It summed the outputs with unrecorded ops inside no_grad, then found nothing to differentiate;
+    PyTorch gives d(Σ x² + Σ 3x)/dx = 2x + 3."""
+    x = md.tensor([1.0, 2.0], requires_grad=True)
+    square, triple = x * x, (x * 3).sum()
+    with md.no_grad():
+        (g,) = md.autograd.grad([square, triple], x, grad_outputs=[md.ones(2), None])
+    np.testing.assert_array_equal(g.numpy(), [5, 7])
+
+
 def test_no_grad_and_enable_grad_decorate_generator_functions():
     """@no_grad() on a generator function recorded a graph in its body (the mode was set only while
     the generator was made); as torch's _DecoratorContextManager, it holds around each step."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .function import grad_mode
 from .tensor import Tensor, writable_data
 
 
@@ -121,7 +122,9 @@ def grad(
         for k, (out, v) in enumerate(zip(outputs, grad_outputs)):
             if v is None and out.numel() != 1:
                 raise RuntimeError(f"grad: output {k} has shape {out.shape}: give its grad_outputs (or reduce it)")
-        root, seed = sum((out * v).sum() if v is not None else out.sum() for out, v in zip(outputs, grad_outputs)), None
+        with grad_mode(True):  # recorded also inside no_grad(), as the outputs' graphs were
+            root = sum((out * v).sum() if v is not None else out.sum() for out, v in zip(outputs, grad_outputs))
+        seed = None
     # the walk runs with every input made a leaf (so it stops there), and every leaf's .grad kept aside
     ids = {id(t) for t in inputs}
     for t in inputs:
