@@ -161,6 +161,41 @@ def test_in_place_on_a_computed_tensor_extends_its_graph():
     np.testing.assert_array_equal(y.detach().numpy(), [9, 18])
 
 
+def test_item_assignment_writes_in_place_as_pytorch():
+    """`t[index] = v` and `w[:2] += 1` raised TypeError (no item assignment); PyTorch writes into t."""
+    x = md.zeros(2, 3)
+    alias = x
+    x[0] = 1
+    x[:, 1] = md.tensor([5.0, 6.0])
+    x[x > 5] = -1
+    np.testing.assert_array_equal(alias.numpy(), [[1, 5, 1], [0, -1, 0]])
+    assert x._version == 3
+    i = md.tensor([1, 2, 3])
+    i[0] = 2.7  # the value takes the tensor's dtype
+    np.testing.assert_array_equal(i.numpy(), [2, 2, 3])
+    w = md.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    with md.no_grad():
+        w[:2] += 1
+    np.testing.assert_array_equal(w.numpy(), [2, 3, 3])
+    with pytest.raises(RuntimeError, match=r"t\[\.\.\.\] = on a leaf tensor that requires grad"):
+        w[0] = 5
+
+
+def test_item_assignment_is_differentiable():
+    """y = 2a; y[1] = 3v: dy/da = [2, 0, 2] (the overwritten entry gets none), dy/dv = 3, as PyTorch."""
+    a = md.tensor([1.0, 2.0, 3.0], requires_grad=True, dtype=md.float64)
+    v = md.tensor(10.0, requires_grad=True, dtype=md.float64)
+    y = a * 2
+    y[1] = v * 3
+    y.sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [2, 0, 2])
+    assert v.grad.item() == 3
+    rows = md.tensor(np.arange(12.0).reshape(3, 4), requires_grad=True, dtype=md.float64)
+    row = md.tensor([1.0, -2.0, 0.5, 4.0], requires_grad=True, dtype=md.float64)
+    assert md.gradcheck(lambda x, r: md.ops.setitem(x, ([0, 2], slice(None)), r * r), [rows, row])
+    assert md.gradgradcheck(lambda x, r: md.ops.setitem(x, ([0, 2], slice(None)), r * r), [rows, row])
+
+
 def test_a_grad_accumulates_into_its_own_array():
     """`g0 = x.grad` (and, on the host, `x.grad.numpy()`) sees the next backward's sum, as in PyTorch."""
     x = md.tensor([1.0, 2.0], requires_grad=True)

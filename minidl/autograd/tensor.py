@@ -288,7 +288,7 @@ class Tensor:
     def __rtruediv__(self, other):
         return ops.div(other, self)
 
-    # in place, as PyTorch: written into this tensor's array (minidl.ops.inplace)
+    # in place, as PyTorch: written into this tensor's array (minidl.ops.inplace); __setitem__ too
     def __iadd__(self, other):
         return ops.in_place(self, ops.add, other, "+=")
 
@@ -318,6 +318,9 @@ class Tensor:
 
     def __getitem__(self, index):
         return ops.getitem(self, index)
+
+    def __setitem__(self, index, value):  # in place, as PyTorch: t[index] = value
+        ops.in_place(self, lambda t, v: ops.setitem(t, index, v), value, "t[...] =")
 
     # comparisons give plain boolean tensors (no gradient)
     def _compare(self, other, op):

@@ -1,4 +1,4 @@
-"""In-place arithmetic (`t += u`, `-=`, `*=`, `/=`) as PyTorch does it.
+"""In-place writes (`t += u`, `-=`, `*=`, `/=`, `t[index] = u`) as PyTorch does them.
 
 The result of `t op u` is written into t's array (so every view of t and the base it is a
 view of see it) and t's version counter is bumped (so a graph that saved the old values
@@ -21,14 +21,14 @@ from ..autograd.tensor import Tensor, writable_data
 
 
 def in_place(t: Tensor, op: Callable[[Tensor, object], Tensor], other, symbol: str) -> Tensor:
-    """t op= other: op(t, other) written into t's array; returns t (what Python binds to the name)."""
+    """t op= other: op(t, other) written into t's array; returns t (what Python binds to the name).
+    `symbol` names the write in messages ("+=", "t[...] =")."""
     base = _base(t)
     if base.requires_grad and base.is_leaf and is_grad_enabled():
         what = "a leaf tensor" if base is t else "a view of a leaf tensor"
         raise RuntimeError(
             f"{symbol} on {what} that requires grad ({base.dtype} {base.shape}) would change it behind autograd's "
-            f"back: write it under minidl.no_grad() (as an optimiser step does), or make a new tensor "
-            f"(t = t {symbol[0]} u)"
+            f"back: write it under minidl.no_grad() (as an optimiser step does), or compute a new tensor instead"
         )
     before = t.detach()  # t's array and version counter under another name, holding t's place in the graph
     before.requires_grad, before._node = t.requires_grad, t._node

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from .. import backend, validate
+from ..autograd.engine import unbroadcast
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from .promotion import result_type
@@ -150,8 +151,11 @@ def scatter_add(g, index, shape):
     return out
 
 
-def getitem(x: Tensor, index) -> Tensor:
-    def convert(i):  # index arrays go where the data is (a NumPy mask indexes a CuPy array too)
+def _device_index(x: Tensor, index):
+    """index with its lists, arrays and tensors made arrays where x's data is (a NumPy mask indexes a
+    CuPy array too); ints, slices, None and Ellipsis as they are."""
+
+    def convert(i):
         if isinstance(i, Tensor):
             i = i.data
         if isinstance(i, list) or getattr(i, "ndim", 0) > 0:
@@ -161,8 +165,45 @@ def getitem(x: Tensor, index) -> Tensor:
             return backend.move(i, x.device)
         return i
 
-    index = tuple(convert(i) for i in index) if isinstance(index, tuple) else convert(index)
-    return GetItem.apply(x, index=index)
+    return tuple(convert(i) for i in index) if isinstance(index, tuple) else convert(index)
+
+
+def getitem(x: Tensor, index) -> Tensor:
+    return GetItem.apply(x, index=_device_index(x, index))
+
+
+class SetItem(Function):
+    """A copy of x with x[index] = v (v broadcast to the indexed part): t[index] = v out of place, which
+    Tensor.__setitem__ writes into t. Gradients: g with the indexed part zeroed to x, g[index] to v."""
+
+    saves_inputs = False  # its backward needs the index and shapes only
+
+    def forward(self, x, v, index):
+        self.v_shape = v.shape
+        self.save_for_backward(index)
+        out = x.copy()
+        out[index] = v
+        return out
+
+    def backward(self, g):
+        (index,) = self.saved
+        gx = g.copy()
+        gx[index] = 0
+        return gx, unbroadcast(g[index], self.v_shape)
+
+    def backward_graph(self, g):
+        (index,) = self.saved
+        zero = Tensor._wrap(self.xp.zeros((), dtype=g.dtype), self.device)
+        return SetItem.apply(g, zero, index=index), unbroadcast(GetItem.apply(g, index=index), self.v_shape)
+
+
+def setitem(x: Tensor, index, value) -> Tensor:
+    """x with x[index] = value, as a new tensor (value cast to x's dtype, as PyTorch's t[index] = v)."""
+    index = _device_index(x, index)
+    v = value.to(dtype=x.dtype) if isinstance(value, Tensor) else Tensor(value, device=x.device, dtype=x.dtype)
+    if v.device != x.device:
+        raise RuntimeError(f"t[index] = v: v is on {v.device}, the tensor on {x.device}; move v with .to() first")
+    return SetItem.apply(x, v, index=index)
 
 
 class Concat(Function):
