@@ -25,11 +25,16 @@ def _binary(fn_cls, a, b, float_op: bool = False) -> Tensor:
         a, b = (a, operand(b, dtype, like)) if a is like else (operand(a, dtype, like), b)
     else:
         like = a if isinstance(a, Tensor) else b
-        a, b = (x if isinstance(x, Tensor | numbers.Number) else Tensor(x, device=like.device) for x in (a, b))
+        a, b = _tensors_or_numbers(a, b, like)
         dtype = floating(result_type(a, b)) if float_op else result_type(a, b)
         a, b = (operand(x, dtype if isinstance(x, Tensor) else computes_in(dtype), like) for x in (a, b))
     out = fn_cls.apply(a, b)
     return out if out.dtype == dtype else out.to(dtype=dtype)
+
+
+def _tensors_or_numbers(a, b, like: Tensor) -> tuple:
+    """a and b with arrays and lists made tensors on like's device (numbers stay Python's)."""
+    return tuple(x if isinstance(x, Tensor | numbers.Number) else Tensor(x, device=like.device) for x in (a, b))
 
 
 _PLAIN = (np.dtype(np.float32), np.dtype(np.float64))
@@ -339,5 +344,6 @@ def where(cond, a, b) -> Tensor:
     if not isinstance(like, Tensor):
         raise TypeError("where needs at least one of a and b to be a Tensor")
     cond = cond.data if isinstance(cond, Tensor) else backend.array_module(like.device).asarray(cond)
+    a, b = _tensors_or_numbers(a, b, like)
     dtype = result_type(a, b)
     return Where.apply(operand(a, dtype, like), operand(b, dtype, like), cond=cond.astype(bool))
