@@ -45,7 +45,7 @@ def _without_weight(layer):
 
 
 def _add_to_weight(layer):
-    layer.weight += 1  # Python makes this layer.weight = layer.weight + 1: a plain tensor in its place
+    layer.weight += 1  # in place on a leaf that requires grad, outside no_grad: refused, as in PyTorch
 
 
 # (what is probed, the call, the exception, words its message must hold)
@@ -146,7 +146,7 @@ PROBES = [
         TypeError,
         "Linear.weight is a parameter: assign a Parameter",
     ),  # fmt: skip
-    ("a weight += 1", lambda: _add_to_weight(nn.Linear(3, 4)), TypeError, "Linear.weight is a parameter"),
+    ("a weight += 1", lambda: _add_to_weight(nn.Linear(3, 4)), RuntimeError, "leaf tensor that requires grad"),
     (
         "requires_grad_(False) of a computed tensor",
         lambda: (nn.Parameter(np.ones(2)) * 2).requires_grad_(False),

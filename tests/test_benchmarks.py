@@ -178,3 +178,12 @@ def test_double_backward_benchmark_tables_every_penalty_beside_pytorch():
         assert ratio == pytest.approx(ours / theirs, abs=0.01, rel=0.01), row
         assert per_plain == 1.0 if "plain" in row else per_plain > 0
     assert "double backward, exact" in result.stdout and "Hutchinson 1" in result.stdout
+
+
+@pytest.mark.skipif(os.environ.get("MINIDL_DEVICE", "cpu") != "cpu", reason="benchmarks/step_calls.py runs on the cpu")
+def test_step_calls_counts_the_python_work_of_a_step():
+    command = [sys.executable, str(ROOT / "benchmarks" / "step_calls.py"), "--model", "D", "--steps", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    calls = int(result.stdout.split("batch 4: ")[1].split(" Python calls")[0])
+    assert 500 < calls < 5000, result.stdout  # a step of Model D makes about 1500 calls

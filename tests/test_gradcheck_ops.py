@@ -296,21 +296,23 @@ def test_dropout_with_fixed_seed(shape, p, seed):
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("loss", ["mse", "bce", "bce_logits", "sigmoid_mse"])
-@given(shape=small_shapes, seed=seeds)
-def test_losses(loss, reduction, shape, seed):
+@given(shape=small_shapes, seed=seeds, target_grad=st.booleans())
+def test_losses(loss, reduction, shape, seed, target_grad):
+    """With respect to the input and, where it requires grad, the target (as PyTorch differentiates
+    both: BCE's target gradient is log(1 - p) - log p, the logits' -z)."""
     rng = np.random.default_rng(seed)
-    target = leaf(rng.random(shape), requires_grad=False)
+    target = leaf(rng.uniform(0.05, 0.95, shape), requires_grad=target_grad)
     if loss == "bce":
         x = leaf(rng.uniform(0.05, 0.95, shape))
-        fn = lambda x: F.binary_cross_entropy(x, target, reduction)  # noqa: E731
+        fn = lambda x, y: F.binary_cross_entropy(x, y, reduction)  # noqa: E731
     else:
         x = randn(seed, shape)
         fn = {
-            "mse": lambda x: F.mse_loss(x, target, reduction),
-            "bce_logits": lambda x: F.binary_cross_entropy_with_logits(x, target, reduction),
-            "sigmoid_mse": lambda x: F.sigmoid_mse_loss(x, target, reduction),
+            "mse": lambda x, y: F.mse_loss(x, y, reduction),
+            "bce_logits": lambda x, y: F.binary_cross_entropy_with_logits(x, y, reduction),
+            "sigmoid_mse": lambda x, y: F.sigmoid_mse_loss(x, y, reduction),
         }[loss]
-    assert check(fn, [x], kernel=loss in ("bce_logits", "sigmoid_mse"))
+    assert check(fn, [x, target], kernel=loss in ("bce_logits", "sigmoid_mse"))
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .tensor import Tensor
+from .function import grad_mode
+from .tensor import Tensor, writable_data
 
 
 def _count_uses(root: Tensor) -> dict[int, int]:
@@ -76,15 +77,16 @@ def run_backward(root: Tensor, seed, retain_graph: bool) -> None:
 def accumulate(leaf: Tensor, g, taken: set[int]) -> None:
     """Add the gradient g into leaf.grad. An array g (a first-order backward) is kept as the .grad
     without a copy unless it is a view or another leaf holds it already (`taken`: the ids of the
-    arrays leaves hold); a tensor g (create_graph) is added by an op, so the sum stays differentiable."""
+    arrays leaves hold) and is added into the .grad's array after; a tensor g (create_graph) is added
+    by an op, so the sum stays differentiable."""
     if isinstance(g, Tensor):
         leaf.grad = g if leaf.grad is None else leaf.grad + g
     elif leaf.grad is None:
         fresh = g.base is None and id(g) not in taken
         leaf.grad = Tensor._wrap(g if fresh else g.copy(), leaf.device)
         taken.add(id(leaf.grad.data))
-    else:
-        leaf.grad.data = leaf.grad.data + g
+    else:  # into the .grad's own array, as PyTorch: `g0 = x.grad.numpy()` (cpu) sees the next backward's sum
+        writable_data(leaf.grad)[...] += g
 
 
 def as_dtype(g, dtype):
@@ -120,7 +122,9 @@ def grad(
         for k, (out, v) in enumerate(zip(outputs, grad_outputs)):
             if v is None and out.numel() != 1:
                 raise RuntimeError(f"grad: output {k} has shape {out.shape}: give its grad_outputs (or reduce it)")
-        root, seed = sum((out * v).sum() if v is not None else out.sum() for out, v in zip(outputs, grad_outputs)), None
+        with grad_mode(True):  # recorded also inside no_grad(), as the outputs' graphs were
+            root = sum((out * v).sum() if v is not None else out.sum() for out, v in zip(outputs, grad_outputs))
+        seed = None
     # the walk runs with every input made a leaf (so it stops there), and every leaf's .grad kept aside
     ids = {id(t) for t in inputs}
     for t in inputs:

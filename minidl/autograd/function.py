@@ -8,9 +8,10 @@ kernel path and records the node when grad mode is on (per thread, as PyTorch's)
 
 from __future__ import annotations
 
-import contextlib
+import functools
+import inspect
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 
 from .. import backend
 from ..runtime import runs_as_kernel
@@ -24,24 +25,64 @@ class _GradMode(threading.local):
 _grad_mode = _GradMode()
 
 
-@contextlib.contextmanager
-def _grad_mode_set(enabled: bool) -> Iterator[None]:
-    """This thread's grad mode set to `enabled` inside the block, restored after it."""
-    previous, _grad_mode.enabled = _grad_mode.enabled, enabled
-    try:
-        yield
-    finally:
-        _grad_mode.enabled = previous
+class grad_mode:
+    """This thread's grad mode set to `enabled` inside a with block, or around every call of a
+    decorated function; a decorated generator function has it around each step of its body (as
+    PyTorch's _DecoratorContextManager), not only while the generator is made."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __enter__(self) -> None:
+        self.previous, _grad_mode.enabled = _grad_mode.enabled, self.enabled
+
+    def __exit__(self, *exc) -> None:
+        _grad_mode.enabled = self.previous
+
+    def __call__(self, func: Callable) -> Callable:
+        enabled = self.enabled  # each call takes a block of its own (calls may nest or interleave)
+        if inspect.isgeneratorfunction(func):
+
+            @functools.wraps(func)
+            def generator(*args, **kwargs):
+                gen = func(*args, **kwargs)
+                try:
+                    with grad_mode(enabled):
+                        response = gen.send(None)
+                    while True:
+                        try:
+                            request = yield response
+                        except GeneratorExit:
+                            with grad_mode(enabled):
+                                gen.close()
+                            raise
+                        except BaseException as error:  # thrown in by the caller: on into the body
+                            with grad_mode(enabled):
+                                response = gen.throw(error)
+                        else:
+                            with grad_mode(enabled):
+                                response = gen.send(request)
+                except StopIteration as stop:
+                    return stop.value
+
+            return generator
+
+        @functools.wraps(func)
+        def call(*args, **kwargs):
+            with grad_mode(enabled):
+                return func(*args, **kwargs)
+
+        return call
 
 
-def no_grad() -> contextlib.AbstractContextManager[None]:
-    """Inside this block ops record no graph (in this thread only: grad mode is per thread)."""
-    return _grad_mode_set(False)
+def no_grad() -> grad_mode:
+    """Inside this block (or a function it decorates) ops record no graph, in this thread only."""
+    return grad_mode(False)
 
 
-def enable_grad() -> contextlib.AbstractContextManager[None]:
-    """Inside this block ops record graphs again, also within a no_grad() block (this thread only)."""
-    return _grad_mode_set(True)
+def enable_grad() -> grad_mode:
+    """Inside this block (or a function it decorates) ops record graphs again, also within no_grad()."""
+    return grad_mode(True)
 
 
 def is_grad_enabled() -> bool:
@@ -75,6 +116,8 @@ class Function:
     """
 
     saves_inputs = True
+    saves_output = False
+    makes_view = False
     saved: tuple = ()
 
     inputs: tuple[Tensor, ...]
@@ -108,13 +151,17 @@ class Function:
         arrays = [a.data if isinstance(a, Tensor) else a for a in args]
         forward = fn.forward_kernel if fn.uses_kernels else fn.forward
         out = Tensor._wrap(forward(*arrays, **options), device)
+        if cls.makes_view and fn.xp.may_share_memory(out.data, arrays[0]):
+            out._counter = tensors[0]._counter  # a view: one version counter with its base, as PyTorch's
         if _grad_mode.enabled and any(t.requires_grad for t in tensors):
             out.requires_grad = True
             out._node = fn
             fn.inputs = tuple(args)
             fn.needs_grad = tuple(t.requires_grad for t in tensors)
             if cls.saves_inputs:
-                fn.versions = tuple(t._version for t in tensors)
+                fn.versions = tuple(t._counter[0] for t in tensors)
+            if cls.saves_output:
+                fn.output_counter = out._counter  # at version 0, as the output is new
         return out
 
     def forward(self, *arrays, **options):
@@ -161,13 +208,23 @@ class Function:
         """Refuse to differentiate with values that were written in place after this op used them."""
         tensors = [t for t in getattr(self, "inputs", ()) if isinstance(t, Tensor)]
         for k, (t, seen) in enumerate(zip(tensors, getattr(self, "versions", ()))):
-            if t._version != seen:
+            if t._counter[0] != seen and self.reads_value_of(k):
                 raise RuntimeError(
                     f"a tensor that {type(self).__name__} needs for its gradient was changed in place after the "
                     f"op used it: its input {k} ({t.dtype} {t.shape}) is at version {t._version}, the op saw "
-                    f"version {seen} (an optimiser's step writes its parameters in place). Run backward() before "
-                    "the step, or compute the loss again after it."
+                    f"version {seen} (an optimiser's step and += write in place). Run backward() before the "
+                    "write, or compute the loss again after it."
                 )
+        if self.saves_output and getattr(self, "output_counter", (0,))[0]:
+            raise RuntimeError(
+                f"the output of {type(self).__name__}, which it needs for its gradient, was changed in place after "
+                "the op made it (e.g. by +=): write to a copy instead (y = y + 1, not y += 1)"
+            )
+
+    def reads_value_of(self, k: int) -> bool:
+        """Whether backward reads the value of tensor input k (so a write to it since forward matters):
+        yes, unless an op knows better (a product reads a factor only for the other's gradient)."""
+        return True
 
     @property
     def xp(self):

@@ -8,7 +8,6 @@ and operators of Tensor forward to minidl.ops, one line each, grouped as PyTorch
 
 from __future__ import annotations
 
-import numbers
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,9 +24,12 @@ def fresh_array(data, dtype, device: str):
     if isinstance(data, Tensor):
         data = data.data
     if not hasattr(data, "dtype"):  # Python numbers and (nested) lists, of numbers or of tensors
-        data = np.asarray(_values(data))
+        values = _values(data)
+        data = np.asarray(values)
         if dtype is None and data.dtype == np.float64:
             dtype = np.float32
+        if data.dtype.kind in "uO" and _beyond_int64(values):  # NumPy made uint64 or objects of them
+            raise OverflowError("a Python int out of int64's range cannot be a tensor element (as in PyTorch)")
     if data.dtype.kind not in "biufc":
         raise TypeError(f"a tensor holds numbers or booleans; got {data.dtype} data ({type(data).__name__})")
     moved = backend.move(data, device)
@@ -45,6 +47,13 @@ def _values(data):
     return data
 
 
+def _beyond_int64(values) -> bool:
+    """Whether a Python int in (nested lists of) values lies outside [-2⁶³, 2⁶³)."""
+    if isinstance(values, list | tuple):
+        return any(_beyond_int64(v) for v in values)
+    return type(values) is int and not -(2**63) <= values < 2**63
+
+
 class Tensor:
     """An n-dimensional array that remembers how it was computed.
 
@@ -59,7 +68,7 @@ class Tensor:
         self.data = fresh_array(data, dtype, device)
         self.device = device
         self._grad: Tensor | None = None
-        self._version = 0  # bumped by every in-place write of data (mark_changed)
+        self._counter = [0]  # the version counter: bumped by every in-place write, one list shared by views
         self.requires_grad = bool(requires_grad)
         self._node: Function | None = None
         if self.requires_grad and self.data.dtype.kind != "f":
@@ -70,13 +79,20 @@ class Tensor:
         """A Tensor around an existing array, without copying or converting it."""
         t = cls.__new__(cls)
         t.data, t.device, t._grad, t.requires_grad, t._node = array, device, None, requires_grad, None
-        t._version = 0
+        t._counter = [0]
         return t
+
+    @property
+    def _version(self) -> int:
+        """How many in-place writes this tensor's storage has had: its own, its base's and its views'
+        (a view and its base share one counter, as in PyTorch)."""
+        return self._counter[0]
 
     def mark_changed(self) -> None:
         """Say that data was written in place (an optimiser's step does): a graph that used the old
-        values refuses to run backward through them, as PyTorch's version counter does."""
-        self._version += 1
+        values, through this tensor or any view of its storage, refuses to run backward through them,
+        as PyTorch's version counter does."""
+        self._counter[0] += 1
 
     @property
     def grad(self) -> Tensor | None:
@@ -198,8 +214,10 @@ class Tensor:
         return self.to(dtype=np.float64)
 
     def detach(self) -> Tensor:
-        """The same data, cut from the graph."""
-        return Tensor._wrap(self.data, self.device)
+        """The same data and version counter, cut from the graph."""
+        t = Tensor._wrap(self.data, self.device)
+        t._counter = self._counter
+        return t
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
         """Start (or stop) recording the ops on this leaf tensor; a computed tensor's flag is its graph's."""
@@ -248,7 +266,8 @@ class Tensor:
         if create_graph:  # the gradients are tensors, built by recorded ops
             keep = isinstance(gradient, Tensor) and gradient.dtype == self.dtype  # differentiable in its turn
             seed = gradient if keep else Tensor._wrap(seed, self.device)
-        run_backward(self, seed, retain_graph)
+        with grad_mode(create_graph):  # as PyTorch: create_graph records, also inside no_grad()
+            run_backward(self, seed, retain_graph)
 
     # ------------------------------------------------------------- operators
     def __add__(self, other):
@@ -275,6 +294,19 @@ class Tensor:
     def __rtruediv__(self, other):
         return ops.div(other, self)
 
+    # in place, as PyTorch: written into this tensor's array (minidl.ops.inplace); __setitem__ too
+    def __iadd__(self, other):
+        return ops.in_place(self, ops.add, other, "+=")
+
+    def __isub__(self, other):
+        return ops.in_place(self, ops.sub, other, "-=")
+
+    def __imul__(self, other):
+        return ops.in_place(self, ops.mul, other, "*=")
+
+    def __itruediv__(self, other):
+        return ops.in_place(self, ops.div, other, "/=")
+
     def __pow__(self, other):
         return ops.pow(self, other)
 
@@ -292,6 +324,9 @@ class Tensor:
 
     def __getitem__(self, index):
         return ops.getitem(self, index)
+
+    def __setitem__(self, index, value):  # in place, as PyTorch: t[index] = value
+        ops.in_place(self, lambda t, v: ops.setitem(t, index, v), value, "t[...] =")
 
     # comparisons give plain boolean tensors (no gradient)
     def _compare(self, other, op):
@@ -409,19 +444,6 @@ def _infer_device(data) -> str:
     return data.device if isinstance(data, Tensor) else backend.device_for(data)
 
 
-def as_tensor(value, like: Tensor) -> Tensor:
-    """A Python number or array as a constant tensor on like's device, in like's float dtype."""
-    if isinstance(value, Tensor):
-        return value
-    if isinstance(value, numbers.Number):  # made on the device (a fill, not an upload)
-        if like.dtype.kind == "f" or (like.dtype.kind in "iu" and isinstance(value, numbers.Integral)):
-            dtype = like.dtype  # as PyTorch: a Python number takes the tensor's dtype within its kind
-        else:
-            dtype = np.float32 if isinstance(value, float) else np.result_type(value)
-        return Tensor._wrap(backend.array_module(like.device).full((), value, dtype=dtype), like.device)
-    return Tensor(value, device=like.device)
-
-
 from .. import ops  # noqa: E402  (ops needs Tensor defined above)
 from .engine import run_backward  # noqa: E402  (the engine needs Tensor defined above)
-from .function import is_array  # noqa: E402  (function.py needs Tensor defined above)
+from .function import grad_mode, is_array  # noqa: E402  (function.py needs Tensor defined above)

@@ -4,6 +4,7 @@ from .activations import leaky_relu, log_softmax, relu, sigmoid, softmax, softpl
 from .conv import conv2d, conv_transpose2d
 from .dropout import dropout
 from .elementwise import abs, add, clamp, div, exp, log, maximum, minimum, mul, neg, pow, sqrt, sub, where
+from .inplace import in_place
 from .linalg import linear, matmul
 from .losses import (
     binary_cross_entropy,
@@ -21,6 +22,7 @@ from .shape import (
     pad,
     permute,
     reshape,
+    setitem,
     squeeze,
     stack,
     transpose,
@@ -45,6 +47,7 @@ __all__ = [
     "exp",
     "flatten",
     "getitem",
+    "in_place",
     "leaky_relu",
     "linear",
     "log",
@@ -66,6 +69,7 @@ __all__ = [
     "pow",
     "relu",
     "reshape",
+    "setitem",
     "sigmoid",
     "sigmoid_mse_loss",
     "softmax",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .. import validate
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
+from .promotion import as_floating, half_in_float32
 
 
 def stable_sigmoid(xp, z):
@@ -15,7 +16,7 @@ def stable_sigmoid(xp, z):
 
 class ReLU(Function):
     def forward(self, x):
-        self.save_for_backward(x > 0)
+        self.save_for_backward(~(x <= 0))  # PyTorch's mask is x <= 0: the gradient at NaN passes (1)
         return self.xp.maximum(x, 0)  # relu(-inf) = 0 and relu(NaN) = NaN, as in PyTorch (x·(x > 0) gave NaN)
 
     def backward(self, g):
@@ -39,6 +40,8 @@ class LeakyReLU(Function):
 
 
 class Sigmoid(Function):
+    saves_output = True  # its backward reads its output
+
     def forward(self, x):
         out = stable_sigmoid(self.xp, x)
         self.save_for_backward(out)
@@ -54,6 +57,8 @@ class Sigmoid(Function):
 
 
 class Tanh(Function):
+    saves_output = True  # its backward reads its output
+
     def forward(self, x):
         out = self.xp.tanh(x)
         self.save_for_backward(out)
@@ -86,9 +91,14 @@ class Softplus(Function):
 class LogSoftmax(Function):
     """x - logsumexp(x) along dim; backward g - softmax · Σg."""
 
+    saves_output = True  # its backward reads its output
+
     def forward(self, x, dim):
-        shifted = x - x.max(axis=dim, keepdims=True)
-        out = shifted - self.xp.log(self.xp.exp(shifted).sum(axis=dim, keepdims=True))
+        if x.size == 0:  # an empty x (an empty dim too): an empty result, as PyTorch's
+            out = x.copy()
+        else:
+            shifted = x - x.max(axis=dim, keepdims=True)
+            out = shifted - self.xp.log(self.xp.exp(shifted).sum(axis=dim, keepdims=True))
         self.dim = dim
         self.save_for_backward(out)
         return out
@@ -104,8 +114,10 @@ class LogSoftmax(Function):
 class Softmax(Function):
     """e^x / Σe^x along dim; backward s · (g - Σ g s)."""
 
+    saves_output = True  # its backward reads its output
+
     def forward(self, x, dim):
-        e = self.xp.exp(x - x.max(axis=dim, keepdims=True))
+        e = self.xp.exp(x - (x.max(axis=dim, keepdims=True) if x.size else 0))  # an empty x: an empty result
         out, self.dim = e / e.sum(axis=dim, keepdims=True), dim
         self.save_for_backward(out)
         return out
@@ -128,20 +140,22 @@ def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
 
 
 def sigmoid(x: Tensor) -> Tensor:
-    return Sigmoid.apply(x)
+    return Sigmoid.apply(as_floating(x))
 
 
 def tanh(x: Tensor) -> Tensor:
-    return Tanh.apply(x)
+    return Tanh.apply(as_floating(x))
 
 
 def softplus(x: Tensor) -> Tensor:
-    return Softplus.apply(x)
+    return Softplus.apply(as_floating(x))
 
 
+@half_in_float32
 def softmax(x: Tensor, dim: int = -1) -> Tensor:
-    return Softmax.apply(x, dim=validate.dim(dim, x.ndim))
+    return Softmax.apply(as_floating(x), dim=validate.dim(dim, x.ndim))
 
 
+@half_in_float32
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
-    return LogSoftmax.apply(x, dim=validate.dim(dim, x.ndim))
+    return LogSoftmax.apply(as_floating(x), dim=validate.dim(dim, x.ndim))

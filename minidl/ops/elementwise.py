@@ -6,33 +6,48 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 from .. import backend
 from ..autograd.engine import unbroadcast
 from ..autograd.function import Function
-from ..autograd.tensor import Tensor, as_tensor
-
-_KIND = {"b": 0, "u": 1, "i": 1, "f": 2}  # PyTorch's categories: bool < integer < floating point
-
-
-def _binary(fn_cls, a, b) -> Tensor:
-    """Apply a binary Function, turning a number or array operand into a constant tensor. Of two
-    tensors of different kinds the lower is cast to the higher's dtype, as PyTorch promotes
-    (float32 with int64 is float32; NumPy would give float64); within a kind NumPy's rule holds."""
-    if not isinstance(a, Tensor):
-        a = as_tensor(a, b)
-    elif not isinstance(b, Tensor):
-        b = as_tensor(b, a)
-    return fn_cls.apply(*_promoted(a, b))
+from ..autograd.tensor import Tensor
+from .promotion import as_floating, computes_in, floating, operand, result_type
 
 
-def _promoted(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    """a and b with the one of the lower kind cast to the other's dtype."""
-    kind_a, kind_b = _KIND.get(a.dtype.kind, 2), _KIND.get(b.dtype.kind, 2)
-    if kind_a < kind_b:
-        a = a.to(dtype=b.dtype)
-    elif kind_b < kind_a:
-        b = b.to(dtype=a.dtype)
-    return a, b
+def _binary(fn_cls, a, b, float_op: bool = False) -> Tensor:
+    """Apply a binary Function to tensors, numbers or arrays, which meet in the dtype of PyTorch's
+    promotion (minidl.ops.promotion); a float op (/) of integers gives float32, and a Python number
+    meets float16 in float32, the result cast back."""
+    like = _plain(a, b)
+    if like is not None:  # the common case: a float32 (or float64) tensor with its like or a number
+        dtype = like.dtype
+        a, b = (a, operand(b, dtype, like)) if a is like else (operand(a, dtype, like), b)
+    else:
+        like = a if isinstance(a, Tensor) else b
+        a, b = _tensors_or_numbers(a, b, like)
+        dtype = floating(result_type(a, b)) if float_op else result_type(a, b)
+        a, b = (operand(x, dtype if isinstance(x, Tensor) else computes_in(dtype), like) for x in (a, b))
+    out = fn_cls.apply(a, b)
+    return out if out.dtype == dtype else out.to(dtype=dtype)
+
+
+def _tensors_or_numbers(a, b, like: Tensor) -> tuple:
+    """a and b with arrays and lists made tensors on like's device (numbers stay Python's)."""
+    return tuple(x if isinstance(x, Tensor | numbers.Number) else Tensor(x, device=like.device) for x in (a, b))
+
+
+_PLAIN = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _plain(a, b) -> Tensor | None:
+    """The float32 or float64 tensor of a and b whose dtype is the result without further rules (the
+    other is a tensor of its dtype or a Python int or float), or None."""
+    for t, other in ((a, b), (b, a)):
+        if isinstance(t, Tensor) and t.data.dtype in _PLAIN:
+            if type(other) in (int, float) or (isinstance(other, Tensor) and other.data.dtype == t.data.dtype):
+                return t
+    return None
 
 
 class Add(Function):
@@ -66,6 +81,9 @@ class Mul(Function):
         self.save_for_backward(a, b)
         return a * b
 
+    def reads_value_of(self, k):  # d(ab)/da = b: a's value serves only b's gradient (so y *= 3 is fine)
+        return self.needs_grad[1 - k]
+
     def backward(self, g):
         a, b = self.saved
         return unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape)
@@ -92,7 +110,9 @@ class Div(Function):
 
 
 class Pow(Function):
-    """a ** b; d/da = b a^(b-1), d/db = a^b log a."""
+    """a ** b; d/da = b a^(b-1), d/db = a^b log a (NaN for a < 0, 0 at 0 ** (b ≥ 0), as PyTorch)."""
+
+    saves_output = True  # its backward reads its output
 
     def forward(self, a, b):
         out = a**b
@@ -105,8 +125,9 @@ class Pow(Function):
         ga = unbroadcast(g * slope, a.shape)  # d(a⁰)/da = 0, also at a = 0 (not 0 · 0⁻¹ = NaN)
         gb = None
         if self.inputs[1].requires_grad:
-            log_a = self.xp.log(self.xp.where(a > 0, a, 1))
-            gb = unbroadcast(g * out * log_a, b.shape)
+            with np.errstate(invalid="ignore", divide="ignore"):  # log of a < 0: NaN, as PyTorch
+                log_a = self.xp.log(self.xp.where(_zero_to_the_nonnegative(a, b), 1, a))
+                gb = unbroadcast(g * out * log_a, b.shape)
         return ga, gb
 
     def backward_graph(self, g):
@@ -116,8 +137,13 @@ class Pow(Function):
         ga = unbroadcast(g * slope, a.shape)
         gb = None
         if b.requires_grad:
-            gb = unbroadcast(g * a**b * log(where(self.saved[0] > 0, a, 1.0)), b.shape)
+            gb = unbroadcast(g * a**b * log(where(_zero_to_the_nonnegative(*self.saved[:2]), 1.0, a)), b.shape)
         return ga, gb
+
+
+def _zero_to_the_nonnegative(a, b):
+    """Where a ** b is 0 ** (b ≥ 0): there d(a^b)/db is 0 (PyTorch's rule); elsewhere a^b log a, NaN for a < 0."""
+    return (a == 0) & (b >= 0)
 
 
 class Maximum(Function):
@@ -161,7 +187,7 @@ def mul(a, b) -> Tensor:
 
 
 def div(a, b) -> Tensor:
-    return _binary(Div, a, b)
+    return _binary(Div, a, b, float_op=True)
 
 
 def pow(a, b) -> Tensor:  # noqa: A001 (the name students know)
@@ -189,6 +215,8 @@ class Neg(Function):
 
 
 class Exp(Function):
+    saves_output = True  # its backward reads its output
+
     def forward(self, x):
         out = self.xp.exp(x)
         self.save_for_backward(out)
@@ -216,6 +244,8 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    saves_output = True  # its backward reads its output
+
     def forward(self, x):
         out = self.xp.sqrt(x)
         self.save_for_backward(out)
@@ -294,15 +324,15 @@ def neg(x: Tensor) -> Tensor:
 
 
 def exp(x: Tensor) -> Tensor:
-    return Exp.apply(x)
+    return Exp.apply(as_floating(x))
 
 
 def log(x: Tensor) -> Tensor:
-    return Log.apply(x)
+    return Log.apply(as_floating(x))
 
 
 def sqrt(x: Tensor) -> Tensor:
-    return Sqrt.apply(x)
+    return Sqrt.apply(as_floating(x))
 
 
 def abs(x: Tensor) -> Tensor:  # noqa: A001
@@ -322,8 +352,9 @@ def clamp(x: Tensor, min: float | Tensor | None = None, max: float | Tensor | No
                 f"clamp's {word} must be a number, a Tensor or None, got {bound!r} ({type(bound).__name__})"
             )
     tensors = {name: bound for name, bound in bounds.items() if isinstance(bound, Tensor)}
-    for name, bound in tensors.items():
-        x, tensors[name] = _promoted(x, bound)
+    dtype = result_type(x, *tensors.values())  # x and tensor bounds meet in PyTorch's promoted dtype
+    x = operand(x, dtype, x)
+    tensors = {name: operand(bound, dtype, x) for name, bound in tensors.items()}
     numbers_given = {name: bound for name, bound in bounds.items() if name not in tensors}
     return Clamp.apply(x, *tensors.values(), tensor_bounds=tuple(tensors), **numbers_given)
 
@@ -334,5 +365,6 @@ def where(cond, a, b) -> Tensor:
     if not isinstance(like, Tensor):
         raise TypeError("where needs at least one of a and b to be a Tensor")
     cond = cond.data if isinstance(cond, Tensor) else backend.array_module(like.device).asarray(cond)
-    a, b = as_tensor(a, like), as_tensor(b, like)
-    return Where.apply(a, b, cond=cond.astype(bool))
+    a, b = _tensors_or_numbers(a, b, like)
+    dtype = result_type(a, b)
+    return Where.apply(operand(a, dtype, like), operand(b, dtype, like), cond=cond.astype(bool))

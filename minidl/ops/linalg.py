@@ -66,7 +66,7 @@ def gemm(a, b):
 def product(a, b, kernel: bool):
     """a @ b of arrays with NumPy's rules (vectors promoted, leading dims broadcast): by gemm
     when `kernel`, else by the array module's @."""
-    if not kernel:
+    if not kernel or a.size == 0 or b.size == 0:  # an empty product is zeros or empty: no kernel to run
         return a @ b
     a2, b2 = (a[None, :] if a.ndim == 1 else a), (b[:, None] if b.ndim == 1 else b)
     batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
@@ -100,10 +100,10 @@ class MatMul(Function):
         (a, b), kernel = self.saved, self.uses_kernels
         a2 = a[None, :] if a.ndim == 1 else a  # promote vectors as matmul does
         b2 = b[:, None] if b.ndim == 1 else b
+        if b.ndim == 1:  # b's dim first: a dot product's g has no dims
+            g = g[..., None]
         if a.ndim == 1:
             g = g[..., None, :]
-        if b.ndim == 1:
-            g = g[..., None]
         ga = product(g, b2.swapaxes(-1, -2), kernel) if self.needs_grad[0] else None
         gb = product(a2.swapaxes(-1, -2), g, kernel) if self.needs_grad[1] else None
         ga = None if ga is None else unbroadcast(ga, a2.shape).reshape(a.shape)
@@ -114,10 +114,10 @@ class MatMul(Function):
         a, b = self.inputs
         a2 = a.reshape(1, -1) if a.ndim == 1 else a
         b2 = b.reshape(-1, 1) if b.ndim == 1 else b
-        if a.ndim == 1:
-            g = g.unsqueeze(-2)
         if b.ndim == 1:
             g = g.unsqueeze(-1)
+        if a.ndim == 1:
+            g = g.unsqueeze(-2)
         ga = unbroadcast(g @ b2.transpose(-1, -2), a2.shape).reshape(a.shape) if self.needs_grad[0] else None
         gb = unbroadcast(a2.transpose(-1, -2) @ g, b2.shape).reshape(b.shape) if self.needs_grad[1] else None
         return ga, gb
@@ -164,17 +164,22 @@ class Linear(Function):
 
     def backward(self, g):
         (x, w), kernel = self.saved, self.uses_kernels
-        x2, g2 = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
+        x2, g2 = _rows(x), _rows(g)
         gx = product(g, w, kernel) if self.needs_grad[0] else None
         gw = product(g2.T, x2, kernel) if self.needs_grad[1] else None
         return (gx, gw, g2.sum(axis=0)) if self.has_bias else (gx, gw)
 
     def backward_graph(self, g):
         x, w = self.inputs[:2]
-        x2, g2 = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
+        x2, g2 = _rows(x), _rows(g)
         gx = g @ w if self.needs_grad[0] else None
         gw = g2.transpose(0, 1) @ x2 if self.needs_grad[1] else None
         return (gx, gw, g2.sum(dim=0)) if self.has_bias else (gx, gw)
+
+
+def _rows(x):
+    """x (..., n) as a matrix (rows, n), also where n is 0 (an array or a tensor)."""
+    return x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

@@ -4,8 +4,10 @@ The fused losses take logits z and do sigmoid and loss in one op, computing the
 loss and its gradient with respect to z in the same pass (one kernel on the kernel path):
   binary_cross_entropy_with_logits:  l = max(z, 0) - z·y + log(1 + e^-|z|),  dl/dz = σ(z) - y
   sigmoid_mse_loss:                  l = (σ(z) - y)²,                         dl/dz = 2(σ(z) - y)·σ(z)(1 - σ(z))
-Both stay finite for any z (±1000 included). The target of binary_cross_entropy and of
-the fused losses is a constant: no gradient flows to it (mse_loss differentiates both).
+Both stay finite for any z (±1000 included). As in PyTorch, a target that requires grad gets
+its gradient from every loss but cross_entropy's integer labels:
+  binary_cross_entropy: dl/dy = log(1 - p) - log p (unclamped)
+  binary_cross_entropy_with_logits: dl/dy = -z;  sigmoid_mse_loss: dl/dy = -2(σ(z) - y)
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from .. import backend, validate
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from ..runtime import Out, blocks, launch
-from .activations import sigmoid, softmax
-from .elementwise import maximum
+from .activations import sigmoid, softmax, stable_sigmoid
+from .elementwise import log, maximum
 
 FUSED_KINDS = {"bce": 0, "mse": 1}  # the kind argument of kernels/sigmoid_loss.cu
 MAX_LOSS_BLOCKS = 1024
@@ -65,12 +67,18 @@ class BinaryCrossEntropy(Function):
 
     def backward(self, g):
         p, y = self.saved
-        grad = (p - y) / self.xp.maximum(p * (1 - p), 1e-12)
-        return g * self.scale * grad, None
+        xp, g = self.xp, g * self.scale
+        grad_p = g * (p - y) / xp.maximum(p * (1 - p), 1e-12) if self.needs_grad[0] else None
+        if self.needs_grad[1]:
+            with np.errstate(divide="ignore"):  # p = 0 or 1: an infinite gradient, as PyTorch's
+                return grad_p, g * (xp.log1p(-p) - xp.log(p))
+        return grad_p, None
 
     def backward_graph(self, g):
         p, y = self.inputs
-        return g * self.scale * (p - y) / maximum(p * (1 - p), 1e-12), None
+        g = g * self.scale
+        grad_y = g * (log(1 - p) - log(p)) if self.needs_grad[1] else None
+        return g * (p - y) / maximum(p * (1 - p), 1e-12), grad_y
 
 
 class FusedSigmoidLoss(Function):
@@ -89,7 +97,7 @@ class FusedSigmoidLoss(Function):
         else:
             loss = (s - y) ** 2
             grad = 2 * (s - y) * s * (1 - s)
-        self.save_for_backward(grad * scale)  # dloss/dz, computed with the loss
+        self.save_for_backward(grad * scale, z, y)  # dloss/dz, computed with the loss; z, y for dloss/dy
         return xp.asarray(loss.sum() * scale, dtype=z.dtype)
 
     def forward_kernel(self, z, y, kind, reduction):
@@ -101,18 +109,22 @@ class FusedSigmoidLoss(Function):
             "sigmoid_loss_forward", z, y, Out(z.shape), Out((count,)), count=z.size, kind=FUSED_KINDS[kind],
             scale=scale, grid=count,
         )  # fmt: skip
-        self.save_for_backward(dz)
+        self.save_for_backward(dz, z, y)
         return launch("sum_partials", partial, Out(()), count=count, scale=scale, grid=1)
 
     def backward(self, g):
-        (dz,) = self.saved
-        return g * dz, None
+        dz, z, y = self.saved
+        if not self.needs_grad[1]:
+            return g * dz, None
+        dy = -z if self.kind == "bce" else -2 * (stable_sigmoid(self.xp, z) - y)
+        return g * dz, g * self.scale * dy
 
     def backward_graph(self, g):  # dloss/dz again, from ops on z: σ(z) - y (BCE) or 2(σ(z) - y)σ(z)(1 - σ(z)) (MSE)
         z, y = self.inputs
         s = sigmoid(z)
         grad = s - y if self.kind == "bce" else 2 * (s - y) * s * (1 - s)
-        return g * self.scale * grad, None
+        grad_y = (-z if self.kind == "bce" else -2 * (s - y)) if self.needs_grad[1] else None
+        return g * self.scale * grad, None if grad_y is None else g * self.scale * grad_y
 
 
 class CrossEntropy(Function):
@@ -150,21 +162,21 @@ def binary_cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean")
     lo, hi = float(input.data.min()), float(input.data.max())
     if lo < 0 or hi > 1:
         raise ValueError(f"binary_cross_entropy: input must be probabilities in [0, 1], got values in [{lo}, {hi}]")
-    return BinaryCrossEntropy.apply(input, target.detach(), reduction=reduction)
+    return BinaryCrossEntropy.apply(input, target, reduction=reduction)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """BCE of sigmoid(input) against target, computed stably from the logits."""
     target = _as_target(target, input)
     _check("binary_cross_entropy_with_logits", input, target, reduction)
-    return FusedSigmoidLoss.apply(input, target.detach(), kind="bce", reduction=reduction)
+    return FusedSigmoidLoss.apply(input, target, kind="bce", reduction=reduction)
 
 
 def sigmoid_mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """MSE between sigmoid(input) and target, fused into one op."""
     target = _as_target(target, input)
     _check("sigmoid_mse_loss", input, target, reduction)
-    return FusedSigmoidLoss.apply(input, target.detach(), kind="mse", reduction=reduction)
+    return FusedSigmoidLoss.apply(input, target, kind="mse", reduction=reduction)
 
 
 def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:

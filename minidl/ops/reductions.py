@@ -8,7 +8,6 @@ index (the first extreme along the dim).
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -16,6 +15,7 @@ import numpy as np
 from .. import backend, validate
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
+from .promotion import half_in_float32
 
 
 def _dims(ndim: int, dim=None, axis=None) -> tuple[int, ...]:
@@ -23,7 +23,7 @@ def _dims(ndim: int, dim=None, axis=None) -> tuple[int, ...]:
     if dim is not None and axis is not None:
         raise TypeError("give dim or axis, not both")
     dim = axis if dim is None else dim
-    if dim is None:
+    if dim is None or (isinstance(dim, tuple | list) and not dim):  # dim=[] or (): every dim, as PyTorch
         return tuple(range(ndim))
     dims = tuple(dim) if isinstance(dim, tuple | list) else (dim,)
     normalised = sorted(validate.dim(d, ndim) for d in dims)
@@ -80,11 +80,13 @@ def _normalise(x: Tensor, dim, keepdim, kw) -> tuple[tuple[int, ...], bool]:
     return _dims(x.ndim, dim, kw.get("axis")), bool(keepdim)
 
 
+@half_in_float32
 def sum(x: Tensor, dim=None, keepdim: bool = False, **kw) -> Tensor:  # noqa: A001
     dims, keepdim = _normalise(x, dim, keepdim, kw)
     return Sum.apply(x, dims=dims, keepdim=keepdim)
 
 
+@half_in_float32
 def mean(x: Tensor, dim=None, keepdim: bool = False, **kw) -> Tensor:
     dims, keepdim = _normalise(x, dim, keepdim, kw)
     count = 1
@@ -160,12 +162,39 @@ def min(x: Tensor, dim=None, keepdim: bool = False, **kw):  # noqa: A001
     return _extreme(x, dim, keepdim, kw, largest=False)
 
 
+class Var(Function):
+    """Σ (x - mean)² / (n - correction) over dims; backward 2/(n - correction) · g · (x - mean), as
+    PyTorch's: over every dim with n ≤ correction, g · (NaN where x is the mean, else +inf)."""
+
+    def forward(self, x, dims, keepdim, correction, every_dim):
+        count = 1
+        for d in dims:
+            count *= x.shape[d]
+        self.dims, self.keepdim, self.dof, self.every_dim = dims, keepdim, count - correction, every_dim
+        with np.errstate(divide="ignore", invalid="ignore"):  # inf - inf; n ≤ correction: inf, or NaN for 0/0
+            centred = x - x.mean(axis=dims, keepdims=True)
+            self.save_for_backward(centred)
+            return (centred * centred).sum(axis=dims, keepdims=keepdim) / (self.dof if self.dof > 0 else 0)
+
+    def backward(self, g):
+        (centred,) = self.saved
+        g = _expand(g, self.dims, self.keepdim)
+        if self.every_dim and self.dof <= 0:
+            return g * self.xp.where(centred == 0, np.nan, np.inf).astype(centred.dtype)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return g * (2 / self.dof if self.dof else np.inf) * centred
+
+    def backward_graph(self, g):
+        (x,) = self.inputs
+        g = _expand(g, self.dims, self.keepdim)
+        if self.every_dim and self.dof <= 0:
+            return g * Tensor._wrap(self.backward(self.xp.ones((), dtype=x.dtype)), self.device)
+        return g * (2 / self.dof if self.dof else np.inf) * (x - mean(x, self.dims, keepdim=True))
+
+
+@half_in_float32
 def var(x: Tensor, dim=None, keepdim: bool = False, correction: int = 1, **kw) -> Tensor:
     """Σ (x - mean)² / (n - correction); correction=1 is PyTorch's unbiased default."""
     dims, keepdim = _normalise(x, dim, keepdim, kw)
-    count = 1
-    for d in dims:
-        count *= x.shape[d]
-    centred = x - mean(x, dims, keepdim=True)
-    scale = 1.0 / (count - correction) if count > correction else math.inf  # n ≤ correction: inf (0/0: NaN)
-    return sum(centred * centred, dims, keepdim) * scale
+    every_dim = dim is None and kw.get("axis") is None
+    return Var.apply(x, dims=dims, keepdim=keepdim, correction=correction, every_dim=every_dim)

@@ -9,12 +9,15 @@ import math
 import numpy as np
 
 from .. import backend, validate
+from ..autograd.engine import unbroadcast
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
+from .promotion import result_type
 
 
 class Reshape(Function):
     saves_inputs = False  # its backward needs shapes only
+    makes_view = True  # of a contiguous input, as PyTorch's view (else a copy)
 
     def forward(self, x, shape):
         self.shape = x.shape
@@ -42,6 +45,7 @@ def reshape(x: Tensor, *shape) -> Tensor:
 
 class Permute(Function):
     saves_inputs = False  # its backward needs shapes only
+    makes_view = True
 
     def forward(self, x, dims):
         self.inverse = tuple(np.argsort(dims))
@@ -106,6 +110,7 @@ class GetItem(Function):
     """x[index] for any NumPy index: ints, slices, None, Ellipsis, boolean or integer arrays."""
 
     saves_inputs = False  # its backward needs shapes only
+    makes_view = True  # for basic indexing (ints, slices); index arrays and masks copy
 
     def forward(self, x, index):
         self.shape = x.shape
@@ -147,16 +152,59 @@ def scatter_add(g, index, shape):
     return out
 
 
-def getitem(x: Tensor, index) -> Tensor:
-    def convert(i):  # index arrays go where the data is (a NumPy mask indexes a CuPy array too)
+def _device_index(x: Tensor, index):
+    """index with its lists, arrays and tensors made arrays where x's data is (a NumPy mask indexes a
+    CuPy array too); ints, slices, None and Ellipsis as they are."""
+
+    def convert(i):
         if isinstance(i, Tensor):
             i = i.data
         if isinstance(i, list) or getattr(i, "ndim", 0) > 0:
-            return backend.move(backend.array_module_of(i).asarray(i), x.device)
+            i = backend.array_module_of(i).asarray(i)
+            if i.size == 0 and i.dtype.kind == "f":  # x[[]]: an empty list of indices, as PyTorch
+                i = i.astype(np.int64)
+            return backend.move(i, x.device)
         return i
 
-    index = tuple(convert(i) for i in index) if isinstance(index, tuple) else convert(index)
-    return GetItem.apply(x, index=index)
+    return tuple(convert(i) for i in index) if isinstance(index, tuple) else convert(index)
+
+
+def getitem(x: Tensor, index) -> Tensor:
+    return GetItem.apply(x, index=_device_index(x, index))
+
+
+class SetItem(Function):
+    """A copy of x with x[index] = v (v broadcast to the indexed part): t[index] = v out of place, which
+    Tensor.__setitem__ writes into t. Gradients: g with the indexed part zeroed to x, g[index] to v."""
+
+    saves_inputs = False  # its backward needs the index and shapes only
+
+    def forward(self, x, v, index):
+        self.v_shape = v.shape
+        self.save_for_backward(index)
+        out = x.copy()
+        out[index] = v
+        return out
+
+    def backward(self, g):
+        (index,) = self.saved
+        gx = g.copy()
+        gx[index] = 0
+        return gx, unbroadcast(g[index], self.v_shape)
+
+    def backward_graph(self, g):
+        (index,) = self.saved
+        zero = Tensor._wrap(self.xp.zeros((), dtype=g.dtype), self.device)
+        return SetItem.apply(g, zero, index=index), unbroadcast(GetItem.apply(g, index=index), self.v_shape)
+
+
+def setitem(x: Tensor, index, value) -> Tensor:
+    """x with x[index] = value, as a new tensor (value cast to x's dtype, as PyTorch's t[index] = v)."""
+    index = _device_index(x, index)
+    v = value.to(dtype=x.dtype) if isinstance(value, Tensor) else Tensor(value, device=x.device, dtype=x.dtype)
+    if v.device != x.device:
+        raise RuntimeError(f"t[index] = v: v is on {v.device}, the tensor on {x.device}; move v with .to() first")
+    return SetItem.apply(x, v, index=index)
 
 
 class Concat(Function):
@@ -188,7 +236,8 @@ def concat(tensors, dim: int = 0) -> Tensor:
     for t in tensors[1:]:
         if t.ndim != first.ndim or any(a != b for i, (a, b) in enumerate(zip(t.shape, first.shape)) if i != axis):
             raise ValueError(f"concat along dim {dim}: shapes {first.shape} and {t.shape} differ in another dim")
-    return Concat.apply(*tensors, dim=axis)
+    dtype = result_type(*tensors)
+    return Concat.apply(*(t if t.dtype == dtype else t.to(dtype=dtype) for t in tensors), dim=axis)
 
 
 def stack(tensors, dim: int = 0) -> Tensor:
@@ -238,7 +287,8 @@ class ToDevice(Function):
         moved = backend.move(x, device)
         if moved is x:  # cpu and emu share NumPy: .to() is a copy on every pair of devices, as in PyTorch
             moved = moved.copy()
-        return moved.astype(dtype, copy=False) if dtype is not None else moved
+        with np.errstate(over="ignore"):  # a value beyond the dtype's range becomes inf, as in PyTorch
+            return moved.astype(dtype, copy=False) if dtype is not None else moved
 
     def backward(self, g):
         return backend.move(g, self.device).astype(self.source_dtype, copy=False)
