@@ -2,7 +2,8 @@
 
 Models: ModelC (the convolutional DAE of benchmarks/README.md), ModelD (the dense DAE),
 ModelP (the lectures' conv AE with max-pooling and upsampling),
-DenseAutoencoder (any stack of sigmoid layers, with encode/decode), SigmoidConvAutoencoder.
+DenseAutoencoder (any stack of sigmoid layers, with encode/decode), SigmoidConvAutoencoder,
+LinearAutoencoder (no activation: with MSE it learns PCA's subspace, see pca).
 Penalties: L1 and KL sparsity of a code, the contractive penalty of a sigmoid encoder (by its
 formula) and of any encoder (jacobian_penalty, by double backward).
 Deep models: layer-wise pretraining, then stacking into one model to fine-tune.
@@ -162,6 +163,27 @@ class ModelD(Autoencoder):
             Linear(256, 256, device=device), Sigmoid(), Dropout(0.5),
         )  # fmt: skip
         self.decoder = Sequential(Linear(256, 784, device=device), Sigmoid(), Unflatten(1, (1, 28, 28)))
+
+
+class LinearAutoencoder(Autoencoder):
+    """x (N, *image_shape) -> code = W_e x + b_e (N, code_size) -> W_d code + b_d, no activation anywhere.
+    Trained with MSE, an undercomplete one (code_size < inputs) spans at its optimum the subspace of
+    the data's first code_size principal components (Baldi & Hornik 1989); an overcomplete one can
+    copy its input exactly (W_d W_e = I)."""
+
+    def __init__(self, inputs: int, code_size: int, image_shape=(1, 28, 28), device: str | None = None):
+        super().__init__()
+        self.encoder = Sequential(Flatten(), Linear(inputs, code_size, device=device))
+        self.decoder = Sequential(Linear(code_size, inputs, device=device), Unflatten(1, image_shape))
+
+
+def pca(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean (D,) of x (N, ...) flattened to (N, D), and its first k principal directions as
+    orthonormal columns (D, k): the right singular vectors of the centred data, largest first."""
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    mean = flat.mean(axis=0)
+    _, _, vt = np.linalg.svd(flat - mean, full_matrices=False)
+    return mean, vt[:k].T
 
 
 class SigmoidConvAutoencoder(Autoencoder):

@@ -29,6 +29,7 @@ EXAMPLES = {
     "segmentation.py": ([], ["miou", "plain_miou", "networks"]),
     "dae_vector_field.py": (["--points", "2000"], ["distance_before", "distance_after", "toward_fraction"]),
     "colorization.py": ([], ["test_mse", "psnr", "grey_baseline_mse", "grey_baseline_psnr"]),
+    "linear_ae_pca.py": ([], ["worked_example", "pca_test_mse", "models"]),
 }
 
 
@@ -45,7 +46,18 @@ def _main_job_compares_on_equal_terms(metrics: dict, out: Path) -> None:
     assert set(metrics["corruptions"]) == {"gaussian 0.3 noclip", "salt_and_pepper 0.2", "normalization"}
 
 
-CHECKS = {"conv_dae_mnist.py": _main_job_compares_on_equal_terms}
+def _worked_example_and_angles(metrics: dict, out: Path) -> None:
+    """CS8004's worked example by hand: z = ReLU([1 1 -1; 2 0 0] [1, -1, 0]) = [0, 2], x̂ = ReLU(W z) =
+    [0, 2, 0], ‖X - x̂‖² = 1 + 9 + 0 = 10; the linear AE's principal angles to PCA, one per code unit."""
+    worked = metrics["worked_example"]
+    assert (worked["code"], worked["reconstruction"], worked["squared_error"]) == ([0, 2], [0, 2, 0], 10)
+    angles = metrics["models"]["linear"]["principal_angles_deg"]
+    assert len(angles) == 16 and angles == sorted(angles) and 0 <= angles[0] and angles[-1] <= 90
+    for model in metrics["models"].values():
+        assert (model["loss"], model["epochs"], model["best_epoch"], model["converged"]) == ("mse", 1, 1, False)
+
+
+CHECKS = {"conv_dae_mnist.py": _main_job_compares_on_equal_terms, "linear_ae_pca.py": _worked_example_and_angles}
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 from conftest import host_only
+from scipy.linalg import subspace_angles
 
 import minidl as md
 from minidl import autoencoders as ae
@@ -393,6 +394,53 @@ def test_model_c_starts_from_he_init_with_pytorchs_fans():
         np.testing.assert_allclose(w.std(), std, rtol=4 / np.sqrt(2 * w.size))
         assert abs(w.mean()) < 4 * std / np.sqrt(w.size)
         assert not layer.bias.numpy().any()
+
+
+def test_pca_is_the_top_eigenvectors_of_the_covariance(rng):
+    x = rng.normal(size=(400, 6)) * [5.0, 3.0, 2.0, 1.0, 0.5, 0.2] @ np.linalg.qr(rng.normal(size=(6, 6)))[0] + 7
+    mean, basis = ae.pca(x, 3)
+    _, vectors = np.linalg.eigh(np.cov(x, rowvar=False))  # ascending eigenvalues
+    np.testing.assert_allclose(mean, x.mean(axis=0))
+    np.testing.assert_allclose(basis.T @ basis, np.eye(3), atol=1e-12)
+    assert np.degrees(subspace_angles(basis, vectors[:, -3:])).max() < 1e-6
+
+
+def _train_linear_ae(x, code_size, steps, lr=2e-2):
+    model = ae.LinearAutoencoder(x.shape[1], code_size, image_shape=(x.shape[1],))
+    optimizer = md.optim.Adam(model.parameters(), lr=lr)
+    inputs = md.tensor(x)
+    for _ in range(steps):
+        loss = F.mse_loss(model(inputs), inputs)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model
+
+
+def test_a_linear_autoencoder_trained_with_mse_spans_pcas_subspace(rng):
+    """The lecture's "a linear AE with MSE works same as PCA": the decoder's columns span the first k
+    principal directions (principal angles by scipy, PCA by SVD); before training they do not."""
+    md.manual_seed(0)
+    directions = np.linalg.qr(rng.normal(size=(12, 12)))[0]
+    x = (rng.normal(size=(512, 12)) * [3.0, 2.5, 2.0, *[0.1] * 9] @ directions.T + 0.5).astype(np.float32)
+    _, basis = ae.pca(x, 3)
+    untrained = ae.LinearAutoencoder(12, 3, image_shape=(12,)).decoder[0].weight.numpy()
+    assert np.degrees(subspace_angles(untrained.astype(np.float64), basis)).max() > 20
+    model = _train_linear_ae(x, 3, steps=400)
+    columns = model.decoder[0].weight.numpy().astype(np.float64)  # (12, 3)
+    assert np.degrees(subspace_angles(columns, basis)).max() < 2
+    projected = (x - x.mean(0)) @ basis @ basis.T + x.mean(0)
+    out = model(md.tensor(x)).numpy()
+    assert ((out - x) ** 2).mean() < 1.05 * ((projected - x) ** 2).mean()  # PCA's error: the least possible
+
+
+def test_an_overcomplete_linear_autoencoder_copies_what_it_never_saw(rng):
+    """Code ≥ input: W_d W_e = I is within reach, so it reconstructs inputs unlike its training data."""
+    md.manual_seed(0)
+    x = rng.normal(size=(256, 8)).astype(np.float32) * 0.1 + 0.5
+    model = _train_linear_ae(x, 16, steps=400)
+    unseen = rng.normal(size=(64, 8)).astype(np.float32) * 3  # 30 times the training spread
+    assert ((model(md.tensor(unseen)).numpy() - unseen) ** 2).mean() < 1e-3 * (unseen**2).mean()
 
 
 def test_stacking_composes_the_pretrained_levels(rng):
