@@ -91,6 +91,19 @@ def test_bad_option_is_a_clear_error():
     assert result.returncode != 0 and "invalid choice: 'hinge'" in result.stderr
 
 
+def test_colorization_starts_at_the_grey_baseline_and_beats_it(tmp_path):
+    """Chroma predicted from luma: untrained (zero chroma) it is exactly the grey copy; one short epoch
+    on crops of the photographs' training regions already colours their unseen regions better than grey."""
+    scores = {}
+    for epochs, limit in [("0", "256"), ("1", "2000")]:
+        result = run("colorization.py", "--epochs", epochs, "--limit", limit, "--test-limit", "500", "--device", "cpu",
+                     "--out", str(tmp_path / epochs), "--json", str(tmp_path / f"{epochs}.json"))  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        scores[epochs] = json.loads((tmp_path / f"{epochs}.json").read_text())
+    assert scores["0"]["test_mse"] == pytest.approx(scores["0"]["grey_baseline_mse"], rel=1e-6)
+    assert scores["1"]["test_mse"] < 0.8 * scores["1"]["grey_baseline_mse"]
+
+
 def test_colorization_trains_on_a_cifar10_archive(tmp_path):
     """--data cifar-10-python.tar.gz: the lecture's experiment on CIFAR-10 (here a small archive of its format)."""
     from test_lab import cifar_archive
