@@ -309,8 +309,9 @@ def manifold_walk(
     model: Module, x: Tensor, steps: int, mode: str = "reconstruct", step_size: float = 0.1, logits: bool = False,
     target: Tensor | None = None, pull: float = 0.1,
 ) -> list[np.ndarray]:  # fmt: skip
-    """Frames of x walking to the data manifold, r = g∘f the reconstruction:
-    reconstruct: x ← r(x);
+    """Frames of x walking to the data manifold, r = g∘f the reconstruction, η = step_size:
+    reconstruct: x ← x + η (r(x) - x), the lecture's step along the DAE's vector field r(x) - x
+                 (which points toward the data, ∝ ∇ₓ log p(x)); η = 1 is x ← r(x);
     gradient:    x ← clip(x - η ∇ₓ ‖r(x) - x‖², 0, 1), ascent on -‖r(x) - x‖²;
     toward:      x ← clip(x - η ∇ₓ (‖r(x) - x‖² + λ‖x - t‖²), 0, 1), the same ascent with a pull of
                  weight λ (`pull`) toward a target image t (1, ...), e.g. the mean of one digit's images:
@@ -328,7 +329,7 @@ def manifold_walk(
     for _ in range(steps):
         if mode == "reconstruct":
             with no_grad():
-                x = reconstruct(x)
+                x = x + step_size * (reconstruct(x) - x)
         else:
             x = x.detach().requires_grad_()
             error = ((reconstruct(x) - x) ** 2).sum()
@@ -356,6 +357,14 @@ def plausibility(images: np.ndarray, logits: np.ndarray, digits: np.ndarray, chu
         nearest = np.minimum(nearest, d2.min(axis=1))
     return {"class": p.argmax(axis=1), "confidence": p.max(axis=1),
             "nearest": np.sqrt(np.maximum(nearest, 0) / a.shape[1])}  # fmt: skip
+
+
+def class_changed(first: np.ndarray, last: np.ndarray, target: int | None = None) -> np.ndarray:
+    """Per walk (or strip), from the judge's classes of its first and last frames (M,): whether it changed
+    class, and with a target, whether it changed to the target. A walk that never leaves one class does
+    not count, even when that class is the target: it went nowhere the judge can tell."""
+    changed = np.asarray(first) != np.asarray(last)
+    return changed if target is None else changed & (np.asarray(last) == target)
 
 
 def kmeans(points: np.ndarray, k: int, seed: int = 0, restarts: int = 5) -> np.ndarray:

@@ -57,7 +57,18 @@ def _worked_example_and_angles(metrics: dict, out: Path) -> None:
         assert (model["loss"], model["epochs"], model["best_epoch"], model["converged"]) == ("mse", 1, 1, False)
 
 
-CHECKS = {"conv_dae_mnist.py": _main_job_compares_on_equal_terms, "linear_ae_pca.py": _worked_example_and_angles}
+def _walks_count_class_changes(metrics: dict, out: Path) -> None:
+    """Each walk says the fraction of walkers whose judged class changed, and changed to the digit (default 4)."""
+    for name, verdict in metrics["judged"].items():
+        if name == "real test digits":
+            assert verdict["changed_class"] is None and verdict["changed_to_4"] is None
+        else:
+            assert 0 <= verdict["changed_to_4"] <= verdict["changed_class"] <= 1, name
+    assert set(metrics["final_error"]) == {"vector field", "gradient", "toward 4"}
+
+
+CHECKS = {"conv_dae_mnist.py": _main_job_compares_on_equal_terms, "linear_ae_pca.py": _worked_example_and_angles,
+          "manifold_walk.py": _walks_count_class_changes}  # fmt: skip
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:

@@ -472,6 +472,20 @@ def test_gradient_walk_lowers_reconstruction_error(rng):
     assert all(0 <= f.min() and f.max() <= 1 for f in frames)
 
 
+def test_the_reconstruction_walk_takes_the_lectures_step_along_the_vector_field(rng):
+    """reconstruct: x ← x + η (r(x) - x), each frame from the one before (NumPy reference); η = 1 is x ← r(x)."""
+    md.manual_seed(0)
+    model = ae.DenseAutoencoder((784, 16))
+    start = md.tensor(rng.random((2, 1, 28, 28)), dtype=md.float32)
+    for eta in (0.3, 1.0):
+        frames = ae.manifold_walk(model, start, 3, "reconstruct", step_size=eta)
+        for before, after in zip(frames, frames[1:]):
+            r = model(md.tensor(before)).numpy()
+            np.testing.assert_allclose(after, before + eta * (r - before), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ae.manifold_walk(model, start, 1, "reconstruct", step_size=1.0)[1],
+                               model(start).numpy(), rtol=1e-6)  # fmt: skip
+
+
 def test_the_walk_toward_a_target_descends_its_energy_and_nears_the_target(rng):
     """toward: gradient descent on ||r(x) - x||² + λ||x - t||² (checked against finite steps of it)."""
     md.manual_seed(0)
@@ -490,6 +504,12 @@ def test_the_walk_toward_a_target_descends_its_energy_and_nears_the_target(rng):
         ae.manifold_walk(model, start, 1, "toward")
     with pytest.raises(ValueError, match="and only for it"):
         ae.manifold_walk(model, start, 1, "gradient", target=target)
+
+
+def test_a_walk_counts_only_when_the_judge_sees_its_class_change():
+    first, last = np.array([4, 3, 4, 7]), np.array([4, 4, 9, 7])
+    assert ae.class_changed(first, last).tolist() == [False, True, True, False]
+    assert ae.class_changed(first, last, target=4).tolist() == [False, True, False, False]  # 4 -> 4 went nowhere
 
 
 def test_plausibility_knows_a_training_digit_and_a_sure_classifier(rng):
@@ -696,3 +716,4 @@ def test_loss_curves_keep_their_legend_off_the_lines(tmp_path):
     assert all(float(t).is_integer() for t in ax.get_xticks())
     legend, axes_box = ax.get_legend().get_window_extent(), ax.get_window_extent()  # as laid out when saved
     assert legend.x0 >= axes_box.x1, (legend, axes_box)
+
