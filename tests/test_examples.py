@@ -67,8 +67,20 @@ def _walks_count_class_changes(metrics: dict, out: Path) -> None:
     assert set(metrics["final_error"]) == {"vector field", "gradient", "toward 4"}
 
 
+def _strips_name_an_end_only_when_they_change_class(metrics: dict, out: Path) -> None:
+    """An interpolation between two classes whose judged ends do not go from the first to the second names no end."""
+    records = metrics["interpolation"]
+    assert {r["pair"] for r in records} == {"3->3", "4->9"}
+    for r in records:
+        if r["pair"] == "3->3":
+            assert r["goes_a_to_b"] is True
+        elif not r["goes_a_to_b"]:
+            assert r["named_an_end"] == 0, r
+
+
 CHECKS = {"conv_dae_mnist.py": _main_job_compares_on_equal_terms, "linear_ae_pca.py": _worked_example_and_angles,
-          "manifold_walk.py": _walks_count_class_changes}  # fmt: skip
+          "manifold_walk.py": _walks_count_class_changes,
+          "deep_ae.py": _strips_name_an_end_only_when_they_change_class}  # fmt: skip
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:
