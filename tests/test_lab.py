@@ -706,7 +706,7 @@ def test_loss_curves_keep_their_legend_off_the_lines(tmp_path):
     token = viz.DRAWN.set(drawn)
     try:
         series = {"a": [0.18, 0.11], "b": [0.016, 0.014], "c": [0.06, 0.043], "d": [0.048, 0.044]}
-        path = viz.curves(series, tmp_path / "loss_curves.png", "epoch", "loss", logy=True)
+        path = viz.curves(series, tmp_path / "loss_curves.png", "epoch", "loss", logy=True, title="four curves")
     finally:
         viz.DRAWN.reset(token)
     assert path.read_bytes()[:4] == b"\x89PNG"
@@ -717,3 +717,29 @@ def test_loss_curves_keep_their_legend_off_the_lines(tmp_path):
     legend, axes_box = ax.get_legend().get_window_extent(), ax.get_window_extent()  # as laid out when saved
     assert legend.x0 >= axes_box.x1, (legend, axes_box)
 
+
+@host_only
+def test_a_figure_without_a_title_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="loss.png: a figure says what it shows"):
+        viz.curves({"a": [1.0, 0.5]}, tmp_path / "loss.png", "epoch", "loss")
+    assert not (tmp_path / "loss.png").exists()
+    with pytest.raises(ValueError, match="give it a title"):
+        viz.image_rows({"x": np.zeros((2, 1, 4, 4))}, tmp_path / "rows.png", title="  ")
+
+
+@host_only
+def test_the_decoded_grid_marks_the_code_of_its_rows_and_columns(tmp_path):
+    drawn: list = []
+    token = viz.DRAWN.set(drawn)
+    try:
+        images = np.zeros((3, 5, 1, 4, 4))
+        viz.image_grid(images, tmp_path / "grid.png", title="grid", xs=[-2, -1, 0, 1, 2], ys=[0.5, 0, -0.5],
+                       xlabel="code 1", ylabel="code 2")  # fmt: skip
+    finally:
+        viz.DRAWN.reset(token)
+    [(_, fig)] = drawn
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["-2", "-1", "0", "1", "2"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0.5", "0", "-0.5"]
+    np.testing.assert_allclose(ax.get_xticks(), [1.5, 5.5, 9.5, 13.5, 17.5])  # the centre of each 4-pixel tile
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("code 1", "code 2")
