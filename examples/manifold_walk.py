@@ -33,7 +33,7 @@ def options(parser):
     parser.add_argument("--step-size", type=non_negative_float, default=0.1, help="eta of every walk (default 0.1)")
     parser.add_argument("--walkers", type=positive_int, default=8, help="noise images walked at once (default 8)")
     parser.add_argument("--digit", type=int, choices=range(10), default=4, help="the digit walked toward (default 4)")
-    parser.add_argument("--pull", type=non_negative_float, default=0.3, help="weight of the pull toward it (0.3)")
+    parser.add_argument("--pull", type=non_negative_float, default=1.0, help="weight of the pull toward it (1.0)")
 
 
 @example(__doc__, epochs=3, options=options)
@@ -90,7 +90,8 @@ def manifold_walk(exp: Experiment) -> dict:
                          f"{args.step_size:g}, DAE trained {args.epochs} epochs")  # fmt: skip
     labels = {name: [f"{c} ({p:.0%})" for c, p in zip(v["class"], v["confidence"])] for name, v in judged.items()}
     viz.image_rows(ends, exp.figure("walk_ends.png"), captions=labels,
-                   title="where each walker ended, under each the judge's digit (confidence)")  # fmt: skip
+                   title=f"where each walker ended after {args.steps} steps (eta {args.step_size:g}, pull "
+                         f"{args.pull:g}), under each the judge's digit (confidence)")  # fmt: skip
     viz.curves({f"{m} walk": e for m, e in errors.items()} | {"test digits": [data_error] * (args.steps + 1)},
                exp.figure("walk_error.png"), "step", "reconstruction error ||r(x) - x||^2 / pixels",
                x=list(range(args.steps + 1)), logy=True,
