@@ -46,8 +46,11 @@ def dae_mnist(exp: Experiment) -> dict:
         figure_rows[f"noisy {level}"] = noisy[:SHOW].clip(0, 1)
         figure_rows[f"denoised {level}"] = out[:SHOW]
     exp.table(["noise sigma", "noisy MSE", "denoised MSE", "PSNR dB", "MSE on clean input"], rows)
-    viz.image_rows(figure_rows, exp.figure("denoising_levels.png"), title="Model D at increasing noise levels")
-    viz.curves(histories, exp.figure("loss_curves.png"), "epoch", "training MSE", logy=True)
+    settings = f"input + sigma·N(0, 1), unclipped; MSE; {exp.args.epochs} epochs"
+    viz.image_rows(figure_rows, exp.figure("denoising_levels.png"),
+                   title=f"Model D trained and tested at each noise level ({settings})")  # fmt: skip
+    viz.curves(histories, exp.figure("loss_curves.png"), "epoch", "training MSE", logy=True,
+               title=f"Model D's training MSE per epoch, one model per noise level ({settings})")  # fmt: skip
     first = metrics[str(exp.args.levels[0])]
     return exp.finish({"test_mse": first["test_mse"], "psnr": first["psnr"], "levels": metrics})
 

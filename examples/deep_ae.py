@@ -17,7 +17,15 @@ import numpy as np
 
 import minidl as md
 from minidl import corruptions, viz
-from minidl.autoencoders import DenseAutoencoder, interpolate, pick_pair, plausibility, pretrain_layerwise, stack
+from minidl.autoencoders import (
+    DenseAutoencoder,
+    class_changed,
+    interpolate,
+    pick_pair,
+    plausibility,
+    pretrain_layerwise,
+    stack,
+)
 from minidl.cli import run
 from minidl.experiment import Experiment, example, non_negative_float, positive_int
 from minidl.nn import functional as F
@@ -105,15 +113,20 @@ def interpolate_all(exp: Experiment, models: dict) -> list[dict]:
         for name, strip in candidates.items():
             inner = strip[1:-1]  # the frames between the two ends
             verdict = plausibility(inner, exp.evaluate(judge, inner), mnist.x_train)
-            named = float(np.isin(verdict["class"], (a, b)).mean())
+            ends_class = exp.evaluate(judge, strip[[0, -1]]).argmax(axis=1)
+            # between two classes the strip must go from a to b: one that never leaves a class names no end
+            moved = a == b or bool(ends_class[0] == a and class_changed(ends_class[:1], ends_class[1:], b)[0])
+            named = float(np.isin(verdict["class"], (a, b)).mean()) if moved else 0.0
             confidence, nearest = float(verdict["confidence"].mean()), float(verdict["nearest"].mean())
-            rows.append((name, f"{a} -> {b}", confidence, named, nearest))
-            records.append({"model": name, "pair": f"{a}->{b}", "mean_confidence": confidence,
+            rows.append((name, f"{a} -> {b}", confidence, "yes" if moved else "no", named, nearest))
+            records.append({"model": name, "pair": f"{a}->{b}", "mean_confidence": confidence, "goes_a_to_b": moved,
                             "named_an_end": named, "nearest_training_rms": nearest})  # fmt: skip
             strips[f"{name}, {a}->{b}"] = strip
-    print("the frames a = 0.1 … 0.9: the judge's mean confidence, the fraction it names as either end's\n"
-          "digit, and their mean RMS distance to the nearest training digit")  # fmt: skip
-    exp.table(["interpolation by", "pair", "confidence", "named an end", "RMS to a digit"], rows)
+    print("the frames a = 0.1 … 0.9: the judge's mean confidence, whether the strip goes from the first digit\n"
+          "to the second (its ends judged; a strip between two classes that never leaves one names no end),\n"
+          "the fraction of frames named as either end's digit, and their mean RMS distance to the nearest\n"
+          "training digit")  # fmt: skip
+    exp.table(["interpolation by", "pair", "confidence", "goes a -> b", "named an end", "RMS to a digit"], rows)
     viz.image_rows(strips, exp.figure("interpolation.png"), column_titles=[f"a={t}" for t in ALPHAS],
                    title="decoded (1 - a) f(x1) + a f(x2) of the six models, and the pixel cross-fade")  # fmt: skip
     return records

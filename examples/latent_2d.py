@@ -34,12 +34,18 @@ def latent_2d(exp: Experiment) -> dict:
             [mnist.x_train])  # fmt: skip
     test_codes = exp.evaluate(model.encode, mnist.x_test)
     train_codes = exp.evaluate(model.encode, mnist.x_train[:20_000])
-    viz.scatter_codes(test_codes, mnist.y_test, exp.figure("latent_2d.png"), title="2-D codes of the test digits")
+    viz.scatter_codes(
+        test_codes,
+        mnist.y_test,
+        exp.figure("latent_2d.png"),
+        title=f"2-D codes of the test digits (784-256-64-2 AE, MSE, {exp.args.epochs} epochs)",
+    )
     lo, hi = np.percentile(test_codes, 1, axis=0), np.percentile(test_codes, 99, axis=0)
     a, b = np.meshgrid(np.linspace(lo[0], hi[0], GRID), np.linspace(hi[1], lo[1], GRID))
     plane = np.stack([a.ravel(), b.ravel()], 1).astype(np.float32)
     decoded = exp.evaluate(model.decode, plane).reshape(GRID, GRID, 1, 28, 28)
-    viz.image_grid(decoded, exp.figure("decoded_grid.png"), title="decoder over the code plane")
+    viz.image_grid(decoded, exp.figure("decoded_grid.png"), xs=a[0], ys=b[:, 0], xlabel="code 1", ylabel="code 2",
+                   title=f"decoder over the code plane (784-256-64-2 AE, MSE, {exp.args.epochs} epochs)")  # fmt: skip
     _, nearest = cKDTree(train_codes).query(test_codes, k=NEIGHBOURS)
     votes = mnist.y_train[: len(train_codes)][nearest]
     predicted = np.array([np.bincount(v, minlength=10).argmax() for v in votes])

@@ -104,7 +104,7 @@ def regularized_ae(exp: Experiment) -> dict:
     viz.image_rows(figure, exp.figure("regularized.png"), title="reconstructions of clean test digits")
     viz.curves({k: (np.linspace(0, 1, len(v)), v) for k, v in activity.items()}, exp.figure("code_activity.png"),
                "units, sorted (fraction of the code)", "mean activation on the test set",
-               title="how sparse is the code, and how many units saturate?")  # fmt: skip
+               title=f"how sparse is each code, how many units saturate? ({exp.args.epochs} epochs each)")  # fmt: skip
 
     uniform = corruptions.corruption(f"uniform:{args.uniform}")
     noisy_sweep = uniform(mnist.x_test, exp.rng(10_001))

@@ -2,7 +2,8 @@
 
 Models: ModelC (the convolutional DAE of benchmarks/README.md), ModelD (the dense DAE),
 ModelP (the lectures' conv AE with max-pooling and upsampling),
-DenseAutoencoder (any stack of sigmoid layers, with encode/decode), SigmoidConvAutoencoder.
+DenseAutoencoder (any stack of sigmoid layers, with encode/decode), SigmoidConvAutoencoder,
+LinearAutoencoder (no activation: with MSE it learns PCA's subspace, see pca).
 Penalties: L1 and KL sparsity of a code, the contractive penalty of a sigmoid encoder (by its
 formula) and of any encoder (jacobian_penalty, by double backward).
 Deep models: layer-wise pretraining, then stacking into one model to fine-tune.
@@ -164,6 +165,27 @@ class ModelD(Autoencoder):
         self.decoder = Sequential(Linear(256, 784, device=device), Sigmoid(), Unflatten(1, (1, 28, 28)))
 
 
+class LinearAutoencoder(Autoencoder):
+    """x (N, *image_shape) -> code = W_e x + b_e (N, code_size) -> W_d code + b_d, no activation anywhere.
+    Trained with MSE, an undercomplete one (code_size < inputs) spans at its optimum the subspace of
+    the data's first code_size principal components (Baldi & Hornik 1989); an overcomplete one can
+    copy its input exactly (W_d W_e = I)."""
+
+    def __init__(self, inputs: int, code_size: int, image_shape=(1, 28, 28), device: str | None = None):
+        super().__init__()
+        self.encoder = Sequential(Flatten(), Linear(inputs, code_size, device=device))
+        self.decoder = Sequential(Linear(code_size, inputs, device=device), Unflatten(1, image_shape))
+
+
+def pca(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean (D,) of x (N, ...) flattened to (N, D), and its first k principal directions as
+    orthonormal columns (D, k): the right singular vectors of the centred data, largest first."""
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    mean = flat.mean(axis=0)
+    _, _, vt = np.linalg.svd(flat - mean, full_matrices=False)
+    return mean, vt[:k].T
+
+
 class SigmoidConvAutoencoder(Autoencoder):
     """A small convolutional AE with sigmoid codes (for the contractive penalty of a conv encoder):
     1×28×28 -> 16×14×14 -> 16×7×7 (the code: 784 units in (0, 1)) and back by transposed convolutions."""
@@ -287,8 +309,9 @@ def manifold_walk(
     model: Module, x: Tensor, steps: int, mode: str = "reconstruct", step_size: float = 0.1, logits: bool = False,
     target: Tensor | None = None, pull: float = 0.1,
 ) -> list[np.ndarray]:  # fmt: skip
-    """Frames of x walking to the data manifold, r = g∘f the reconstruction:
-    reconstruct: x ← r(x);
+    """Frames of x walking to the data manifold, r = g∘f the reconstruction, η = step_size:
+    reconstruct: x ← x + η (r(x) - x), the lecture's step along the DAE's vector field r(x) - x
+                 (which points toward the data, ∝ ∇ₓ log p(x)); η = 1 is x ← r(x);
     gradient:    x ← clip(x - η ∇ₓ ‖r(x) - x‖², 0, 1), ascent on -‖r(x) - x‖²;
     toward:      x ← clip(x - η ∇ₓ (‖r(x) - x‖² + λ‖x - t‖²), 0, 1), the same ascent with a pull of
                  weight λ (`pull`) toward a target image t (1, ...), e.g. the mean of one digit's images:
@@ -306,7 +329,7 @@ def manifold_walk(
     for _ in range(steps):
         if mode == "reconstruct":
             with no_grad():
-                x = reconstruct(x)
+                x = x + step_size * (reconstruct(x) - x)
         else:
             x = x.detach().requires_grad_()
             error = ((reconstruct(x) - x) ** 2).sum()
@@ -334,6 +357,14 @@ def plausibility(images: np.ndarray, logits: np.ndarray, digits: np.ndarray, chu
         nearest = np.minimum(nearest, d2.min(axis=1))
     return {"class": p.argmax(axis=1), "confidence": p.max(axis=1),
             "nearest": np.sqrt(np.maximum(nearest, 0) / a.shape[1])}  # fmt: skip
+
+
+def class_changed(first: np.ndarray, last: np.ndarray, target: int | None = None) -> np.ndarray:
+    """Per walk (or strip), from the judge's classes of its first and last frames (M,): whether it changed
+    class, and with a target, whether it changed to the target. A walk that never leaves one class does
+    not count, even when that class is the target: it went nowhere the judge can tell."""
+    changed = np.asarray(first) != np.asarray(last)
+    return changed if target is None else changed & (np.asarray(last) == target)
 
 
 def kmeans(points: np.ndarray, k: int, seed: int = 0, restarts: int = 5) -> np.ndarray:

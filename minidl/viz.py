@@ -30,8 +30,12 @@ DRAWN: contextvars.ContextVar[list | None] = contextvars.ContextVar("minidl_draw
 
 def _save(fig, path: Path) -> Path:
     """Write the figure as a PNG; while an example runs from Python (DRAWN holds a list), also keep
-    (path, figure) there, so that the run gives back the matplotlib figures themselves."""
+    (path, figure) there, so that the run gives back the matplotlib figures themselves. A figure
+    without a title is refused: each says what it shows and the settings that matter."""
     path = Path(path)
+    titles = [fig._suptitle.get_text() if fig._suptitle else ""] + [ax.get_title() for ax in fig.axes]
+    if not any(t.strip() for t in titles):
+        raise ValueError(f"{path.name}: a figure says what it shows and the settings that matter: give it a title")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     drawn = DRAWN.get()
@@ -85,13 +89,21 @@ def scatter_codes(codes: np.ndarray, labels: np.ndarray, path: Path, title: str 
     return _save(fig, path)
 
 
-def image_grid(images: np.ndarray, path: Path, title: str = "") -> Path:
-    """images (R, C, 1, H, W) as one R×C mosaic."""
+def image_grid(images: np.ndarray, path: Path, title: str = "", xs: Sequence[float] | None = None,
+               ys: Sequence[float] | None = None, xlabel: str = "", ylabel: str = "") -> Path:  # fmt: skip
+    """images (R, C, 1, H, W) as one R×C mosaic; with xs (C,) and ys (R,), each column and row is
+    marked with its value on the axes (e.g. the code a decoded image came from)."""
     r, c = images.shape[:2]
     h, w = images.shape[-2:]
     mosaic = images[:, :, 0].transpose(0, 2, 1, 3).reshape(r * h, c * w)
     fig, ax = _subplots((6, 6))
     _show(ax, mosaic)
+    for values, size, set_ticks, set_label, label in [(xs, w, ax.set_xticks, ax.set_xlabel, xlabel),
+                                                      (ys, h, ax.set_yticks, ax.set_ylabel, ylabel)]:  # fmt: skip
+        if values is not None:
+            shown = np.unique(np.linspace(0, len(values) - 1, min(len(values), 5)).astype(int))
+            set_ticks(shown * size + size / 2 - 0.5, [f"{values[i]:.2g}" for i in shown], fontsize=8)
+            set_label(label)
     ax.set_title(title)
     return _save(fig, path)
 

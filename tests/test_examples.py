@@ -29,6 +29,7 @@ EXAMPLES = {
     "segmentation.py": ([], ["miou", "plain_miou", "networks"]),
     "dae_vector_field.py": (["--points", "2000"], ["distance_before", "distance_after", "toward_fraction"]),
     "colorization.py": ([], ["test_mse", "psnr", "grey_baseline_mse", "grey_baseline_psnr"]),
+    "linear_ae_pca.py": ([], ["worked_example", "pca_test_mse", "models"]),
 }
 
 
@@ -45,7 +46,41 @@ def _main_job_compares_on_equal_terms(metrics: dict, out: Path) -> None:
     assert set(metrics["corruptions"]) == {"gaussian 0.3 noclip", "salt_and_pepper 0.2", "normalization"}
 
 
-CHECKS = {"conv_dae_mnist.py": _main_job_compares_on_equal_terms}
+def _worked_example_and_angles(metrics: dict, out: Path) -> None:
+    """CS8004's worked example by hand: z = ReLU([1 1 -1; 2 0 0] [1, -1, 0]) = [0, 2], x̂ = ReLU(W z) =
+    [0, 2, 0], ‖X - x̂‖² = 1 + 9 + 0 = 10; the linear AE's principal angles to PCA, one per code unit."""
+    worked = metrics["worked_example"]
+    assert (worked["code"], worked["reconstruction"], worked["squared_error"]) == ([0, 2], [0, 2, 0], 10)
+    angles = metrics["models"]["linear"]["principal_angles_deg"]
+    assert len(angles) == 16 and angles == sorted(angles) and 0 <= angles[0] and angles[-1] <= 90
+    for model in metrics["models"].values():
+        assert (model["loss"], model["epochs"], model["best_epoch"], model["converged"]) == ("mse", 1, 1, False)
+
+
+def _walks_count_class_changes(metrics: dict, out: Path) -> None:
+    """Each walk says the fraction of walkers whose judged class changed, and changed to the digit (default 4)."""
+    for name, verdict in metrics["judged"].items():
+        if name == "real test digits":
+            assert verdict["changed_class"] is None and verdict["changed_to_4"] is None
+        else:
+            assert 0 <= verdict["changed_to_4"] <= verdict["changed_class"] <= 1, name
+    assert set(metrics["final_error"]) == {"vector field", "gradient", "toward 4"}
+
+
+def _strips_name_an_end_only_when_they_change_class(metrics: dict, out: Path) -> None:
+    """An interpolation between two classes whose judged ends do not go from the first to the second names no end."""
+    records = metrics["interpolation"]
+    assert {r["pair"] for r in records} == {"3->3", "4->9"}
+    for r in records:
+        if r["pair"] == "3->3":
+            assert r["goes_a_to_b"] is True
+        elif not r["goes_a_to_b"]:
+            assert r["named_an_end"] == 0, r
+
+
+CHECKS = {"conv_dae_mnist.py": _main_job_compares_on_equal_terms, "linear_ae_pca.py": _worked_example_and_angles,
+          "manifold_walk.py": _walks_count_class_changes,
+          "deep_ae.py": _strips_name_an_end_only_when_they_change_class}  # fmt: skip
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -77,6 +112,19 @@ def test_example_help(script):
 def test_bad_option_is_a_clear_error():
     result = run("conv_dae_mnist.py", "--loss", "hinge")
     assert result.returncode != 0 and "invalid choice: 'hinge'" in result.stderr
+
+
+def test_colorization_starts_at_the_grey_baseline_and_beats_it(tmp_path):
+    """Chroma predicted from luma: untrained (zero chroma) it is exactly the grey copy; one short epoch
+    on crops of the photographs' training regions already colours their unseen regions better than grey."""
+    scores = {}
+    for epochs, limit in [("0", "256"), ("1", "2000")]:
+        result = run("colorization.py", "--epochs", epochs, "--limit", limit, "--test-limit", "500", "--device", "cpu",
+                     "--out", str(tmp_path / epochs), "--json", str(tmp_path / f"{epochs}.json"))  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        scores[epochs] = json.loads((tmp_path / f"{epochs}.json").read_text())
+    assert scores["0"]["test_mse"] == pytest.approx(scores["0"]["grey_baseline_mse"], rel=1e-6)
+    assert scores["1"]["test_mse"] < 0.8 * scores["1"]["grey_baseline_mse"]
 
 
 def test_colorization_trains_on_a_cifar10_archive(tmp_path):

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 from conftest import host_only
+from scipy.linalg import subspace_angles
 
 import minidl as md
 from minidl import autoencoders as ae
@@ -395,6 +396,53 @@ def test_model_c_starts_from_he_init_with_pytorchs_fans():
         assert not layer.bias.numpy().any()
 
 
+def test_pca_is_the_top_eigenvectors_of_the_covariance(rng):
+    x = rng.normal(size=(400, 6)) * [5.0, 3.0, 2.0, 1.0, 0.5, 0.2] @ np.linalg.qr(rng.normal(size=(6, 6)))[0] + 7
+    mean, basis = ae.pca(x, 3)
+    _, vectors = np.linalg.eigh(np.cov(x, rowvar=False))  # ascending eigenvalues
+    np.testing.assert_allclose(mean, x.mean(axis=0))
+    np.testing.assert_allclose(basis.T @ basis, np.eye(3), atol=1e-12)
+    assert np.degrees(subspace_angles(basis, vectors[:, -3:])).max() < 1e-6
+
+
+def _train_linear_ae(x, code_size, steps, lr=2e-2):
+    model = ae.LinearAutoencoder(x.shape[1], code_size, image_shape=(x.shape[1],))
+    optimizer = md.optim.Adam(model.parameters(), lr=lr)
+    inputs = md.tensor(x)
+    for _ in range(steps):
+        loss = F.mse_loss(model(inputs), inputs)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model
+
+
+def test_a_linear_autoencoder_trained_with_mse_spans_pcas_subspace(rng):
+    """The lecture's "a linear AE with MSE works same as PCA": the decoder's columns span the first k
+    principal directions (principal angles by scipy, PCA by SVD); before training they do not."""
+    md.manual_seed(0)
+    directions = np.linalg.qr(rng.normal(size=(12, 12)))[0]
+    x = (rng.normal(size=(512, 12)) * [3.0, 2.5, 2.0, *[0.1] * 9] @ directions.T + 0.5).astype(np.float32)
+    _, basis = ae.pca(x, 3)
+    untrained = ae.LinearAutoencoder(12, 3, image_shape=(12,)).decoder[0].weight.numpy()
+    assert np.degrees(subspace_angles(untrained.astype(np.float64), basis)).max() > 20
+    model = _train_linear_ae(x, 3, steps=400)
+    columns = model.decoder[0].weight.numpy().astype(np.float64)  # (12, 3)
+    assert np.degrees(subspace_angles(columns, basis)).max() < 2
+    projected = (x - x.mean(0)) @ basis @ basis.T + x.mean(0)
+    out = model(md.tensor(x)).numpy()
+    assert ((out - x) ** 2).mean() < 1.05 * ((projected - x) ** 2).mean()  # PCA's error: the least possible
+
+
+def test_an_overcomplete_linear_autoencoder_copies_what_it_never_saw(rng):
+    """Code ≥ input: W_d W_e = I is within reach, so it reconstructs inputs unlike its training data."""
+    md.manual_seed(0)
+    x = rng.normal(size=(256, 8)).astype(np.float32) * 0.1 + 0.5
+    model = _train_linear_ae(x, 16, steps=400)
+    unseen = rng.normal(size=(64, 8)).astype(np.float32) * 3  # 30 times the training spread
+    assert ((model(md.tensor(unseen)).numpy() - unseen) ** 2).mean() < 1e-3 * (unseen**2).mean()
+
+
 def test_stacking_composes_the_pretrained_levels(rng):
     x = rng.random((6, 1, 28, 28)).astype(np.float32)
     levels = ae.pretrain_layerwise((784, 32, 8), x, lambda level, model, inputs: None,
@@ -424,6 +472,20 @@ def test_gradient_walk_lowers_reconstruction_error(rng):
     assert all(0 <= f.min() and f.max() <= 1 for f in frames)
 
 
+def test_the_reconstruction_walk_takes_the_lectures_step_along_the_vector_field(rng):
+    """reconstruct: x ← x + η (r(x) - x), each frame from the one before (NumPy reference); η = 1 is x ← r(x)."""
+    md.manual_seed(0)
+    model = ae.DenseAutoencoder((784, 16))
+    start = md.tensor(rng.random((2, 1, 28, 28)), dtype=md.float32)
+    for eta in (0.3, 1.0):
+        frames = ae.manifold_walk(model, start, 3, "reconstruct", step_size=eta)
+        for before, after in zip(frames, frames[1:]):
+            r = model(md.tensor(before)).numpy()
+            np.testing.assert_allclose(after, before + eta * (r - before), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ae.manifold_walk(model, start, 1, "reconstruct", step_size=1.0)[1],
+                               model(start).numpy(), rtol=1e-6)  # fmt: skip
+
+
 def test_the_walk_toward_a_target_descends_its_energy_and_nears_the_target(rng):
     """toward: gradient descent on ||r(x) - x||² + λ||x - t||² (checked against finite steps of it)."""
     md.manual_seed(0)
@@ -442,6 +504,12 @@ def test_the_walk_toward_a_target_descends_its_energy_and_nears_the_target(rng):
         ae.manifold_walk(model, start, 1, "toward")
     with pytest.raises(ValueError, match="and only for it"):
         ae.manifold_walk(model, start, 1, "gradient", target=target)
+
+
+def test_a_walk_counts_only_when_the_judge_sees_its_class_change():
+    first, last = np.array([4, 3, 4, 7]), np.array([4, 4, 9, 7])
+    assert ae.class_changed(first, last).tolist() == [False, True, True, False]
+    assert ae.class_changed(first, last, target=4).tolist() == [False, True, False, False]  # 4 -> 4 went nowhere
 
 
 def test_plausibility_knows_a_training_digit_and_a_sure_classifier(rng):
@@ -639,7 +707,7 @@ def test_loss_curves_keep_their_legend_off_the_lines(tmp_path):
     token = viz.DRAWN.set(drawn)
     try:
         series = {"a": [0.18, 0.11], "b": [0.016, 0.014], "c": [0.06, 0.043], "d": [0.048, 0.044]}
-        path = viz.curves(series, tmp_path / "loss_curves.png", "epoch", "loss", logy=True)
+        path = viz.curves(series, tmp_path / "loss_curves.png", "epoch", "loss", logy=True, title="four curves")
     finally:
         viz.DRAWN.reset(token)
     assert path.read_bytes()[:4] == b"\x89PNG"
@@ -649,3 +717,30 @@ def test_loss_curves_keep_their_legend_off_the_lines(tmp_path):
     assert all(float(t).is_integer() for t in ax.get_xticks())
     legend, axes_box = ax.get_legend().get_window_extent(), ax.get_window_extent()  # as laid out when saved
     assert legend.x0 >= axes_box.x1, (legend, axes_box)
+
+
+@host_only
+def test_a_figure_without_a_title_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="loss.png: a figure says what it shows"):
+        viz.curves({"a": [1.0, 0.5]}, tmp_path / "loss.png", "epoch", "loss")
+    assert not (tmp_path / "loss.png").exists()
+    with pytest.raises(ValueError, match="give it a title"):
+        viz.image_rows({"x": np.zeros((2, 1, 4, 4))}, tmp_path / "rows.png", title="  ")
+
+
+@host_only
+def test_the_decoded_grid_marks_the_code_of_its_rows_and_columns(tmp_path):
+    drawn: list = []
+    token = viz.DRAWN.set(drawn)
+    try:
+        images = np.zeros((3, 5, 1, 4, 4))
+        viz.image_grid(images, tmp_path / "grid.png", title="grid", xs=[-2, -1, 0, 1, 2], ys=[0.5, 0, -0.5],
+                       xlabel="code 1", ylabel="code 2")  # fmt: skip
+    finally:
+        viz.DRAWN.reset(token)
+    [(_, fig)] = drawn
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["-2", "-1", "0", "1", "2"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0.5", "0", "-0.5"]
+    np.testing.assert_allclose(ax.get_xticks(), [1.5, 5.5, 9.5, 13.5, 17.5])  # the centre of each 4-pixel tile
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("code 1", "code 2")
