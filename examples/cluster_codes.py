@@ -9,8 +9,6 @@ than their raw values).
     python examples/cluster_codes.py                  # about 4 minutes on 2 CPU cores
 """
 
-import numpy as np
-
 import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import Autoencoder, cluster_accuracy, cluster_digits, kmeans
@@ -18,6 +16,8 @@ from minidl.cli import run
 from minidl.experiment import Experiment, example, positive_int
 from minidl.nn import Flatten, Linear, ReLU, Sequential, Sigmoid, Unflatten
 from minidl.nn import functional as F
+
+import numpy as np
 
 SHOW = 10
 

@@ -20,14 +20,14 @@ the model and of the grey baseline are reported.
     python examples/colorization.py --data ~/Downloads/cifar-10-python.tar.gz --epochs 10
 """
 
-import numpy as np
-
 import minidl as md
 from minidl import data, viz
 from minidl.cli import run
 from minidl.experiment import Experiment, example, positive_int, psnr
 from minidl.nn import Conv2d, ConvTranspose2d, ReLU, Sequential, init
 from minidl.nn import functional as F
+
+import numpy as np
 
 PATCH, SHOW = 32, 8
 # ITU-R BT.601 YUV: Y (luma, the grey image) and two chroma channels U, V; rows map R, G, B to Y, U, V

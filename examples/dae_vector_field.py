@@ -11,13 +11,13 @@ of the grid's arrows point toward the curve.
     python examples/dae_vector_field.py --curve circle --sigma 0.2
 """
 
-import numpy as np
-
 import minidl as md
 from minidl import corruptions, nn, viz
 from minidl.cli import run
 from minidl.experiment import Experiment, example, non_negative_float, positive_int
 from minidl.nn import functional as F
+
+import numpy as np
 
 GRID = 21  # arrows per side of the grid
 SCATTER = 0.02  # how far the data lie from the curve

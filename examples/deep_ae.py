@@ -13,8 +13,6 @@ far it is from real data; the pixel cross-fade is the baseline.
     python examples/deep_ae.py --sizes 784 512 256 64 --epochs 2
 """
 
-import numpy as np
-
 import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import (
@@ -29,6 +27,8 @@ from minidl.autoencoders import (
 from minidl.cli import run
 from minidl.experiment import Experiment, example, non_negative_float, positive_int
 from minidl.nn import functional as F
+
+import numpy as np
 
 SHOW = 8
 ALPHAS = np.round(np.linspace(0, 1, 11), 1)

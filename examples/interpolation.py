@@ -6,14 +6,14 @@ A good code moves through digit-like images; the pixel blend only cross-fades.
     python examples/interpolation.py                  # about a minute on 2 CPU cores
 """
 
-import numpy as np
-
 import minidl as md
 from minidl import viz
 from minidl.autoencoders import DenseAutoencoder, interpolate, pick_pair
 from minidl.cli import run
 from minidl.experiment import Experiment, example, positive_int
 from minidl.nn import functional as F
+
+import numpy as np
 
 ALPHAS = np.round(np.linspace(0, 1, 11), 1)
 PAIRS = [(3, 3), (7, 7), (1, 7), (4, 9), (0, 6), (2, 5)]  # (class of x1, class of x2)

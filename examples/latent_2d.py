@@ -4,15 +4,15 @@ decoded images of a grid over that plane (what the decoder thinks lives where).
     python examples/latent_2d.py                      # about a minute on 2 CPU cores
 """
 
-import numpy as np
-from scipy.spatial import cKDTree
-
 import minidl as md
 from minidl import viz
 from minidl.autoencoders import DenseAutoencoder
 from minidl.cli import run
 from minidl.experiment import Experiment, example
 from minidl.nn import functional as F
+
+import numpy as np
+from scipy.spatial import cKDTree
 
 GRID = 15
 NEIGHBOURS = 5  # the k of the k-nearest-neighbour vote in the code plane

@@ -27,15 +27,15 @@ the best epoch.
     python examples/linear_ae_pca.py --code 32 --overcomplete 1024
 """
 
-import numpy as np
-from scipy.linalg import subspace_angles
-
 import minidl as md
 from minidl import viz
 from minidl.autoencoders import LinearAutoencoder, pca
 from minidl.cli import run
 from minidl.experiment import Experiment, example, non_negative_float, positive_int
 from minidl.nn import functional as F
+
+import numpy as np
+from scipy.linalg import subspace_angles
 
 SHOW = 10  # images per figure row
 OVERCOMPLETE_EPOCHS = 3  # its copying shows within an epoch; its MSE then falls on toward 0 for many more

@@ -15,14 +15,14 @@ says whether it is a copy; real test digits give the reference.
     python examples/manifold_walk.py --steps 60 --step-size 0.05 --digit 7
 """
 
-import numpy as np
-
 import minidl as md
 from minidl import autoencoders, corruptions, viz
 from minidl.autoencoders import WALKS, DenseAutoencoder, class_changed, plausibility
 from minidl.cli import run
 from minidl.experiment import Experiment, example, non_negative_float, positive_int
 from minidl.nn import functional as F
+
+import numpy as np
 
 FRAMES = 10  # frames shown per walk
 SHOWN_WALKERS = 2  # walkers drawn per mode

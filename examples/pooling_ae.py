@@ -11,14 +11,14 @@ code, channel by channel.
     python examples/pooling_ae.py --epochs 10 --sigma 0.3
 """
 
-import numpy as np
-
 import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import ModelC, ModelP
 from minidl.cli import run
 from minidl.experiment import Experiment, example, non_negative_float, psnr
 from minidl.nn import functional as F
+
+import numpy as np
 
 SHOW = 10  # digits in the reconstruction figure
 CODES = 4  # digits whose code maps are drawn

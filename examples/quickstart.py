@@ -5,13 +5,13 @@ python examples/quickstart.py [--steps 300] [--device cpu|cuda|emu]
 
 import argparse
 
-import numpy as np
-
 import minidl as md
 from minidl import nn
 from minidl.cli import run
 from minidl.experiment import non_negative_int, positive_int
 from minidl.nn import functional as F
+
+import numpy as np
 
 
 def bars(n: int, rng: np.random.Generator) -> np.ndarray:

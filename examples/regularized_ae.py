@@ -19,8 +19,6 @@ size nearest 64) under rising noise (--levels).
     python examples/regularized_ae.py --sizes 256 32 8 --epochs 1
 """
 
-import numpy as np
-
 import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import (
@@ -34,6 +32,8 @@ from minidl.autoencoders import (
 from minidl.cli import run
 from minidl.experiment import Experiment, example, non_negative_float, open_fraction, positive_int
 from minidl.nn import functional as F
+
+import numpy as np
 
 SHOW = 8
 SIZES = [1568, 784, 256, 64, 32, 16, 8]

@@ -13,13 +13,13 @@ mean (mIoU).
     python examples/segmentation.py --epochs 5 --limit 20000
 """
 
-import numpy as np
-
 import minidl as md
 from minidl import data, nn, viz
 from minidl.cli import run
 from minidl.experiment import Experiment, example
 from minidl.nn import functional as F
+
+import numpy as np
 
 SIZE, SHOW = 32, 8
 TRAIN = 20_000  # training images unless --limit says otherwise

@@ -12,8 +12,6 @@ pretraining helps most.
     python examples/stacked_classifier.py --labels 1000
 """
 
-import numpy as np
-
 import minidl as md
 from minidl import corruptions, viz
 from minidl.autoencoders import Classifier, DenseAutoencoder, pretrain_layerwise, stack
@@ -21,6 +19,8 @@ from minidl.cli import run
 from minidl.experiment import Experiment, example, non_negative_int, positive_int
 from minidl.nn import Sequential
 from minidl.nn import functional as F
+
+import numpy as np
 
 SIZES = (784, 256, 128)
 
