@@ -41,6 +41,24 @@ def timed(totals, label, method):
     return wrapper
 
 
+def training_step(model_name: str, batch_size: int, device: str):
+    """One Adam step of Model C (BCE with logits), D or P (MSE) on a fixed random batch, as a
+    callable, and the optimiser it steps."""
+    md.manual_seed(0)
+    model = {"C": ModelC, "D": ModelD, "P": ModelP}[model_name](device=device)
+    loss_fn = F.binary_cross_entropy_with_logits if model_name == "C" else F.mse_loss
+    opt = md.optim.Adam(model.parameters())
+    x = md.tensor(np.random.default_rng(0).random((batch_size, 1, 28, 28)), dtype=md.float32, device=device)
+
+    def step():
+        loss = loss_fn(model(x), x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step, opt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=["C", "D", "P"], default="C")
@@ -49,18 +67,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
-    md.manual_seed(0)
-    model = {"C": ModelC, "D": ModelD, "P": ModelP}[args.model](device=args.device)
-    loss_fn = F.binary_cross_entropy_with_logits if args.model == "C" else F.mse_loss
-    opt = md.optim.Adam(model.parameters())
-    x = md.tensor(np.random.default_rng(0).random((args.batch_size, 1, 28, 28)), dtype=md.float32, device=args.device)
-
-    def step():
-        loss = loss_fn(model(x), x)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
+    step, opt = training_step(args.model, args.batch_size, args.device)
     for _ in range(5):
         step()
     start = time.perf_counter()

@@ -14,10 +14,9 @@ import pstats
 import time
 
 import numpy as np
+from profile_step import training_step
 
 import minidl as md
-from minidl.autoencoders import ModelC, ModelD
-from minidl.nn import functional as F
 
 
 def main() -> None:
@@ -27,18 +26,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="profiled and timed steps after 3 warm-up steps")
     args = parser.parse_args()
 
-    md.manual_seed(0)
-    model = {"C": ModelC, "D": ModelD}[args.model](device="cpu")
-    loss_fn = F.binary_cross_entropy_with_logits if args.model == "C" else F.mse_loss
-    opt = md.optim.Adam(model.parameters())
-    x = md.tensor(np.random.default_rng(0).random((args.batch_size, 1, 28, 28)), dtype=md.float32, device="cpu")
-
-    def step():
-        loss = loss_fn(model(x), x)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
+    step, _ = training_step(args.model, args.batch_size, "cpu")
     for _ in range(3):
         step()
     profile = cProfile.Profile()
