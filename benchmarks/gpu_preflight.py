@@ -32,9 +32,11 @@ def _cuda_lines(standin: bool) -> tuple[list[str], str | None]:
     """The CUDA versions and a compiled CuPy kernel; the problem that stops the check, if any."""
     import cupy
 
+    from minidl.doctor import cuda_version
+
     runtime = cupy.cuda.runtime
-    number = lambda v: f"{v // 1000}.{v % 1000 // 10}"  # noqa: E731
-    lines = [f"CUDA driver {number(runtime.driverGetVersion())}, runtime {number(runtime.runtimeGetVersion())}"]
+    driver, runtime_version = cuda_version(runtime.driverGetVersion()), cuda_version(runtime.runtimeGetVersion())
+    lines = [f"CUDA driver {driver}, runtime {runtime_version}"]
     if standin:
         return lines + ["NVRTC and CUDA headers: not used by the stand-in (kernels run on the emulator)"], None
     major, minor = cupy.cuda.nvrtc.getVersion()

@@ -57,8 +57,8 @@ def facts(device: str) -> list[str]:
         name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
         lines += [
             f"CuPy {cupy.__version__}",
-            f"CUDA runtime {_cuda_version(runtime.runtimeGetVersion())}, "
-            f"driver {_cuda_version(runtime.driverGetVersion())}",
+            f"CUDA runtime {cuda_version(runtime.runtimeGetVersion())}, "
+            f"driver {cuda_version(runtime.driverGetVersion())}",
             f"GPU 0: {name}, compute capability {props['major']}.{props['minor']}, "
             f"{props['totalGlobalMem'] / 2**30:.0f} GiB, {runtime.getDeviceCount()} GPU(s)",
         ]
@@ -70,7 +70,8 @@ def facts(device: str) -> list[str]:
     return lines
 
 
-def _cuda_version(number: int) -> str:
+def cuda_version(number: int) -> str:
+    """A CUDA version number as CUDA writes it (12080 -> "12.8")."""
     return f"{number // 1000}.{number % 1000 // 10}"
 
 
