@@ -13,6 +13,8 @@ fallback isolation (--isolation session).
 import csv
 import io
 import os
+import subprocess
+import sys
 import tarfile
 import time
 import zipfile
@@ -411,3 +413,25 @@ def test_out_is_checked_before_any_grading(tmp_path):
         assert result.returncode == 2 and says in result.stderr, result.stderr
         assert "grading:" not in result.stderr  # nothing was graded
     assert taken.read_text() == "keep me" and not (submissions / "book").exists()
+
+
+@once
+def test_a_grader_running_from_a_venv_in_tmp_can_start_its_sandboxed_child(tmp_path):
+    """A clone in a temporary folder (as CI makes one) with its venv there: the sandbox's empty /tmp hid
+    the venv's python, so every graded child crashed with bwrap's 'execvp ...: No such file or directory'."""
+    problem = bwrap_problem()
+    if problem is not None:
+        pytest.skip(f"bubblewrap cannot run here: {problem}")
+    assert str(tmp_path).startswith("/tmp/")
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(tmp_path / "venv")],
+                   check=True, timeout=120)  # fmt: skip
+    start_child = (
+        "import subprocess, sys\n"
+        "from minidl.lab.isolation import bwrap_options\n"
+        "probe = 'import sys, numpy, minidl; print(sys.prefix)'\n"
+        "sys.exit(subprocess.run([*bwrap_options((), [], [], 'cpu'), sys.executable, '-c', probe]).returncode)\n"
+    )
+    result = subprocess.run([str(tmp_path / "venv" / "bin" / "python"), "-c", start_child], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / "venv")

@@ -3,9 +3,9 @@
 BUBBLEWRAP: the child runs under bwrap (bubblewrap, the unprivileged sandbox Flatpak uses) in
 namespaces of its own (--unshare-all: its own PID namespace, no network), --die-with-parent
 and --new-session. The file system is read-only but for the copy under grading and its
-cache folder; /tmp is an empty tmpfs, and the `hidden` folders (the gradebook, the
-submissions) are empty tmpfs too. When the child's bwrap dies, the kernel kills every process
-of its PID namespace, setsid or not.
+cache folder; /tmp is an empty tmpfs (but for the interpreter's own folders there, read-only),
+and the `hidden` folders (the gradebook, the submissions) are empty tmpfs too. When the
+child's bwrap dies, the kernel kills every process of its PID namespace, setsid or not.
 
 In both, compiled kernels are cached in a folder of the submission's own; builds of the
 teacher's code (the handout's stubs, the solutions) made before grading are read from a
@@ -26,6 +26,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,12 +73,24 @@ class Sandbox:
 SWEPT = Sandbox(SESSION)  # what `check` runs a student's own copy in
 
 
+def interpreter_paths() -> list[Path]:
+    """The folders this Python runs from (its prefixes, its import path) that lie in /tmp, which the
+    sandbox empties: a venv or checkout there (a CI clone in a temporary folder) must stay readable,
+    or the child's interpreter cannot start."""
+    tmp = Path("/tmp").resolve()
+    found = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path) if p}
+    return sorted(p for p in found if p.is_relative_to(tmp) and p != tmp and p.exists())
+
+
 def bwrap_options(hidden, readable, writable, device: str) -> list[str]:
-    """bwrap and its options: everything read-only, /tmp and `hidden` emptied, then `readable` bound
-    read-only (in case it was under them) and `writable` writable."""
+    """bwrap and its options: everything read-only, /tmp emptied but for the interpreter's own folders
+    there, `hidden` emptied, then `readable` bound read-only (in case it was under them) and `writable`
+    writable."""
     options = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/", "/"]
     options += ["--dev-bind", "/dev", "/dev"] if device == "cuda" else ["--dev", "/dev"]  # a GPU's device files
     options += ["--proc", "/proc", "--tmpfs", "/tmp"]
+    for folder in interpreter_paths():
+        options += ["--ro-bind", str(folder), str(folder)]
     for folder in hidden:
         options += ["--tmpfs", str(folder)]
     for folder in readable:
