@@ -89,7 +89,9 @@ finish() {  # the exit hook: stop what still runs, gather the sanitizers' logs, 
     exit 1
 }
 if ((!DRY)); then
-    rm -rf "$OUT" && mkdir -p "$OUT" "$WORK" && : > "$SUMMARY" || exit 1
+    mkdir -p "$OUT" "$WORK" || exit 1  # OUT may be a folder of the user's: only this check's own files go
+    rm -f "$OUT"/{summary.txt,doctor.log,suite.log,suite.xml,sanitizers.log,bench.log,kernels.json}
+    : > "$SUMMARY" || exit 1
     trap finish EXIT
     trap 'exit 143' TERM
     trap 'exit 130' INT

@@ -135,7 +135,8 @@ esac
 @host_only
 def test_gpu_check_says_what_failed_and_keeps_its_files_when_killed(tmp_path):
     """With a python that fails the doctor (and no compute-sanitizer), the check goes on, writes its
-    summary and exits 1; the preflight's stop exits 3; killed mid-step, the exit hook still says so."""
+    summary and exits 1; the preflight's stop exits 3; killed mid-step, the exit hook still says so;
+    an OUT that already holds files keeps those that are not the check's own."""
     fake = tmp_path / "python3"
     fake.write_text(FAKE_PYTHON)
     fake.chmod(0o755)
@@ -150,6 +151,9 @@ def test_gpu_check_says_what_failed_and_keeps_its_files_when_killed(tmp_path):
     assert stopped.wait(timeout=60) == 3
     summary = (tmp_path / "stopped" / "summary.txt").read_text()
     assert "STOP: cupy: cannot be imported" in summary and "RESULT: stopped by the preflight" in summary
+    (tmp_path / "killed").mkdir()
+    (tmp_path / "killed" / "mine.txt").write_text("a file of the user's in OUT")
+    (tmp_path / "killed" / "summary.txt").write_text("RESULT: an earlier run's summary")
     killed = check("killed", 0)
     deadline = time.monotonic() + 60
     while not (tmp_path / "go").exists() and time.monotonic() < deadline:  # the doctor failed; Model C runs
@@ -157,8 +161,9 @@ def test_gpu_check_says_what_failed_and_keeps_its_files_when_killed(tmp_path):
     killed.terminate()
     assert killed.wait(timeout=10) == 1  # at once, not after the step's 30 s
     files = sorted(p.name for p in (tmp_path / "killed").iterdir())
-    assert files == ["bench.log", "doctor.log", "summary.txt"], files
+    assert files == ["bench.log", "doctor.log", "mine.txt", "summary.txt"], files  # the user's file stays
     summary = (tmp_path / "killed" / "summary.txt").read_text()
+    assert "an earlier run's summary" not in summary
     assert "doctor           rc=1" in summary and "FAIL  memcheck (compute-sanitizer is not on PATH)" in summary
     assert "RESULT: 2 step(s) failed, timed out or were skipped: doctor memcheck" in summary
 
