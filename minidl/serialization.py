@@ -171,8 +171,9 @@ def atomic_write(path: str | os.PathLike, write) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
+    except BaseException:  # a Ctrl-C may come after the rename too: then there is nothing to remove
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
 
 

@@ -771,6 +771,22 @@ def test_a_damaged_file_is_one_clear_error_that_names_it(tmp_path, damage):
     assert "pickle" not in str(error.value).lower()
 
 
+def test_a_ctrl_c_just_after_a_save_renamed_its_file_is_still_a_ctrl_c(tmp_path, monkeypatch):
+    """A SIGINT between the rename and the end of the write left atomic_write removing a temporary file
+    that was gone: FileNotFoundError instead of KeyboardInterrupt, so an example exited 1 with
+    "No such file or directory", not 130 (seen once in the Ctrl-C test of a clean clone)."""
+    rename = os.replace
+
+    def rename_then_interrupt(source, target):
+        rename(source, target)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", rename_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        serialization.atomic_write(tmp_path / "run", lambda f: f.write(b"whole"))
+    assert (tmp_path / "run").read_bytes() == b"whole" and [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
 def test_writes_are_atomic_readable_by_others_and_clean_up_after_killed_writes(tmp_path):
     path = _saved(tmp_path)
     assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()
