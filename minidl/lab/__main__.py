@@ -1,4 +1,4 @@
-"""python -m minidl.lab list | student DIR | check N|all | grade SUBMISSIONS/ | probe (the grader's child)
+"""python -m minidl.lab list | student DIR | sheets DIR | check N|all | grade SUBMISSIONS/ | probe (the grader's child)
 
 `check` is the student's self-check: it grades the copy it is run from (the minidl source tree
 that holds the working directory, else the one this minidl was imported from) with that copy's
@@ -22,6 +22,7 @@ from .exercises import EXERCISES, exercise, stubs
 from .gradebook import SubmissionError, device_for, grade_class, heading, outcome
 from .grading import grade
 from .isolation import CHOICES, IsolationError
+from .sheets import SheetError, write_student_sheets
 from .solutions import PROJECT_ENTRIES, MarkerError, write_copy
 from .student import imported_tree, serve, source_tree
 
@@ -48,12 +49,29 @@ def write_student_copy(folder: Path) -> int:
               "give a new folder outside them, e.g. handout/", file=sys.stderr)  # fmt: skip
         return 2
     try:
-        regions = write_copy(root, folder, stubs())
-    except (FileExistsError, MarkerError) as e:
+        regions = write_copy(root, folder, stubs(), then=lambda copy: handout_extras(root, copy))
+    except (FileExistsError, MarkerError, SheetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote a student copy to {folder}: {regions} solution regions of {len(EXERCISES)} exercises blanked.")
     print(f"The sheets are in {folder / 'docs' / 'exercises'}; a student grades with: python -m minidl.lab check N")
+    print(f"The lab sheets (notebooks, solutions blanked) are in {folder / 'notebooks'}")
+    return 0
+
+
+def handout_extras(root: Path, copy: Path) -> None:
+    """What a student copy holds beside the project: the student sheets."""
+    write_student_sheets(root / "notebooks", copy / "notebooks")
+
+
+def write_sheets(folder: Path) -> int:
+    """The student versions of the lab sheets alone (notebooks/), into folder."""
+    try:
+        written = write_student_sheets(project_root() / "notebooks", folder)
+    except (SheetError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote the student versions of {len(written)} lab sheets to {folder}: " + ", ".join(p.name for p in written))
     return 0
 
 
@@ -147,6 +165,8 @@ def main(argv=None) -> int:
     commands.add_parser("list", help="the exercises, one line each")
     student = commands.add_parser("student", help="write a student copy of the project (solutions blanked)")
     student.add_argument("folder", type=Path, help="a new (or empty) folder")
+    sheets = commands.add_parser("sheets", help="write the student versions of the lab sheets (notebooks/)")
+    sheets.add_argument("folder", type=Path, help="where the student sheets go (made if missing)")
     check_parser = commands.add_parser("check", help="the student's self-check of the copy it is run in")
     check_parser.add_argument("exercise", type=exercise_choice, help="an exercise number, or 'all'")
     teacher = commands.add_parser("grade", help="the teacher's: grade every submission in a folder into a gradebook")
@@ -179,6 +199,8 @@ def main(argv=None) -> int:
         return list_exercises()
     if args.command == "student":
         return write_student_copy(args.folder)
+    if args.command == "sheets":
+        return write_sheets(args.folder)
     if args.command == "probe":
         return serve(args.device, args.copy, *args.pipes)
     if args.command == "grade":
