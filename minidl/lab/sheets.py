@@ -67,8 +67,11 @@ def write_sheet(path: Path, notebook: dict) -> None:
 
 
 def source(cell: dict) -> str:
+    """A cell's source as one string (Jupyter writes a list of lines; anything else but text reads as "")."""
     text = cell.get("source", "")
-    return "".join(text) if isinstance(text, list) else text
+    if isinstance(text, list):
+        return "".join(line for line in text if isinstance(line, str))
+    return text if isinstance(text, str) else ""
 
 
 def metadata(cell: dict) -> dict | None:
