@@ -90,3 +90,22 @@ def test_the_command_line_still_exits_after_a_call_from_python(tmp_path, capsys)
     with pytest.raises(SystemExit) as exit_:
         dae.main(["--epochs", "-1", "--out", str(tmp_path)])
     assert exit_.value.code == 2 and "dae_mnist.py: error: argument --epochs" in capsys.readouterr().err
+
+
+def test_a_sheets_run_is_kept_and_loaded_when_run_again(tmp_path, capsys):
+    """A lab sheet's sheet_run: QUICK says its numbers are a smoke test; run again with the same settings
+    it loads the finished run's checkpoints (nothing trained again, the same metrics); with other
+    settings it starts afresh in the same folder."""
+    from minidl.notebook import sheet_run
+
+    first = sheet_run("dae_mnist", out=tmp_path, quick=True, device="cpu", levels=[0.3])
+    assert "a smoke test" in capsys.readouterr().out
+    checkpoints = sorted((tmp_path / "quick" / "dae_mnist").glob("*.ckpt.npz"))
+    assert checkpoints, "the run kept no checkpoint"
+    written = {p: p.stat().st_mtime_ns for p in checkpoints}
+    again = sheet_run("dae_mnist", out=tmp_path, quick=True, device="cpu", levels=[0.3])
+    assert "resumed from" in capsys.readouterr().out
+    assert again.metrics["test_mse"] == first.metrics["test_mse"]
+    assert {p: p.stat().st_mtime_ns for p in checkpoints} == written, "a finished run was trained again"
+    other = sheet_run("dae_mnist", out=tmp_path, quick=True, device="cpu", levels=[0.5])
+    assert "resumed from" not in capsys.readouterr().out and other.metrics["test_mse"] != first.metrics["test_mse"]

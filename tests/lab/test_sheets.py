@@ -213,7 +213,7 @@ def is_test(cell) -> bool:
 @pytest.mark.parametrize("path", SHEETS, ids=[p.stem for p in SHEETS])
 def test_the_teachers_sheet_runs_top_to_bottom_and_passes_its_tests(path, tmp_path):
     """With its solutions, at QUICK size: any error in any cell fails, and QUICK says its numbers are a
-    smoke test. A second run loads the finished reference runs from OUT instead of training them again."""
+    smoke test (that a rerun loads the reference runs: tests/test_notebooks.py)."""
     nbformat = pytest.importorskip("nbformat", reason="pip install -e '.[dev]' brings nbformat")
     notebook = execute(nbformat.read(path, as_version=4), tmp_path)
     text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
