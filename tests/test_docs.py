@@ -58,6 +58,7 @@ RUN_BY = {
     "python -m minidl.lab grade submissions/":
         "tests/lab/test_grading_a_class.py::test_the_gradebook_holds_each_submissions_verdicts",
 }  # fmt: skip
+GPU_INSTALL = 'pip install -e ".[dev,cuda12]"'  # what the README, the kernels page and the doctor tell a GPU user
 PENDING = {ROOT / "docs" / "adding-an-op.md"}  # written on the op table's branch; checked once it is here
 
 
@@ -160,6 +161,10 @@ def quickstart(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_the_quickstart_runs_as_typed():
+    """The first command of the README; its --help promised two minutes, the README one: both say
+    what it does now."""
+    promise = "finishes in seconds"
+    assert promise in (ROOT / "README.md").read_text() and promise in quickstart("--help").stdout
     result = quickstart()
     assert result.returncode == 0, result.stderr[-3000:]
     losses = [float(m) for m in re.findall(r"^step +\d+ +loss ([\d.]+)$", result.stdout, re.M)]
@@ -174,6 +179,21 @@ def test_the_framework_folder_runs_alone():
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=clean_env(), timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert re.search(r"\b\d+ passed\b", result.stdout) and "error" not in result.stdout.lower(), result.stdout
+
+
+def test_the_doctor_names_the_install_command_the_docs_show(tmp_path):
+    """Without CuPy the doctor said `pip install minidl[cuda12]` (minidl is not on PyPI) while the
+    README said `pip install -e ".[dev,cuda12]"`: one command, said the same way everywhere."""
+    for page in ("README.md", "docs/kernels.md"):
+        assert f"`{GPU_INSTALL}`" in (ROOT / page).read_text(), page
+    (tmp_path / "cupy").mkdir()
+    (tmp_path / "cupy" / "__init__.py").write_text("raise ImportError('planted: no CuPy here')\n")
+    show = "from minidl import doctor; print(*doctor.facts('emu'), sep='\\n')"
+    env = clean_env(PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
+    result = subprocess.run([sys.executable, "-c", show], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("no GPU: ")]
+    assert GPU_INSTALL in line, line
 
 
 def slug(heading: str) -> str:
