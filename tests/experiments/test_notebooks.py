@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from conftest import host_only
 
-from minidl.experiment import ExperimentError, command_words
-from minidl.notebook import EXAMPLES, example_names, experiment, run_example
+from minidl.experiments.notebook import EXAMPLES, example_names, experiment, run_example
+from minidl.experiments.options import ExperimentError, command_words
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = host_only
 QUICK = dict(epochs=1, limit=256, test_limit=256, device="cpu")
 
@@ -96,7 +96,7 @@ def test_a_sheets_run_is_kept_and_loaded_when_run_again(tmp_path, capsys):
     """A lab sheet's sheet_run: QUICK says its numbers are a smoke test; run again with the same settings
     it loads the finished run's checkpoints (nothing trained again, the same metrics); with other
     settings it starts afresh in the same folder."""
-    from minidl.notebook import sheet_run
+    from minidl.experiments.notebook import sheet_run
 
     first = sheet_run("dae_mnist", out=tmp_path, quick=True, device="cpu", levels=[0.3])
     assert "a smoke test" in capsys.readouterr().out
