@@ -29,6 +29,7 @@ setup(
         # cuda-bindings + nvidia-cuda-nvrtc: NVIDIA's NVRTC, so the tests compile every kernel without a GPU
         "dev": [
             "pytest>=7",
+            "pytest-xdist>=3.5",  # tests/all_devices.sh spreads each leg over the cores (-n auto)
             "hypothesis>=6.80",
             "scipy>=1.10",
             "matplotlib>=3.7",
