@@ -122,8 +122,8 @@ class Function:
     What backward needs from forward besides inputs and output (masks, indices) forward declares
     with one call, save_for_backward(*arrays), and backward reads back as self.saved (constant
     tensors); options (shapes, strides) are plain attributes. After backward the engine calls
-    release(), which drops exactly the saved values and the inputs, so a kept loss keeps the
-    graph's structure, not its activations.
+    release(), which drops exactly the saved values, the inputs and the output, so a kept loss
+    keeps the graph's structure, not its activations.
     """
 
     saves_inputs = True
