@@ -50,6 +50,13 @@ class Row:
 
 
 # ------------------------------------------------------------------ the rows
+def input_grads(y: md.Tensor, g) -> tuple:
+    """The gradients y's op sends to its inputs for y's gradient g (an array), as a first-order backward
+    computes them (without recording)."""
+    with md.no_grad():
+        return y._node.input_grads(md.Tensor._wrap(g, y.device))
+
+
 def conv_rows(device: str, n: int, c: int, o: int, hw: int, stride: int, rng) -> list[Row]:
     """conv2d forward / input grad / weight grad and conv_transpose2d forward, 3×3, padding 1."""
     x, w = rng.standard_normal((n, c, hw, hw), np.float32), rng.standard_normal((o, c, 3, 3), np.float32) * 0.1
@@ -93,7 +100,7 @@ def pool_rows(device: str, n: int, c: int, hw: int, rng) -> list[Row]:
         y = op(t, 2)
         g = backend.move(gy, device)
         rows.append(Row(f"{name} forward", shape, moved, "byte", lambda op=op, t=t: op(t, 2), None))
-        rows.append(Row(f"{name} backward", shape, moved, "byte", lambda y=y, g=g: y._node.input_grads(g), None))
+        rows.append(Row(f"{name} backward", shape, moved, "byte", lambda y=y, g=g: input_grads(y, g), None))
     if torch is not None:
         tx = to_torch(x, device).requires_grad_()
         tgy = to_torch(gy, device)
@@ -118,7 +125,7 @@ def upsample_rows(device: str, n: int, c: int, hw: int, mode: str, rng) -> list[
         Row(
             f"upsample {mode} forward", shape, moved, "byte", lambda: F.interpolate(t, scale_factor=2, mode=mode), None
         ),
-        Row(f"upsample {mode} backward", shape, moved, "byte", lambda: y._node.input_grads(g), None),
+        Row(f"upsample {mode} backward", shape, moved, "byte", lambda: input_grads(y, g), None),
     ]
     if torch is not None:
         tx, tgy = to_torch(x, device).requires_grad_(), to_torch(gy, device)
@@ -133,8 +140,8 @@ def loss_and_adam_rows(device: str, count: int, rng) -> list[Row]:
     tz, ty = md.tensor(z, device=device, requires_grad=True), md.tensor(y, device=device)
     rows = [
         Row("sigmoid + BCE, loss and grad", f"{count:,} values", 12.0 * count, "byte",
-            lambda: F.binary_cross_entropy_with_logits(tz, ty)._node.input_grads(backend.move(np.ones((), np.float32),
-                                                                                              device)), None),
+            lambda: input_grads(F.binary_cross_entropy_with_logits(tz, ty), backend.move(np.ones((), np.float32),
+                                                                                         device)), None),
     ]  # fmt: skip
     p = md.tensor(z, device=device, requires_grad=True)
     p.grad = md.tensor(y, device=device)

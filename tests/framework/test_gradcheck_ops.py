@@ -19,7 +19,7 @@ small_shapes = st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple)
 
 # Second derivatives of every op and case on the cpu. On emu and cuda, of the ops with kernels
 # (kernel=True) in the cases of at most KERNEL_SECOND_ORDER_ELEMENTS input elements: each element
-# costs two backward(create_graph=True) passes of emulated launches; the other ops' backward_graph is
+# costs two backward(create_graph=True) passes of emulated launches; the other ops' backward is
 # made of the same recorded ops on every device, each with its first derivative checked here.
 SECOND_ORDER_OF_EVERY_CASE = os.environ.get("MINIDL_DEVICE", "cpu") == "cpu"
 KERNEL_SECOND_ORDER_ELEMENTS = 60
