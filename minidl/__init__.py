@@ -9,7 +9,8 @@ from . import interrupt  # noqa: F401  first: from here on, Ctrl-C in an example
 import numpy as np
 
 from . import autograd, nn, optim, validate
-from .autograd.function import Function, enable_grad, is_grad_enabled, no_grad
+from .autograd.function import Function
+from .autograd.mode import enable_grad, is_grad_enabled, no_grad
 from .autograd.tensor import Tensor
 from .backend import cuda_available, manual_seed, resolve_device
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck

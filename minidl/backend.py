@@ -180,3 +180,8 @@ def generators_by_device() -> dict:
 def live_generators() -> list:
     """The generators in use now (a captured step keeps them, as its graph draws from their state)."""
     return list(_generators.values())
+
+
+def is_array(value) -> bool:
+    """A NumPy or CuPy array (an operand that ops take as a constant tensor)."""
+    return hasattr(value, "__array_interface__") or hasattr(value, "__cuda_array_interface__")

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import backend
 from .autograd.engine import grad
-from .autograd.function import enable_grad, no_grad
+from .autograd.mode import enable_grad, no_grad
 from .autograd.tensor import Tensor
 
 

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
-from .autograd.function import is_array
 from .autograd.tensor import Tensor
+from .backend import is_array
 
 EMPTY = "__empty_dict__"  # the leaf that stands for an empty dict
 LIST = "__list__"  # the leaf that says: this dict of "0", "1", ... was a list

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .function import grad_mode, is_grad_enabled
+from .mode import grad_mode, is_grad_enabled
 from .tensor import Tensor, writable_data
 
 

@@ -1,4 +1,4 @@
-"""Function: one node of the graph, an op's forward and backward side by side, and grad mode.
+"""Function: one node of the graph, an op's forward and backward side by side.
 
 The path of a tensor through an op:
   forward   Function.apply(x, ...) unwraps the tensors, runs forward on their arrays (or
@@ -13,91 +13,12 @@ The path of a tensor through an op:
 
 from __future__ import annotations
 
-import functools
-import inspect
-import threading
 import weakref
-from collections.abc import Callable
 
 from .. import backend
 from ..runtime import runs_as_kernel
+from .mode import _grad_mode
 from .tensor import Tensor
-
-
-class _GradMode(threading.local):
-    enabled = True  # each thread starts with gradients on, as in PyTorch
-
-
-_grad_mode = _GradMode()
-
-
-class grad_mode:
-    """This thread's grad mode set to `enabled` inside a with block, or around every call of a
-    decorated function; a decorated generator function has it around each step of its body (as
-    PyTorch's _DecoratorContextManager), not only while the generator is made."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-
-    def __enter__(self) -> None:
-        self.previous, _grad_mode.enabled = _grad_mode.enabled, self.enabled
-
-    def __exit__(self, *exc) -> None:
-        _grad_mode.enabled = self.previous
-
-    def __call__(self, func: Callable) -> Callable:
-        enabled = self.enabled  # each call takes a block of its own (calls may nest or interleave)
-        if inspect.isgeneratorfunction(func):
-
-            @functools.wraps(func)
-            def generator(*args, **kwargs):
-                gen = func(*args, **kwargs)
-                try:
-                    with grad_mode(enabled):
-                        response = gen.send(None)
-                    while True:
-                        try:
-                            request = yield response
-                        except GeneratorExit:
-                            with grad_mode(enabled):
-                                gen.close()
-                            raise
-                        except BaseException as error:  # thrown in by the caller: on into the body
-                            with grad_mode(enabled):
-                                response = gen.throw(error)
-                        else:
-                            with grad_mode(enabled):
-                                response = gen.send(request)
-                except StopIteration as stop:
-                    return stop.value
-
-            return generator
-
-        @functools.wraps(func)
-        def call(*args, **kwargs):
-            with grad_mode(enabled):
-                return func(*args, **kwargs)
-
-        return call
-
-
-def no_grad() -> grad_mode:
-    """Inside this block (or a function it decorates) ops record no graph, in this thread only."""
-    return grad_mode(False)
-
-
-def enable_grad() -> grad_mode:
-    """Inside this block (or a function it decorates) ops record graphs again, also within no_grad()."""
-    return grad_mode(True)
-
-
-def is_grad_enabled() -> bool:
-    return _grad_mode.enabled
-
-
-def is_array(value) -> bool:
-    """A NumPy or CuPy array (an operand that ops take as a constant tensor)."""
-    return hasattr(value, "__array_interface__") or hasattr(value, "__cuda_array_interface__")
 
 
 class Function:
@@ -250,5 +171,5 @@ def _with_constants(cls: type, args: tuple, tensors: list) -> tuple[tuple, list]
             "make an array a tensor first (minidl.tensor(array))"
         )
     device = tensors[0].device
-    args = tuple(Tensor(a, device=device) if is_array(a) else a for a in args)
+    args = tuple(Tensor(a, device=device) if backend.is_array(a) else a for a in args)
     return args, [a for a in args if isinstance(a, Tensor)]

@@ -13,9 +13,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import backend, validate
+from .mode import grad_mode
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from .function import Function
+
+# minidl.ops, which Tensor's operators and methods call. The ops import Tensor, so Tensor cannot import
+# them: minidl.ops binds itself here when it is imported (late binding, as DeZero's setup_variable).
+ops: ModuleType = None  # type: ignore[assignment]  (bound before any op can run)
 
 
 def fresh_array(data, dtype, device: str):
@@ -265,6 +272,8 @@ class Tensor:
                 raise ValueError(f"gradient has shape {tuple(seed.shape)}, expected {self.shape}")
         keep = create_graph and isinstance(gradient, Tensor) and gradient.dtype == self.dtype
         seed = gradient if keep else Tensor._wrap(seed, self.device)  # kept: differentiable in its turn
+        from .engine import run_backward  # the engine works on tensors: it imports this module
+
         with grad_mode(create_graph):  # as PyTorch: backward records only for create_graph, also inside no_grad()
             run_backward(self, seed, retain_graph)
 
@@ -316,10 +325,10 @@ class Tensor:
         return ops.neg(self)
 
     def __matmul__(self, other):  # a tensor or an array; a list is Python's TypeError, as in PyTorch
-        return ops.matmul(self, other) if isinstance(other, Tensor) or is_array(other) else NotImplemented
+        return ops.matmul(self, other) if isinstance(other, Tensor) or backend.is_array(other) else NotImplemented
 
     def __rmatmul__(self, other):
-        return ops.matmul(other, self) if isinstance(other, Tensor) or is_array(other) else NotImplemented
+        return ops.matmul(other, self) if isinstance(other, Tensor) or backend.is_array(other) else NotImplemented
 
     def __getitem__(self, index):
         return ops.getitem(self, index)
@@ -441,8 +450,3 @@ def writable_data(t: Tensor):
 def _infer_device(data) -> str:
     """A tensor keeps its device, a CuPy array is on cuda, anything else goes to the default device."""
     return data.device if isinstance(data, Tensor) else backend.device_for(data)
-
-
-from .. import ops  # noqa: E402  (ops needs Tensor defined above)
-from .engine import run_backward  # noqa: E402  (the engine needs Tensor defined above)
-from .function import grad_mode, is_array  # noqa: E402  (function.py needs Tensor defined above)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import backend, data, serialization
-from ..autograd.function import no_grad
+from ..autograd.mode import no_grad
 from ..autograd.tensor import Tensor
 from ..capture import CapturedStep
 from ..nn import Flatten, Module

@@ -9,7 +9,7 @@ import numpy as np
 from scipy.special import softmax
 
 from .. import ops
-from ..autograd.function import no_grad
+from ..autograd.mode import no_grad
 from ..autograd.tensor import Tensor
 from ..nn import (
     Module,

@@ -14,7 +14,8 @@ import tempfile
 import numpy as np
 
 from .. import backend
-from ..autograd.function import Function, no_grad
+from ..autograd.function import Function
+from ..autograd.mode import no_grad
 from ..autograd.tensor import Tensor
 from .sheet_kernel import sheet_attr, sheet_call, sheet_get, sheet_run  # noqa: F401  (the lab sheets' probes)
 

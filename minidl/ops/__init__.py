@@ -1,5 +1,8 @@
 """Every differentiable op, grouped by family (one module each)."""
 
+import sys
+
+from ..autograd import tensor as tensor_module
 from .activations import leaky_relu, log_softmax, relu, sigmoid, softmax, softplus, tanh
 from .conv import conv2d, conv_transpose2d
 from .dropout import dropout
@@ -87,3 +90,5 @@ __all__ = [
     "var",
     "where",
 ]
+
+tensor_module.ops = sys.modules[__name__]  # Tensor's operators and methods call the ops (see tensor.py)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..autograd.function import is_grad_enabled
+from ..autograd.mode import is_grad_enabled
 from ..autograd.tensor import Tensor, writable_data
 
 

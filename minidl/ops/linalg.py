@@ -14,8 +14,9 @@ import numpy as np
 
 from .. import backend, validate
 from ..autograd.engine import unbroadcast
-from ..autograd.function import Function, is_array
+from ..autograd.function import Function
 from ..autograd.tensor import Tensor
+from ..backend import is_array
 from ..runtime import blocks, define, launch
 from ..runtime.launch import MAX_GRID, Out
 from .reductions import Sum

@@ -1,0 +1,80 @@
+"""Grad mode: whether ops record the graph, per thread (as PyTorch's), and the blocks and decorators
+that set it (no_grad, enable_grad)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections.abc import Callable
+
+
+class _GradMode(threading.local):
+    enabled = True  # each thread starts with gradients on, as in PyTorch
+
+
+_grad_mode = _GradMode()
+
+
+class grad_mode:
+    """This thread's grad mode set to `enabled` inside a with block, or around every call of a
+    decorated function; a decorated generator function has it around each step of its body (as
+    PyTorch's _DecoratorContextManager), not only while the generator is made."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __enter__(self) -> None:
+        self.previous, _grad_mode.enabled = _grad_mode.enabled, self.enabled
+
+    def __exit__(self, *exc) -> None:
+        _grad_mode.enabled = self.previous
+
+    def __call__(self, func: Callable) -> Callable:
+        enabled = self.enabled  # each call takes a block of its own (calls may nest or interleave)
+        if inspect.isgeneratorfunction(func):
+
+            @functools.wraps(func)
+            def generator(*args, **kwargs):
+                gen = func(*args, **kwargs)
+                try:
+                    with grad_mode(enabled):
+                        response = gen.send(None)
+                    while True:
+                        try:
+                            request = yield response
+                        except GeneratorExit:
+                            with grad_mode(enabled):
+                                gen.close()
+                            raise
+                        except BaseException as error:  # thrown in by the caller: on into the body
+                            with grad_mode(enabled):
+                                response = gen.throw(error)
+                        else:
+                            with grad_mode(enabled):
+                                response = gen.send(request)
+                except StopIteration as stop:
+                    return stop.value
+
+            return generator
+
+        @functools.wraps(func)
+        def call(*args, **kwargs):
+            with grad_mode(enabled):
+                return func(*args, **kwargs)
+
+        return call
+
+
+def no_grad() -> grad_mode:
+    """Inside this block (or a function it decorates) ops record no graph, in this thread only."""
+    return grad_mode(False)
+
+
+def enable_grad() -> grad_mode:
+    """Inside this block (or a function it decorates) ops record graphs again, also within no_grad()."""
+    return grad_mode(True)
+
+
+def is_grad_enabled() -> bool:
+    return _grad_mode.enabled
