@@ -13,7 +13,7 @@ from conftest import host_only, needs_cxx
 
 from minidl.optable import kernel_ops
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FAMILIES = {f"{info.name} {part}" for info in kernel_ops() for part in ("forward", "backward")} | {"Adam step"}
 
 
