@@ -138,6 +138,16 @@ def _layout(draw, info: OpInfo, kernel: bool):
     if kind == "permute":
         shape = draw(small_shapes)
         return [shape], tuple(draw(st.permutations(range(len(shape))))), {}, extra
+    if kind == "transpose":
+        shape = draw(small_shapes)
+        dims = st.integers(-len(shape), len(shape) - 1)
+        return [shape], (draw(dims), draw(dims)), {}, extra
+    if kind == "unflatten":
+        shape = draw(small_shapes)
+        dim = draw(st.integers(-len(shape), len(shape) - 1))
+        n = shape[dim]
+        sizes = draw(st.sampled_from([(n,), (n, 1), (1, n), (-1, 1)] + ([(2, n // 2), (-1, 2)] if n % 2 == 0 else [])))
+        return [shape], (dim, sizes), {}, extra
     if kind == "unsqueeze":
         shape = draw(small_shapes)
         return [shape], (), dict(dim=draw(st.integers(-len(shape) - 1, len(shape)))), extra

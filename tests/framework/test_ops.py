@@ -193,6 +193,19 @@ def test_bad_input_is_a_clear_error_at_the_call(info, bad):
         bad.call(info.op)
 
 
+NOT_IN_THE_TABLE = {
+    "in_place": "not an op: how +=, -= and their kin write into a tensor (tests/framework/test_pytorch_semantics.py)",
+    "setitem": "t[i] = v writes in place (tests/framework/test_pytorch_semantics.py); the table's ops return new ones",
+}
+
+
+def test_every_op_of_minidl_ops_has_its_entry():
+    """A new op that minidl.ops exports without an entry in the op table fails here."""
+    table = {info.name for info in OPS} | {info.op for info in OPS}
+    missing = [n for n in md.ops.__all__ if n not in table and getattr(md.ops, n) not in table]
+    assert sorted(missing) == sorted(NOT_IN_THE_TABLE), missing
+
+
 def test_the_table_names_each_op_once_and_every_kernel_op_has_its_example():
     names = [info.name for info in OPS]
     assert len(names) == len(set(names))
