@@ -29,18 +29,21 @@ setup(
         # cuda-bindings + nvidia-cuda-nvrtc: NVIDIA's NVRTC, so the tests compile every kernel without a GPU
         "dev": [
             "pytest>=7",
+            "pytest-xdist>=3.5",  # tests/all_devices.sh spreads each leg over the cores (-n auto)
             "hypothesis>=6.80",
             "scipy>=1.10",
             "matplotlib>=3.7",
             "ruff>=0.5",
             "cuda-bindings>=12.8",
             "nvidia-cuda-nvrtc>=12.8",
-            # the notebooks: run in Jupyter (a widget progress bar), executed by the tests without Jupyter
+            # the lab sheets, executed by the tests without Jupyter (and what they need in Jupyter, below)
             "nbformat>=5.9",
             "nbclient>=0.10",
             "ipykernel>=6.29",
             "ipywidgets>=8.1",
         ],
+        # what a lab sheet (notebooks/) needs in Jupyter or Colab beside minidl: a kernel, widget progress bars
+        "notebook": ["ipykernel>=6.29", "ipywidgets>=8.1"],
         # CuPy with NVIDIA's runtime compiler (NVRTC) and libraries, so kernels compile without a CUDA toolkit
         "cuda12": ["cupy-cuda12x[ctk]>=14"],
         "cuda13": ["cupy-cuda13x[ctk]>=14"],

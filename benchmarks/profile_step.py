@@ -3,7 +3,8 @@
 Every op's forward and backward (and the optimiser's update) is timed by a wrapper around it
 while the model trains on one fixed batch; the table lists milliseconds per step, calls per
 step and the share of the step, largest first. Time outside the ops (Python glue, the
-backward walk) is the remainder.
+backward walk) is the remainder. A backward's time includes the forwards of the ops it runs (conv2d's
+backward runs conv_transpose2d's forward), so those rows overlap.
 
     python benchmarks/profile_step.py                 # Model C, batch 128, on the cpu
     python benchmarks/profile_step.py --model D --steps 50
@@ -20,7 +21,7 @@ from minidl.autograd.function import Function
 from minidl.experiments.models import ModelC, ModelD, ModelP
 from minidl.nn import functional as F
 
-PHASES = ("forward", "backward", "forward_kernel", "backward_kernel")
+PHASES = ("forward", "backward", "forward_kernel")
 
 
 def subclasses(cls):

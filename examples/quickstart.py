@@ -1,4 +1,4 @@
-"""A two-minute tour of minidl: fit a small autoencoder to synthetic 8×8 "bars" images.
+"""A first run of minidl that finishes in seconds: fit a small autoencoder to synthetic 8×8 "bars" images.
 
 python examples/quickstart.py [--steps 300] [--device cpu|cuda|emu]
 """

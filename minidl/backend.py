@@ -39,7 +39,10 @@ def cupy_problem() -> str | None:
     try:
         import cupy
     except ImportError:
-        return "CuPy is not installed (pip install minidl[cuda12] or [cuda13])"
+        return (
+            "CuPy is not installed (in minidl's folder: "
+            'pip install -e ".[dev,cuda12]", or ".[dev,cuda13]" for CUDA 13)'
+        )
     version = getattr(cupy, "__version__", "0")
     numbers = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
     if numbers < MIN_CUPY:

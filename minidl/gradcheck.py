@@ -8,7 +8,8 @@ one, at the cost of one backward instead of one per output element.
 
 gradgradcheck: gradcheck of h(x) = Σ_i Σ u_i · ∂s/∂x_i, the first-order gradients built with
 create_graph=True and weighted by a random u; h's gradient is the Hessian of s applied to u,
-so a wrong second derivative (a backward_graph) shows as gradcheck's would.
+so a wrong second derivative (an op's backward, differentiated through the ops it runs) shows
+as gradcheck's would.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import numbers
 
 def integer(value, name: str, minimum: int | None = None) -> int:
     """An int (or NumPy integer) at least `minimum`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if type(value) is not int and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
         raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be ≥ {minimum}, got {value}")
@@ -28,14 +28,14 @@ def real(value, name: str, low: float | None = None, high: float | None = None) 
 
 def pair(value, name: str, minimum: int | None = None) -> tuple[int, int]:
     """An integer or a pair of integers, as a pair of ints, each at least `minimum`."""
-    values = (value, value) if isinstance(value, numbers.Integral) else value
+    values = (value, value) if type(value) is int or isinstance(value, numbers.Integral) else value
     try:
         values = tuple(values)
     except TypeError:
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
     if len(values) != 2:
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    return tuple(integer(v, name, minimum) for v in values)
+    return integer(values[0], name, minimum), integer(values[1], name, minimum)
 
 
 def dim(value, ndim: int, name: str = "dim") -> int:

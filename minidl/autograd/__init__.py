@@ -1,7 +1,7 @@
 """Reverse-mode automatic differentiation, one idea a module:
 
 tensor.py     Tensor: the array, its gradient and the node that made it; its methods forward to ops
-function.py   Function: an op's node (forward, backward, backward_graph, the kernel path), grad mode
+function.py   Function: an op's node (forward on arrays or its kernel path; backward once, in ops), grad mode
 engine.py     the backward walk (run_backward), unbroadcast, grad (torch.autograd.grad's)
 """
 

@@ -1,16 +1,18 @@
 """The reverse-mode engine: the backward walk (exercise 2), unbroadcast (exercise 1), and grad.
 
-run_backward sends a gradient from a root tensor to the leaves in topological order, asking
-each node for its inputs' gradients (Function.input_grads): arrays for a first-order backward,
-tensors built by recorded ops for backward(create_graph=True). grad() returns the gradients of
-outputs with respect to given inputs without touching any .grad, as torch.autograd.grad.
+run_backward sends a gradient (a Tensor) from a root tensor to the leaves in topological order,
+asking each node for its inputs' gradients (Function.input_grads, which runs the op's backward).
+Tensor.backward runs the walk under no_grad for a first-order backward (the backwards' ops then
+record nothing) and with grad mode on for backward(create_graph=True), so that the gradients are
+graphs of their own. grad() returns the gradients of outputs with respect to given inputs without
+touching any .grad, as torch.autograd.grad.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .function import grad_mode
+from .function import grad_mode, is_grad_enabled
 from .tensor import Tensor, writable_data
 
 
@@ -61,10 +63,10 @@ def run_backward(root: Tensor, seed, retain_graph: bool) -> None:
             if not x.requires_grad:
                 continue
             if gx is not None:
-                if tuple(gx.shape) != x.shape:
-                    raise AssertionError(f"{type(node).__name__}.backward gave shape {tuple(gx.shape)} for {x.shape}")
-                if gx.dtype != x.dtype:  # as PyTorch's engine: a gradient has its input's dtype
-                    gx = as_dtype(gx, x.dtype)
+                if gx.data.shape != x.data.shape:
+                    raise AssertionError(f"{type(node).__name__}.backward gave shape {gx.shape} for {x.shape}")
+                if gx.data.dtype != x.data.dtype:  # as PyTorch's engine: a gradient has its input's dtype
+                    gx = gx.to(dtype=x.dtype)
                 grads[id(x)] = grads[id(x)] + gx if id(x) in grads else gx
             waiting[id(x)] -= 1
             if waiting[id(x)] == 0:
@@ -74,24 +76,19 @@ def run_backward(root: Tensor, seed, retain_graph: bool) -> None:
     ### END SOLUTION
 
 
-def accumulate(leaf: Tensor, g, taken: set[int]) -> None:
-    """Add the gradient g into leaf.grad. An array g (a first-order backward) is kept as the .grad
+def accumulate(leaf: Tensor, g: Tensor, taken: set[int]) -> None:
+    """Add the gradient g into leaf.grad. In a first-order backward g's array becomes the .grad
     without a copy unless it is a view or another leaf holds it already (`taken`: the ids of the
-    arrays leaves hold) and is added into the .grad's array after; a tensor g (create_graph) is added
+    arrays leaves hold), and is added into the .grad's array after; under create_graph g is added
     by an op, so the sum stays differentiable."""
-    if isinstance(g, Tensor):
+    if is_grad_enabled():  # create_graph
         leaf.grad = g if leaf.grad is None else leaf.grad + g
     elif leaf.grad is None:
-        fresh = g.base is None and id(g) not in taken
-        leaf.grad = Tensor._wrap(g if fresh else g.copy(), leaf.device)
+        fresh = g.data.base is None and id(g.data) not in taken
+        leaf.grad = Tensor._wrap(g.data if fresh else g.data.copy(), leaf.device)
         taken.add(id(leaf.grad.data))
     else:  # into the .grad's own array, as PyTorch: `g0 = x.grad.numpy()` (cpu) sees the next backward's sum
-        writable_data(leaf.grad)[...] += g
-
-
-def as_dtype(g, dtype):
-    """A gradient in another dtype: an array's astype, a tensor's (create_graph) recorded .to(dtype=)."""
-    return g.to(dtype=dtype) if isinstance(g, Tensor) else g.astype(dtype)
+        writable_data(leaf.grad)[...] += g.data
 
 
 def grad(

@@ -243,7 +243,7 @@ class Tensor:
 
         gradient may be omitted only for a tensor with one element (it is then 1).
         Without retain_graph the graph's saved values are freed as it is walked.
-        create_graph: the gradients are computed by ops that record a graph of their own, so the
+        The ops' backwards run under no_grad; create_graph: they record a graph of their own, so the
         .grad they leave can be differentiated again (second derivatives, gradient penalties);
         retain_graph then defaults to True, as in PyTorch.
         """
@@ -263,10 +263,9 @@ class Tensor:
             seed = fresh_array(gradient, self.dtype, self.device)  # a copy: leaves may keep it as their .grad
             if tuple(seed.shape) != self.shape:
                 raise ValueError(f"gradient has shape {tuple(seed.shape)}, expected {self.shape}")
-        if create_graph:  # the gradients are tensors, built by recorded ops
-            keep = isinstance(gradient, Tensor) and gradient.dtype == self.dtype  # differentiable in its turn
-            seed = gradient if keep else Tensor._wrap(seed, self.device)
-        with grad_mode(create_graph):  # as PyTorch: create_graph records, also inside no_grad()
+        keep = create_graph and isinstance(gradient, Tensor) and gradient.dtype == self.dtype
+        seed = gradient if keep else Tensor._wrap(seed, self.device)  # kept: differentiable in its turn
+        with grad_mode(create_graph):  # as PyTorch: backward records only for create_graph, also inside no_grad()
             run_backward(self, seed, retain_graph)
 
     # ------------------------------------------------------------- operators

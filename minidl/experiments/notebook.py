@@ -6,6 +6,12 @@
     run = conv_dae(epochs=1, limit=2000)                # = python examples/conv_dae_mnist.py --epochs 1 --limit 2000
     run.metrics["test_mse"]; run.show()                 # its metrics; its figures inline in Jupyter
     run = run_example("conv_dae_mnist", epochs=1)       # the same in one call
+    run = sheet_run("conv_dae_mnist", out="runs", quick=True, device="cpu")   # a lab sheet's run (below)
+
+A lab sheet (notebooks/) runs its long experiments with sheet_run: QUICK shrinks them to a smoke
+test of seconds and says so, in print and in a banner, beside every number it shows; the run
+folder is kept, so running the cell again loads the finished run's checkpoints instead of
+training again.
 
 Each example declares its work as a function (minidl.experiments.experiment.example) whose keyword arguments
 are its command-line options, validated by the same argparse parser; the script's main() only
@@ -23,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .experiment import Run
+from .options import ExperimentError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -45,6 +52,38 @@ def experiment(name: str) -> Callable[..., Run]:
 def run_example(name: str, **options) -> Run:
     """Run examples/<name>.py with these options in this process: experiment(name)(**options)."""
     return experiment(name)(**options)
+
+
+QUICK_SIZE = dict(epochs=1, limit=128, test_limit=128)  # a smoke test: does every cell run?
+SMOKE_TEST = ("QUICK = True: a smoke test on {limit} images for {epochs} epoch. Its numbers say the code runs, "
+              "nothing about the method: set QUICK = False for results.")  # fmt: skip
+
+
+def smoke_test_banner() -> None:
+    """Say that QUICK's numbers are a smoke test: printed, and in Jupyter a red box above the output."""
+    text = SMOKE_TEST.format(**QUICK_SIZE)
+    print(f"*** {text} ***")
+    try:
+        from IPython.display import HTML, display
+    except ImportError:  # a script or a plain Python shell: the printed line is the banner
+        return
+    display(HTML(f'<div style="border:2px solid #c00;padding:6px;color:#c00;font-weight:bold">{text}</div>'))
+
+
+def sheet_run(name: str, *, out: str | Path, quick: bool, device: str | None, **options) -> Run:
+    """examples/<name>.py run for a lab sheet, in out/<quick|full>/<name>: QUICK at QUICK_SIZE, with the
+    smoke-test banner. A finished run there with the same settings is loaded from its checkpoints
+    (resume=True: nothing is trained again); none, or one with other settings, starts afresh."""
+    folder = Path(out) / ("quick" if quick else "full") / name
+    options = options | (QUICK_SIZE if quick else {})
+    if quick:
+        smoke_test_banner()
+    try:
+        return run_example(name, out=folder, device=device, resume=True, **options)
+    except ExperimentError as e:
+        if "--resume" not in str(e) and "resume with" not in str(e):
+            raise
+    return run_example(name, out=folder, device=device, overwrite=True, **options)
 
 
 def _load(name: str):

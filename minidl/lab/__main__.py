@@ -1,4 +1,4 @@
-"""python -m minidl.lab list | student DIR | check N|all | grade SUBMISSIONS/ | probe (the grader's child)
+"""python -m minidl.lab list | student DIR | sheets DIR | gradescope ZIP | check N|all | grade SUBMISSIONS/ | probe
 
 `check` is the student's self-check: it grades the copy it is run from (the minidl source tree
 that holds the working directory, else the one this minidl was imported from) with that copy's
@@ -19,9 +19,11 @@ from ..cli import run
 from ..experiments.options import positive_int
 from ..runtime.sources import is_source_tree
 from .exercises import EXERCISES, exercise, stubs
-from .gradebook import SubmissionError, device_for, grade_class, heading, outcome
+from .gradebook import PARTS, SubmissionError, device_for, grade_class, heading, outcome
 from .grading import grade
 from .isolation import CHOICES, IsolationError
+from .platforms import write_classroom_workflow, write_gradescope_bundle
+from .sheets import SheetError, write_student_sheets
 from .solutions import PROJECT_ENTRIES, MarkerError, write_copy
 from .student import imported_tree, serve, source_tree
 
@@ -48,12 +50,41 @@ def write_student_copy(folder: Path) -> int:
               "give a new folder outside them, e.g. handout/", file=sys.stderr)  # fmt: skip
         return 2
     try:
-        regions = write_copy(root, folder, stubs())
-    except (FileExistsError, MarkerError) as e:
+        regions = write_copy(root, folder, stubs(), then=lambda copy: handout_extras(root, copy))
+    except (FileExistsError, MarkerError, SheetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote a student copy to {folder}: {regions} solution regions of {len(EXERCISES)} exercises blanked.")
     print(f"The sheets are in {folder / 'docs' / 'exercises'}; a student grades with: python -m minidl.lab check N")
+    print(f"The lab sheets (notebooks, solutions blanked) are in {folder / 'notebooks'}; GitHub Classroom's "
+          f"autograding workflow in {folder / '.github' / 'workflows' / 'classroom.yml'}")  # fmt: skip
+    return 0
+
+
+def handout_extras(root: Path, copy: Path) -> None:
+    """What a student copy holds beside the project: the student sheets and the Classroom workflow."""
+    write_student_sheets(root / "notebooks", copy / "notebooks")
+    write_classroom_workflow(copy)
+
+
+def write_bundle(archive: Path) -> int:
+    if archive.suffix != ".zip" or archive.exists():
+        print(f"error: {archive}: give a new .zip file for the autograder bundle", file=sys.stderr)
+        return 2
+    write_gradescope_bundle(project_root(), archive)
+    print(f"wrote Gradescope's autograder bundle to {archive}: upload it as the assignment's autograder "
+          "(setup.sh, run_autograder and this project, solutions included: keep it private)")  # fmt: skip
+    return 0
+
+
+def write_sheets(folder: Path) -> int:
+    """The student versions of the lab sheets alone (notebooks/), into folder."""
+    try:
+        written = write_student_sheets(project_root() / "notebooks", folder)
+    except (SheetError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote the student versions of {len(written)} lab sheets to {folder}: " + ", ".join(p.name for p in written))
     return 0
 
 
@@ -98,18 +129,23 @@ def check(which: str, device: str | None, timeout: float) -> int:
 
 
 def grade_submissions(folder: Path, out: Path | None, jobs: int, device: str | None, timeout: float,
-                      isolation: str) -> int:  # fmt: skip
+                      isolation: str, part: str) -> int:  # fmt: skip
     if no_gpu_for(device):
         return 2
     out = out or folder.resolve().parent / f"{folder.resolve().name}-grades"
     try:
-        rows = grade_class(project_root(), folder, out, jobs, device, timeout, isolation)
+        rows = grade_class(project_root(), folder, out, jobs, device, timeout, isolation, part)
     except (SubmissionError, IsolationError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for row in rows:
-        print(f"{row.label:<24} {row.passed:2d} of {len(EXERCISES)} pass" + (f"  ({row.why})" if row.reason else ""))
-    print(f"the gradebook: {out / 'grades.csv'}; each submission's report: {out / 'reports'}")
+        sheets = f", lab sheets {row.sheet_points:g} points" if row.sheets else ""
+        print(
+            f"{row.label:<24} {row.passed:2d} of {len(EXERCISES)} pass{sheets}"
+            + (f"  ({row.why})" if row.reason else "")
+        )
+    print(f"the gradebook: {out / 'grades.csv'}; each submission's report: {out / 'reports'}; Gradescope's "
+          f"results.json of each: {out / 'results'}")  # fmt: skip
     return 0
 
 
@@ -147,11 +183,16 @@ def main(argv=None) -> int:
     commands.add_parser("list", help="the exercises, one line each")
     student = commands.add_parser("student", help="write a student copy of the project (solutions blanked)")
     student.add_argument("folder", type=Path, help="a new (or empty) folder")
+    sheets = commands.add_parser("sheets", help="write the student versions of the lab sheets (notebooks/)")
+    sheets.add_argument("folder", type=Path, help="where the student sheets go (made if missing)")
+    bundle = commands.add_parser("gradescope", help="write the autograder bundle (a zip) to upload to Gradescope")
+    bundle.add_argument("archive", type=Path, help="a new .zip file")
     check_parser = commands.add_parser("check", help="the student's self-check of the copy it is run in")
     check_parser.add_argument("exercise", type=exercise_choice, help="an exercise number, or 'all'")
     teacher = commands.add_parser("grade", help="the teacher's: grade every submission in a folder into a gradebook")
     teacher.add_argument("submissions", type=Path, help="a folder of student copies (folders or archives)")
     teacher.add_argument("--out", type=Path, default=None, help="the gradebook's folder (default SUBMISSIONS-grades)")
+    teacher.add_argument("--part", choices=PARTS, default="all", help="grade the exercises, the lab sheets, or all")
     teacher.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1, help="submissions graded at once")
     teacher.add_argument(
         "--isolation",
@@ -179,10 +220,15 @@ def main(argv=None) -> int:
         return list_exercises()
     if args.command == "student":
         return write_student_copy(args.folder)
+    if args.command == "gradescope":
+        return write_bundle(args.archive)
+    if args.command == "sheets":
+        return write_sheets(args.folder)
     if args.command == "probe":
         return serve(args.device, args.copy, *args.pipes)
     if args.command == "grade":
-        return grade_submissions(args.submissions, args.out, args.jobs, args.device, args.timeout, args.isolation)
+        return grade_submissions(args.submissions, args.out, args.jobs, args.device, args.timeout, args.isolation,
+                                 args.part)  # fmt: skip
     return check(args.exercise, args.device, args.timeout)
 
 

@@ -16,6 +16,7 @@ class Exercise:
     title: str
     devices: tuple[str, ...]  # where it can be graded; the first is the default
     check: Callable[[Student], None]  # raises CheckFailed (grading.py) at the first wrong case
+    points: int = 2  # what a pass is worth on Gradescope and GitHub Classroom (grades.csv counts passes)
 
     @property
     def sheet(self) -> str:

@@ -14,8 +14,9 @@ import tempfile
 import numpy as np
 
 from .. import backend
-from ..autograd.function import Function
+from ..autograd.function import Function, no_grad
 from ..autograd.tensor import Tensor
+from .sheet_kernel import sheet_attr, sheet_call, sheet_get, sheet_run  # noqa: F401  (the lab sheets' probes)
 
 
 def _tensor(array: np.ndarray, device: str, requires_grad: bool = False) -> Tensor:
@@ -35,7 +36,8 @@ def _numpy(value):
 
 def _input_grads(out: Tensor, grad_output: np.ndarray) -> tuple:
     """The gradients that out's op sends to its inputs for grad_output, as NumPy arrays."""
-    grads = out._node.input_grads(backend.move(grad_output.astype(out.dtype), out.device))
+    with no_grad():  # as a first-order backward runs it
+        grads = out._node.input_grads(Tensor._wrap(backend.move(grad_output.astype(out.dtype), out.device), out.device))
     return tuple(_numpy(g) for g in grads)
 
 
@@ -64,20 +66,19 @@ class _Scale(Function):
 
 class _Square(Function):
     def forward(self, x):
-        self.x = x
         return x * x
 
     def backward(self, g):
-        return 2 * self.x * g
+        return 2 * self.inputs[0] * g
 
 
 class _Multiply(Function):
     def forward(self, a, b):
-        self.a, self.b = a, b
         return a * b
 
     def backward(self, g):
-        return g * self.b, g * self.a
+        a, b = self.inputs
+        return g * b, g * a
 
 
 def _deep(x: Tensor) -> Tensor:

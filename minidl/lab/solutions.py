@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,11 +163,12 @@ def splice(handed_in: Path, blanked: Path) -> dict[int, str]:
     return broken
 
 
-def write_copy(root: Path, destination: Path, stubs: dict[int, tuple[str, str]] | None) -> int:
+def write_copy(root: Path, destination: Path, stubs: dict[int, tuple[str, str]] | None,
+               then: Callable[[Path], object] | None = None) -> int:  # fmt: skip
     """Copy the project at root to destination (which must not exist, or be empty), with every
-    solution region blanked when stubs is given. The copy is built beside destination and
-    renamed into place, so an interrupted copy leaves nothing half-written. Returns the number
-    of regions blanked."""
+    solution region blanked when stubs is given, and `then(copy)` called on it (the student
+    sheets written in). The copy is built beside destination and renamed into place, so an
+    interrupted copy leaves nothing half-written. Returns the number of regions blanked."""
     destination = Path(destination).resolve()
     if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
         raise FileExistsError(f"{destination} already exists and is not an empty folder; give a new one")
@@ -187,6 +188,8 @@ def write_copy(root: Path, destination: Path, stubs: dict[int, tuple[str, str]] 
         for path in {r.path for r in regions}:
             text = (work / path).read_text()
             (work / path).write_text(blank(text, [r for r in regions if r.path == path], stubs))
+        if then is not None:
+            then(work)
         umask = os.umask(0)
         os.umask(umask)
         work.chmod(0o777 & ~umask)  # mkdtemp's folder is private; the copy gets the usual permissions

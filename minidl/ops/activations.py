@@ -16,14 +16,11 @@ def stable_sigmoid(xp, z):
 
 class ReLU(Function):
     def forward(self, x):
-        self.save_for_backward(~(x <= 0))  # PyTorch's mask is x <= 0: the gradient at NaN passes (1)
+        self.save_for_backward((~(x <= 0)).astype(x.dtype))  # PyTorch's mask is x <= 0: the gradient at NaN passes (1)
         return self.xp.maximum(x, 0)  # relu(-inf) = 0 and relu(NaN) = NaN, as in PyTorch (x·(x > 0) gave NaN)
 
-    def backward(self, g):
-        (positive,) = self.saved
-        return g * positive
-
-    backward_graph = backward  # g times a constant mask
+    def backward(self, g):  # g times a constant mask
+        return g * self.saved[0]
 
 
 class LeakyReLU(Function):
@@ -33,26 +30,17 @@ class LeakyReLU(Function):
         return x * scale
 
     def backward(self, g):
-        (scale,) = self.saved
-        return g * scale
-
-    backward_graph = backward
+        return g * self.saved[0]
 
 
 class Sigmoid(Function):
     saves_output = True  # its backward reads its output
 
     def forward(self, x):
-        out = stable_sigmoid(self.xp, x)
-        self.save_for_backward(out)
-        return out
+        return stable_sigmoid(self.xp, x)
 
     def backward(self, g):
-        (s,) = self.saved
-        return g * s * (1 - s)
-
-    def backward_graph(self, g):
-        s = sigmoid(self.inputs[0])
+        s = self.output
         return g * s * (1 - s)
 
 
@@ -60,16 +48,10 @@ class Tanh(Function):
     saves_output = True  # its backward reads its output
 
     def forward(self, x):
-        out = self.xp.tanh(x)
-        self.save_for_backward(out)
-        return out
+        return self.xp.tanh(x)
 
     def backward(self, g):
-        (t,) = self.saved
-        return g * (1 - t * t)
-
-    def backward_graph(self, g):
-        t = tanh(self.inputs[0])
+        t = self.output
         return g * (1 - t * t)
 
 
@@ -77,38 +59,26 @@ class Softplus(Function):
     """log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|); d/dx = sigmoid(x)."""
 
     def forward(self, x):
-        self.save_for_backward(x)
         return self.xp.maximum(x, 0) + self.xp.log1p(self.xp.exp(-self.xp.abs(x)))
 
     def backward(self, g):
-        (x,) = self.saved
-        return g * stable_sigmoid(self.xp, x)
-
-    def backward_graph(self, g):
         return g * sigmoid(self.inputs[0])
 
 
 class LogSoftmax(Function):
-    """x - logsumexp(x) along dim; backward g - softmax · Σg."""
+    """x - logsumexp(x) along dim; backward g - softmax · Σg, softmax = e^out."""
 
     saves_output = True  # its backward reads its output
 
     def forward(self, x, dim):
-        if x.size == 0:  # an empty x (an empty dim too): an empty result, as PyTorch's
-            out = x.copy()
-        else:
-            shifted = x - x.max(axis=dim, keepdims=True)
-            out = shifted - self.xp.log(self.xp.exp(shifted).sum(axis=dim, keepdims=True))
         self.dim = dim
-        self.save_for_backward(out)
-        return out
+        if x.size == 0:  # an empty x (an empty dim too): an empty result, as PyTorch's
+            return x.copy()
+        shifted = x - x.max(axis=dim, keepdims=True)
+        return shifted - self.xp.log(self.xp.exp(shifted).sum(axis=dim, keepdims=True))
 
     def backward(self, g):
-        (out,) = self.saved
-        return g - self.xp.exp(out) * g.sum(axis=self.dim, keepdims=True)
-
-    def backward_graph(self, g):
-        return g - softmax(self.inputs[0], self.dim) * g.sum(dim=self.dim, keepdim=True)
+        return g - self.output.exp() * g.sum(dim=self.dim, keepdim=True)
 
 
 class Softmax(Function):
@@ -118,16 +88,11 @@ class Softmax(Function):
 
     def forward(self, x, dim):
         e = self.xp.exp(x - (x.max(axis=dim, keepdims=True) if x.size else 0))  # an empty x: an empty result
-        out, self.dim = e / e.sum(axis=dim, keepdims=True), dim
-        self.save_for_backward(out)
-        return out
+        self.dim = dim
+        return e / e.sum(axis=dim, keepdims=True)
 
     def backward(self, g):
-        (s,) = self.saved
-        return s * (g - (g * s).sum(axis=self.dim, keepdims=True))
-
-    def backward_graph(self, g):
-        s = softmax(self.inputs[0], self.dim)
+        s = self.output
         return s * (g - (g * s).sum(dim=self.dim, keepdim=True))
 
 

@@ -11,9 +11,12 @@ conv_transpose2d is the adjoint of conv2d, so it needs no primitive of its own:
 its forward is conv2d_input_grad, its input gradient is conv2d_output, and its
 weight gradient is conv2d_weight_grad with the roles of input and output swapped.
 
+The ops: Conv2d, ConvTranspose2d, and two gradients that are ops of their own (Conv2dWeightGrad,
+BiasGrad), so that each op's backward is written once in ops and differentiates again.
+
 The array path (NumPy, or CuPy on a GPU without our kernels) computes each primitive as
-im2col (a strided view, one copy) and one matmul; an op computes each im2col matrix once
-and hands it to the primitives that need it. It works with the batch last: im2col's
+im2col (a strided view, one copy) and one matmul; conv2d's forward hands its im2col matrix
+of x on to its weight gradient (Conv2dWeightGrad), so that it is made once. It works with the batch last: im2col's
 columns are (p, q, n), so a matmul's result (O, Ho·Wo·N) is already an image stored as
 (O, Ho, Wo, N), and the primitives return it as the (N, O, Ho, Wo) view of that storage
 instead of copying it into NCHW order. The next op's im2col or col2im then reads runs of N
@@ -28,6 +31,7 @@ from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from ..runtime import MAX_SHARED_BYTES, Out, define, launch
 from ..validate import pair
+from .reductions import Expand
 from .windows import add_windows, output_size, sliding_windows
 
 # kernels/conv2d.cu's tiles, compiled into it as -D constants (its static_asserts check how they fit)
@@ -188,109 +192,92 @@ def bias_grad_kernel(gy):
 
 # ------------------------------------------------------------------- the ops
 class Conv2d(Function):
+    """y = conv2d(x, w) + b. Its gradients are convolutions too: gx = conv_transpose2d(gy, w), gw =
+    Conv2dWeightGrad(x, gy), gb = BiasGrad(gy); second derivatives come from their backwards."""
+
     def forward(self, x, w, b=None, *, stride, padding):
         self.stride, self.padding, self.has_bias = stride, padding, b is not None
         cols = im2col(x, w.shape[2:], stride, padding)  # serves the forward and the weight gradient
-        self.save_for_backward(x, w, cols)
+        self.save_for_backward(cols)
         y = conv2d_output(x, w, stride, padding, cols)
         return y if b is None else y + b.reshape(1, -1, 1, 1)
 
-    def backward(self, gy):
-        x, w, cols = self.saved
-        gx = conv2d_input_grad(gy, w, x.shape[2:], self.stride, self.padding) if self.needs_grad[0] else None
-        gw = conv2d_weight_grad(x, gy, w.shape[2:], self.stride, self.padding, cols)
-        return (gx, gw, gy.sum(axis=(0, 2, 3))) if self.has_bias else (gx, gw)
-
     def forward_kernel(self, x, w, b=None, *, stride, padding):
         self.stride, self.padding, self.has_bias = stride, padding, b is not None
-        self.save_for_backward(x, w)
         y = conv2d_output_kernel(x, w, stride, padding)
         return y if b is None else y + b.reshape(1, -1, 1, 1)
 
-    def backward_kernel(self, gy):
-        (x, w), stride, padding = self.saved, self.stride, self.padding
-        gx = conv2d_input_grad_kernel(gy, w, x.shape[2:], stride, padding) if self.needs_grad[0] else None
-        gw, gb = conv2d_weight_grad_kernel(x, gy, w.shape[2:], stride, padding, with_bias=self.has_bias)
-        return (gx, gw, gb) if self.has_bias else (gx, gw)
-
-    def backward_graph(self, gy):  # conv2d's gradients are convolutions, which record graphs in their turn
-        x, w = self.inputs[:2]
-        options = dict(stride=self.stride, padding=self.padding)
-        gx = ConvTranspose2d.apply(gy, w, out_hw=x.shape[2:], **options) if self.needs_grad[0] else None
-        gw = Conv2dWeightGrad.apply(x, gy, kernel=w.shape[2:], **options)
-        return (gx, gw, gy.sum(dim=(0, 2, 3))) if self.has_bias else (gx, gw)
+    def backward(self, gy):
+        (x, w), needs, options = self.inputs[:2], self.needs_grad, dict(stride=self.stride, padding=self.padding)
+        cols = self.saved[0].data if self.saved else None  # x's im2col matrix, from the array path's forward
+        return (
+            ConvTranspose2d.apply(gy, w, out_hw=x.shape[2:], **options) if needs[0] else None,
+            Conv2dWeightGrad.apply(x, gy, kernel=w.shape[2:], cols=cols, **options) if needs[1] else None,
+            *([BiasGrad.apply(gy)] if self.has_bias else []),
+        )
 
 
 class ConvTranspose2d(Function):
-    """The adjoint of Conv2d: x (N, C_in, H, W), w (C_in, C_out, kh, kw) -> (N, C_out, H_out, W_out)."""
+    """The adjoint of Conv2d: x (N, C_in, H, W), w (C_in, C_out, kh, kw) -> (N, C_out, H_out, W_out).
+    Its input gradient is conv2d(gy, w), its weight gradient Conv2dWeightGrad(gy, x)."""
 
     def forward(self, x, w, b=None, *, stride, padding, out_hw):
         self.stride, self.padding, self.has_bias = stride, padding, b is not None
-        self.save_for_backward(x, w)
         y = conv2d_input_grad(x, w, out_hw, stride, padding)
         return y if b is None else y + b.reshape(1, -1, 1, 1)
 
-    def backward(self, gy):
-        x, w = self.saved
-        cols = im2col(gy, w.shape[2:], self.stride, self.padding)  # one im2col of gy serves both gradients
-        gx = conv2d_output(gy, w, self.stride, self.padding, cols) if self.needs_grad[0] else None
-        gw = conv2d_weight_grad(gy, x, w.shape[2:], self.stride, self.padding, cols)
-        return (gx, gw, gy.sum(axis=(0, 2, 3))) if self.has_bias else (gx, gw)
-
     def forward_kernel(self, x, w, b=None, *, stride, padding, out_hw):
         self.stride, self.padding, self.has_bias = stride, padding, b is not None
-        self.save_for_backward(x, w)
         y = conv2d_input_grad_kernel(x, w, out_hw, stride, padding)
         return y if b is None else y + b.reshape(1, -1, 1, 1)
 
-    def backward_kernel(self, gy):
-        (x, w), stride, padding = self.saved, self.stride, self.padding
-        gx = conv2d_output_kernel(gy, w, stride, padding) if self.needs_grad[0] else None
-        gw, _ = conv2d_weight_grad_kernel(gy, x, w.shape[2:], stride, padding)
-        return (gx, gw, bias_grad_kernel(gy)) if self.has_bias else (gx, gw)
-
-    def backward_graph(self, gy):
-        x, w = self.inputs[:2]
-        options = dict(stride=self.stride, padding=self.padding)
-        gx = Conv2d.apply(gy, w, **options) if self.needs_grad[0] else None
-        gw = Conv2dWeightGrad.apply(gy, x, kernel=w.shape[2:], **options)
-        return (gx, gw, gy.sum(dim=(0, 2, 3))) if self.has_bias else (gx, gw)
+    def backward(self, gy):
+        (x, w), needs, options = self.inputs[:2], self.needs_grad, dict(stride=self.stride, padding=self.padding)
+        return (
+            Conv2d.apply(gy, w, **options) if needs[0] else None,
+            Conv2dWeightGrad.apply(gy, x, kernel=w.shape[2:], **options) if needs[1] else None,
+            *([BiasGrad.apply(gy)] if self.has_bias else []),
+        )
 
 
 class Conv2dWeightGrad(Function):
-    """conv2d's weight gradient as an op, for second derivatives: x (N, C, H, W) and gy (N, O, Ho, Wo)
-    -> gw (O, C, kh, kw), gw[o,c,i,j] = Σ_n,p,q gy[n,o,p,q] · xpad[n,c,p·sh+i,q·sw+j]. It is bilinear,
-    so its gradients for an output gradient G (O, C, kh, kw) are convolutions with G as the weight:
-    d/dx = conv2d_input_grad(gy, G) and d/dgy = conv2d_output(x, G)."""
+    """conv2d's weight gradient as an op: x (N, C, H, W) and gy (N, O, Ho, Wo) -> gw (O, C, kh, kw),
+    gw[o,c,i,j] = Σ_n,p,q gy[n,o,p,q] · xpad[n,c,p·sh+i,q·sw+j]. It is bilinear, so its gradients for
+    an output gradient G (O, C, kh, kw) are convolutions with G as the weight: d/dx = conv_transpose2d(gy, G)
+    and d/dgy = conv2d(x, G). cols: x's im2col matrix, where conv2d's forward made it."""
 
-    def forward(self, x, gy, kernel, stride, padding):
+    def forward(self, x, gy, kernel, stride, padding, cols=None):
         self.stride, self.padding = stride, padding
-        self.save_for_backward(x, gy)
-        return conv2d_weight_grad(x, gy, kernel, stride, padding)
+        return conv2d_weight_grad(x, gy, kernel, stride, padding, cols)
 
-    def backward(self, g):
-        x, gy = self.saved
-        gx = conv2d_input_grad(gy, g, x.shape[2:], self.stride, self.padding) if self.needs_grad[0] else None
-        ggy = conv2d_output(x, g, self.stride, self.padding) if self.needs_grad[1] else None
-        return gx, ggy
-
-    def forward_kernel(self, x, gy, kernel, stride, padding):
+    def forward_kernel(self, x, gy, kernel, stride, padding, cols=None):
         self.stride, self.padding = stride, padding
-        self.save_for_backward(x, gy)
         return conv2d_weight_grad_kernel(x, gy, kernel, stride, padding)[0]
 
-    def backward_kernel(self, g):
-        (x, gy), stride, padding = self.saved, self.stride, self.padding
-        gx = conv2d_input_grad_kernel(gy, g, x.shape[2:], stride, padding) if self.needs_grad[0] else None
-        ggy = conv2d_output_kernel(x, g, stride, padding) if self.needs_grad[1] else None
-        return gx, ggy
+    def backward(self, g):
+        (x, gy), options = self.inputs, dict(stride=self.stride, padding=self.padding)
+        return (
+            ConvTranspose2d.apply(gy, g, out_hw=x.shape[2:], **options) if self.needs_grad[0] else None,
+            Conv2d.apply(x, g, **options) if self.needs_grad[1] else None,
+        )
 
-    def backward_graph(self, g):
-        x, gy = self.inputs
-        options = dict(stride=self.stride, padding=self.padding)
-        gx = ConvTranspose2d.apply(gy, g, out_hw=x.shape[2:], **options) if self.needs_grad[0] else None
-        ggy = Conv2d.apply(x, g, **options) if self.needs_grad[1] else None
-        return gx, ggy
+
+class BiasGrad(Function):
+    """The bias gradient of a convolution as an op: gy (N, O, Ho, Wo) -> Σ_n,p,q gy (O,); its gradient
+    broadcasts back (Expand)."""
+
+    saves_inputs = False  # its backward needs the shape only
+
+    def forward(self, gy):
+        self.shape = gy.shape
+        return gy.sum(axis=(0, 2, 3))
+
+    def forward_kernel(self, gy):
+        self.shape = gy.shape
+        return bias_grad_kernel(gy)
+
+    def backward(self, g):
+        return Expand.apply(g, shape=self.shape, dims=(0, 2, 3), keepdim=False)
 
 
 def _check(name: str, x: Tensor, w: Tensor, b: Tensor | None, transposed: bool) -> None:

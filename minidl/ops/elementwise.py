@@ -19,15 +19,17 @@ def _binary(fn_cls, a, b, float_op: bool = False) -> Tensor:
     """Apply a binary Function to tensors, numbers or arrays, which meet in the dtype of PyTorch's
     promotion (minidl.ops.promotion); a float op (/) of integers gives float32, and a Python number
     meets float16 in float32, the result cast back."""
-    like = _plain(a, b)
-    if like is not None:  # the common case: a float32 (or float64) tensor with its like or a number
-        dtype = like.dtype
-        a, b = (a, operand(b, dtype, like)) if a is like else (operand(a, dtype, like), b)
-    else:
-        like = a if isinstance(a, Tensor) else b
-        a, b = _tensors_or_numbers(a, b, like)
-        dtype = floating(result_type(a, b)) if float_op else result_type(a, b)
-        a, b = (operand(x, dtype if isinstance(x, Tensor) else computes_in(dtype), like) for x in (a, b))
+    for t, other in ((a, b), (b, a)):  # the common cases first: a float32 (or float64) tensor with its like
+        if isinstance(t, Tensor) and t.data.dtype in _PLAIN:
+            if isinstance(other, Tensor) and other.data.dtype == t.data.dtype:
+                return fn_cls.apply(a, b)
+            if type(other) in (int, float):  # or with a Python number, which takes its dtype
+                number = operand(other, t.data.dtype, t)
+                return fn_cls.apply(a, number) if t is a else fn_cls.apply(number, b)
+    like = a if isinstance(a, Tensor) else b
+    a, b = _tensors_or_numbers(a, b, like)
+    dtype = floating(result_type(a, b)) if float_op else result_type(a, b)
+    a, b = (operand(x, dtype if isinstance(x, Tensor) else computes_in(dtype), like) for x in (a, b))
     out = fn_cls.apply(a, b)
     return out if out.dtype == dtype else out.to(dtype=dtype)
 
@@ -37,17 +39,7 @@ def _tensors_or_numbers(a, b, like: Tensor) -> tuple:
     return tuple(x if isinstance(x, Tensor | numbers.Number) else Tensor(x, device=like.device) for x in (a, b))
 
 
-_PLAIN = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _plain(a, b) -> Tensor | None:
-    """The float32 or float64 tensor of a and b whose dtype is the result without further rules (the
-    other is a tensor of its dtype or a Python int or float), or None."""
-    for t, other in ((a, b), (b, a)):
-        if isinstance(t, Tensor) and t.data.dtype in _PLAIN:
-            if type(other) in (int, float) or (isinstance(other, Tensor) and other.data.dtype == t.data.dtype):
-                return t
-    return None
+_PLAIN = (np.dtype(np.float32), np.dtype(np.float64))  # the dtypes that meet their like and numbers as they are
 
 
 class Add(Function):
@@ -60,8 +52,6 @@ class Add(Function):
     def backward(self, g):
         return unbroadcast(g, self.shapes[0]), unbroadcast(g, self.shapes[1])
 
-    backward_graph = backward  # the same maths on tensors: unbroadcast sums, which ops record
-
 
 class Sub(Function):
     saves_inputs = False  # its backward needs shapes only
@@ -71,42 +61,32 @@ class Sub(Function):
         return a - b
 
     def backward(self, g):
-        return unbroadcast(g, self.shapes[0]), unbroadcast(-g, self.shapes[1])
-
-    backward_graph = backward
+        return unbroadcast(g, self.shapes[0]), unbroadcast(-g, self.shapes[1]) if self.needs_grad[1] else None
 
 
 class Mul(Function):
     def forward(self, a, b):
-        self.save_for_backward(a, b)
         return a * b
 
     def reads_value_of(self, k):  # d(ab)/da = b: a's value serves only b's gradient (so y *= 3 is fine)
         return self.needs_grad[1 - k]
 
     def backward(self, g):
-        a, b = self.saved
-        return unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape)
-
-    def backward_graph(self, g):
-        a, b = self.inputs
-        return unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape)
+        (a, b), needs = self.inputs, self.needs_grad
+        return (
+            unbroadcast(g * b, a.shape) if needs[0] else None,
+            unbroadcast(g * a, b.shape) if needs[1] else None,
+        )
 
 
 class Div(Function):
     def forward(self, a, b):
-        self.save_for_backward(a, b)
         return a / b
 
     def backward(self, g):
-        a, b = self.saved
-        ga = g / b
-        return unbroadcast(ga, a.shape), unbroadcast(-ga * a / b, b.shape)
-
-    def backward_graph(self, g):
         a, b = self.inputs
         ga = g / b
-        return unbroadcast(ga, a.shape), unbroadcast(-ga * a / b, b.shape)
+        return unbroadcast(ga, a.shape), unbroadcast(-ga * a / b, b.shape) if self.needs_grad[1] else None
 
 
 class Pow(Function):
@@ -115,29 +95,18 @@ class Pow(Function):
     saves_output = True  # its backward reads its output
 
     def forward(self, a, b):
-        out = a**b
-        self.save_for_backward(a, b, out)
-        return out
+        return a**b
 
     def backward(self, g):
-        a, b, out = self.saved
-        slope = self.xp.where(b == 0, 0, b * a ** self.xp.where(b == 0, 1, b - 1))
-        ga = unbroadcast(g * slope, a.shape)  # d(a⁰)/da = 0, also at a = 0 (not 0 · 0⁻¹ = NaN)
-        gb = None
-        if self.inputs[1].requires_grad:
-            with np.errstate(invalid="ignore", divide="ignore"):  # log of a < 0: NaN, as PyTorch
-                log_a = self.xp.log(self.xp.where(_zero_to_the_nonnegative(a, b), 1, a))
-                gb = unbroadcast(g * out * log_a, b.shape)
-        return ga, gb
-
-    def backward_graph(self, g):
         a, b = self.inputs
-        zero = self.saved[1] == 0  # a constant: where the exponent is 0 the slope is 0
-        slope = where(zero, 0.0, b * a ** where(zero, 1.0, b - 1))
-        ga = unbroadcast(g * slope, a.shape)
-        gb = None
-        if b.requires_grad:
-            gb = unbroadcast(g * a**b * log(where(_zero_to_the_nonnegative(*self.saved[:2]), 1.0, a)), b.shape)
+        zero = b.data == 0  # where the exponent is 0 the slope is 0, also at a = 0 (not 0 · 0⁻¹ = NaN)
+        ga = gb = None
+        if self.needs_grad[0]:
+            ga = unbroadcast(g * where(zero, 0.0, b * a ** where(zero, 1.0, b - 1)), a.shape)
+        if self.needs_grad[1]:
+            with np.errstate(invalid="ignore", divide="ignore"):  # log of a < 0: NaN, as PyTorch
+                log_a = log(where(_zero_to_the_nonnegative(a.data, b.data), 1.0, a))
+            gb = unbroadcast(g * self.output * log_a, b.shape)
         return ga, gb
 
 
@@ -150,28 +119,28 @@ class Maximum(Function):
     """Elementwise max; where a == b the gradient is split evenly (as PyTorch does)."""
 
     def forward(self, a, b):
-        self.save_for_backward(a, b)
         return self.xp.maximum(a, b)
 
     def backward(self, g):
-        a, b = self.saved
-        share_a = ((a > b) + 0.5 * (a == b)).astype(g.dtype)
-        return unbroadcast(g * share_a, a.shape), unbroadcast(g * (1 - share_a), b.shape)
-
-    backward_graph = backward  # g times constant shares (they change only where a crosses b)
+        a, b = (t.data for t in self.inputs)
+        return _split(self, g, (a > b) + 0.5 * (a == b))
 
 
 class Minimum(Function):
     def forward(self, a, b):
-        self.save_for_backward(a, b)
         return self.xp.minimum(a, b)
 
     def backward(self, g):
-        a, b = self.saved
-        share_a = ((a < b) + 0.5 * (a == b)).astype(g.dtype)
-        return unbroadcast(g * share_a, a.shape), unbroadcast(g * (1 - share_a), b.shape)
+        a, b = (t.data for t in self.inputs)
+        return _split(self, g, (a < b) + 0.5 * (a == b))
 
-    backward_graph = backward
+
+def _split(node: Function, g: Tensor, share_a) -> tuple[Tensor, Tensor]:
+    """g shared between two inputs: share_a to the first, the rest to the second (shares are
+    constants: they change only where a crosses b)."""
+    a, b = node.inputs
+    share_a = node.constant(share_a.astype(g.dtype))
+    return unbroadcast(g * share_a, a.shape), unbroadcast(g * (1 - share_a), b.shape)
 
 
 def add(a, b) -> Tensor:
@@ -211,35 +180,22 @@ class Neg(Function):
     def backward(self, g):
         return -g
 
-    backward_graph = backward
-
 
 class Exp(Function):
     saves_output = True  # its backward reads its output
 
     def forward(self, x):
-        out = self.xp.exp(x)
-        self.save_for_backward(out)
-        return out
+        return self.xp.exp(x)
 
     def backward(self, g):
-        (out,) = self.saved
-        return g * out
-
-    def backward_graph(self, g):
-        return g * exp(self.inputs[0])
+        return g * self.output
 
 
 class Log(Function):
     def forward(self, x):
-        self.save_for_backward(x)
         return self.xp.log(x)
 
     def backward(self, g):
-        (x,) = self.saved
-        return g / x
-
-    def backward_graph(self, g):
         return g / self.inputs[0]
 
 
@@ -247,30 +203,20 @@ class Sqrt(Function):
     saves_output = True  # its backward reads its output
 
     def forward(self, x):
-        out = self.xp.sqrt(x)
-        self.save_for_backward(out)
-        return out
+        return self.xp.sqrt(x)
 
     def backward(self, g):
-        (out,) = self.saved
-        return g / (2 * out)
-
-    def backward_graph(self, g):
-        return g / (2 * sqrt(self.inputs[0]))
+        return g / (2 * self.output)
 
 
 class Abs(Function):
     """|x|; the gradient at 0 is 0, as in PyTorch."""
 
     def forward(self, x):
-        self.save_for_backward(self.xp.sign(x))
         return self.xp.abs(x)
 
     def backward(self, g):
-        (sign,) = self.saved
-        return g * sign
-
-    backward_graph = backward  # sign(x) is a constant almost everywhere
+        return g * self.constant(self.xp.sign(self.inputs[0].data))  # sign(x): a constant almost everywhere
 
 
 class Clamp(Function):
@@ -289,14 +235,12 @@ class Clamp(Function):
         beyond = {"lo": lambda: x < lo if hi is None else (x < lo) & ~(hi < lo),
                  "hi": lambda: x > hi if lo is None else (x > hi) | (hi < lo)}  # fmt: skip
         self.shapes = (x.shape, *(t.shape for t in tensors))
-        self.save_for_backward(inside, *(beyond[name]() for name in tensor_bounds))
+        self.save_for_backward(*(m.astype(x.dtype) for m in (inside, *(beyond[n]() for n in tensor_bounds))))
         return self.xp.clip(x, lo, hi)
 
-    def backward(self, g):
+    def backward(self, g):  # g times constant masks
         grads = tuple(unbroadcast(g * mask, shape) for mask, shape in zip(self.saved, self.shapes, strict=True))
         return grads if len(grads) > 1 else grads[0]
-
-    backward_graph = backward  # g times constant masks
 
 
 class Where(Function):
@@ -308,15 +252,8 @@ class Where(Function):
         return self.xp.where(cond, a, b)
 
     def backward(self, g):
-        (cond,), zero = self.saved, self.xp.zeros((), dtype=g.dtype)
-        return (
-            unbroadcast(self.xp.where(cond, g, zero), self.shapes[0]),
-            unbroadcast(self.xp.where(cond, zero, g), self.shapes[1]),
-        )
-
-    def backward_graph(self, g):
-        (cond,) = self.saved
-        return unbroadcast(g * cond, self.shapes[0]), unbroadcast(g * ~cond, self.shapes[1])
+        cond = self.saved[0].data
+        return unbroadcast(where(cond, g, 0.0), self.shapes[0]), unbroadcast(where(cond, 0.0, g), self.shapes[1])
 
 
 def neg(x: Tensor) -> Tensor:

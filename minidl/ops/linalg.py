@@ -18,6 +18,8 @@ from ..autograd.function import Function, is_array
 from ..autograd.tensor import Tensor
 from ..runtime import blocks, define, launch
 from ..runtime.launch import MAX_GRID, Out
+from .reductions import Sum
+from .shape import Permute, Reshape
 
 # kernels/matmul.cu's tiles, compiled into it as -D constants (its static_asserts check how they fit)
 TILES = define(
@@ -91,36 +93,28 @@ class MatMul(Function):
     """a @ b with NumPy's rules: 1-D operands are promoted, leading dims broadcast."""
 
     def forward(self, a, b):
-        self.save_for_backward(a, b)
         return product(a, b, self.uses_kernels)
 
     forward_kernel = forward  # the same code: product() takes the kernel path
 
     def backward(self, g):
-        (a, b), kernel = self.saved, self.uses_kernels
-        a2 = a[None, :] if a.ndim == 1 else a  # promote vectors as matmul does
-        b2 = b[:, None] if b.ndim == 1 else b
+        a, b = self.inputs
+        a2 = Reshape.apply(a, shape=(1, -1)) if a.ndim == 1 else a  # promote vectors as matmul does
+        b2 = Reshape.apply(b, shape=(-1, 1)) if b.ndim == 1 else b
         if b.ndim == 1:  # b's dim first: a dot product's g has no dims
-            g = g[..., None]
+            g = Reshape.apply(g, shape=(*g.shape, 1))
         if a.ndim == 1:
-            g = g[..., None, :]
-        ga = product(g, b2.swapaxes(-1, -2), kernel) if self.needs_grad[0] else None
-        gb = product(a2.swapaxes(-1, -2), g, kernel) if self.needs_grad[1] else None
-        ga = None if ga is None else unbroadcast(ga, a2.shape).reshape(a.shape)
-        gb = None if gb is None else unbroadcast(gb, b2.shape).reshape(b.shape)
+            g = Reshape.apply(g, shape=(*g.shape[:-1], 1, g.shape[-1]))
+        ga = unbroadcast(MatMul.apply(g, _swap(b2)), a2.shape).reshape(a.shape) if self.needs_grad[0] else None
+        gb = unbroadcast(MatMul.apply(_swap(a2), g), b2.shape).reshape(b.shape) if self.needs_grad[1] else None
         return ga, gb
 
-    def backward_graph(self, g):
-        a, b = self.inputs
-        a2 = a.reshape(1, -1) if a.ndim == 1 else a
-        b2 = b.reshape(-1, 1) if b.ndim == 1 else b
-        if b.ndim == 1:
-            g = g.unsqueeze(-1)
-        if a.ndim == 1:
-            g = g.unsqueeze(-2)
-        ga = unbroadcast(g @ b2.transpose(-1, -2), a2.shape).reshape(a.shape) if self.needs_grad[0] else None
-        gb = unbroadcast(a2.transpose(-1, -2) @ g, b2.shape).reshape(b.shape) if self.needs_grad[1] else None
-        return ga, gb
+
+def _swap(t: Tensor) -> Tensor:
+    """t with its last two dims swapped."""
+    dims = list(range(t.ndim))
+    dims[-2:] = dims[-1], dims[-2]
+    return Permute.apply(t, dims=tuple(dims))
 
 
 def _same_dtype(name: str, *tensors: Tensor) -> None:
@@ -155,7 +149,6 @@ class Linear(Function):
     """x: (..., in), w: (out, in), b: (out,) -> (..., out); one product each way."""
 
     def forward(self, x, w, b=None):
-        self.save_for_backward(x, w)
         self.has_bias = b is not None
         out = product(x, w.T, self.uses_kernels)
         return out + b if b is not None else out
@@ -163,18 +156,29 @@ class Linear(Function):
     forward_kernel = forward  # the same code: product() takes the kernel path
 
     def backward(self, g):
-        (x, w), kernel = self.saved, self.uses_kernels
-        x2, g2 = _rows(x), _rows(g)
-        gx = product(g, w, kernel) if self.needs_grad[0] else None
-        gw = product(g2.T, x2, kernel) if self.needs_grad[1] else None
-        return (gx, gw, g2.sum(axis=0)) if self.has_bias else (gx, gw)
+        (x, w), needs = self.inputs[:2], self.needs_grad
+        return (
+            MatMul.apply(g, w) if needs[0] else None,
+            LinearWeightGrad.apply(g, x) if needs[1] else None,
+            *([Sum.apply(g, dims=tuple(range(g.ndim - 1)), keepdim=False)] if self.has_bias else []),
+        )
 
-    def backward_graph(self, g):
-        x, w = self.inputs[:2]
-        x2, g2 = _rows(x), _rows(g)
-        gx = g @ w if self.needs_grad[0] else None
-        gw = g2.transpose(0, 1) @ x2 if self.needs_grad[1] else None
-        return (gx, gw, g2.sum(dim=0)) if self.has_bias else (gx, gw)
+
+class LinearWeightGrad(Function):
+    """Linear's weight gradient as an op: g (..., out), x (..., in) -> Σ over rows of gᵀx (out, in).
+    Bilinear, so for an output gradient G (out, in): d/dg = x Gᵀ, d/dx = g G."""
+
+    def forward(self, g, x):
+        return product(_rows(g).T, _rows(x), self.uses_kernels)
+
+    forward_kernel = forward  # the same code: product() takes the kernel path
+
+    def backward(self, gg):
+        g, x = self.inputs
+        return (
+            MatMul.apply(x, _swap(gg)) if self.needs_grad[0] else None,
+            MatMul.apply(g, gg) if self.needs_grad[1] else None,
+        )
 
 
 def _rows(x):

@@ -18,7 +18,7 @@ from .. import backend, validate
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from ..runtime import Out, blocks, launch
-from .activations import sigmoid, softmax, stable_sigmoid
+from .activations import sigmoid, softmax
 from .elementwise import log, maximum
 
 FUSED_KINDS = {"bce": 0, "mse": 1}  # the kind argument of kernels/sigmoid_loss.cu
@@ -60,29 +60,22 @@ class BinaryCrossEntropy(Function):
     def forward(self, p, y, reduction):
         xp = self.xp
         self.scale = 1 / p.size if reduction == "mean" else 1
-        self.save_for_backward(p, y)
         with np.errstate(divide="ignore"):  # log(0) = -inf, clamped to -100 next
             loss = -(y * xp.maximum(xp.log(p), -100) + (1 - y) * xp.maximum(xp.log1p(-p), -100))
         return xp.asarray(loss.sum() * self.scale, dtype=p.dtype)
 
     def backward(self, g):
-        p, y = self.saved
-        xp, g = self.xp, g * self.scale
-        grad_p = g * (p - y) / xp.maximum(p * (1 - p), 1e-12) if self.needs_grad[0] else None
-        if self.needs_grad[1]:
-            with np.errstate(divide="ignore"):  # p = 0 or 1: an infinite gradient, as PyTorch's
-                return grad_p, g * (xp.log1p(-p) - xp.log(p))
-        return grad_p, None
-
-    def backward_graph(self, g):
-        p, y = self.inputs
-        g = g * self.scale
-        grad_y = g * (log(1 - p) - log(p)) if self.needs_grad[1] else None
-        return g * (p - y) / maximum(p * (1 - p), 1e-12), grad_y
+        (p, y), g = self.inputs, g * self.scale
+        grad_p = g * (p - y) / maximum(p * (1 - p), 1e-12) if self.needs_grad[0] else None
+        if not self.needs_grad[1]:
+            return grad_p, None
+        with np.errstate(divide="ignore", invalid="ignore"):  # p = 0 or 1: an infinite gradient, as PyTorch's
+            return grad_p, g * (log(1 - p) - log(p))
 
 
 class FusedSigmoidLoss(Function):
-    """Sigmoid of logits fused with BCE or MSE: forward returns the loss and keeps dloss/dz."""
+    """Sigmoid of logits fused with BCE or MSE: forward returns the loss and keeps dloss/dz, which
+    backward hands on as an op (SigmoidLossGrad) so that it can be differentiated again."""
 
     def forward(self, z, y, kind, reduction):
         xp = self.xp
@@ -97,7 +90,7 @@ class FusedSigmoidLoss(Function):
         else:
             loss = (s - y) ** 2
             grad = 2 * (s - y) * s * (1 - s)
-        self.save_for_backward(grad * scale, z, y)  # dloss/dz, computed with the loss; z, y for dloss/dy
+        self.save_for_backward(grad * scale)  # dloss/dz, computed with the loss
         return xp.asarray(loss.sum() * scale, dtype=z.dtype)
 
     def forward_kernel(self, z, y, kind, reduction):
@@ -109,22 +102,38 @@ class FusedSigmoidLoss(Function):
             "sigmoid_loss_forward", z, y, Out(z.shape), Out((count,)), count=z.size, kind=FUSED_KINDS[kind],
             scale=scale, grid=count,
         )  # fmt: skip
-        self.save_for_backward(dz, z, y)
+        self.save_for_backward(dz)
         return launch("sum_partials", partial, Out(()), count=count, scale=scale, grid=1)
 
     def backward(self, g):
-        dz, z, y = self.saved
+        z, y = self.inputs
+        dz = SigmoidLossGrad.apply(z, y, kind=self.kind, scale=self.scale, dz=self.saved[0].data)
         if not self.needs_grad[1]:
             return g * dz, None
-        dy = -z if self.kind == "bce" else -2 * (stable_sigmoid(self.xp, z) - y)
+        dy = -z if self.kind == "bce" else -2 * (sigmoid(z) - y)
         return g * dz, g * self.scale * dy
 
-    def backward_graph(self, g):  # dloss/dz again, from ops on z: σ(z) - y (BCE) or 2(σ(z) - y)σ(z)(1 - σ(z)) (MSE)
+
+class SigmoidLossGrad(Function):
+    """dloss/dz of the fused losses as an op of the logits z and the target y, times `scale`:
+        bce: σ(z) - y                      d/dz = σ'            d/dy = -1
+        mse: 2(σ(z) - y)σ'                 d/dz = 2σ'(σ' + (σ(z) - y)(1 - 2σ(z)))   d/dy = -2σ'
+    with σ' = σ(z)(1 - σ(z)). Forward hands back the values the loss's forward computed (dz)."""
+
+    def forward(self, z, y, kind, scale, dz):
+        self.kind, self.scale = kind, scale
+        return dz
+
+    def backward(self, g):
         z, y = self.inputs
         s = sigmoid(z)
-        grad = s - y if self.kind == "bce" else 2 * (s - y) * s * (1 - s)
-        grad_y = (-z if self.kind == "bce" else -2 * (s - y)) if self.needs_grad[1] else None
-        return g * self.scale * grad, None if grad_y is None else g * self.scale * grad_y
+        slope = s * (1 - s)
+        if self.kind == "bce":
+            gz, gy = slope, -1.0
+        else:
+            gz, gy = 2 * slope * (slope + (s - y) * (1 - 2 * s)), -2 * slope
+        g = g * self.scale
+        return g * gz if self.needs_grad[0] else None, g * gy if self.needs_grad[1] else None
 
 
 class CrossEntropy(Function):
@@ -138,15 +147,12 @@ class CrossEntropy(Function):
         self.scale = 1 / z.shape[0] if reduction == "mean" else 1
         onehot = xp.zeros_like(z)
         onehot[rows, labels] = 1
-        self.save_for_backward(xp.exp(log_probs) - onehot, onehot)  # dloss/dz (unscaled), the labels
+        self.save_for_backward(onehot)
         return xp.asarray(-log_probs[rows, labels].sum() * self.scale, dtype=z.dtype)
 
     def backward(self, g):
-        return g * self.scale * self.saved[0]
-
-    def backward_graph(self, g):
         (z,) = self.inputs
-        return g * self.scale * (softmax(z, 1) - self.saved[1])
+        return g * self.scale * (softmax(z, 1) - self.saved[0])
 
 
 def _as_target(target, like: Tensor) -> Tensor:

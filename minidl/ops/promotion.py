@@ -100,7 +100,7 @@ def operand(value, dtype, like: Tensor) -> Tensor:
     PyTorch's), an array uploaded."""
     if isinstance(value, Tensor):
         return value if value.dtype == dtype else value.to(dtype=dtype)
-    if isinstance(value, numbers.Number):
+    if type(value) in (int, float) or isinstance(value, numbers.Number):
         if dtype.kind in "iu" and not isinstance(value, bool):
             value = np.array(value, dtype=np.int64).astype(dtype).item()  # wraps: uint8 + 300 adds 44
         elif dtype in _LARGEST and abs(value) > _LARGEST[dtype]:  # 1e5 as float16 is inf, as in PyTorch

@@ -48,11 +48,21 @@ class Sum(Function):
         return x.sum(axis=dims, keepdims=keepdim)
 
     def backward(self, g):
-        return self.xp.broadcast_to(_expand(g, self.dims, self.keepdim), self.shape).copy()
+        return Expand.apply(g, shape=self.shape, dims=self.dims, keepdim=self.keepdim)
 
-    def backward_graph(self, g):  # g broadcast back: times ones of the input's shape (Mul's gradient sums)
-        ones = self.xp.ones(self.shape, dtype=g.dtype)
-        return _expand(g, self.dims, self.keepdim) * ones
+
+class Expand(Function):
+    """g (the shape of a sum over dims) broadcast back to `shape`: Sum's gradient as an op, whose own
+    gradient is Sum again."""
+
+    saves_inputs = False  # its backward needs the dims only
+
+    def forward(self, g, shape, dims, keepdim):
+        self.dims, self.keepdim = dims, keepdim
+        return self.xp.broadcast_to(_expand(g, dims, keepdim), shape).copy()
+
+    def backward(self, gg):
+        return Sum.apply(gg, dims=self.dims, keepdim=self.keepdim)
 
 
 class MaxMin(Function):
@@ -62,14 +72,11 @@ class MaxMin(Function):
         out = x.max(axis=dims, keepdims=True) if largest else x.min(axis=dims, keepdims=True)
         hits = (x == out).astype(x.dtype)
         self.save_for_backward(hits / hits.sum(axis=dims, keepdims=True))  # each extreme's share
-        self.dims, self.keepdim = dims, keepdim
+        self.kept, self.keepdim = out.shape, keepdim
         return out if keepdim else out.squeeze(axis=dims)
 
-    def backward(self, g):
-        (share,) = self.saved
-        return _expand(g, self.dims, self.keepdim) * share
-
-    backward_graph = backward  # g times constant shares (they change only where the extreme moves)
+    def backward(self, g):  # g times constant shares (they change only where the extreme moves)
+        return (g if self.keepdim else g.reshape(self.kept)) * self.saved[0]
 
 
 def _normalise(x: Tensor, dim, keepdim, kw) -> tuple[tuple[int, ...], bool]:
@@ -124,11 +131,10 @@ class AlongDim(Function):
         return out if keepdim else out.squeeze(axis=dim)
 
     def backward(self, g):  # g where the position along dim is the index, else 0 (no scatter: CuPy has none)
+        index = self.saved[0].data
         along = [-1 if d == self.dim else 1 for d in range(len(self.shape))]
-        hit = self.xp.arange(self.shape[self.dim]).reshape(along) == self.saved[0]
-        return hit * _expand(g, (self.dim,), self.keepdim)
-
-    backward_graph = backward  # g times a constant one-hot
+        hit = self.constant((self.xp.arange(self.shape[self.dim]).reshape(along) == index).astype(g.dtype))
+        return hit * (g if self.keepdim else g.reshape(index.shape))
 
 
 def _extreme(x: Tensor, dim, keepdim, kw, largest: bool):
@@ -173,23 +179,17 @@ class Var(Function):
         self.dims, self.keepdim, self.dof, self.every_dim = dims, keepdim, count - correction, every_dim
         with np.errstate(divide="ignore", invalid="ignore"):  # inf - inf; n ≤ correction: inf, or NaN for 0/0
             centred = x - x.mean(axis=dims, keepdims=True)
-            self.save_for_backward(centred)
+            self.kept = tuple(1 if d in dims else n for d, n in enumerate(x.shape))
             return (centred * centred).sum(axis=dims, keepdims=keepdim) / (self.dof if self.dof > 0 else 0)
 
     def backward(self, g):
-        (centred,) = self.saved
-        g = _expand(g, self.dims, self.keepdim)
-        if self.every_dim and self.dof <= 0:
-            return g * self.xp.where(centred == 0, np.nan, np.inf).astype(centred.dtype)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return g * (2 / self.dof if self.dof else np.inf) * centred
-
-    def backward_graph(self, g):
         (x,) = self.inputs
-        g = _expand(g, self.dims, self.keepdim)
-        if self.every_dim and self.dof <= 0:
-            return g * Tensor._wrap(self.backward(self.xp.ones((), dtype=x.dtype)), self.device)
-        return g * (2 / self.dof if self.dof else np.inf) * (x - mean(x, self.dims, keepdim=True))
+        g = g if self.keepdim else g.reshape(self.kept)
+        with np.errstate(divide="ignore", invalid="ignore"):  # inf - inf, inf · 0
+            if self.every_dim and self.dof <= 0:  # g · (NaN where x is the mean, else +inf): constants
+                centred = x.data - x.data.mean(axis=self.dims, keepdims=True)
+                return g * self.constant(self.xp.where(centred == 0, np.nan, np.inf).astype(x.dtype))
+            return g * (2 / self.dof if self.dof else np.inf) * (x - mean(x, self.dims, keepdim=True))
 
 
 @half_in_float32

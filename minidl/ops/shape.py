@@ -24,9 +24,7 @@ class Reshape(Function):
         return x.reshape(shape)
 
     def backward(self, g):
-        return g.reshape(self.shape)
-
-    backward_graph = backward  # Tensor.reshape records a Reshape
+        return Reshape.apply(g, shape=self.shape)
 
 
 def reshape(x: Tensor, *shape) -> Tensor:
@@ -52,10 +50,7 @@ class Permute(Function):
         return x.transpose(dims)
 
     def backward(self, g):
-        return g.transpose(self.inverse)
-
-    def backward_graph(self, g):
-        return g.permute(*self.inverse)
+        return Permute.apply(g, dims=self.inverse)
 
 
 def permute(x: Tensor, *dims) -> Tensor:
@@ -118,10 +113,7 @@ class GetItem(Function):
         return x[index]
 
     def backward(self, g):
-        return scatter_add(g, self.saved[0], self.shape)
-
-    def backward_graph(self, g):
-        return ScatterAdd.apply(g, index=self.saved[0], shape=self.shape)
+        return ScatterAdd.apply(g, index=_array(self.saved[0]), shape=self.shape)
 
 
 class ScatterAdd(Function):
@@ -134,10 +126,12 @@ class ScatterAdd(Function):
         return scatter_add(g, index, shape)
 
     def backward(self, gg):
-        return gg[self.saved[0]]
+        return GetItem.apply(gg, index=_array(self.saved[0]))
 
-    def backward_graph(self, gg):
-        return GetItem.apply(gg, index=self.saved[0])
+
+def _array(index):
+    """A saved index as forward took it (an index array or mask comes back from save_for_backward as a tensor)."""
+    return index.data if isinstance(index, Tensor) else index
 
 
 def scatter_add(g, index, shape):
@@ -187,15 +181,9 @@ class SetItem(Function):
         return out
 
     def backward(self, g):
-        (index,) = self.saved
-        gx = g.copy()
-        gx[index] = 0
-        return gx, unbroadcast(g[index], self.v_shape)
-
-    def backward_graph(self, g):
-        (index,) = self.saved
-        zero = Tensor._wrap(self.xp.zeros((), dtype=g.dtype), self.device)
-        return SetItem.apply(g, zero, index=index), unbroadcast(GetItem.apply(g, index=index), self.v_shape)
+        index, zero = _array(self.saved[0]), self.constant(self.xp.zeros((), dtype=g.dtype))
+        gx = SetItem.apply(g, zero, index=index) if self.needs_grad[0] else None
+        return gx, unbroadcast(GetItem.apply(g, index=index), self.v_shape) if self.needs_grad[1] else None
 
 
 def setitem(x: Tensor, index, value) -> Tensor:
@@ -216,9 +204,6 @@ class Concat(Function):
         return self.xp.concatenate(arrays, axis=dim)
 
     def backward(self, g):
-        return tuple(self.xp.split(g, self.splits, axis=self.dim))
-
-    def backward_graph(self, g):
         edges = [0, *self.splits, g.shape[self.dim]]
         lead = (slice(None),) * self.dim
         return tuple(g[(*lead, slice(a, b))] for a, b in zip(edges, edges[1:]))
@@ -260,9 +245,7 @@ class Pad(Function):
         return self.xp.pad(x, widths, constant_values=value)
 
     def backward(self, g):
-        return g[self.crop]
-
-    backward_graph = backward  # Tensor indexing records a GetItem
+        return GetItem.apply(g, index=self.crop)
 
 
 def pad(x: Tensor, pad: tuple[int, ...], value: float = 0.0) -> Tensor:
@@ -291,10 +274,7 @@ class ToDevice(Function):
             return moved.astype(dtype, copy=False) if dtype is not None else moved
 
     def backward(self, g):
-        return backend.move(g, self.device).astype(self.source_dtype, copy=False)
-
-    def backward_graph(self, g):
-        return g.to(self.inputs[0].device, dtype=self.source_dtype)
+        return g.to(self.device, dtype=self.source_dtype)
 
 
 def to_device(x: Tensor, device: str, dtype=None) -> Tensor:

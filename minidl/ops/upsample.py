@@ -23,7 +23,6 @@ from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from ..runtime import Out, launch
 from ..validate import real
-from .adjoint import Adjoint
 from .windows import window_spread, window_sums
 
 MODES = ("nearest", "bilinear")
@@ -55,45 +54,61 @@ def block_size(matrix: np.ndarray) -> int | None:
 
 
 class Upsample(Function):
-    def forward(self, x, out_hw, scales, mode):
-        self.options = dict(out_hw=out_hw, scales=scales, mode=mode)
-        self.in_hw, xp = x.shape[2:], self.xp
-        matrices = [interpolation_matrix(x.shape[2 + d], out_hw[d], scales[d], mode) for d in range(2)]
-        self.blocks = tuple(block_size(m) for m in matrices)
-        if None not in self.blocks:  # every pixel copied to a block: write the block offset by offset
-            return window_spread(x, (*x.shape[:2], *out_hw), self.blocks, self.blocks)
-        a_h, a_w = (xp.asarray(m, dtype=x.dtype) for m in matrices)
-        self.save_for_backward(a_h, a_w)
-        return xp.matmul(xp.matmul(a_h, x), a_w.T)
+    """Linear in x: its gradient is UpsampleGrad (gx = A_hᵀ · g · A_w), whose gradient is Upsample again."""
 
-    def backward(self, g):
-        if None not in self.blocks:
-            return window_sums(g, self.blocks, self.blocks, self.in_hw)
-        xp = self.xp
-        a_h, a_w = self.saved
-        return xp.matmul(xp.matmul(a_h.T, g), a_w)
+    saves_inputs = False  # linear: its backward needs the options only
+
+    def forward(self, x, out_hw, scales, mode):
+        self.options, self.in_hw = dict(out_hw=out_hw, scales=scales, mode=mode), x.shape[2:]
+        blocks, matrices = _plan(x.shape[2:], out_hw, scales, mode)
+        if blocks:  # every pixel copied to a block: write the block offset by offset
+            return window_spread(x, (*x.shape[:2], *out_hw), blocks, blocks)
+        a_h, a_w = (self.xp.asarray(m, dtype=x.dtype) for m in matrices)
+        return self.xp.matmul(self.xp.matmul(a_h, x), a_w.T)
 
     def forward_kernel(self, x, out_hw, scales, mode):
+        self.options, self.in_hw = dict(out_hw=out_hw, scales=scales, mode=mode), x.shape[2:]
+        return _launch("upsample_forward", x, (*x.shape[:2], *out_hw), x.shape, out_hw, scales, mode)
+
+    def backward(self, g):
+        return UpsampleGrad.apply(g, in_hw=self.in_hw, **self.options)
+
+
+class UpsampleGrad(Function):
+    """upsample's gradient: g (N, C, Ho, Wo) -> A_hᵀ · g · A_w (N, C, H, W) with (H, W) = in_hw; its
+    gradient is upsample again."""
+
+    saves_inputs = False
+
+    def forward(self, g, in_hw, out_hw, scales, mode):
         self.options = dict(out_hw=out_hw, scales=scales, mode=mode)
-        self.in_shape, self.out_hw, self.scales, self.mode = x.shape, out_hw, scales, mode
-        return self._launch("upsample_forward", x, (*x.shape[:2], *out_hw))
+        blocks, matrices = _plan(in_hw, out_hw, scales, mode)
+        if blocks:
+            return window_sums(g, blocks, blocks, in_hw)
+        a_h, a_w = (self.xp.asarray(m, dtype=g.dtype) for m in matrices)
+        return self.xp.matmul(self.xp.matmul(a_h.T, g), a_w)
 
-    def backward_kernel(self, g):
-        return self._launch("upsample_backward", g, self.in_shape)
+    def forward_kernel(self, g, in_hw, out_hw, scales, mode):
+        self.options = dict(out_hw=out_hw, scales=scales, mode=mode)
+        in_shape = (*g.shape[:2], *in_hw)
+        return _launch("upsample_backward", g, in_shape, in_shape, out_hw, scales, mode)
 
-    def backward_graph(self, g):  # linear in x: its backward is an op too
-        return Adjoint.apply(g, node=self)
+    def backward(self, gg):
+        return Upsample.apply(gg, **self.options)
 
-    def again(self, x):
-        return (self.forward_kernel if self.uses_kernels else self.forward)(x, **self.options)
 
-    def reapply(self, x):
-        return Upsample.apply(x, **self.options)
+def _plan(in_hw, out_hw, scales, mode) -> tuple[tuple[int, int] | None, list[np.ndarray]]:
+    """The interpolation matrices (A_h, A_w), and the block sizes where both only copy pixels to blocks (else None)."""
+    matrices = [interpolation_matrix(in_hw[d], out_hw[d], scales[d], mode) for d in range(2)]
+    blocks = tuple(block_size(m) for m in matrices)
+    return (None if None in blocks else blocks), matrices
 
-    def _launch(self, kernel: str, source, out_shape):
-        (n, c, h, w), (ho, wo), (scale_h, scale_w) = self.in_shape, self.out_hw, self.scales
-        return launch(kernel, source, Out(out_shape), N=n, C=c, H=h, W=w, HO=ho, WO=wo, scale_h=scale_h,
-                      scale_w=scale_w, bilinear=int(self.mode == "bilinear"), threads=math.prod(out_shape))  # fmt: skip
+
+def _launch(kernel: str, source, out_shape, in_shape, out_hw, scales, mode):
+    """A kernel of kernels/upsample.cu, for an upsampling of in_shape to out_hw, writing an array of out_shape."""
+    (n, c, h, w), (ho, wo), (scale_h, scale_w) = in_shape, out_hw, scales
+    return launch(kernel, source, Out(out_shape), N=n, C=c, H=h, W=w, HO=ho, WO=wo, scale_h=scale_h,
+                  scale_w=scale_w, bilinear=int(mode == "bilinear"), threads=math.prod(out_shape))  # fmt: skip
 
 
 def upsample(x: Tensor, scale_factor, mode: str = "nearest") -> Tensor:

@@ -1,7 +1,6 @@
 """The lab from Python and from Jupyter: each example is a function of its options, run in process
-with the command line's guarantees, and every notebook in notebooks/ runs top to bottom (nbclient,
-a real kernel) at small parameters, and is committed without outputs. The notebooks pick their
-device themselves and the rest touches no device, so all of it runs once, in the cpu leg."""
+with the command line's guarantees (the lab sheets of notebooks/ are tested in tests/lab/test_sheets.py).
+It touches no device but cpu, so all of it runs once, in the cpu leg."""
 
 import inspect
 import json
@@ -17,7 +16,6 @@ from minidl.experiments.notebook import EXAMPLES, example_names, experiment, run
 from minidl.experiments.options import ExperimentError, command_words
 
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 pytestmark = host_only
 QUICK = dict(epochs=1, limit=256, test_limit=256, device="cpu")
 
@@ -94,69 +92,20 @@ def test_the_command_line_still_exits_after_a_call_from_python(tmp_path, capsys)
     assert exit_.value.code == 2 and "dae_mnist.py: error: argument --epochs" in capsys.readouterr().err
 
 
-def test_committed_notebooks_carry_no_outputs():
-    assert NOTEBOOKS, "notebooks/ holds no notebook"
-    for path in NOTEBOOKS:
-        notebook = json.loads(path.read_text())
-        for cell in notebook["cells"]:
-            if cell["cell_type"] == "code":
-                assert not cell["outputs"] and cell["execution_count"] is None, f"{path.name} keeps outputs"
+def test_a_sheets_run_is_kept_and_loaded_when_run_again(tmp_path, capsys):
+    """A lab sheet's sheet_run: QUICK says its numbers are a smoke test; run again with the same settings
+    it loads the finished run's checkpoints (nothing trained again, the same metrics); with other
+    settings it starts afresh in the same folder."""
+    from minidl.experiments.notebook import sheet_run
 
-
-def test_every_notebook_starts_with_the_same_setup_and_device_cells():
-    """The cell that installs minidl on a fresh machine (Colab) runs before minidl can be imported,
-    and the one that picks the device and runs the doctor follows the parameters: each notebook
-    carries a copy of both, and they must not drift apart."""
-    cells = [_code_cells(path) for path in NOTEBOOKS]
-    assert len({c[0] for c in cells}) == 1 and cells[0][0].startswith("# Setup."), "the setup cells differ"
-    assert len({c[2] for c in cells}) == 1 and "doctor.main" in cells[0][2], "the device cells differ"
-
-
-@pytest.mark.parametrize(
-    "smi, extra",
-    [("| NVIDIA-SMI 550.54.15  Driver Version: 550.54.15  CUDA Version: 12.4 |", "dev,cuda12"),
-     ("| NVIDIA-SMI 580.82.07  Driver Version: 580.82.07  CUDA Version: 13.0 |", "dev,cuda13"),
-     ("| NVIDIA-SMI 470.57.02  Driver Version: 470.57.02  CUDA Version: 11.4 |", "dev"),
-     (None, "dev")],
-)  # fmt: skip
-def test_the_setup_cell_installs_the_cupy_of_the_gpus_cuda(smi, extra, tmp_path, monkeypatch):
-    """On a machine without minidl (find_spec finds nothing), from notebooks/: the setup cell installs the
-    repository with the extra that nvidia-smi's CUDA version calls for (none without a GPU) and puts
-    the repository on this kernel's path; the install itself is recorded, not run."""
-    import importlib.util
-    import subprocess
-    import sys
-
-    if smi is not None:
-        (tmp_path / "nvidia-smi").write_text(f"#!/bin/sh\necho '{smi}'\n")
-        (tmp_path / "nvidia-smi").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}" if smi else str(tmp_path))
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    commands = []
-    monkeypatch.setattr(subprocess, "check_call", commands.append)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.chdir(ROOT / "notebooks")
-    exec(_code_cells(NOTEBOOKS[0])[0], {})
-    assert commands == [[sys.executable, "-m", "pip", "install", "-q", "-e", f"{ROOT}[{extra}]"]]
-    assert sys.path[0] == str(ROOT)
-
-
-def _code_cells(path: Path) -> list[str]:
-    return ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_top_to_bottom(path, tmp_path):
-    """Executed by nbclient in a fresh kernel, its `parameters` cell replaced by small values (as a
-    teacher's quick check would): any error in any cell fails the test."""
-    nbformat = pytest.importorskip("nbformat", reason="pip install -e '.[dev]' brings nbformat")
-    nbclient = pytest.importorskip("nbclient", reason="pip install -e '.[dev]' brings nbclient")
-    notebook = nbformat.read(path, as_version=4)
-    tagged = [c for c in notebook.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    assert len(tagged) == 1, f"{path.name} needs one cell tagged 'parameters'"
-    tagged[0].source += f"\n# the test's small run\nQUICK = True\nOUT = {str(tmp_path)!r}\n"
-    client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})  # fmt: skip
-    client.execute()
-    images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
-    assert images, f"{path.name} showed no figure"
+    first = sheet_run("dae_mnist", out=tmp_path, quick=True, device="cpu", levels=[0.3])
+    assert "a smoke test" in capsys.readouterr().out
+    checkpoints = sorted((tmp_path / "quick" / "dae_mnist").glob("*.ckpt.npz"))
+    assert checkpoints, "the run kept no checkpoint"
+    written = {p: p.stat().st_mtime_ns for p in checkpoints}
+    again = sheet_run("dae_mnist", out=tmp_path, quick=True, device="cpu", levels=[0.3])
+    assert "resumed from" in capsys.readouterr().out
+    assert again.metrics["test_mse"] == first.metrics["test_mse"]
+    assert {p: p.stat().st_mtime_ns for p in checkpoints} == written, "a finished run was trained again"
+    other = sheet_run("dae_mnist", out=tmp_path, quick=True, device="cpu", levels=[0.5])
+    assert "resumed from" not in capsys.readouterr().out and other.metrics["test_mse"] != first.metrics["test_mse"]

@@ -260,20 +260,34 @@ def test_hessian_vector_product_by_double_backward():
     np.testing.assert_allclose(hv.numpy(), [6 * 1.5 * 1 + 2, 6 * -0.5 * 2 + 1])
 
 
-def test_an_op_without_second_derivative_says_so():
-    class Twice(md.Function):  # a user's op with a first-order backward only
+def test_a_users_op_with_one_backward_has_a_second_derivative():
+    class Cube(md.Function):  # a user's op: its one backward, written in ops, differentiates again
+        def forward(self, x):
+            return x**3
+
+        def backward(self, g):
+            (x,) = self.inputs
+            return g * 3 * x * x
+
+    x = leaf([1.5, -2.0])
+    (g,) = md.autograd.grad(Cube.apply(x).sum(), x, create_graph=True)
+    (h,) = md.autograd.grad(g.sum(), x)
+    np.testing.assert_allclose(g.numpy(), [3 * 1.5**2, 3 * 4.0])
+    np.testing.assert_allclose(h.numpy(), [6 * 1.5, 6 * -2.0])
+    Cube.apply(x).sum().backward()  # first order: no graph recorded by the backward
+    assert x.grad.numpy().tolist() == [3 * 1.5**2, 3 * 4.0] and x.grad.is_leaf and not x.grad.requires_grad
+
+
+def test_a_backward_that_returns_an_array_is_told_to_return_tensors():
+    class OnArrays(md.Function):  # the old contract: backward on arrays
         def forward(self, x):
             return x * 2
 
         def backward(self, g):
-            return g * 2
+            return g.data * 2
 
-    x = leaf([1.0])
-    y = Twice.apply(x).sum()
-    with pytest.raises(NotImplementedError, match="Twice has no second derivative"):
-        y.backward(create_graph=True)
-    Twice.apply(x).sum().backward()  # first order still works
-    assert x.grad.numpy().tolist() == [2.0]
+    with pytest.raises(TypeError, match=r"OnArrays.backward returned a ndarray for input 0: a backward returns"):
+        OnArrays.apply(leaf([1.0])).sum().backward()
 
 
 def test_a_penalty_on_the_gradient_trains():

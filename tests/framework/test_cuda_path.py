@@ -368,7 +368,7 @@ def test_corruptions_draw_on_the_device_of_the_batch(spec):
 
 # -------------------------------------------------------------- the backward pass
 class Constant(md.Function):
-    """y = 2x, whose backward hands out one fixed array (to see whether a leaf copies it)."""
+    """y = 2x, whose backward hands out one fixed tensor (to see whether a leaf copies its array)."""
 
     handed = None
 
@@ -381,9 +381,9 @@ class Constant(md.Function):
 
 def test_a_leaf_takes_a_fresh_gradient_without_copying_it():
     x = md.tensor([1.0, 2.0], requires_grad=True)
-    Constant.handed = x.data * 0 + 2
+    Constant.handed = md.tensor([2.0, 2.0])
     Constant.apply(x).backward(md.ones(2))
-    assert x.grad.data is Constant.handed
+    assert x.grad.data is Constant.handed.data
     a, b = md.tensor([1.0], requires_grad=True), md.tensor([2.0], requires_grad=True)
     (a + b).backward(md.ones(1))  # Add hands the same array to both: the second leaf gets a copy
     assert a.grad.data is not b.grad.data
