@@ -185,7 +185,7 @@ def _reduced(reduce, reduction):
 
 
 def _sigmoid(z):
-    return 1 / (1 + np.exp(-z))
+    return np.exp(-np.logaddexp(0, -z))  # 1 / (1 + e^-z) without overflow
 
 
 def _numpy_dims(x, dim):
@@ -306,6 +306,10 @@ OPS: list[OpInfo] = [
     OpInfo("tanh", F.tanh, "tanh", UNARY, np.tanh),
     OpInfo("softplus", F.softplus, "nn.functional.softplus", Inputs("same", domain="wide"),
            lambda x: np.logaddexp(0, x)),
+    OpInfo("silu", F.silu, "nn.functional.silu", Inputs("same", domain="wide"), lambda x: x * _sigmoid(x),
+           kernel=True, second_order_elements=KERNEL_LIMIT,
+           bad=(BadInput("of a NumPy array", lambda op: op(np.ones(3)), TypeError, "silu takes tensors, got ndarray"),),
+           example=Example(((4, 300),)), benchmark=(Example(((128, 784),)),)),
     OpInfo("softmax", F.softmax, "softmax", Inputs("reduce", params=dict(one_dim=True, keepdim=False)), _softmax),
     OpInfo("log_softmax", F.log_softmax, "log_softmax", Inputs("reduce", params=dict(one_dim=True, keepdim=False)),
            lambda x, dim: np.log(_softmax(x, dim)),

@@ -29,6 +29,7 @@ from .shape import (
     unflatten,
     unsqueeze,
 )
+from .silu import silu
 from .upsample import upsample
 
 __all__ = [
@@ -72,6 +73,7 @@ __all__ = [
     "setitem",
     "sigmoid",
     "sigmoid_mse_loss",
+    "silu",
     "softmax",
     "softplus",
     "sqrt",
