@@ -1,6 +1,6 @@
-"""Every kernel family of minidl on the lab models' shapes (Model C's convolutions, Model D's
-Linear layers, Model P's pooling and upsampling) and a sweep of batch and channels,
-timed beside PyTorch doing the same op in the same run.
+"""Every op with kernels in minidl's op table (minidl/optable.py), forward and backward, on the
+shapes its entry gives (the lab models': Model C's convolutions, Model D's Linear layers, Model
+P's pooling and upsampling), and Adam's step, timed beside PyTorch doing the same in the same run.
 
     python benchmarks/kernels.py                          # cpu: NumPy path vs PyTorch's CPU kernels
     python benchmarks/kernels.py --device cuda            # our CUDA kernels vs cuDNN (TF32 off), CUDA events
@@ -28,10 +28,8 @@ import numpy as np
 from peer import float32_peer
 
 import minidl as md
-from minidl import backend
-from minidl.nn import functional as F
-from minidl.ops import conv, linalg
-from minidl.runtime import profile, runs_as_kernel
+from minidl import backend, optable
+from minidl.runtime import profile
 
 try:
     import torch
@@ -50,162 +48,75 @@ class Row:
 
 
 # ------------------------------------------------------------------ the rows
-def input_grads(y: md.Tensor, g) -> tuple:
-    """The gradients y's op sends to its inputs for y's gradient g (an array), as a first-order backward
-    computes them (without recording)."""
-    with md.no_grad():
-        return y._node.input_grads(md.Tensor._wrap(g, y.device))
+FLOPS = {  # 2 × the multiply-adds of the ops that compute more than they move, by the op table's name
+    "conv2d": lambda x, w, out: 2.0 * out * w[1] * w[2] * w[3],
+    "conv_transpose2d": lambda x, w, out: 2.0 * np.prod(x) * w[1] * w[2] * w[3],
+    "linear": lambda x, w, out: 2.0 * out * w[1],
+    "matmul": lambda a, b, out: 2.0 * out * a[-1],
+}
 
 
-def conv_rows(device: str, n: int, c: int, o: int, hw: int, stride: int, rng) -> list[Row]:
-    """conv2d forward / input grad / weight grad and conv_transpose2d forward, 3×3, padding 1."""
-    x, w = rng.standard_normal((n, c, hw, hw), np.float32), rng.standard_normal((o, c, 3, 3), np.float32) * 0.1
-    out = (hw + 2 - 3) // stride + 1
-    gy = rng.standard_normal((n, o, out, out), np.float32)
-    flops = 2.0 * n * o * c * 9 * out * out
-    dx, dw, dgy = (backend.move(a, device) for a in (x, w, gy))
-    kernels = runs_as_kernel(device, (np.float32,))
-    s, p = (stride, stride), (1, 1)
-    forward = conv.conv2d_output_kernel if kernels else conv.conv2d_output
-    input_grad = conv.conv2d_input_grad_kernel if kernels else conv.conv2d_input_grad
-    weight_grad = conv.conv2d_weight_grad_kernel if kernels else conv.conv2d_weight_grad
-    shape = f"N{n} C{c}->O{o} {hw}x{hw} s{stride}"
-    extra = hw - ((out - 1) * stride - 2 + 3)  # conv_transpose2d's output_padding that gives back hw
-    gy_tensor, w_tensor = md.tensor(gy, device=device), md.tensor(w, device=device)
+def op_rows(info: optable.OpInfo, example: optable.Example, device: str, batch: int, rng) -> list[Row]:
+    """An op of the op table on one of its benchmark examples (the batch, its first dim, set to
+    `batch`): its forward, and its backward from a saved graph (the inputs' gradients)."""
+    first = (max(1, example.shapes[0][0] * batch // 128), *example.shapes[0][1:])  # the entries' batch is 128
+    shapes = [first if k == 0 or k in example.targets else s for k, s in enumerate(example.shapes)]  # targets too
+    sized = optable.Example(tuple(shapes), example.args, example.kwargs, example.targets)
+    sample = sized.sample(rng)
+    inputs = [md.tensor(a, device=device, requires_grad=g) for a, g in zip(sample.arrays, sample.grads)]
+    wrt = [t for t in inputs if t.requires_grad]
+    out = sample.call(info.op, inputs)
+    gy = md.tensor(rng.standard_normal(out.shape, np.float32), device=device)
+    flops = FLOPS.get(info.name)
+    moved = 4.0 * (sum(a.size for a in sample.arrays) + out.numel())  # float32 bytes read and written once
+    work, kind = (flops(*shapes[:2], out.numel()), "flop") if flops else (moved, "byte")
+    shape = " ".join("x".join(map(str, s)) for s in shapes)
     rows = [
-        Row("conv2d forward", shape, flops, "flop", lambda: forward(dx, dw, s, p), None),
-        Row("conv2d input grad", shape, flops, "flop", lambda: input_grad(dgy, dw, (hw, hw), s, p), None),
-        Row("conv2d weight grad", shape, flops, "flop", lambda: weight_grad(dx, dgy, (3, 3), s, p), None),
-        # the whole op (its forward is conv2d's input gradient, so the primitive alone would repeat the row above)
-        Row("conv_transpose2d forward", f"N{n} C{o}->O{c} {out}x{out} s{stride}", flops, "flop",
-            lambda: F.conv_transpose2d(gy_tensor, w_tensor, None, s, p, extra), None),
+        Row(f"{info.name} forward", shape, work, kind, lambda: sample.call(info.op, inputs), None),
+        Row(f"{info.name} backward", shape, 2 * work if flops else work, kind,
+            lambda: md.autograd.grad(out, wrt, gy, retain_graph=True), None),
     ]  # fmt: skip
-    if torch is not None:
-        tx, tw, tgy = (to_torch(a, device) for a in (x, w, gy))
-        rows[0].theirs = lambda: torch.nn.functional.conv2d(tx, tw, None, s, p)
-        rows[1].theirs = lambda: torch.nn.grad.conv2d_input(tx.shape, tw, tgy, s, p)
-        rows[2].theirs = lambda: torch.nn.grad.conv2d_weight(tx, tw.shape, tgy, s, p)
-        rows[3].theirs = lambda: torch.nn.functional.conv_transpose2d(tgy, tw, None, s, p, extra)
+    peer = _torch_op(info)
+    if peer is not None:
+        theirs = [to_torch(a, device).requires_grad_(g) for a, g in zip(sample.arrays, sample.grads)]
+        their_wrt = [t for t in theirs if t.requires_grad]
+        their_out, their_gy = sample.call(peer, theirs, lambda a: to_torch(a, device)), to_torch(gy.numpy(), device)
+        rows[0].theirs = lambda: sample.call(peer, theirs, lambda a: to_torch(a, device))
+        rows[1].theirs = lambda: torch.autograd.grad(their_out, their_wrt, their_gy, retain_graph=True)
     return rows
 
 
-def pool_rows(device: str, n: int, c: int, hw: int, rng) -> list[Row]:
-    """max and avg pooling, 2×2 windows at stride 2, forward and backward."""
-    x = rng.standard_normal((n, c, hw, hw), np.float32)
-    gy = rng.standard_normal((n, c, hw // 2, hw // 2), np.float32)
-    shape, moved = f"N{n} C{c} {hw}x{hw} k2 s2", 4.0 * (x.size + gy.size)
-    rows = []
-    for name, op in (("max_pool2d", F.max_pool2d), ("avg_pool2d", F.avg_pool2d)):
-        t = md.tensor(x, device=device, requires_grad=True)
-        y = op(t, 2)
-        g = backend.move(gy, device)
-        rows.append(Row(f"{name} forward", shape, moved, "byte", lambda op=op, t=t: op(t, 2), None))
-        rows.append(Row(f"{name} backward", shape, moved, "byte", lambda y=y, g=g: input_grads(y, g), None))
-    if torch is not None:
-        tx = to_torch(x, device).requires_grad_()
-        tgy = to_torch(gy, device)
-        ty, indices = torch.nn.functional.max_pool2d(tx, 2, return_indices=True)
-        rows[0].theirs = lambda: torch.nn.functional.max_pool2d(tx, 2, return_indices=True)
-        rows[1].theirs = lambda: torch.ops.aten.max_pool2d_with_indices_backward(
-            tgy, tx, [2, 2], [2, 2], [0, 0], [1, 1], False, indices
-        )
-        rows[2].theirs = lambda: torch.nn.functional.avg_pool2d(tx, 2)
-        rows[3].theirs = lambda: torch.ops.aten.avg_pool2d_backward(tgy, tx, [2, 2], [2, 2], [0, 0], False, True, None)
-    return rows
+def _torch_op(info: optable.OpInfo):
+    return None if torch is None or info.torch is None else info.torch_op()
 
 
-def upsample_rows(device: str, n: int, c: int, hw: int, mode: str, rng) -> list[Row]:
-    """Upsampling by 2, forward and backward."""
-    x = rng.standard_normal((n, c, hw, hw), np.float32)
-    gy = rng.standard_normal((n, c, 2 * hw, 2 * hw), np.float32)
-    shape, moved = f"N{n} C{c} {hw}x{hw} x2", 4.0 * (x.size + gy.size)
-    t = md.tensor(x, device=device, requires_grad=True)
-    y, g = F.interpolate(t, scale_factor=2, mode=mode), backend.move(gy, device)
-    rows = [
-        Row(
-            f"upsample {mode} forward", shape, moved, "byte", lambda: F.interpolate(t, scale_factor=2, mode=mode), None
-        ),
-        Row(f"upsample {mode} backward", shape, moved, "byte", lambda: input_grads(y, g), None),
-    ]
-    if torch is not None:
-        tx, tgy = to_torch(x, device).requires_grad_(), to_torch(gy, device)
-        ty = torch.nn.functional.interpolate(tx, scale_factor=2, mode=mode)
-        rows[0].theirs = lambda: torch.nn.functional.interpolate(tx, scale_factor=2, mode=mode)
-        rows[1].theirs = lambda: torch.autograd.grad(ty, tx, tgy, retain_graph=True)
-    return rows
-
-
-def loss_and_adam_rows(device: str, count: int, rng) -> list[Row]:
+def adam_rows(device: str, count: int, rng) -> list[Row]:
+    """One Adam step over `count` parameters (the optimiser's fused kernel)."""
     z, y = rng.standard_normal(count, np.float32), rng.random(count, np.float32)
-    tz, ty = md.tensor(z, device=device, requires_grad=True), md.tensor(y, device=device)
-    rows = [
-        Row("sigmoid + BCE, loss and grad", f"{count:,} values", 12.0 * count, "byte",
-            lambda: input_grads(F.binary_cross_entropy_with_logits(tz, ty), backend.move(np.ones((), np.float32),
-                                                                                         device)), None),
-    ]  # fmt: skip
     p = md.tensor(z, device=device, requires_grad=True)
     p.grad = md.tensor(y, device=device)
     adam = md.optim.Adam([p], lr=1e-3)
-    rows.append(Row("Adam step", f"{count:,} parameters", 4.0 * 7 * count, "byte", adam.step, None))
+    row = Row("Adam step", f"{count:,} parameters", 4.0 * 7 * count, "byte", adam.step, None)
     if torch is not None:
-        sz, sy = to_torch(z, device).requires_grad_(), to_torch(y, device)
-
-        def torch_loss():
-            (grad,) = torch.autograd.grad(torch.nn.functional.binary_cross_entropy_with_logits(sz, sy), sz)
-            return grad
-
         tp = to_torch(z, device).requires_grad_()
         tp.grad = to_torch(y, device)
-        torch_adam = torch.optim.Adam([tp], lr=1e-3)
-        rows[0].theirs, rows[1].theirs = torch_loss, torch_adam.step
-    return rows
-
-
-def gemm_rows(device: str, n: int, fan_in: int, fan_out: int, rng) -> list[Row]:
-    """Linear's three products, y = x wᵀ, gx = gy w, gw = gyᵀ x: kernels/matmul.cu's gemm on a kernel
-    device (transposed operands as stored), NumPy's or CuPy's @ (BLAS, cuBLAS) otherwise."""
-    x, w = rng.standard_normal((n, fan_in), np.float32), rng.standard_normal((fan_out, fan_in), np.float32)
-    gy = rng.standard_normal((n, fan_out), np.float32)
-    dx, dw, dgy = (backend.move(a, device) for a in (x, w, gy))
-    kernel = runs_as_kernel(device, (np.float32,))
-    shape, flops = f"{n}x{fan_in} @ {fan_in}x{fan_out}", 2.0 * n * fan_in * fan_out
-    rows = [
-        Row("linear forward", shape, flops, "flop", lambda: linalg.product(dx, dw.T, kernel), None),
-        Row("linear input grad", shape, flops, "flop", lambda: linalg.product(dgy, dw, kernel), None),
-        Row("linear weight grad", shape, flops, "flop", lambda: linalg.product(dgy.T, dx, kernel), None),
-    ]
-    if torch is not None:
-        tx, tw, tgy = (to_torch(a, device) for a in (x, w, gy))
-        rows[0].theirs = lambda: tx @ tw.T
-        rows[1].theirs = lambda: tgy @ tw
-        rows[2].theirs = lambda: tgy.T @ tx
-    return rows
+        row.theirs = torch.optim.Adam([tp], lr=1e-3).step
+    return [row]
 
 
 def to_torch(array: np.ndarray, device: str):
-    return torch.from_numpy(array.copy()).to("cuda" if device == "cuda" else "cpu")
+    return torch.from_numpy(np.array(array, copy=True)).to("cuda" if device == "cuda" else "cpu")
 
 
 def all_rows(device: str, short: bool) -> list[Row]:
+    """Every kernel op of the op table on its benchmark examples (the lab models' shapes), and Adam."""
     rng = np.random.default_rng(0)
     batch = 32 if short else 128
     rows = []
-    for c, o, hw, stride in ((1, 16, 28, 2), (16, 32, 14, 2), (32, 64, 7, 1)):  # Model C's encoder
-        rows += conv_rows(device, batch, c, o, hw, stride, rng)
-    if not short:  # the sweep: batch, then channels
-        for n in (32, 256):
-            rows += conv_rows(device, n, 32, 64, 7, 1, rng)
-        for c in (16, 64, 128):
-            rows += conv_rows(device, 128, c, c, 14, 1, rng)
-    for fan_in, fan_out in ((784, 256), (256, 256), (256, 784)):  # Model D's layers
-        rows += gemm_rows(device, batch, fan_in, fan_out, rng)
-    for c, hw in ((16, 28), (8, 14)):  # Model P's pooling: 16×28×28 -> 16×14×14, 8×14×14 -> 8×7×7
-        rows += pool_rows(device, batch, c, hw, rng)
-    for c, hw in ((8, 7), (16, 14)):  # and its upsampling: 8×7×7 -> 8×14×14, 16×14×14 -> 16×28×28
-        rows += upsample_rows(device, batch, c, hw, "nearest", rng)
-    rows += upsample_rows(device, batch, 16, 14, "bilinear", rng)
-    rows += loss_and_adam_rows(device, batch * 784, rng)
-    return rows
+    for info in optable.kernel_ops():
+        for example in info.benchmark:
+            rows += op_rows(info, example, device, batch, rng)
+    return rows + adam_rows(device, batch * 784, rng)
 
 
 # ------------------------------------------------------------------ timing
@@ -284,18 +195,21 @@ def count_launches(rows: list[Row]) -> list[dict]:
 
 # ------------------------------------------------------------------ output
 def table(results: list[dict], device: str) -> str:
+    op, shape = max(len(r["op"]) for r in results), max(len(r["shape"]) for r in results)
     if device == "emu":
-        lines = [f"{'op':<30} {'shape':<26} {'work':>14} {'launches':>8}  kernels"]
+        lines = [f"{'op':<{op}} {'shape':<{shape}} {'work':>14} {'launches':>8}  kernels"]
         for r in results:
             work = f"{r['work'] / 1e6:9.2f} {'MFLOP' if r['unit'] == 'flop' else 'MB'}"
-            lines.append(f"{r['op']:<30} {r['shape']:<26} {work:>14} {r['launches']:>8}  {', '.join(r['kernels'])}")
+            lines.append(
+                f"{r['op']:<{op}} {r['shape']:<{shape}} {work:>14} {r['launches']:>8}  {', '.join(r['kernels'])}"
+            )
         return "\n".join(lines)
-    lines = [f"{'op':<30} {'shape':<26} {'ms':>9} {'rate':>13} {'of ceiling':>10} {'torch ms':>9} {'ratio':>6}"]
+    lines = [f"{'op':<{op}} {'shape':<{shape}} {'ms':>9} {'rate':>13} {'of ceiling':>10} {'torch ms':>9} {'ratio':>6}"]
     for r in results:
         rate = f"{r['rate'] / 1e9:9.2f} {'GF/s' if r['unit'] == 'flop' else 'GB/s'}"
         torch_ms = "" if r["torch_ms"] is None else f"{r['torch_ms']:9.3f}"
         ratio = "" if r["ratio"] is None else f"{r['ratio']:6.2f}"
-        lines.append(f"{r['op']:<30} {r['shape']:<26} {r['ms']:9.3f} {rate:>13} {r['of_ceiling']:>10.1%} "
+        lines.append(f"{r['op']:<{op}} {r['shape']:<{shape}} {r['ms']:9.3f} {rate:>13} {r['of_ceiling']:>10.1%} "
                      f"{torch_ms:>9} {ratio:>6}")  # fmt: skip
     return "\n".join(lines)
 

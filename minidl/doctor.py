@@ -3,9 +3,9 @@
 It reports the versions that matter (Python, NumPy, CuPy, the CUDA runtime and driver, the GPU),
 then checks, on the GPU or, where there is none, on the CPU emulator of CUDA:
   - every kernel file compiles (NVRTC on a GPU, g++ for the emulator) and every kernel loads;
-  - each kernel family computes what the array path computes on the CPU, on small inputs,
-    forward and gradients (conv2d, conv_transpose2d, pooling, upsampling, the fused sigmoid
-    losses, linear and matmul, Adam);
+  - each op with kernels (those of the op table, minidl/optable.py: conv2d, conv_transpose2d,
+    pooling, upsampling, the fused sigmoid losses, linear and matmul) and Adam compute what the
+    array path computes on the CPU, on small inputs, forward and gradients;
   - on a GPU, a training step captured as a CUDA graph equals the same step run eagerly.
 It ends with a one-line verdict; the exit status is 0 only when every check passed.
 
@@ -31,6 +31,7 @@ import numpy as np
 from . import backend, manual_seed, nn, optim, tensor
 from .capture import CapturedStep
 from .nn import functional as F
+from .optable import OpInfo, Sample, kernel_ops
 from .runtime import compiler, sources
 from .runtime.emulator import EmulatorSettingError
 
@@ -84,50 +85,29 @@ def check_compiles(device: str) -> tuple[bool, str]:
     return True, f"{len(sources.sources())} files, {len(found)} kernels, by {by}"
 
 
-def _families():
-    """(name, fn(*tensors) -> tensor, input shapes) of each kernel family, on small inputs; a loss's
-    last input is its target, in [0, 1] and without a gradient."""
-    return [
-        ("conv2d", lambda x, w, b: F.conv2d(x, w, b, 2, 1), [(2, 3, 9, 9), (4, 3, 3, 3), (4,)]),
-        ("conv_transpose2d", lambda x, w, b: F.conv_transpose2d(x, w, b, 2, 1, 1), [(2, 4, 5, 5), (4, 3, 3, 3), (3,)]),
-        ("max_pool2d", lambda x: F.max_pool2d(x, 2), [(2, 3, 8, 8)]),
-        ("avg_pool2d", lambda x: F.avg_pool2d(x, 3, 2, 1), [(2, 3, 8, 8)]),
-        ("upsample nearest", lambda x: F.upsample(x, 2, "nearest"), [(2, 3, 5, 5)]),
-        ("upsample bilinear", lambda x: F.upsample(x, 2, "bilinear"), [(2, 3, 5, 5)]),
-        ("sigmoid + BCE", lambda z, y: F.binary_cross_entropy_with_logits(z, y), [(4, 50), (4, 50)]),
-        ("sigmoid + MSE", lambda z, y: F.sigmoid_mse_loss(z, y), [(4, 50), (4, 50)]),
-        ("linear", F.linear, [(70, 33), (65, 33), (65,)]),
-        ("matmul", lambda a, b: a @ b, [(3, 17, 9), (9, 70)]),
-    ]
-
-
-def _run_family(fn: Callable, arrays: list[np.ndarray], device: str, target: bool):
-    """fn's output and its inputs' gradients on `device` (not the target's), as host arrays."""
-    inputs = [
-        tensor(a, requires_grad=not (target and k == len(arrays) - 1), device=device) for k, a in enumerate(arrays)
-    ]
-    out = fn(*inputs)
+def _run_family(info: OpInfo, sample: Sample, device: str):
+    """The op's output and its inputs' gradients on `device` (a loss's target has none), as host arrays."""
+    inputs = [tensor(a, requires_grad=g, device=device) for a, g in zip(sample.arrays, sample.grads)]
+    out = sample.call(info.op, inputs)
     weights = tensor(np.linspace(-1, 1, out.numel(), dtype=np.float32).reshape(out.shape), device=device)
     (out * weights).sum().backward()
     return [out.numpy()] + [t.grad.numpy() for t in inputs if t.requires_grad]
 
 
 def check_families(device: str) -> list[Check]:
-    """Each kernel family against the array path on the CPU: output and gradients."""
+    """Each kernel op of the op table, on its small example, against the array path on the CPU:
+    output and gradients."""
     rng = np.random.default_rng(0)
     checks = []
-    for name, fn, shapes in _families():
-        arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
-        target = name.startswith("sigmoid")
-        if target:
-            arrays[-1] = rng.random(shapes[-1]).astype(np.float32)
-        checks.append(_guarded(f"{name} kernels", functools.partial(_compare, fn, arrays, device, target)))
+    for info in kernel_ops():
+        sample = info.example.sample(rng)
+        checks.append(_guarded(f"{info.name} kernels", functools.partial(_compare, info, sample, device)))
     checks.append(_guarded("Adam kernels", functools.partial(check_adam, device)))
     return checks
 
 
-def _compare(fn: Callable, arrays: list[np.ndarray], device: str, target: bool) -> tuple[bool, str]:
-    expect, got = _run_family(fn, arrays, "cpu", target), _run_family(fn, arrays, device, target)
+def _compare(info: OpInfo, sample: Sample, device: str) -> tuple[bool, str]:
+    expect, got = _run_family(info, sample, "cpu"), _run_family(info, sample, device)
     worst = max(float(np.max(np.abs(g - e), initial=0.0)) for g, e in zip(got, expect))
     ok = all(np.allclose(g, e, **TOLERANCE) for g, e in zip(got, expect))
     return ok, f"output and gradients within {worst:.1e} of the CPU's"
@@ -216,8 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     start = time.perf_counter()
     checks = diagnose(device)
+    width = max(len(c.name) for c in checks)
     for c in checks:
-        print(f"{'skip' if c.skipped else 'ok  ' if c.ok else 'FAIL'}  {c.name:<26} {c.detail}")
+        print(f"{'skip' if c.skipped else 'ok  ' if c.ok else 'FAIL'}  {c.name:<{width}} {c.detail}")
     failed = [c.name for c in checks if not c.ok]
     where = "the GPU" if device == "cuda" else "the emulator" + ("" if backend.cuda_available() else " (no GPU here)")
     if failed:

@@ -17,6 +17,7 @@ from ..ops import (  # noqa: F401  (re-exported)
     relu,
     sigmoid,
     sigmoid_mse_loss,
+    silu,
     softmax,
     softplus,
     tanh,

@@ -32,6 +32,7 @@ from .shape import (
     unflatten,
     unsqueeze,
 )
+from .silu import silu
 from .upsample import upsample
 
 __all__ = [
@@ -75,6 +76,7 @@ __all__ = [
     "setitem",
     "sigmoid",
     "sigmoid_mse_loss",
+    "silu",
     "softmax",
     "softplus",
     "sqrt",

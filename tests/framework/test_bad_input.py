@@ -1,6 +1,7 @@
 """The catalogue of bad input: every probe is a call that must fail at once with a clear message
 (the exception type and words that say what was expected), never a traceback from deep inside
-and never a silently wrong result. A new op, layer or example option joins the tables here."""
+and never a silently wrong result. A new layer, optimiser or example option joins the tables here;
+an op's bad inputs are in its entry of the op table (minidl.optable, tests/framework/test_ops.py)."""
 
 import os
 import shutil
@@ -24,10 +25,6 @@ from minidl.nn import functional as F
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def x4(*shape, dtype=md.float32):
-    return md.zeros(*(shape or (2, 1, 4, 4)), dtype=dtype)
-
-
 def _twice(p):
     return [p, p]
 
@@ -43,60 +40,12 @@ def _add_to_weight(layer):
 
 # (what is probed, the call, the exception, words its message must hold)
 PROBES = [
-    ("conv2d stride 0", lambda: F.conv2d(x4(), x4(1, 1, 3, 3), stride=0), ValueError, "stride must be ≥ 1"),
-    ("conv2d stride a float", lambda: F.conv2d(x4(), x4(1, 1, 3, 3), stride=1.5), TypeError, "stride must be an int"),
-    (
-        "conv2d on a NumPy array",
-        lambda: F.conv2d(np.zeros((1, 1, 4, 4)), x4(1, 1, 3, 3)),
-        TypeError,
-        "must be a Tensor",
-    ),
-    ("conv2d weight of 2 dims", lambda: F.conv2d(x4(), md.zeros(3, 3)), ValueError, "weight must have 4 dims"),
-    ("conv2d mixed dtypes", lambda: F.conv2d(x4(), x4(1, 1, 3, 3, dtype=md.float64)), TypeError, "share a dtype"),
-    (
-        "conv_transpose2d output_padding ≥ stride",
-        lambda: F.conv_transpose2d(x4(), x4(1, 1, 3, 3), stride=2, output_padding=2),
-        ValueError,
-        "smaller than stride",
-    ),  # fmt: skip
-    ("max_pool2d kernel 0", lambda: F.max_pool2d(x4(), 0), ValueError, "kernel_size must be ≥ 1"),
-    ("avg_pool2d padding over half", lambda: F.avg_pool2d(x4(), 2, 1, 2), ValueError, "half the kernel"),
-    (
-        "upsample bilinear of integers",
-        lambda: F.upsample(md.tensor(np.ones((1, 1, 2, 2), np.int64)), 2, "bilinear"),
-        TypeError,
-        "needs a float tensor",
-    ),  # fmt: skip
-    ("upsample scale 0", lambda: F.upsample(x4(), 0), ValueError, "must be positive"),
-    ("upsample scale a string", lambda: F.upsample(x4(), "2"), TypeError, "number or a pair of numbers"),
     (
         "linear float64 input to float32",
         lambda: nn.Linear(4, 2)(md.zeros(3, 4, dtype=md.float64)),
         TypeError,
         "dtypes float64, float32",
     ),  # fmt: skip
-    ("matmul mixed dtypes", lambda: md.zeros(2, 2) @ md.zeros(2, 2, dtype=md.float64), TypeError, "dtypes"),
-    (
-        "mse_loss float64 target",
-        lambda: F.mse_loss(md.zeros(3), md.zeros(3, dtype=md.float64)),
-        TypeError,
-        "float32 and target float64",
-    ),  # fmt: skip
-    ("mse_loss of integers", lambda: F.mse_loss(md.tensor([1, 2]), md.tensor([1, 2])), TypeError, "float tensor"),
-    ("mse_loss of an empty batch", lambda: F.mse_loss(md.zeros(0, 3), md.zeros(0, 3)), ValueError, "is empty"),
-    (
-        "fused loss of an empty batch",
-        lambda: F.binary_cross_entropy_with_logits(md.zeros(0), md.zeros(0)),
-        ValueError,
-        "is empty",
-    ),  # fmt: skip
-    (
-        "cross_entropy of an empty batch",
-        lambda: F.cross_entropy(md.zeros(0, 3), md.tensor(np.zeros(0, np.int64))),
-        ValueError,
-        "N ≥ 1",
-    ),  # fmt: skip
-    ("dropout p as a string", lambda: F.dropout(md.zeros(3), "0.5"), TypeError, "finite number"),
     ("Dropout p above 1", lambda: nn.Dropout(1.5), ValueError, r"lie in \[0, 1\]"),
     ("Linear with 0 inputs", lambda: nn.Linear(0, 5), ValueError, "in_features must be ≥ 1"),
     ("Conv2d with -1 channels", lambda: nn.Conv2d(1, -1, 3), ValueError, "out_channels must be ≥ 1"),
@@ -119,16 +68,6 @@ PROBES = [
     ("save a float key", lambda: md.save({1.5: np.zeros(1)}, "never-written.npz"), TypeError, "strings or ints"),
     ("save a key that reads as an int", lambda: md.save({"#1": 1}, "never-written.npz"), ValueError, "start with '#'"),
     ("kmeans, more clusters than points", lambda: kmeans(np.zeros((5, 2)), 10), ValueError, r"number of points \(5\)"),
-    ("permute(0, 3) of 2 dims", lambda: md.zeros(2, 3).permute(0, 3), IndexError, r"range of \[-2, 1\], but got 3"),
-    ("unsqueeze(5) of 2 dims", lambda: md.zeros(1, 3).unsqueeze(5), IndexError, r"range of \[-3, 2\], but got 5"),
-    ("squeeze(2) of (1, 3)", lambda: md.zeros(1, 3).squeeze(2), IndexError, "but got 2"),  # it removed dim 0
-    ("flatten(start_dim=4)", lambda: md.zeros(2, 3).flatten(start_dim=4), IndexError, "start_dim out of range"),
-    ("flatten(2, 1)", lambda: md.zeros(2, 3, 4).flatten(2, 1), ValueError, "start_dim 2 comes after end_dim 1"),
-    ("cat(dim=5)", lambda: md.cat([md.zeros(2), md.zeros(2)], dim=5), IndexError, "but got 5"),
-    ("stack(dim=7)", lambda: md.stack([md.zeros(2), md.zeros(2)], dim=7), IndexError, "but got 7"),
-    ("sum(dim=True)", lambda: md.zeros(2, 3).sum(dim=True), TypeError, "dim must be an integer, got True"),
-    ("log_softmax(dim=None)", lambda: F.log_softmax(md.zeros(2, 3), dim=None), TypeError, "dim must be an integer"),
-    ("max over two dims", lambda: md.zeros(2, 3).max(dim=(0, 1)), TypeError, "amax takes several"),
     ("the truth of two elements", lambda: bool(md.tensor([1.0, 2.0]) > 5), RuntimeError, "ambiguous"),
     ("len() of a 0-d tensor", lambda: len(md.tensor(1.0)), TypeError, r"len\(\) of a 0-d tensor"),
     ("a tensor of None", lambda: md.tensor(None), TypeError, "got None"),
@@ -147,46 +86,15 @@ PROBES = [
         "changes only leaf tensors",
     ),  # fmt: skip
     ("train('False')", lambda: nn.Linear(2, 2).train("False"), TypeError, "train's mode must be True or False"),
-    ("relu of a NumPy array", lambda: F.relu(np.ones(3)), TypeError, "ReLU takes tensors, got ndarray"),
-    ("dropout(training='no')", lambda: F.dropout(md.ones(3), 0.5, training="no"), TypeError, "True or False"),
-    ("leaky_relu slope None", lambda: F.leaky_relu(md.ones(3), None), TypeError, "negative_slope must be a finite"),
-    ("pad value None", lambda: md.pad(md.ones(3), (1, 1), value=None), TypeError, "pad's value must be a number"),
     ("randn of int64", lambda: md.randn(3, dtype=md.int64), TypeError, "would truncate them"),
-    (
-        "linear of int8",
-        lambda: F.linear(md.tensor(np.ones((2, 3), np.int8)), md.tensor(np.ones((4, 3), np.int8))),
-        TypeError,
-        "integers would wrap around",
-    ),  # fmt: skip
-    (
-        "conv2d of int8",
-        lambda: F.conv2d(md.tensor(np.ones((1, 1, 4, 4), np.int8)), md.tensor(np.ones((1, 1, 3, 3), np.int8))),
-        TypeError,
-        "integers would wrap around",
-    ),  # fmt: skip
-    (
-        "cross_entropy of integer logits",
-        lambda: F.cross_entropy(md.tensor(np.ones((2, 3), np.int64)), md.tensor(np.array([0, 1]))),
-        TypeError,
-        "logits needs floating point",
-    ),  # fmt: skip
     ("iterating a 0-d tensor", lambda: list(md.tensor(3.0)), TypeError, "iteration over a 0-d tensor"),  # was []
-    ("a list @ operand", lambda: md.ones(3, 2) @ [[1.0], [1.0]], TypeError, "unsupported operand type"),
-    ("@ a list operand", lambda: [[1.0, 1.0, 1.0]] @ md.ones(3, 2), TypeError, "unsupported operand type"),
-    ("matmul of a list", lambda: md.matmul(md.ones(3, 2), [[1.0], [1.0]]), TypeError, "other must be a Tensor"),
-    ("reshape(2.0, 3.0)", lambda: md.ones(6).reshape(2.0, 3.0), TypeError, "must be an integer, got 2.0"),
-    ("reshape(-2, -3)", lambda: md.ones(6).reshape(-2, -3), ValueError, "must be ≥ -1, got -2"),
     ("batch_size=2.5", lambda: batches(md.ones(4, 2), batch_size=2.5), TypeError, "got 2.5"),
     ("batch_size=True", lambda: batches(md.ones(4, 2), batch_size=True), TypeError, "got True"),  # was 1
-    ("max_pool2d of booleans", lambda: F.max_pool2d(x4(dtype=np.bool_), 2), TypeError, "input holds booleans"),
-    ("avg_pool2d of booleans", lambda: F.avg_pool2d(x4(dtype=np.bool_), 2), TypeError, "input holds booleans"),
     ("arange step 0", lambda: md.arange(0, 10, 0), ValueError, "step must be nonzero"),
     ("arange against its step", lambda: md.arange(0, 10, -1), ValueError, "lies behind start"),  # was empty
     ("arange to 'a'", lambda: md.arange("a"), TypeError, "arange's end must be a finite number"),
     ("manual_seed(0.5)", lambda: md.manual_seed(0.5), TypeError, "seed must be an integer"),
     ("manual_seed(2**64)", lambda: md.manual_seed(2**64), ValueError, "seed must be < 2"),
-    ("clamp min='a'", lambda: md.clamp(md.ones(2), min="a"), TypeError, "clamp's min must be a number, a Tensor"),
-    ("clamp of a list", lambda: md.clamp([1.0], min=md.ones(1)), TypeError, "input must be a Tensor, got list"),
     (
         "gaussian of uint8",
         lambda: corruption("gaussian:0.5")(md.tensor(np.ones((2, 4), np.uint8)), None),
