@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .. import backend, ops
-from ..autograd import no_grad
 from ..autograd.engine import grad
 from ..autograd.tensor import Tensor
 
@@ -37,40 +36,28 @@ def contractive_penalty(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     ### END SOLUTION
 
 
-MAX_REPEATED = 2**23  # jacobian_penalty: most elements of the repeated batch per backward (32 MB in float32)
-
-
 def jacobian_penalty(encode: Callable[[Tensor], Tensor], x: Tensor, samples: int | None = None) -> Tensor:
     """‖∂enc(x)/∂x‖_F² of any encoder, averaged over the batch, by double backward: a differentiable
     loss term (the contractive penalty of a deep or convolutional encoder). x (N, ...); the encoder
     must treat the samples of a batch independently (no batch statistics, no dropout).
-      samples=None, exactly: Σ_j ‖∂h_j/∂x‖², a vector-Jacobian product per code unit j with the one-hot
-        seed e_j (the sum over the batch of h_nj has ∂/∂x_n = ∂h_nj/∂x_n, so one product serves every sample);
+      samples=None, exactly: Σ_j ‖∂h_j/∂x‖², one backward per code unit j (the sum over the batch of
+        h_nj has ∂/∂x_n = ∂h_nj/∂x_n, so one backward serves every sample);
       samples=S, Hutchinson's estimate: the mean over S draws of ‖vᵀJ‖² with v of random signs,
-        unbiased since E[v vᵀ] = I, whatever the code size.
-    The products are batched: P seeds (P, N, code) take the batch repeated P times (P·N, ...) through
-    the encoder once, and one backward gives all P products, as many seeds at a time as keep the
-    repeated batch within MAX_REPEATED elements."""
+        unbiased since E[v vᵀ] = I; one backward per draw, whatever the code size."""
     if samples is not None and samples < 1:
         raise ValueError(f"jacobian_penalty: samples must be a positive number of draws or None (exact), got {samples}")
-    n, xp = x.shape[0], backend.array_module(x.device)
+    n = x.shape[0]
+    x = x.detach().requires_grad_()  # the Jacobian is with respect to this batch, not what made it
+    h = encode(x).reshape(n, -1)
     if samples is None:
-        with no_grad():
-            units = encode(x[:1].detach()).numel()  # the code size
-    probes = samples or units
-    chunk = max(1, MAX_REPEATED // x.numel())
+        probes = [h[:, j].sum() for j in range(h.shape[1])]
+    else:
+        generator = backend.generator(x.device)
+        signs = [(generator.random(h.shape) < 0.5).astype(h.dtype) * 2 - 1 for _ in range(samples)]  # ±1
+        probes = [(h * v).sum() for v in signs]
     total = None
-    for first in range(0, probes, chunk):
-        p = min(chunk, probes - first)
-        repeated = xp.broadcast_to(x.data, (p, *x.shape)).reshape(p * n, *x.shape[1:])
-        xs = Tensor(repeated, device=x.device).requires_grad_()  # a leaf: the Jacobian is with respect to it
-        h = encode(xs).reshape(p, n, -1)
-        if samples is None:  # seed i is e_(first + i) for every sample
-            seeds = xp.zeros(h.shape, dtype=h.dtype)
-            seeds[xp.arange(p), :, first + xp.arange(p)] = 1
-        else:
-            seeds = (backend.generator(x.device).random(h.shape) < 0.5).astype(h.dtype) * 2 - 1  # ±1
-        (g,) = grad((h * seeds).sum(), xs, create_graph=True)
+    for probe in probes:
+        (g,) = grad(probe, x, retain_graph=True, create_graph=True)
         term = (g * g).sum()
         total = term if total is None else total + term
     return total / (n * (1 if samples is None else samples))

@@ -16,7 +16,6 @@ from scipy.linalg import subspace_angles
 
 import minidl as md
 from minidl import data
-from minidl.autograd.engine import grad
 from minidl.experiments import corruptions, figures
 from minidl.experiments.clustering import cluster_accuracy, cluster_digits, kmeans
 from minidl.experiments.experiment import Experiment
@@ -363,35 +362,6 @@ def test_jacobian_penalty_of_a_deep_and_a_conv_encoder_equals_finite_differences
             expect = _jacobian_frobenius_sq(lambda v, e=encoder: e(md.tensor(v, dtype=np.float64)).numpy(), x)
         got = jacobian_penalty(encoder, md.tensor(x, dtype=np.float64)).item()
         np.testing.assert_allclose(got, expect, rtol=1e-6)
-
-
-def test_jacobian_penalty_batches_its_products_into_few_backwards(rng, monkeypatch):
-    """The exact penalty's per-unit products (and Hutchinson's draws) run as one batched backward, or as
-    few as MAX_REPEATED allows, not one backward per unit; every batching gives the same value and gradient."""
-    from minidl.experiments import penalties
-
-    deep = DenseAutoencoder((12, 6, 5), image_shape=None).to(dtype=np.float64)
-    x = md.tensor(rng.random((4, 12)), dtype=np.float64)
-    calls = []
-    monkeypatch.setattr(penalties, "grad", lambda *a, **k: calls.append(1) or grad(*a, **k))
-    results = {}
-    for limit, backwards in ((2**23, 1), (2 * x.numel(), 3), (1, 5)):  # all 5 units, 2 at a time, one at a time
-        monkeypatch.setattr(penalties, "MAX_REPEATED", limit)
-        calls.clear()
-        deep.zero_grad()
-        value = jacobian_penalty(deep.encode, x)
-        value.backward()
-        assert len(calls) == backwards
-        results[limit] = value.item(), [p.grad.numpy().copy() for p in deep.parameters() if p.grad is not None]
-    assert len(results[1][1]) == 4  # the encoder's two layers
-    for value, grads in results.values():
-        np.testing.assert_allclose(value, results[1][0], rtol=1e-12)
-        for g, expect in zip(grads, results[1][1]):
-            np.testing.assert_allclose(g, expect, rtol=1e-10, atol=1e-15)
-    monkeypatch.setattr(penalties, "MAX_REPEATED", 2**23)
-    calls.clear()
-    jacobian_penalty(deep.encode, x, samples=7)
-    assert len(calls) == 1
 
 
 def test_hutchinsons_estimate_is_unbiased_and_checked(rng):
