@@ -218,7 +218,7 @@ def conv_case(draw, transpose=False):
         draw(st.integers(0, kh - 1 if not transpose else kh)),
         draw(st.integers(0, kw - 1 if not transpose else kw)),
     )
-    n, c, o = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    n, c, o = draw(st.integers(1, 2)), draw(st.integers(1, 4)), draw(st.integers(1, 3))  # c = 4, o = 1: no im2col
     if transpose:
         h, w = draw(st.integers(1, 4)), draw(st.integers(1, 4))
         oph, opw = draw(st.integers(0, sh - 1)), draw(st.integers(0, sw - 1))
