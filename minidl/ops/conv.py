@@ -20,7 +20,9 @@ of x on to its weight gradient (Conv2dWeightGrad), so that it is made once. It w
 columns are (p, q, n), so a matmul's result (O, Ho·Wo·N) is already an image stored as
 (O, Ho, Wo, N), and the primitives return it as the (N, O, Ho, Wo) view of that storage
 instead of copying it into NCHW order. The next op's im2col or col2im then reads runs of N
-contiguous values (elementwise ops in between keep the layout). The kernel path launches
+contiguous values (elementwise ops in between keep the layout). Where it is cheaper (stride 1, by the
+rules shifted_is_cheaper and transposed_as_conv, measured) the ops skip the im2col or col2im matrix:
+conv2d as kh·kw shifted matmuls, conv_transpose2d as the convolution with the flipped kernel. The kernel path launches
 the kernels of kernels/conv2d.cu for the same three primitives and the bias gradient.
 """
 
