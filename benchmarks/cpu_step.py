@@ -8,9 +8,10 @@ before NumPy loads) and torch.set_num_threads, builds both frameworks from the s
 alternates them on the same batches: per round, --steps steps of minidl then --steps of PyTorch,
 wall time (perf_counter) and CPU time of the process (process_time, all threads); each figure is
 the median over --rounds rounds of the time per step. Peak RSS: one subprocess per framework and
-workload (1 thread), running only that framework's steps (PyTorch's also imports minidl for the
-weights: about 7 MB). The header has lscpu's model name, whether the CPU has AVX-512, and the load
-average before and after each worker (the machine may be shared).
+workload (1 thread), running only that framework's steps (PyTorch's also imports minidl: about 7 MB,
+and minidl.host_memory's malloc settings, which the timed PyTorch steps share too). The header has
+lscpu's model name, whether the CPU has AVX-512, and the load average before and after each worker
+(the machine may be shared).
 
     PYTHONPATH=. python benchmarks/cpu_step.py [--threads 1 2] [--rounds 5] [--steps 3] [--json PATH]
 """
