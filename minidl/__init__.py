@@ -8,7 +8,7 @@ from . import interrupt  # noqa: F401  first: from here on, Ctrl-C in an example
 # isort: on
 import numpy as np
 
-from . import autograd, nn, optim, validate
+from . import autograd, host_memory, nn, optim, validate
 from .autograd.function import Function
 from .autograd.mode import enable_grad, is_grad_enabled, no_grad
 from .autograd.tensor import Tensor
@@ -33,6 +33,8 @@ from .ops import (
     where,
 )
 from .serialization import load, save
+
+host_memory.keep_freed_memory()  # a step's arrays reuse the last step's pages (no page faults)
 
 float32, float64, int64 = np.float32, np.float64, np.int64
 cat = concat

@@ -44,7 +44,7 @@ def conv_case(draw, transpose=False):
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     ph = draw(st.integers(0, kh if transpose else kh - 1))
     pw = draw(st.integers(0, kw if transpose else kw - 1))
-    n, c, o = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    n, c, o = draw(st.integers(1, 2)), draw(st.integers(1, 4)), draw(st.integers(1, 3))  # c = 4, o = 1: no im2col
     if transpose:
         h, w = draw(st.integers(1, 4)), draw(st.integers(1, 4))
         oph, opw = draw(st.integers(0, sh - 1)), draw(st.integers(0, sw - 1))

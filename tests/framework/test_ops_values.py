@@ -6,11 +6,38 @@ import pytest
 from conftest import leaf
 
 import minidl as md
+from minidl import loops
 from minidl.nn import functional as F
 
 
 def values(seed, shape):
     return np.random.default_rng(seed).standard_normal(shape)
+
+
+@pytest.mark.parametrize(
+    "c, o, kernel, padding", [(8, 1, (3, 3), (1, 1)), (9, 2, (2, 3), (0, 2)), (4, 1, (1, 1), (0, 0))]
+)
+def test_convolutions_without_im2col_match_loops_and_differentiate(c, o, kernel, padding):
+    """A stride-1 conv2d with few outputs per input channel runs as shifted matmuls (no im2col), and a
+    stride-1 conv_transpose2d with more outputs than inputs as the flipped convolution (no col2im): the
+    values match loops, the gradients gradcheck and gradgradcheck."""
+    from minidl.ops import conv
+
+    assert conv.shifted_is_cheaper(c, o, (1, 1)) and not conv.shifted_is_cheaper(c, o, (2, 1))
+    assert conv.transposed_as_conv(np.zeros((o, c, *kernel)), (1, 1), padding) is not None
+    x, w, b = values(0, (2, c, 5, 6)), values(1, (o, c, *kernel)), values(2, (o,))
+    got = F.conv2d(leaf(x), leaf(w), leaf(b), 1, padding).numpy()
+    np.testing.assert_allclose(got, loops.conv2d(x, w, b, (1, 1), padding), atol=1e-12)
+    y = values(3, (2, o, 4, 5))
+    got = F.conv_transpose2d(leaf(y), leaf(w), leaf(b[:1].repeat(c)), 1, padding).numpy()
+    expect = loops.conv_transpose2d(y, w, b[:1].repeat(c), (1, 1), padding, (0, 0))
+    np.testing.assert_allclose(got, expect, atol=1e-12)
+    small = [leaf(v[:1]).requires_grad_() for v in (x, w)]
+    assert md.gradcheck(lambda a, k: F.conv2d(a, k, None, 1, padding), small)
+    assert md.gradgradcheck(lambda a, k: F.conv2d(a, k, None, 1, padding), small)
+    small = [leaf(y[:1, :, :3, :3]).requires_grad_(), leaf(w).requires_grad_()]
+    assert md.gradcheck(lambda a, k: F.conv_transpose2d(a, k, None, 1, padding), small)
+    assert md.gradgradcheck(lambda a, k: F.conv_transpose2d(a, k, None, 1, padding), small)
 
 
 def test_conv_output_sizes_follow_pytorch_formulas():
