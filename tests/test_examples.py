@@ -81,6 +81,17 @@ def _strips_name_an_end_only_when_they_change_class(metrics: dict, out: Path) ->
             assert r["named_an_end"] == 0, r
 
 
+def _rising_noise_retrains_at_each_level(metrics: dict, out: Path) -> None:
+    """The 64-unit DAE of the rising-noise experiment: one model trained per level (its own checkpoint),
+    scored beside the sweep's DAE trained at --uniform (0.5)."""
+    rising = metrics["rising_noise"]
+    assert rising["code"] == 64 and list(rising["levels"]) == ["0.1", "0.3", "0.5", "0.7", "0.9"]
+    for level, scores in rising["levels"].items():
+        assert set(scores) == {"noisy_mse", "denoised_mse", "denoised_mse_trained_at_0.5"}, level
+        assert (out / f"code64_noise{level}.ckpt.npz").exists(), level
+    assert (out / "rising_noise_mse.png").exists()
+
+
 def _one_layer_rows_beside_the_notebook(metrics: dict, out: Path) -> None:
     """deep_ae: each row says its loss, corruption, epochs, best epoch and convergence; the one-layer rows
     carry the ISPR notebook's MSE (0.0023 AE on clean input, 0.0107 DAE on noisy 0.4) and the ratio to it."""
@@ -97,7 +108,8 @@ def _one_layer_rows_beside_the_notebook(metrics: dict, out: Path) -> None:
 
 CHECKS = {"conv_dae_mnist.py": _main_job_compares_on_equal_terms, "linear_ae_pca.py": _worked_example_and_angles,
           "manifold_walk.py": _walks_count_class_changes,
-          "deep_ae.py": _one_layer_rows_beside_the_notebook}  # fmt: skip
+          "deep_ae.py": _one_layer_rows_beside_the_notebook,
+          "regularized_ae.py": _rising_noise_retrains_at_each_level}  # fmt: skip
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:
