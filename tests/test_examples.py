@@ -106,10 +106,29 @@ def _one_layer_rows_beside_the_notebook(metrics: dict, out: Path) -> None:
     _strips_name_an_end_only_when_they_change_class(metrics, out)
 
 
+def _keras_pixel_accuracy(metrics: dict, out: Path) -> None:
+    """pooling_ae: a plain and a denoising Model P and a denoising Model C, sigmoid + BCE, each scored by pixel
+    accuracy in both readings: a pixel whose rounded prediction equals the target exactly (Keras) has the
+    rounded target too, so Keras's reading is at most the rounded one and at most the share of 0/1 pixels."""
+    models = metrics["models"]
+    assert set(models) == {"model_p_plain", "model_p", "model_c"}
+    assert models["model_p_plain"]["train_corruption"] == "none"
+    assert models["model_p"]["train_corruption"] == models["model_c"]["train_corruption"] == "gaussian 0.5, clipped"
+    assert (models["model_p_plain"]["keras_slides_accuracy"], models["model_p"]["keras_slides_accuracy"]) == (
+        0.88,
+        0.92,
+    )
+    for tag, m in models.items():
+        assert m["loss"] == "bce" and m["epochs"] == 1, tag
+        assert 0 <= m["keras_accuracy"] <= min(m["pixel_accuracy"], metrics["keras_accuracy_ceiling"]), tag
+        assert m["pixel_accuracy"] <= 1, tag
+
+
 CHECKS = {"conv_dae_mnist.py": _main_job_compares_on_equal_terms, "linear_ae_pca.py": _worked_example_and_angles,
           "manifold_walk.py": _walks_count_class_changes,
           "deep_ae.py": _one_layer_rows_beside_the_notebook,
-          "regularized_ae.py": _rising_noise_retrains_at_each_level}  # fmt: skip
+          "regularized_ae.py": _rising_noise_retrains_at_each_level,
+          "pooling_ae.py": _keras_pixel_accuracy}  # fmt: skip
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:
