@@ -25,9 +25,9 @@ import cupy  # noqa: E402
 import numpy as np  # noqa: E402
 
 import minidl as md  # noqa: E402
-from minidl import corruptions, experiment  # noqa: E402
-from minidl.autoencoders import ModelC, ModelD  # noqa: E402
-from minidl.experiment import Experiment  # noqa: E402
+from minidl.experiments import corruptions, training  # noqa: E402
+from minidl.experiments.experiment import Experiment  # noqa: E402
+from minidl.experiments.models import ModelC, ModelD  # noqa: E402
 from minidl.nn import functional as F  # noqa: E402
 
 
@@ -50,13 +50,13 @@ def main() -> None:
         loss_fn = F.binary_cross_entropy_with_logits if args.model == "C" else F.mse_loss
         c = cupy.counters
         marks = [(0, 0, 0, 0, 0, 0)]
-        progress_update = experiment.Progress.update
+        progress_update = training.Progress.update
 
         def update(progress, loss):  # the end of each step
             marks.append((c.syncs, c.uploads, c.launches, c.kernel_launches, c.graph_launches, len(c.kernels)))
             progress_update(progress, loss)
 
-        experiment.Progress.update = update
+        training.Progress.update = update
         images = np.random.default_rng(0).random((args.images, 1, 28, 28)).astype(np.float32)
         c.reset()
         exp.fit("model", model, md.optim.Adam(model.parameters()), lambda x, rng: loss_fn(model(noise(x, rng)), x),

@@ -17,7 +17,8 @@ import torch
 
 import minidl as md
 from minidl import backend
-from minidl.autoencoders import DenseAutoencoder, contractive_penalty, jacobian_penalty
+from minidl.experiments.models import DenseAutoencoder
+from minidl.experiments.penalties import contractive_penalty, jacobian_penalty
 from minidl.nn import functional as F
 
 LAMBDA = 1e-2

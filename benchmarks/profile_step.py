@@ -16,8 +16,8 @@ import time
 import numpy as np
 
 import minidl as md
-from minidl.autoencoders import ModelC, ModelD, ModelP
 from minidl.autograd.function import Function
+from minidl.experiments.models import ModelC, ModelD, ModelP
 from minidl.nn import functional as F
 
 PHASES = ("forward", "backward", "forward_kernel", "backward_kernel")

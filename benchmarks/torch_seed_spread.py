@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from train_model_c import torch_model
 
-from minidl import corruptions
 from minidl.data import load_mnist
+from minidl.experiments import corruptions
 
 
 def main():

@@ -28,11 +28,11 @@ import torch
 from peer import float32_peer
 
 import minidl as md
-from minidl import corruptions
-from minidl.autoencoders import ModelC, ModelD, ModelP, start_at_mean
 from minidl.capture import CapturedStep
 from minidl.data import batches, load_mnist
-from minidl.experiment import train_on_batch
+from minidl.experiments import corruptions
+from minidl.experiments.models import ModelC, ModelD, ModelP, start_at_mean
+from minidl.experiments.training import train_on_batch
 from minidl.nn import functional as F
 
 

@@ -10,10 +10,11 @@ than their raw values).
 """
 
 import minidl as md
-from minidl import corruptions, viz
-from minidl.autoencoders import Autoencoder, cluster_accuracy, cluster_digits, kmeans
-from minidl.cli import run
-from minidl.experiment import Experiment, example, positive_int
+from minidl.experiments import corruptions, figures, run
+from minidl.experiments.clustering import cluster_accuracy, cluster_digits, kmeans
+from minidl.experiments.experiment import Experiment, example
+from minidl.experiments.models import Autoencoder
+from minidl.experiments.options import positive_int
 from minidl.nn import Flatten, Linear, ReLU, Sequential, Sigmoid, Unflatten
 from minidl.nn import functional as F
 
@@ -80,11 +81,11 @@ def cluster_codes(exp: Experiment) -> dict:
     common = counts.argmax(axis=1)
     names = {c: f"cluster {c} → {digit_of[c]}, purity {purity[c]:.0%}" + ("" if common[c] == digit_of[c] else
              f" (of {common[c]}s)") for c in order}  # fmt: skip
-    viz.confusion(counts[order], exp.figure("confusion.png"), [names[c] for c in order], "true digit",
+    figures.confusion(counts[order], exp.figure("confusion.png"), [names[c] for c in order], "true digit",
                   "k-means cluster of the code (its digit by the Hungarian assignment)",
                   title=f"test digits per cluster: accuracy {results[0][2]:.1%} on the diagonal")  # fmt: skip
     rows = {names[c]: x[np.flatnonzero(assignments["autoencoder codes"] == c)[:SHOW]] for c in order}
-    viz.image_rows(rows, exp.figure("clusters.png"), title="test digits by k-means cluster of their code")
+    figures.image_rows(rows, exp.figure("clusters.png"), title="test digits by k-means cluster of their code")
     return exp.finish({"code_accuracy": results[0][2], "pixel_accuracy": results[1][2],
                        "clusters": [{"cluster": int(c), "digit": int(digit_of[c]), "purity": float(purity[c]),
                                      "size": int(counts[c].sum())} for c in order]})  # fmt: skip

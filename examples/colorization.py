@@ -21,9 +21,10 @@ the model and of the grey baseline are reported.
 """
 
 import minidl as md
-from minidl import data, viz
-from minidl.cli import run
-from minidl.experiment import Experiment, example, positive_int, psnr
+from minidl import data
+from minidl.experiments import figures, run
+from minidl.experiments.experiment import Experiment, example, psnr
+from minidl.experiments.options import positive_int
 from minidl.nn import Conv2d, ConvTranspose2d, ReLU, Sequential, init
 from minidl.nn import functional as F
 
@@ -99,12 +100,12 @@ def colorization(exp: Experiment) -> dict:
     exp.table(["colours from", "test MSE (RGB)", "PSNR dB"],
               [("grey copied to R, G, B (zero chroma)", base_mse, psnr(base_mse)),
                ("colourising AE (predicted chroma)", mse, psnr(mse))])  # fmt: skip
-    viz.image_rows(
+    figures.image_rows(
         {"grey input": baseline[shown], "colourised": out[shown], "true colour": test[shown]},
         exp.figure("colorization.png"),
         title=f"test images, colourised after {exp.args.epochs} epochs (U, V from Y, RGB MSE): {source}",
     )
-    viz.curves({"train MSE (RGB)": history}, exp.figure("loss_curves.png"), "epoch", "loss",
+    figures.curves({"train MSE (RGB)": history}, exp.figure("loss_curves.png"), "epoch", "loss",
                title=f"colourising AE: training MSE per epoch ({source})")  # fmt: skip
     return exp.finish({"test_mse": mse, "psnr": psnr(mse), "grey_baseline_mse": base_mse,
                        "grey_baseline_psnr": psnr(base_mse), "data": source})  # fmt: skip

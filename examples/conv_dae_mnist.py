@@ -5,7 +5,7 @@ Both models learn to undo the same corruption (default: input + 0.3·N(0, 1), un
 lab's first DAE) with the same loss (default MSE; --loss bce for both), each until its
 validation MSE stops improving (a split of the training set; --patience epochs with under 1 %
 gain, at most --epochs), keeping its best epoch. Each output layer starts at the mean image
-(autoencoders.start_at_mean), so MSE through the sigmoid does not sit on a plateau. Both are
+(models.start_at_mean), so MSE through the sigmoid does not sit on a plateau. Both are
 then scored once on the test set under the training corruption, a second corruption neither
 saw, and "normalization" (each image standardised and clipped to [0, 1]).
 
@@ -16,10 +16,10 @@ saw, and "normalization" (each image standardised and clipped to [0, 1]).
 from collections.abc import Callable
 
 import minidl as md
-from minidl import corruptions, viz
-from minidl.autoencoders import ModelC, ModelD, start_at_mean
-from minidl.cli import run
-from minidl.experiment import Experiment, corruption_spec, example, positive_int, psnr
+from minidl.experiments import corruptions, figures, run
+from minidl.experiments.experiment import Experiment, example, psnr
+from minidl.experiments.models import ModelC, ModelD, start_at_mean
+from minidl.experiments.options import corruption_spec, positive_int
 from minidl.nn import Module
 from minidl.nn import functional as F
 
@@ -83,7 +83,7 @@ def conv_dae_mnist(exp: Experiment) -> dict:
         fit = exp.fits[f"{tag}_{args.loss}"]
         if strips:  # epochs trained in this process (a resumed run draws those after it)
             done = len(history) - len(strips)
-            viz.image_rows(
+            figures.image_rows(
                 {"noisy": noisy_test[first][:SHOW]} | {f"epoch {done + k + 1}": s for k, s in enumerate(strips)},
                 exp.figure(f"epochs_{tag}.png"),
                 title=f"{label}: test digits ({first}) after each epoch, {args.loss}; best epoch {fit['best_epoch']}",
@@ -102,14 +102,14 @@ def conv_dae_mnist(exp: Experiment) -> dict:
         scores = {f"{tag}_mse": mse(out, mnist.x_test) for tag, out in outs.items()}
         metrics[name] = {"noisy_mse": mse(noisy_test[name], mnist.x_test)} | scores
         rows.append((name, metrics[name]["noisy_mse"], *scores.values(), *(psnr(v) for v in scores.values())))
-        viz.image_rows(
+        figures.image_rows(
             {"clean": mnist.x_test[:SHOW], "corrupted": noisy_test[name][:SHOW]}
             | {models[tag]["label"]: out[:SHOW] for tag, out in outs.items()},
             exp.figure(f"denoising_{name.split()[0]}.png"),
             title=f"test digits, {name}; both models trained on {args.noise} with {args.loss}",
         )  # fmt: skip
     exp.table(["test corruption", "noisy MSE", "Model C MSE", "Model D MSE", "C PSNR dB", "D PSNR dB"], rows)
-    viz.curves(
+    figures.curves(
         {f"{m['label'].split(' (')[0]} {kind}{'' if m['converged'] else ' (not converged)'}": m[key]
          for m in models.values() for kind, key in (("train loss", "train_loss"), ("validation MSE", "val_mse"))},
         exp.figure("loss_curves.png"), "epoch", f"{args.loss} / MSE", logy=True,

@@ -7,10 +7,10 @@ and what does it do to clean digits?
 """
 
 import minidl as md
-from minidl import corruptions, viz
-from minidl.autoencoders import ModelD
-from minidl.cli import run
-from minidl.experiment import Experiment, example, non_negative_float, psnr
+from minidl.experiments import corruptions, figures, run
+from minidl.experiments.experiment import Experiment, example, psnr
+from minidl.experiments.models import ModelD
+from minidl.experiments.options import non_negative_float
 from minidl.nn import functional as F
 
 SHOW = 8
@@ -47,9 +47,9 @@ def dae_mnist(exp: Experiment) -> dict:
         figure_rows[f"denoised {level}"] = out[:SHOW]
     exp.table(["noise sigma", "noisy MSE", "denoised MSE", "PSNR dB", "MSE on clean input"], rows)
     settings = f"input + sigma·N(0, 1), unclipped; MSE; {exp.args.epochs} epochs"
-    viz.image_rows(figure_rows, exp.figure("denoising_levels.png"),
+    figures.image_rows(figure_rows, exp.figure("denoising_levels.png"),
                    title=f"Model D trained and tested at each noise level ({settings})")  # fmt: skip
-    viz.curves(histories, exp.figure("loss_curves.png"), "epoch", "training MSE", logy=True,
+    figures.curves(histories, exp.figure("loss_curves.png"), "epoch", "training MSE", logy=True,
                title=f"Model D's training MSE per epoch, one model per noise level ({settings})")  # fmt: skip
     first = metrics[str(exp.args.levels[0])]
     return exp.finish({"test_mse": first["test_mse"], "psnr": first["psnr"], "levels": metrics})

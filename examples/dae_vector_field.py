@@ -12,9 +12,10 @@ of the grid's arrows point toward the curve.
 """
 
 import minidl as md
-from minidl import corruptions, nn, viz
-from minidl.cli import run
-from minidl.experiment import Experiment, example, non_negative_float, positive_int
+from minidl import nn
+from minidl.experiments import corruptions, figures, run
+from minidl.experiments.experiment import Experiment, example
+from minidl.experiments.options import non_negative_float, positive_int
 from minidl.nn import functional as F
 
 import numpy as np
@@ -75,7 +76,7 @@ def dae_vector_field(exp: Experiment) -> dict:
     exp.table([f"noisy test points (σ = {args.sigma:g})", "mean distance to the curve"],
               [("before the DAE", float(before.mean())), ("after one pass r(x)", float(after.mean()))])  # fmt: skip
     print(f"grid arrows pointing toward the curve: {toward.mean():.1%} of {toward.size}")
-    viz.vector_field(
+    figures.vector_field(
         grid,
         arrows,
         dense_curve,
@@ -83,7 +84,7 @@ def dae_vector_field(exp: Experiment) -> dict:
         samples=data[:3000],
         title=f"a DAE's vector field r(x) - x (trained with σ = {args.sigma}), {args.curve}",
     )
-    viz.curves({"training loss (MSE)": losses}, exp.figure("loss.png"), "epoch", "MSE", logy=True,
+    figures.curves({"training loss (MSE)": losses}, exp.figure("loss.png"), "epoch", "MSE", logy=True,
                title="denoising loss per epoch")  # fmt: skip
     return exp.finish({"distance_before": float(before.mean()), "distance_after": float(after.mean()),
                        "toward_fraction": float(toward.mean()),

@@ -24,18 +24,11 @@ far it is from real data; the pixel cross-fade is the baseline.
 """
 
 import minidl as md
-from minidl import corruptions, viz
-from minidl.autoencoders import (
-    DenseAutoencoder,
-    class_changed,
-    interpolate,
-    pick_pair,
-    plausibility,
-    pretrain_layerwise,
-    stack,
-)
-from minidl.cli import run
-from minidl.experiment import Experiment, example, non_negative_float, non_negative_int, positive_int
+from minidl.experiments import corruptions, figures, run
+from minidl.experiments.experiment import Experiment, example
+from minidl.experiments.latent import class_changed, interpolate_codes, pick_pair, plausibility
+from minidl.experiments.models import DenseAutoencoder, pretrain_layerwise, stack_levels
+from minidl.experiments.options import non_negative_float, non_negative_int, positive_int
 from minidl.nn import functional as F
 
 import numpy as np
@@ -108,8 +101,8 @@ def deep_ae(exp: Experiment) -> dict:
 
         levels = pretrain_layerwise(args.sizes, mnist.x_train, train_level, lambda ae, x: exp.evaluate(ae.encode, x),
                                     activation="relu", device=exp.device)  # fmt: skip
-        pretrained = stack(levels, device=exp.device)
-        tuned = stack(levels, device=exp.device)
+        pretrained = stack_levels(levels, device=exp.device)
+        tuned = stack_levels(levels, device=exp.device)
         fits["deep, layer-wise pretrained"] = {"epochs": args.pretrain_epochs, "best_epoch": None, "converged": None}
         fits["deep, fine-tuned"] = train(f"fine_tuned_{kind}", tuned, denoise, mnist.x_train, args.epochs,
                                          patience=args.patience)  # fmt: skip
@@ -135,8 +128,8 @@ def deep_ae(exp: Experiment) -> dict:
           f"fine-tuning stops on validation MSE (patience {args.patience}, at most {args.epochs} epochs)")  # fmt: skip
     exp.table(["model", "kind", "test MSE (clean input)", f"test MSE (noisy {args.sigma})", "epochs", "converged",
                "ISPR notebook", "ratio"], rows)  # fmt: skip
-    viz.image_rows(figure, exp.figure("deep_ae.png"), title=f"clean test digits reconstructed; MSE, DAEs on {spec}; "
-                   f"one layer {PIXELS}-{args.units}, deep {sizes}")  # fmt: skip
+    figures.image_rows(figure, exp.figure("deep_ae.png"), title=f"clean test digits reconstructed; MSE, DAEs on "
+                       f"{spec}; one layer {PIXELS}-{args.units}, deep {sizes}")  # fmt: skip
     interpolation = interpolate_all(exp, models)
     return exp.finish({"test_mse": metrics["deep, fine-tuned AE"]["test_mse"], "rows": metrics,
                        "interpolation": interpolation})  # fmt: skip
@@ -150,7 +143,7 @@ def interpolate_all(exp: Experiment, models: dict) -> list[dict]:
     strips, rows, records = {}, [], []
     for (a, b), (i, j) in zip(PAIRS, ends):
         x1, x2 = mnist.x_test[i], mnist.x_test[j]
-        candidates = {name: interpolate(model, *(md.tensor(x[None], device=exp.device) for x in (x1, x2)), ALPHAS
+        candidates = {name: interpolate_codes(model, *(md.tensor(x[None], device=exp.device) for x in (x1, x2)), ALPHAS
                                         ).numpy() for name, model in models.items()}  # fmt: skip
         candidates["pixel cross-fade"] = np.stack([(1 - t) * x1 + t * x2 for t in ALPHAS]).astype(np.float32)
         for name, strip in candidates.items():
@@ -170,7 +163,7 @@ def interpolate_all(exp: Experiment, models: dict) -> list[dict]:
           "the fraction of frames named as either end's digit, and their mean RMS distance to the nearest\n"
           "training digit")  # fmt: skip
     exp.table(["interpolation by", "pair", "confidence", "goes a -> b", "named an end", "RMS to a digit"], rows)
-    viz.image_rows(strips, exp.figure("interpolation.png"), column_titles=[f"a={t}" for t in ALPHAS],
+    figures.image_rows(strips, exp.figure("interpolation.png"), column_titles=[f"a={t}" for t in ALPHAS],
                    title="decoded (1 - a) f(x1) + a f(x2) of the six models, and the pixel cross-fade")  # fmt: skip
     return records
 

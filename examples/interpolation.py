@@ -7,10 +7,11 @@ A good code moves through digit-like images; the pixel blend only cross-fades.
 """
 
 import minidl as md
-from minidl import viz
-from minidl.autoencoders import DenseAutoencoder, interpolate, pick_pair
-from minidl.cli import run
-from minidl.experiment import Experiment, example, positive_int
+from minidl.experiments import figures, run
+from minidl.experiments.experiment import Experiment, example
+from minidl.experiments.latent import interpolate_codes, pick_pair
+from minidl.experiments.models import DenseAutoencoder
+from minidl.experiments.options import positive_int
 from minidl.nn import functional as F
 
 import numpy as np
@@ -41,14 +42,14 @@ def interpolation(exp: Experiment) -> dict:
     for a, b in PAIRS:
         i, j = pick_pair(mnist.y_test, a, b, rng)
         x1, x2 = (md.tensor(mnist.x_test[k : k + 1], device=exp.device) for k in (i, j))
-        strip = interpolate(model, x1, x2, ALPHAS).numpy()
+        strip = interpolate_codes(model, x1, x2, ALPHAS).numpy()
         blend = np.stack([(1 - t) * mnist.x_test[i] + t * mnist.x_test[j] for t in ALPHAS])
         kind = "same class" if a == b else "different"
         rows[f"{a}->{b} code"] = strip
         rows[f"{a}->{b} pixels"] = blend
         steps = np.sqrt(((strip[1:] - strip[:-1]) ** 2).sum(axis=(1, 2, 3)))  # distance between frames
         smoothness.append((f"{a} -> {b}", kind, float(steps.mean()), float(steps.max() / steps.mean())))
-    viz.image_rows(rows, exp.figure("interpolation.png"), column_titles=[f"a={t}" for t in ALPHAS],
+    figures.image_rows(rows, exp.figure("interpolation.png"), column_titles=[f"a={t}" for t in ALPHAS],
                    title="decoded code interpolation (code) against pixel blend (pixels)")  # fmt: skip
     exp.table(["pair", "classes", "mean step", "largest step / mean"], smoothness)
     mse = float(((exp.evaluate(model, mnist.x_test) - mnist.x_test) ** 2).mean())

@@ -5,10 +5,9 @@ decoded images of a grid over that plane (what the decoder thinks lives where).
 """
 
 import minidl as md
-from minidl import viz
-from minidl.autoencoders import DenseAutoencoder
-from minidl.cli import run
-from minidl.experiment import Experiment, example
+from minidl.experiments import figures, run
+from minidl.experiments.experiment import Experiment, example
+from minidl.experiments.models import DenseAutoencoder
 from minidl.nn import functional as F
 
 import numpy as np
@@ -34,7 +33,7 @@ def latent_2d(exp: Experiment) -> dict:
             [mnist.x_train])  # fmt: skip
     test_codes = exp.evaluate(model.encode, mnist.x_test)
     train_codes = exp.evaluate(model.encode, mnist.x_train[:20_000])
-    viz.scatter_codes(
+    figures.scatter_codes(
         test_codes,
         mnist.y_test,
         exp.figure("latent_2d.png"),
@@ -44,7 +43,7 @@ def latent_2d(exp: Experiment) -> dict:
     a, b = np.meshgrid(np.linspace(lo[0], hi[0], GRID), np.linspace(hi[1], lo[1], GRID))
     plane = np.stack([a.ravel(), b.ravel()], 1).astype(np.float32)
     decoded = exp.evaluate(model.decode, plane).reshape(GRID, GRID, 1, 28, 28)
-    viz.image_grid(decoded, exp.figure("decoded_grid.png"), xs=a[0], ys=b[:, 0], xlabel="code 1", ylabel="code 2",
+    figures.image_grid(decoded, exp.figure("decoded_grid.png"), xs=a[0], ys=b[:, 0], xlabel="code 1", ylabel="code 2",
                    title=f"decoder over the code plane (784-256-64-2 AE, MSE, {exp.args.epochs} epochs)")  # fmt: skip
     _, nearest = cKDTree(train_codes).query(test_codes, k=NEIGHBOURS)
     votes = mnist.y_train[: len(train_codes)][nearest]

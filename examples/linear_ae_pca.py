@@ -28,10 +28,11 @@ the best epoch.
 """
 
 import minidl as md
-from minidl import viz
-from minidl.autoencoders import LinearAutoencoder, pca
-from minidl.cli import run
-from minidl.experiment import Experiment, example, non_negative_float, positive_int
+from minidl.experiments import figures, run
+from minidl.experiments.experiment import Experiment, example
+from minidl.experiments.latent import pca
+from minidl.experiments.models import LinearAutoencoder
+from minidl.experiments.options import non_negative_float, positive_int
 from minidl.nn import functional as F
 
 import numpy as np
@@ -123,16 +124,16 @@ def linear_ae_pca(exp: Experiment) -> dict:
           f"{angles[0]:.2f}°, median {np.median(angles):.2f}°, largest {angles[-1]:.2f}°")  # fmt: skip
 
     settings = f"MSE, Adam lr {args.lr:g}, best of at most {args.epochs} epochs"
-    viz.image_rows(outputs | noise_outputs, exp.figure("reconstructions.png"),
+    figures.image_rows(outputs | noise_outputs, exp.figure("reconstructions.png"),
                    title=f"test digits and uniform noise through PCA and linear AEs ({settings})")  # fmt: skip
-    viz.curves({f"linear AE (code {args.code}) vs PCA": angles}, exp.figure("principal_angles.png"),
+    figures.curves({f"linear AE (code {args.code}) vs PCA": angles}, exp.figure("principal_angles.png"),
                "principal angle, smallest first", "degrees", x=np.arange(1, len(angles) + 1),
                title=f"the linear AE's decoder subspace against PCA's, k {args.code} ({settings})")  # fmt: skip
     longest = max(len(s) for s in curves.values())
     curves[f"{pca_label} (the least a rank-{args.code} map reaches)"] = [
         mse(project(mnist.x_val), mnist.x_val)
     ] * longest
-    viz.curves(curves, exp.figure("loss_curves.png"), "epoch", "validation MSE", logy=True,
+    figures.curves(curves, exp.figure("loss_curves.png"), "epoch", "validation MSE", logy=True,
                title=f"validation MSE per epoch (clean input, {settings}, patience {args.patience})")  # fmt: skip
     return exp.finish({"worked_example": computed | {"by_hand": HAND}, "pca_test_mse": pca_mse,
                        "pca_noise_mse": pca_noise, "models": models})  # fmt: skip

@@ -16,10 +16,11 @@ says whether it is a copy; real test digits give the reference.
 """
 
 import minidl as md
-from minidl import autoencoders, corruptions, viz
-from minidl.autoencoders import WALKS, DenseAutoencoder, class_changed, plausibility
-from minidl.cli import run
-from minidl.experiment import Experiment, example, non_negative_float, positive_int
+from minidl.experiments import corruptions, figures, latent, run
+from minidl.experiments.experiment import Experiment, example
+from minidl.experiments.latent import WALKS, class_changed, plausibility
+from minidl.experiments.models import DenseAutoencoder
+from minidl.experiments.options import non_negative_float, positive_int
 from minidl.nn import functional as F
 
 import numpy as np
@@ -50,7 +51,7 @@ def manifold_walk(exp: Experiment) -> dict:
     start = md.tensor(exp.rng(30_000).random((args.walkers, 1, 28, 28)).astype(np.float32), device=exp.device)
     mean_digit = mnist.x_train[mnist.y_train == args.digit].mean(axis=0, keepdims=True)
     names = {"reconstruct": "vector field", "gradient": "gradient", "toward": f"toward {args.digit}"}
-    walks = {names[mode]: autoencoders.manifold_walk(
+    walks = {names[mode]: latent.manifold_walk(
                  model, start, args.steps, mode, args.step_size, pull=args.pull,
                  target=md.tensor(mean_digit, device=exp.device) if mode == "toward" else None)
              for mode in WALKS}  # fmt: skip
@@ -85,14 +86,14 @@ def manifold_walk(exp: Experiment) -> dict:
     figure = {f"{name} #{w}": np.stack([frames[s][w] for s in shown]) for name, frames in walks.items()
               for w in range(min(SHOWN_WALKERS, args.walkers))}  # fmt: skip
     titles = [f"step {s}" for s in shown]
-    viz.image_rows(figure, exp.figure("manifold_walk.png"), column_titles=titles,
+    figures.image_rows(figure, exp.figure("manifold_walk.png"), column_titles=titles,
                    title=f"from noise to the data manifold (and toward the mean {args.digit}), eta "
                          f"{args.step_size:g}, DAE trained {args.epochs} epochs")  # fmt: skip
     labels = {name: [f"{c} ({p:.0%})" for c, p in zip(v["class"], v["confidence"])] for name, v in judged.items()}
-    viz.image_rows(ends, exp.figure("walk_ends.png"), captions=labels,
+    figures.image_rows(ends, exp.figure("walk_ends.png"), captions=labels,
                    title=f"where each walker ended after {args.steps} steps (eta {args.step_size:g}, pull "
                          f"{args.pull:g}), under each the judge's digit (confidence)")  # fmt: skip
-    viz.curves({f"{m} walk": e for m, e in errors.items()} | {"test digits": [data_error] * (args.steps + 1)},
+    figures.curves({f"{m} walk": e for m, e in errors.items()} | {"test digits": [data_error] * (args.steps + 1)},
                exp.figure("walk_error.png"), "step", "reconstruction error ||r(x) - x||^2 / pixels",
                x=list(range(args.steps + 1)), logy=True,
                title=f"how far each walk is from the manifold ({args.walkers} walkers, eta {args.step_size:g}, "

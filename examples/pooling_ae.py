@@ -18,10 +18,10 @@ are exactly 0 or 1). The figures show the reconstructions and Model P's code, ch
 """
 
 import minidl as md
-from minidl import corruptions, viz
-from minidl.autoencoders import ModelC, ModelP
-from minidl.cli import run
-from minidl.experiment import Experiment, example, non_negative_float, psnr
+from minidl.experiments import corruptions, figures, run
+from minidl.experiments.experiment import Experiment, example, psnr
+from minidl.experiments.models import ModelC, ModelP
+from minidl.experiments.options import non_negative_float
 from minidl.nn import functional as F
 
 import numpy as np
@@ -99,8 +99,8 @@ def pooling_ae(exp: Experiment) -> dict:
     exp.table(["model", "test input", "parameters", "code units", "test MSE", "PSNR dB", "pixel accuracy",
                "Keras accuracy", "Keras slides", "s/epoch"], rows)  # fmt: skip
     title = f"test digits: clean, with {spec}, and each model's output (sigmoid + BCE, {args.epochs} epochs)"
-    viz.image_rows(outputs, exp.figure("pooling_ae.png"), title=title)
-    viz.curves(curves, exp.figure("loss_curves.png"), "epoch", "loss / MSE", logy=True,
+    figures.image_rows(outputs, exp.figure("pooling_ae.png"), title=title)
+    figures.curves(curves, exp.figure("loss_curves.png"), "epoch", "loss / MSE", logy=True,
                title=f"training loss (BCE) and test MSE per epoch; denoising models on {spec}")  # fmt: skip
     model_p = models["model_p"][1]
     codes = exp.evaluate(model_p.encode, mnist.x_test[:CODES])  # (CODES, 8, 7, 7), after ReLU: ≥ 0
@@ -108,7 +108,7 @@ def pooling_ae(exp: Experiment) -> dict:
     scaled = scaled.repeat(4, axis=2).repeat(4, axis=3)  # 7 x 7 drawn as blocks beside the 28 x 28 input
     maps = {f"digit {mnist.y_test[k]}": np.concatenate([mnist.x_test[k : k + 1], scaled[k][:, None]]) for k in
             range(CODES)}  # fmt: skip
-    viz.image_rows(maps, exp.figure("model_p_code.png"), column_titles=["input", *[f"ch {c}" for c in range(8)]],
+    figures.image_rows(maps, exp.figure("model_p_code.png"), column_titles=["input", *[f"ch {c}" for c in range(8)]],
                    title="the denoising Model P's code: 8 channels of 7 x 7, each scaled to its maximum")  # fmt: skip
     return exp.finish({"test_mse": metrics["model_p"]["test_mse"], "noisy_mse": noisy_mse,
                        "keras_accuracy_ceiling": ceiling, "models": metrics})  # fmt: skip

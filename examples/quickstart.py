@@ -7,8 +7,8 @@ import argparse
 
 import minidl as md
 from minidl import nn
-from minidl.cli import run
-from minidl.experiment import non_negative_int, positive_int
+from minidl.experiments import run
+from minidl.experiments.options import non_negative_int, positive_int
 from minidl.nn import functional as F
 
 import numpy as np

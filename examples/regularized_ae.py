@@ -21,17 +21,11 @@ the sweep's DAE trained at --uniform and tested at every level.
 """
 
 import minidl as md
-from minidl import corruptions, viz
-from minidl.autoencoders import (
-    DenseAutoencoder,
-    SigmoidConvAutoencoder,
-    contractive_penalty,
-    jacobian_penalty,
-    kl_sparsity,
-    l1_penalty,
-)
-from minidl.cli import run
-from minidl.experiment import Experiment, example, non_negative_float, open_fraction, positive_int
+from minidl.experiments import corruptions, figures, run
+from minidl.experiments.experiment import Experiment, example
+from minidl.experiments.models import DenseAutoencoder, SigmoidConvAutoencoder
+from minidl.experiments.options import non_negative_float, open_fraction, positive_int
+from minidl.experiments.penalties import contractive_penalty, jacobian_penalty, kl_sparsity, l1_penalty
 from minidl.nn import functional as F
 
 import numpy as np
@@ -102,8 +96,8 @@ def regularized_ae(exp: Experiment) -> dict:
         activity[f"{kind} ({saturated:.0%} of {codes.shape[1]} units > 0.99)"] = np.sort(per_unit)[::-1]
     exp.table(["model", "test MSE", "MSE, noisy input", "mean code", "units < 0.1", "units > 0.99", "||J||_F^2"],
               rows)  # fmt: skip
-    viz.image_rows(figure, exp.figure("regularized.png"), title="reconstructions of clean test digits")
-    viz.curves({k: (np.linspace(0, 1, len(v)), v) for k, v in activity.items()}, exp.figure("code_activity.png"),
+    figures.image_rows(figure, exp.figure("regularized.png"), title="reconstructions of clean test digits")
+    figures.curves({k: (np.linspace(0, 1, len(v)), v) for k, v in activity.items()}, exp.figure("code_activity.png"),
                "units, sorted (fraction of the code)", "mean activation on the test set",
                title=f"how sparse is each code, how many units saturate? ({exp.args.epochs} epochs each)")  # fmt: skip
 
@@ -124,10 +118,10 @@ def regularized_ae(exp: Experiment) -> dict:
         sweep_figure[f"code {size}"] = out[:SHOW]
     noisy_mse = float(((noisy_sweep - mnist.x_test) ** 2).mean())
     exp.table(["code size", "", f"denoised MSE (uniform {args.uniform}: noisy {noisy_mse:.4f})"], sweep_rows)
-    viz.curves({"denoised test MSE": list(sweep.values())}, exp.figure("code_size_sweep.png"), "code size",
+    figures.curves({"denoised test MSE": list(sweep.values())}, exp.figure("code_size_sweep.png"), "code size",
                "test MSE", x=list(sweep), logx=True, logy=True,
                title=f"DAE, uniform noise {args.uniform}: denoising error against code size")  # fmt: skip
-    viz.image_rows(sweep_figure, exp.figure("code_size_reconstructions.png"),
+    figures.image_rows(sweep_figure, exp.figure("code_size_reconstructions.png"),
                    title=f"uniform noise {args.uniform}: original, corrupted, denoised by code size")  # fmt: skip
 
     size = min(args.sizes, key=lambda n: abs(n - 64))  # the lecture's 64-unit DAE under rising noise
@@ -149,11 +143,11 @@ def regularized_ae(exp: Experiment) -> dict:
         rising_figure[f"noise {level}"], rising_figure[f"denoised {level}"] = noisy[:SHOW], out[:SHOW]
     exp.table([f"uniform noise (code {size})", "noisy MSE", "denoised MSE (trained at this noise)",
                f"denoised MSE (trained at {args.uniform})"], rows)  # fmt: skip
-    viz.image_rows(rising_figure, exp.figure("rising_noise.png"),
+    figures.image_rows(rising_figure, exp.figure("rising_noise.png"),
                    title=f"{size}-unit DAEs, one trained at each uniform noise level ({settings})")  # fmt: skip
     lines = {"noisy input": "noisy_mse", "DAE trained at this noise": "denoised_mse",
              f"DAE trained at {args.uniform}": fixed_key}  # fmt: skip
-    viz.curves({name: [r[key] for r in rising.values()] for name, key in lines.items()},
+    figures.curves({name: [r[key] for r in rising.values()] for name, key in lines.items()},
                exp.figure("rising_noise_mse.png"), "uniform noise amplitude a", "test MSE", x=list(rising), logy=True,
                title=f"{size}-unit DAEs under rising uniform noise ({settings})")  # fmt: skip
     return exp.finish({"test_mse": metrics["plain"]["test_mse"], "regularized": metrics, "code_size_sweep": sweep,

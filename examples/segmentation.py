@@ -14,9 +14,9 @@ mean (mIoU).
 """
 
 import minidl as md
-from minidl import data, nn, viz
-from minidl.cli import run
-from minidl.experiment import Experiment, example
+from minidl import data, nn
+from minidl.experiments import figures, run
+from minidl.experiments.experiment import Experiment, example
 from minidl.nn import functional as F
 
 import numpy as np
@@ -101,7 +101,7 @@ def segmentation(exp: Experiment) -> dict:
         figure[name] = predicted[:SHOW].astype(np.float32)
     exp.table(["network", "parameters", "IoU digit", "IoU background", "mIoU", "s/epoch"], rows)
     title = f"test digits on an unseen texture ({data.PHOTOGRAPHS[1]}): the digit's pixels, true and predicted"
-    viz.image_rows(figure, exp.figure("segmentation.png"), title=title)
+    figures.image_rows(figure, exp.figure("segmentation.png"), title=title)
     return exp.finish({"miou": metrics["unet"]["miou"], "plain_miou": metrics["plain"]["miou"], "networks": metrics})
 
 

@@ -13,10 +13,10 @@ pretraining helps most.
 """
 
 import minidl as md
-from minidl import corruptions, viz
-from minidl.autoencoders import Classifier, DenseAutoencoder, pretrain_layerwise, stack
-from minidl.cli import run
-from minidl.experiment import Experiment, example, non_negative_int, positive_int
+from minidl.experiments import corruptions, figures, run
+from minidl.experiments.experiment import Experiment, example
+from minidl.experiments.models import Classifier, DenseAutoencoder, pretrain_layerwise, stack_levels
+from minidl.experiments.options import non_negative_int, positive_int
 from minidl.nn import Sequential
 from minidl.nn import functional as F
 
@@ -48,8 +48,8 @@ def stacked_classifier(exp: Experiment) -> dict:
     x, y = mnist.x_train[labelled], mnist.y_train[labelled]
     results, curves = [], {}
     for tag, name, encoder, freeze in [
-        ("fine_tuned", "pretrained + fine-tuned", stack(levels, device=exp.device).encoder, False),
-        ("frozen", "pretrained, frozen codes", stack(levels, device=exp.device).encoder, True),
+        ("fine_tuned", "pretrained + fine-tuned", stack_levels(levels, device=exp.device).encoder, False),
+        ("frozen", "pretrained, frozen codes", stack_levels(levels, device=exp.device).encoder, True),
         ("scratch", "from scratch", DenseAutoencoder(SIZES, device=exp.device).encoder, False),
     ]:
         model = Classifier(Sequential(*encoder), SIZES[-1], freeze=freeze, device=exp.device)
@@ -65,7 +65,7 @@ def stacked_classifier(exp: Experiment) -> dict:
         curves[name] = scores
         results.append((name, len(x), scores[-1] if scores else accuracy()))
     exp.table(["classifier", "labelled images", "test accuracy"], results)
-    viz.curves(curves, exp.figure("accuracy.png"), "epoch", "test accuracy", title="stacked AE + classifier")
+    figures.curves(curves, exp.figure("accuracy.png"), "epoch", "test accuracy", title="stacked AE + classifier")
     return exp.finish({"accuracy": results[0][2], "frozen_accuracy": results[1][2], "scratch_accuracy": results[2][2],
                        "labels": len(x),
                        "accuracy_per_epoch": {k: list(np.round(v, 4)) for k, v in curves.items()}})  # fmt: skip

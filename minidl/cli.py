@@ -17,13 +17,17 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from .backend import DeviceError, DeviceUnavailable
-from .data import DataError
-from .experiment import ExperimentError, kept_message
 from .interrupt import exit_interrupted, started
 from .runtime.emulator import EmulatorSettingError, EmulatorUnavailable
 
+
+class CommandError(ValueError):
+    """A failure the person at the command can act on (bad data, a run that cannot start as asked);
+    its message says what to do. minidl.data's DataError and the lab's ExperimentError are ones."""
+
+
 USAGE = (DeviceError, EmulatorSettingError)  # exit status 2
-KNOWN = (ExperimentError, DataError, DeviceUnavailable, EmulatorUnavailable, OSError)
+KNOWN = (CommandError, DeviceUnavailable, EmulatorUnavailable, OSError)
 _FULL = "free some space, or write elsewhere (--out, MINIDL_CACHE)"
 _DENIED = "permission denied: give a folder you can write in (--out, MINIDL_CACHE, MINIDL_DATA)"
 _NOT_A_FOLDER = "a path that should be a folder is a file (check --out, MINIDL_CACHE, MINIDL_DATA)"
@@ -50,15 +54,16 @@ def describe(error: BaseException) -> str:
     return str(error)
 
 
-def run(main: Callable[[], int | None]) -> NoReturn:
-    """Run a command's main() and exit: with its status, or with a message for a known failure."""
+def run(main: Callable[[], int | None], interrupted: Callable[[], str] = lambda: "nothing was saved") -> NoReturn:
+    """Run a command's main() and exit: with its status, or with a message for a known failure;
+    on Ctrl-C, interrupted() says what the command kept."""
     started()
     try:
         status = main()
     except KeyboardInterrupt:
         if debugging():
             raise
-        exit_interrupted(kept_message())
+        exit_interrupted(interrupted())
     except USAGE + KNOWN as e:
         if debugging():
             raise

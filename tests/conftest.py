@@ -33,7 +33,6 @@ if os.environ.get("MINIDL_DEVICE") == "cuda" and not _real_gpu():
 
 import minidl as md  # noqa: E402
 from minidl import backend  # noqa: E402
-from minidl.experiment import Experiment  # noqa: E402
 
 needs_cxx = pytest.mark.skipif(
     shutil.which("g++") is None, reason="no C++ compiler (g++): the CPU emulator cannot build kernels"
@@ -67,8 +66,11 @@ def standin():
     return cupy
 
 
-def quick_experiment(tmp_path, device, **options) -> Experiment:
-    """An Experiment without a command line: one epoch of batches of 4, seed 0; options override."""
+def quick_experiment(tmp_path, device, **options):
+    """An Experiment (the lab application's) without a command line: one epoch of batches of 4, seed 0;
+    options override."""
+    from minidl.experiments.experiment import Experiment
+
     args = argparse.Namespace(epochs=1, device=device, seed=0, out=tmp_path, json=None, limit=None, batch_size=4,
                               resume=False, data=None, capture=False)  # fmt: skip
     vars(args).update(options)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..backend import DEVICES, cuda_available
 from ..cli import run
-from ..experiment import positive_int
+from ..experiments.options import positive_int
 from ..runtime.sources import is_source_tree
 from .exercises import EXERCISES, exercise, stubs
 from .gradebook import SubmissionError, device_for, grade_class, heading, outcome

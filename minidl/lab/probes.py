@@ -195,14 +195,14 @@ def adam(device: str, p0: np.ndarray, grads: list, hyper: dict) -> list:
 # ------------------------------------------------------------- 9 corruptions
 def gaussian(device: str, x: np.ndarray, seed: int, sigma: float, clip: bool) -> tuple:
     """gaussian(x, default_rng(seed), sigma, clip) and x afterwards."""
-    from ..corruptions import gaussian
+    from ..experiments.corruptions import gaussian
 
     return _numpy(gaussian(x, np.random.default_rng(seed), sigma, clip=clip)), x
 
 
 def salt_and_pepper(device: str, x: np.ndarray, seed: int, fraction: float) -> tuple:
     """salt_and_pepper(x, default_rng(seed), fraction) and x afterwards."""
-    from ..corruptions import salt_and_pepper
+    from ..experiments.corruptions import salt_and_pepper
 
     return _numpy(salt_and_pepper(x, np.random.default_rng(seed), fraction)), x
 
@@ -212,9 +212,10 @@ def train_denoiser(device: str, images: int, epochs: int, test_images: int) -> d
     """A 784-64-784 denoising AE (Gaussian noise 0.3, Adam lr 1e-2) trained by Experiment.fit: the
     epochs' losses, whether each parameter changed, Adam's step counts, and the denoised first
     `test_images` test images (noise from default_rng(1))."""
-    from .. import corruptions
-    from ..autoencoders import DenseAutoencoder
-    from ..experiment import Experiment, command_line
+    from ..experiments import corruptions
+    from ..experiments.experiment import Experiment
+    from ..experiments.models import DenseAutoencoder
+    from ..experiments.options import command_line
     from ..nn import functional as F
     from ..optim import Adam
 
@@ -240,7 +241,7 @@ def train_denoiser(device: str, images: int, epochs: int, test_images: int) -> d
 # ------------------------------------------------- 11 the contractive penalty
 def contractive_penalty(device: str, x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> tuple:
     """The penalty and, through backward(), its gradients with respect to x, weight and bias."""
-    from ..autoencoders import contractive_penalty
+    from ..experiments.penalties import contractive_penalty
 
     tensors = [_tensor(a, device, True) for a in (x, weight, bias)]
     penalty = contractive_penalty(*tensors)
@@ -249,20 +250,20 @@ def contractive_penalty(device: str, x: np.ndarray, weight: np.ndarray, bias: np
 
 
 def contractive_penalty_value(device: str, x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    from ..autoencoders import contractive_penalty
+    from ..experiments.penalties import contractive_penalty
 
     return _numpy(contractive_penalty(*(_tensor(a, device) for a in (x, weight, bias))))
 
 
 # ------------------------------------------------------------ 12 clustering
 def cluster_accuracy(device: str, labels: np.ndarray, clusters: np.ndarray):
-    from ..autoencoders import cluster_accuracy
+    from ..experiments.clustering import cluster_accuracy
 
     return _numpy(cluster_accuracy(labels, clusters))
 
 
 def kmeans(device: str, points: np.ndarray, k: int, seed: int, restarts: int | None = None):
     """kmeans(points, k, seed=seed), with restarts=restarts if one is given (else kmeans's default)."""
-    from ..autoencoders import kmeans
+    from ..experiments.clustering import kmeans
 
     return _numpy(kmeans(points, k, seed=seed) if restarts is None else kmeans(points, k, seed=seed, restarts=restarts))

@@ -4,7 +4,7 @@ An op's kernel path calls launch(); everything between that call and the GPU (or
 emulator) is here, one idea a module:
 
     sources.py   where the .cu files are (beside the imported package) and their signatures
-    modules.py   compile options (-D constants), each file compiled once per device, each
+    compiler.py  compile options (-D constants), each file compiled once per device, each
                  kernel instance looked up once
     devices.py   the devices side by side: cuda (CuPy's RawModule) and emu (the emulator);
                  runs_as_kernel(), the one rule for "does this call run as a kernel here"
@@ -16,8 +16,8 @@ Ops and optimisers never name a device: they ask runs_as_kernel(device, dtypes) 
 launch().
 """
 
+from .compiler import BLOCK, define
 from .devices import runs_as_kernel
 from .launch import MAX_SHARED_BYTES, Out, blocks, launch
-from .modules import BLOCK, define
 
 __all__ = ["BLOCK", "MAX_SHARED_BYTES", "Out", "blocks", "define", "launch", "runs_as_kernel"]

@@ -81,17 +81,17 @@ class Emu:
         return mark
 
 
-DEVICES = {"cuda": Cuda(), "emu": Emu()}  # the devices on which ops with a .cu kernel launch it
+KERNEL_DEVICES = {"cuda": Cuda(), "emu": Emu()}  # the devices on which ops with a .cu kernel launch it
 
 
 def runs_as_kernel(device: str, dtypes: Iterable) -> bool:
     """Whether a call on `device` with arrays of `dtypes` runs as a kernel: on a kernel device, with
     every array in a type the kernels are instantiated for (float32, float64). Any other call takes
     the op's array path."""
-    return device in DEVICES and all(np.dtype(d) in C_TYPES for d in dtypes)
+    return device in KERNEL_DEVICES and all(np.dtype(d) in C_TYPES for d in dtypes)
 
 
 def device(name: str):
-    if name not in DEVICES:
-        raise ValueError(f"kernels run on {', '.join(DEVICES)}, not on {name!r}")
-    return DEVICES[name]
+    if name not in KERNEL_DEVICES:
+        raise ValueError(f"kernels run on {', '.join(KERNEL_DEVICES)}, not on {name!r}")
+    return KERNEL_DEVICES[name]

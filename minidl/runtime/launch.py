@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import backend
 from . import devices, profile
-from .modules import BLOCK, function
+from .compiler import BLOCK, function
 from .sources import C_TYPES, SOURCE_DIR, Kernel, Param, kernels
 
 MAX_SHARED_BYTES = 48 * 1024  # dynamic shared memory without opting in, on every GPU we target

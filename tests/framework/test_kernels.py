@@ -26,7 +26,7 @@ from minidl.lab import solutions
 from minidl.lab.exercises import stubs
 from minidl.nn import functional as F
 from minidl.ops import conv
-from minidl.runtime import modules, profile, sources
+from minidl.runtime import compiler, profile, sources
 
 TOLERANCE = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=1e-5, atol=1e-5)}
 
@@ -54,7 +54,7 @@ def nvrtc_compile(source: str, arch: str, extra=(), code: str | None = None) -> 
     names = sources.name_expressions(source)
     for name in names:
         nvrtc.nvrtcAddNameExpression(program, name.encode())
-    options = [o.encode() for o in (*modules.compile_options(source), *CUPY_ADDS, f"-arch={arch}", *extra)]
+    options = [o.encode() for o in (*compiler.compile_options(source), *CUPY_ADDS, f"-arch={arch}", *extra)]
     (err,) = nvrtc.nvrtcCompileProgram(program, len(options), options)
     _, size = nvrtc.nvrtcGetProgramLogSize(program)
     log = bytearray(size)  # NVRTC writes into it: never pass an immutable (possibly shared) bytes object
@@ -72,7 +72,7 @@ def nvrtc_compile(source: str, arch: str, extra=(), code: str | None = None) -> 
 
 
 @pytest.mark.parametrize("source", sources.sources())
-@pytest.mark.parametrize("arch", modules.ARCHITECTURES)
+@pytest.mark.parametrize("arch", compiler.ARCHITECTURES)
 def test_kernel_compiles_with_nvrtc(source, arch):
     nvrtc_compile(source, arch)
 
@@ -82,11 +82,11 @@ def test_a_student_copys_kernels_compile_with_nvrtc(source):
     """The stubs of python -m minidl.lab student (a comment and minidl_trap) compile for a GPU."""
     code = sources.read_source(source)
     regions = solutions.regions_in(code, Path(source))
-    nvrtc_compile(source, modules.ARCHITECTURES[-1], code=solutions.blank(code, regions, stubs()))
+    nvrtc_compile(source, compiler.ARCHITECTURES[-1], code=solutions.blank(code, regions, stubs()))
 
 
 @pytest.mark.parametrize("source", sources.sources())
-@pytest.mark.parametrize("arch", modules.ARCHITECTURES)
+@pytest.mark.parametrize("arch", compiler.ARCHITECTURES)
 def test_float_kernels_keep_everything_in_registers(source, arch):
     """ptxas (inside NVRTC) reports each kernel's stack frame and spills: the float instantiations
     must have neither (an array indexed at run time, like conv2d_forward's accumulators once were,
@@ -679,7 +679,7 @@ def test_emulator_builds_are_cached(tmp_path, monkeypatch):
     from minidl.runtime import emulator
 
     monkeypatch.setenv("MINIDL_CACHE", str(tmp_path))
-    args = (sources.read_source("adam.cu"), modules.compile_options("adam.cu"), sources.name_expressions("adam.cu"))
+    args = (sources.read_source("adam.cu"), compiler.compile_options("adam.cu"), sources.name_expressions("adam.cu"))
     first = emulator.build(*args)
     stamp = first.stat().st_mtime_ns
     assert emulator.build(*args) == first

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(
     os.environ.get("MINIDL_DEVICE", "cpu") != "cpu",
     reason="the examples run on cpu, in the cpu leg of the suite (test_gpu_path trains Models C and D on this device)",
@@ -177,7 +177,7 @@ def test_colorization_starts_at_the_grey_baseline_and_beats_it(tmp_path):
 
 def test_colorization_trains_on_a_cifar10_archive(tmp_path):
     """--data cifar-10-python.tar.gz: the lecture's experiment on CIFAR-10 (here a small archive of its format)."""
-    from test_lab import cifar_archive
+    from test_autoencoders import cifar_archive
 
     archive = cifar_archive(tmp_path / "cifar-10-python.tar.gz", rows=20)
     result = run("colorization.py", "--epochs", "1", "--device", "cpu", "--data", str(archive), "--out",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import host_only, needs_cxx
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FAMILIES = {
     "conv2d forward", "conv2d input grad", "conv2d weight grad", "conv_transpose2d forward",
     "max_pool2d forward", "max_pool2d backward", "avg_pool2d forward", "avg_pool2d backward",

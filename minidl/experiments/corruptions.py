@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from . import backend
-from .autograd.tensor import Tensor
+from .. import backend
+from ..autograd.tensor import Tensor
 
 
 def _on_floats(noise: Callable) -> Callable:

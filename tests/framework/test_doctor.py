@@ -11,7 +11,7 @@ from conftest import needs_cxx
 
 import minidl as md
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def doctor(folder: Path, *args: str, **variables: str) -> subprocess.CompletedProcess:

@@ -14,13 +14,14 @@ import pytest
 from conftest import KERNEL_DEVICES, needs_cuda, needs_cxx, quick_experiment, standin
 
 import minidl as md
-from minidl import backend, corruptions, runtime
-from minidl.autoencoders import ModelC, ModelD
+from minidl import backend, runtime
+from minidl.experiments import corruptions
+from minidl.experiments.models import ModelC, ModelD
 from minidl.nn import functional as F
 from minidl.ops import conv
-from minidl.runtime import modules, sources
+from minidl.runtime import compiler, sources
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------ the stand-in's rules
@@ -155,7 +156,7 @@ def test_standin_cuda_offers_only_what_real_cupy_has():
 
 def test_standin_kernels_take_device_arrays_and_numpy_scalars():
     cupy = standin()
-    module = cupy.RawModule(code=sources.read_source("adam.cu"), options=modules.compile_options("adam.cu"),
+    module = cupy.RawModule(code=sources.read_source("adam.cu"), options=compiler.compile_options("adam.cu"),
                             name_expressions=sources.name_expressions("adam.cu"))  # fmt: skip
     adam = module.get_function("adam_update<float>")
     p = cupy.zeros(4, dtype=np.float32)
@@ -320,11 +321,11 @@ def test_the_code_compiled_holds_its_headers():
     kept the old binaries."""
     code = sources.read_source("pooling.cu")
     assert "#include" not in code and "__device__ T block_sum" in code and '#line 1 "common.cuh"' in code
-    for name, value in modules.DEFINES.items():
-        assert f"-D{name}={value}" in modules.compile_options("pooling.cu")
+    for name, value in compiler.DEFINES.items():
+        assert f"-D{name}={value}" in compiler.compile_options("pooling.cu")
     for name, value in conv.TILES.items():  # conv's own constants reach conv2d.cu alone
-        assert f"-D{name}={value}" in modules.compile_options("conv2d.cu")
-        assert f"-D{name}={value}" not in modules.compile_options("pooling.cu")
+        assert f"-D{name}={value}" in compiler.compile_options("conv2d.cu")
+        assert f"-D{name}={value}" not in compiler.compile_options("pooling.cu")
 
 
 def test_a_missing_nvrtc_is_explained(monkeypatch):
@@ -332,10 +333,10 @@ def test_a_missing_nvrtc_is_explained(monkeypatch):
         def get_function(self, name):
             raise RuntimeError("CuPy failed to load libnvrtc.so.12: OSError: cannot open shared object file")
 
-    monkeypatch.setitem(modules._modules, ("adam.cu", "cuda"), NoCompiler())
-    monkeypatch.setattr(modules, "_functions", {})
+    monkeypatch.setitem(compiler._modules, ("adam.cu", "cuda"), NoCompiler())
+    monkeypatch.setattr(compiler, "_functions", {})
     with pytest.raises(RuntimeError, match=r"needs NVIDIA's runtime compiler \(NVRTC\).*cupy-cuda12x\[ctk\]"):
-        modules.function(sources.kernels()["adam_update"], np.dtype(np.float32), "cuda")
+        compiler.function(sources.kernels()["adam_update"], np.dtype(np.float32), "cuda")
 
 
 def test_nothing_uses_the_deprecated_cupyx_scatter_add():

@@ -1,6 +1,6 @@
-"""What every lab experiment shares: its options (one argparse parser, read from the shell or
-given as keyword arguments from Python), data, progress bar (tqdm), training loop with atomic
-checkpoints and --resume, the metrics table and the JSON file.
+"""What every lab experiment shares: its data, training loop with atomic checkpoints and --resume
+(Experiment.fit), the metrics table and the JSON file; and `example`, which makes an example's
+work a function of its options and a command line.
 
     @example(__doc__, epochs=3, options=options)        # examples/dae_mnist.py
     def dae_mnist(exp: Experiment) -> dict:
@@ -15,15 +15,10 @@ checkpoints and --resume, the metrics table and the JSON file.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import contextvars
-import fcntl
 import functools
 import inspect
 import json
 import math
-import os
-import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -32,256 +27,40 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from . import backend, corruptions, data, serialization
-from .autoencoders import Classifier
-from .autograd.function import no_grad
-from .autograd.tensor import Tensor
-from .capture import CapturedStep
-from .nn import Flatten, Module
-from .nn.functional import cross_entropy
-from .optim import Adam, Optimizer
+from .. import backend, data, serialization
+from ..autograd.function import no_grad
+from ..autograd.tensor import Tensor
+from ..capture import CapturedStep
+from ..nn import Flatten, Module
+from ..nn.functional import cross_entropy
+from ..optim import Adam, Optimizer
+from .models import Classifier
+from .options import NOT_SETTINGS, ExperimentError, _raising_usage_errors, command_line, command_words
+from .run_folder import (
+    _LAST_RUN,
+    MANIFEST,
+    OWN,
+    RUN_FILES,
+    _writable_folder,
+    earlier_files,
+    lock_run_folder,
+    strict_json,
+)
+from .training import (
+    BestWeights,
+    Progress,
+    Within,
+    checkpoint_seconds,
+    converged,
+    fingerprint,
+    generator_states,
+    train_on_batch,
+    where_kept,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: an integer ≥ 1."""
-    return _bounded(int, text, 1)
-
-
-def non_negative_int(text: str) -> int:
-    """An argparse type: an integer ≥ 0."""
-    return _bounded(int, text, 0)
-
-
-def non_negative_float(text: str) -> float:
-    """An argparse type: a finite number ≥ 0."""
-    return _bounded(float, text, 0)
-
-
-def fraction(text: str) -> float:
-    """An argparse type: a number in [0, 1]."""
-    value = _bounded(float, text, 0)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
-    return value
-
-
-def open_fraction(text: str) -> float:
-    """An argparse type: a number strictly between 0 and 1 (a KL target rho, say)."""
-    value = _bounded(float, text, 0)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), strictly between, got {text}")
-    return value
-
-
-def corruption_spec(text: str) -> str:
-    """An argparse type: a corruption such as 'gaussian:0.5' (checked by corruptions.corruption)."""
-    try:
-        corruptions.corruption(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return text
-
-
-def _bounded(kind, text: str, minimum):
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
-        ) from None
-    if not math.isfinite(value) or value < minimum:
-        raise argparse.ArgumentTypeError(f"expected a number ≥ {minimum}, got {text}")
-    return value
-
-
-# options that do not change what a run computes: everything else must match on --resume
-NOT_SETTINGS = ("epochs", "device", "out", "json", "resume", "overwrite", "data", "capture", "test_limit")
-
-
-class ExperimentError(ValueError):
-    """A run that cannot start or continue as asked; the message says what to do instead."""
-
-
-_RAISE_USAGE = contextvars.ContextVar("minidl_raise_usage", default=False)  # set while called from Python
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse's parser, except that while an example is called from Python, a usage error raises
-    an ExperimentError with argparse's message instead of exiting the process."""
-
-    def error(self, message: str):
-        if _RAISE_USAGE.get():
-            raise ExperimentError(f"{self.prog}: {message}")
-        super().error(message)
-
-
-def command_line(
-    description: str, epochs: int, batch_size: int = 128, prog: str | None = None
-) -> argparse.ArgumentParser:
-    """The options every example takes (the usage names `prog`); an example adds its own to the returned parser."""
-    p = _Parser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=non_negative_int, default=epochs, help=f"training epochs (default {epochs})")
-    p.add_argument("--device", choices=backend.DEVICES, default=None,
-                   help="cpu, cuda or emu (default: $MINIDL_DEVICE, else cuda if present)")  # fmt: skip
-    p.add_argument(
-        "--seed", type=non_negative_int, default=0, help="seed of initialisation, shuffling, dropout and noise"
-    )
-    p.add_argument("--out", type=Path, default=None, help="folder for figures and checkpoints (default runs/<name>)")
-    p.add_argument("--json", type=Path, default=None, help="also write the metrics to this JSON file")
-    p.add_argument("--limit", type=positive_int, default=None, help="train on the first N training images only")
-    p.add_argument(
-        "--test-limit", type=positive_int, default=None, help="evaluate on the first N test images only (default all)"
-    )
-    p.add_argument("--batch-size", type=positive_int, default=batch_size, help=f"default {batch_size}")
-    again = p.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
-    again.add_argument("--overwrite", action="store_true", help="start afresh, deleting the checkpoints in --out")
-    p.add_argument("--data", default=None, help="MNIST file or folder (default: the lookup chain of minidl.data); "
-                   "colorization.py takes CIFAR-10's cifar-10-python.tar.gz")  # fmt: skip
-    p.add_argument(
-        "--capture", action="store_true", help="record a training step as a CUDA graph and replay it (cuda only)"
-    )
-    return p
-
-
-def train_on_batch(step: Callable[..., Tensor], optimizer: Optimizer, *args) -> Tensor:
-    """One training step: loss = step(*args), its gradients, the optimizer's update; returns the loss."""
-    ### BEGIN SOLUTION exercise 10
-    loss = step(*args)
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    return loss
-    ### END SOLUTION
-
-
-@dataclass
-class Within:
-    """Where a checkpoint written within an epoch stopped: the batches done, their losses (host
-    arrays) and the random generators' states after them (device -> NumPy's bit_generator.state)."""
-
-    batches: int
-    losses: list
-    generators: dict
-
-
-def checkpoint_seconds() -> float:
-    """Seconds of training between checkpoints within an epoch: $MINIDL_CHECKPOINT_SECONDS, default 180."""
-    text = os.environ.get("MINIDL_CHECKPOINT_SECONDS", "180")
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
-    if not seconds >= 0:
-        raise ExperimentError(f"MINIDL_CHECKPOINT_SECONDS={text!r}: expected a number of seconds ≥ 0")
-    return seconds
-
-
-def generator_states() -> dict | None:
-    """The states of the random generators in use (device -> state), or None where one cannot give its
-    state (CuPy's): a checkpoint within an epoch must restore all of them to resume bit for bit."""
-    states = {}
-    for device, generator in backend.generators_by_device().items():
-        state = getattr(getattr(generator, "bit_generator", None), "state", None)
-        if not isinstance(state, dict):
-            return None
-        states[device] = state
-    return states
-
-
-def where_kept(epochs: int, within: Within | None, total: int) -> str:
-    """Where a checkpoint is, in words."""
-    if within is None:
-        return f"after epoch {epochs}"
-    return f"in epoch {epochs + 1}, after batch {within.batches} of {total}"
-
-
-class Progress:
-    """One epoch's progress bar: tqdm.auto's (a widget in Jupyter, a bar redrawn in place on a
-    terminal), or in a log file or CI, where a redrawn bar would be carriage-return spam, a line
-    at every quarter. It keeps each step's loss where it was computed (on a GPU: on the device)
-    and reads one back to the host only to show it, at most ten times a second."""
-
-    def __init__(self, total: int, label: str, file=None, live: bool | None = None):
-        self.total, self.label, self.start, self.done = total, label, time.perf_counter(), 0
-        self.file = sys.stderr if file is None else file
-        self.last_shown, self.next_mark = 0.0, 0.25
-        self.losses: list = []  # 0-d arrays, on the device of the loss
-        live = _live_output(self.file) if live is None else live
-        self.bar = tqdm(total=total, desc=label, file=self.file, mininterval=0.1, leave=True) if live else None
-
-    def update(self, loss: Tensor) -> None:
-        self.losses.append(loss.data)
-        self.done += 1
-        now = time.perf_counter()
-        if self.bar is not None:
-            if now - self.last_shown > 0.1 or self.done == self.total:
-                self.bar.set_postfix_str(f"loss {loss.item():.4f}", refresh=False)  # drawn by update()
-                self.last_shown = now
-            self.bar.update()
-            if self.done == self.total:
-                self.bar.close()
-        elif self.done / self.total >= self.next_mark:
-            self.file.write(f"{self.label} {self.done}/{self.total} loss {loss.item():.4f} {now - self.start:.1f}s\n")
-            self.file.flush()
-            self.next_mark += 0.25
-
-    def resume(self, losses: list) -> None:
-        """Take up an epoch after the steps whose losses these are (a checkpoint within the epoch)."""
-        self.losses, self.done = list(losses), len(losses)
-        if self.bar is not None:
-            self.bar.update(self.done)
-        self.next_mark = (int(self.done / self.total * 4) + 1) / 4
-
-    def host_losses(self) -> list[np.ndarray]:
-        """Every step's loss so far, read back to the host (for a checkpoint)."""
-        return [backend.to_numpy(loss) for loss in self.losses]
-
-    def mean_loss(self) -> float:
-        """The mean of every step's loss (in float64), read back once."""
-        xp = backend.array_module_of(self.losses[0])
-        return float(xp.stack(self.losses).astype(xp.float64).mean())
-
-
-def _live_output(file) -> bool:
-    """Whether a bar can be redrawn where the progress goes: a terminal, or a Jupyter kernel's output."""
-    kernel = "ipykernel" in sys.modules and file in (sys.stderr, sys.stdout)
-    return kernel or (hasattr(file, "isatty") and file.isatty())
-
-
-def fingerprint(model: Module) -> str:
-    """The model's class and parameter names and shapes: what a checkpoint must match."""
-    return type(model).__name__ + ";" + ";".join(f"{n}{tuple(p.shape)}" for n, p in model.named_parameters())
-
-
-CONVERGED = 0.01  # a validation loss has converged when `patience` epochs improved it by less than this fraction
-
-
-def converged(scores: Sequence[float], patience: int) -> bool:
-    """Whether the last `patience` validation losses are all above (1 - CONVERGED) × the best before them."""
-    if len(scores) <= patience:
-        return False
-    return min(scores[-patience:]) > (1 - CONVERGED) * min(scores[:-patience])
-
-
-class BestWeights:
-    """A copy of a model's weights at its best epoch so far (1-based; 0 before any), to go back to."""
-
-    def __init__(self, model: Module):
-        self.model, self.state, self.epoch = model, {}, 0
-
-    def keep(self, epoch: int) -> None:
-        self.state = {k: v.numpy().copy() for k, v in self.model.state_dict().items()}  # on the host
-        self.epoch = epoch
-
-    def restore(self) -> None:
-        if self.epoch:
-            self.model.load_state_dict(self.state)
 
 
 class Experiment:
@@ -542,7 +321,7 @@ class Experiment:
 
     def digit_judge(self, epochs: int = 2) -> Module:
         """A digit classifier (784-256-10, ReLU, trained on the training digits for `epochs`, resumable
-        as any fit): the judge that autoencoders.plausibility asks whether generated images are digits."""
+        as any fit): the judge that latent.plausibility asks whether generated images are digits."""
         judge = Classifier(Flatten(), 784, hidden=256, device=self.device)
 
         def step(x, y, rng):
@@ -663,7 +442,7 @@ def example(doc: str, epochs: int, options: Callable | None = None, check: Calla
             signature.bind(**keywords)  # a misspelt option is a TypeError naming it, before anything runs
             with _raising_usage_errors():
                 exp = start(parser.parse_args(command_words(keywords)))
-            from .viz import DRAWN  # matplotlib: imported by runs from Python, not by the engine's users
+            from .figures import DRAWN  # matplotlib: imported by runs from Python, not by the engine's users
 
             drawn: list = []
             recording = DRAWN.set(drawn)
@@ -685,126 +464,6 @@ def example(doc: str, epochs: int, options: Callable | None = None, check: Calla
         return function
 
     return declare
-
-
-@contextlib.contextmanager
-def _raising_usage_errors():
-    token = _RAISE_USAGE.set(True)
-    try:
-        yield
-    finally:
-        _RAISE_USAGE.reset(token)
-
-
-def command_words(options: dict) -> list[str]:
-    """Keyword arguments as command-line words: x_y=3 -> --x-y 3; True -> the flag alone; False and
-    None -> left out; a list or tuple -> the option followed by each item."""
-    words: list[str] = []
-    for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
-        if value is None or value is False:
-            continue
-        if value is True:
-            words.append(flag)
-        elif isinstance(value, list | tuple):
-            words += [flag, *map(str, value)]
-        else:
-            words += [flag, str(value)]
-    return words
-
-
-RUN_FILES = (".ckpt.npz", ".png")  # what a run writes in --out besides its lock and its manifest
-OWN = ".minidl-run"  # the start of the names of a run folder's own bookkeeping files:
-LOCK = OWN + ".lock"
-MANIFEST = OWN + ".{name}.json"  # the files that the last run of example {name} wrote in the folder
-_LAST_RUN: list = []  # [--out, its kept checkpoints] of the last run started in this process
-
-
-def lock_run_folder(folder: Path):
-    """Make this run the one writer of `folder`: an exclusive advisory lock on folder/LOCK through a file
-    of its own, so that two runs in one process (two threads, two notebooks) are two writers too. The
-    lock is released when the returned file is closed (Experiment.close) or its process ends, however
-    it ends (a dead run's lock never blocks). A folder another run holds is an ExperimentError naming it."""
-    try:
-        file = open(folder / LOCK, "a+")
-    except OSError as e:
-        raise ExperimentError(f"cannot lock the --out folder {folder}: {e.strerror}") from None
-    try:
-        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        file.seek(0)
-        holder = file.read().strip()
-        file.close()
-        raise ExperimentError(
-            f"--out {folder} is in use by another run (process {holder or 'unknown'}); wait for it to end, "
-            "or give another --out"
-        ) from None
-    file.seek(0)
-    file.truncate()
-    file.write(f"{os.getpid()}\n")
-    file.flush()
-    return file
-
-
-def earlier_files(folder: Path, manifest: Path) -> list[str]:
-    """The files of folder that the earlier run of manifest's example wrote (its manifest's, still there),
-    and checkpoints that no manifest lists (written before runs kept manifests)."""
-
-    def listed(path: Path) -> list[str]:
-        try:
-            return [str(n) for n in json.loads(path.read_text())["files"]]
-        except (OSError, ValueError, KeyError, TypeError):
-            return []
-
-    others = {n for m in folder.glob(MANIFEST.format(name="*")) if m != manifest for n in listed(m)}
-    unlisted = [p.name for p in sorted(folder.glob("*" + RUN_FILES[0])) if p.name not in others]
-    files = [n for n in listed(manifest) if Path(n).name == n and (folder / n).is_file()]
-    return list(dict.fromkeys(files + unlisted))
-
-
-def kept_message() -> str:
-    """What a Ctrl-C leaves of the last run started in this process (cli.run says it)."""
-    if not _LAST_RUN:
-        return "nothing was saved"
-    out, kept = _LAST_RUN
-    if not kept:
-        return (f"no checkpoint was written yet in {out} (one comes every few minutes and after each epoch): "
-                "nothing to resume")  # fmt: skip
-    checkpoints = ", ".join(tag + RUN_FILES[0] + (f" ({where})" if where else "") for tag, where in kept.items())
-    return f"kept in {out}: {checkpoints}; --resume continues from there"
-
-
-def strict_json(metrics: dict) -> str:
-    """metrics as strict JSON (RFC 8259: no NaN or Infinity tokens): a value that is not finite is written
-    as null, and the key "not_finite" lists where."""
-    where: list[str] = []
-
-    def finite(value, path: str):
-        if isinstance(value, dict):
-            return {k: finite(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [finite(v, f"{path}[{i}]") for i, v in enumerate(value)]
-        if isinstance(value, np.generic):
-            value = value.item()
-        if isinstance(value, float) and not math.isfinite(value):
-            where.append(f"{path} ({value})")
-            return None
-        return value
-
-    clean = finite(metrics, "")
-    if where:
-        clean["not_finite"] = where
-    return json.dumps(clean, indent=2, allow_nan=False)
-
-
-def _writable_folder(folder: Path, what: str) -> None:
-    """Make `folder` if need be; an error that names `what` if it cannot be made or written in."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ExperimentError(f"cannot make {what}: {e.strerror}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ExperimentError(f"cannot write in {what} (permission denied)")
 
 
 def psnr(mse: float) -> float:

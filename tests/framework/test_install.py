@@ -12,7 +12,7 @@ from conftest import needs_cxx
 
 from minidl.lab import solutions
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 once = pytest.mark.skipif(
     os.environ.get("MINIDL_DEVICE", "cpu") != "cpu", reason="installs and runs on emu itself: once, in the cpu leg"
 )

@@ -15,9 +15,24 @@ from conftest import host_only
 from scipy.linalg import subspace_angles
 
 import minidl as md
-from minidl import autoencoders as ae
-from minidl import corruptions, data, viz
-from minidl.experiment import Experiment, Progress, command_line, converged
+from minidl import data
+from minidl.experiments import corruptions, figures
+from minidl.experiments.clustering import cluster_accuracy, cluster_digits, kmeans
+from minidl.experiments.experiment import Experiment
+from minidl.experiments.latent import class_changed, interpolate_codes, manifold_walk, pca, plausibility
+from minidl.experiments.models import (
+    Classifier,
+    DenseAutoencoder,
+    LinearAutoencoder,
+    ModelC,
+    ModelD,
+    pretrain_layerwise,
+    stack_levels,
+    start_at_mean,
+)
+from minidl.experiments.options import command_line
+from minidl.experiments.penalties import contractive_penalty, jacobian_penalty, kl_sparsity, l1_penalty
+from minidl.experiments.training import Progress, converged
 from minidl.nn import functional as F
 
 
@@ -294,7 +309,7 @@ def test_normalization_standardises_each_image_and_clips(rng):
 # -------------------------------------------------------------------- penalties
 def test_contractive_penalty_equals_finite_difference_jacobian(rng):
     w, b, x = rng.standard_normal((4, 6)), rng.standard_normal(4), rng.random((3, 6))
-    penalty = ae.contractive_penalty(md.tensor(x), md.tensor(w), md.tensor(b)).item()
+    penalty = contractive_penalty(md.tensor(x), md.tensor(w), md.tensor(b)).item()
 
     def encode(v):
         return 1 / (1 + np.exp(-(v @ w.T + b)))
@@ -305,7 +320,7 @@ def test_contractive_penalty_equals_finite_difference_jacobian(rng):
         total += (jac**2).sum()
     np.testing.assert_allclose(penalty, total / 3, rtol=1e-7)
     inputs = [md.tensor(a, requires_grad=True) for a in (x, w, b)]
-    assert md.gradcheck(ae.contractive_penalty, inputs)
+    assert md.gradcheck(contractive_penalty, inputs)
 
 
 def _jacobian_frobenius_sq(encode, x: np.ndarray, eps: float = 1e-6) -> float:
@@ -325,8 +340,8 @@ def test_jacobian_penalty_by_double_backward_is_the_contractive_penalty_of_one_l
     gradient with respect to the weights (what training follows), on every device."""
     x = md.tensor(rng.random((5, 7)), dtype=np.float64)
     w, b = (md.tensor(rng.standard_normal(s), requires_grad=True, dtype=np.float64) for s in ((4, 7), (4,)))
-    exact = ae.jacobian_penalty(lambda v: F.sigmoid(F.linear(v, w, b)), x)
-    analytic = ae.contractive_penalty(x, w, b)
+    exact = jacobian_penalty(lambda v: F.sigmoid(F.linear(v, w, b)), x)
+    analytic = contractive_penalty(x, w, b)
     np.testing.assert_allclose(exact.item(), analytic.item(), rtol=1e-12)
     exact.backward()
     by_double_backward = w.grad.numpy(), b.grad.numpy()
@@ -337,7 +352,7 @@ def test_jacobian_penalty_by_double_backward_is_the_contractive_penalty_of_one_l
 
 
 def test_jacobian_penalty_of_a_deep_and_a_conv_encoder_equals_finite_differences(rng):
-    deep = ae.DenseAutoencoder((12, 6, 3), image_shape=None).to(dtype=np.float64)
+    deep = DenseAutoencoder((12, 6, 3), image_shape=None).to(dtype=np.float64)
     nn = md.nn
     conv = nn.Sequential(nn.Conv2d(1, 2, 3, stride=2, padding=1), nn.Sigmoid(),
                          nn.Conv2d(2, 3, 3, stride=2, padding=1), nn.Sigmoid()).to(dtype=np.float64)  # fmt: skip
@@ -345,45 +360,45 @@ def test_jacobian_penalty_of_a_deep_and_a_conv_encoder_equals_finite_differences
         x = rng.random(shape)
         with md.no_grad():
             expect = _jacobian_frobenius_sq(lambda v, e=encoder: e(md.tensor(v, dtype=np.float64)).numpy(), x)
-        got = ae.jacobian_penalty(encoder, md.tensor(x, dtype=np.float64)).item()
+        got = jacobian_penalty(encoder, md.tensor(x, dtype=np.float64)).item()
         np.testing.assert_allclose(got, expect, rtol=1e-6)
 
 
 def test_hutchinsons_estimate_is_unbiased_and_checked(rng):
     x = md.tensor(rng.random((4, 12)), dtype=np.float64)
-    deep = ae.DenseAutoencoder((12, 6, 3), image_shape=None).to(dtype=np.float64)
-    exact = ae.jacobian_penalty(deep.encode, x).item()
+    deep = DenseAutoencoder((12, 6, 3), image_shape=None).to(dtype=np.float64)
+    exact = jacobian_penalty(deep.encode, x).item()
     md.manual_seed(0)
-    draws = [ae.jacobian_penalty(deep.encode, x, samples=20).item() for _ in range(30)]  # 600 draws in all
+    draws = [jacobian_penalty(deep.encode, x, samples=20).item() for _ in range(30)]  # 600 draws in all
     assert min(draws) >= 0
     np.testing.assert_allclose(np.mean(draws), exact, rtol=0.05)
     with pytest.raises(ValueError, match="samples must be a positive number of draws or None"):
-        ae.jacobian_penalty(deep.encode, x, samples=0)
+        jacobian_penalty(deep.encode, x, samples=0)
 
 
 def test_sparsity_penalties_match_formulas(rng):
     h = rng.uniform(0.01, 0.99, (5, 7))
-    np.testing.assert_allclose(ae.l1_penalty(md.tensor(h)).item(), np.abs(h).sum() / 5)
+    np.testing.assert_allclose(l1_penalty(md.tensor(h)).item(), np.abs(h).sum() / 5)
     rho, r = 0.1, h.mean(0)
     kl = (rho * np.log(rho / r) + (1 - rho) * np.log((1 - rho) / (1 - r))).sum()
-    np.testing.assert_allclose(ae.kl_sparsity(md.tensor(h), rho).item(), kl, rtol=1e-10)
-    assert md.gradcheck(lambda t: ae.kl_sparsity(t, 0.2), [md.tensor(h, requires_grad=True)])
+    np.testing.assert_allclose(kl_sparsity(md.tensor(h), rho).item(), kl, rtol=1e-10)
+    assert md.gradcheck(lambda t: kl_sparsity(t, 0.2), [md.tensor(h, requires_grad=True)])
     with pytest.raises(ValueError, match="rho"):
-        ae.kl_sparsity(md.tensor(h), 1.5)
+        kl_sparsity(md.tensor(h), 1.5)
 
 
 # ------------------------------------------------------------ models and codes
 def test_model_shapes():
     x = md.rand(2, 1, 28, 28)
-    assert ae.ModelC()(x).shape == (2, 1, 28, 28) and ae.ModelC().encode(x).shape == (2, 64, 7, 7)
-    assert ae.ModelD()(x).shape == (2, 1, 28, 28) and ae.ModelD().encode(x).shape == (2, 256)
-    dense = ae.DenseAutoencoder((784, 64, 8))
+    assert ModelC()(x).shape == (2, 1, 28, 28) and ModelC().encode(x).shape == (2, 64, 7, 7)
+    assert ModelD()(x).shape == (2, 1, 28, 28) and ModelD().encode(x).shape == (2, 256)
+    dense = DenseAutoencoder((784, 64, 8))
     assert dense.encode(x).shape == (2, 8) and dense(x).shape == (2, 1, 28, 28)
 
 
 def test_model_c_starts_from_he_init_with_pytorchs_fans():
     md.manual_seed(3)
-    model = ae.ModelC()
+    model = ModelC()
     # (layer, fan-in as PyTorch counts it: weight.shape[1]·3·3, which for a transposed conv's
     # (in, out, kh, kw) weight is its out channels; the reference figures of benchmarks/README.md used this)
     expected = [(model.encoder[0], 1 * 9), (model.encoder[2], 16 * 9), (model.encoder[4], 32 * 9),
@@ -398,7 +413,7 @@ def test_model_c_starts_from_he_init_with_pytorchs_fans():
 
 def test_pca_is_the_top_eigenvectors_of_the_covariance(rng):
     x = rng.normal(size=(400, 6)) * [5.0, 3.0, 2.0, 1.0, 0.5, 0.2] @ np.linalg.qr(rng.normal(size=(6, 6)))[0] + 7
-    mean, basis = ae.pca(x, 3)
+    mean, basis = pca(x, 3)
     _, vectors = np.linalg.eigh(np.cov(x, rowvar=False))  # ascending eigenvalues
     np.testing.assert_allclose(mean, x.mean(axis=0))
     np.testing.assert_allclose(basis.T @ basis, np.eye(3), atol=1e-12)
@@ -406,7 +421,7 @@ def test_pca_is_the_top_eigenvectors_of_the_covariance(rng):
 
 
 def _train_linear_ae(x, code_size, steps, lr=2e-2):
-    model = ae.LinearAutoencoder(x.shape[1], code_size, image_shape=(x.shape[1],))
+    model = LinearAutoencoder(x.shape[1], code_size, image_shape=(x.shape[1],))
     optimizer = md.optim.Adam(model.parameters(), lr=lr)
     inputs = md.tensor(x)
     for _ in range(steps):
@@ -423,8 +438,8 @@ def test_a_linear_autoencoder_trained_with_mse_spans_pcas_subspace(rng):
     md.manual_seed(0)
     directions = np.linalg.qr(rng.normal(size=(12, 12)))[0]
     x = (rng.normal(size=(512, 12)) * [3.0, 2.5, 2.0, *[0.1] * 9] @ directions.T + 0.5).astype(np.float32)
-    _, basis = ae.pca(x, 3)
-    untrained = ae.LinearAutoencoder(12, 3, image_shape=(12,)).decoder[0].weight.numpy()
+    _, basis = pca(x, 3)
+    untrained = LinearAutoencoder(12, 3, image_shape=(12,)).decoder[0].weight.numpy()
     assert np.degrees(subspace_angles(untrained.astype(np.float64), basis)).max() > 20
     model = _train_linear_ae(x, 3, steps=400)
     columns = model.decoder[0].weight.numpy().astype(np.float64)  # (12, 3)
@@ -445,9 +460,9 @@ def test_an_overcomplete_linear_autoencoder_copies_what_it_never_saw(rng):
 
 def test_stacking_composes_the_pretrained_levels(rng):
     x = rng.random((6, 1, 28, 28)).astype(np.float32)
-    levels = ae.pretrain_layerwise((784, 32, 8), x, lambda level, model, inputs: None,
+    levels = pretrain_layerwise((784, 32, 8), x, lambda level, model, inputs: None,
                                    lambda model, inputs: model.encode(md.tensor(inputs)).numpy())  # fmt: skip
-    deep = ae.stack(levels)
+    deep = stack_levels(levels)
     t = md.tensor(x)
     np.testing.assert_allclose(deep.encode(t).numpy(), levels[1].encode(levels[0].encode(t)).numpy(), rtol=1e-6)
     composed = levels[0].decode(levels[1].decode(levels[1].encode(levels[0].encode(t))))
@@ -455,18 +470,18 @@ def test_stacking_composes_the_pretrained_levels(rng):
 
 
 def test_interpolation_endpoints_are_reconstructions(rng):
-    model = ae.DenseAutoencoder((784, 16))
+    model = DenseAutoencoder((784, 16))
     a, b = (md.tensor(rng.random((1, 1, 28, 28)), dtype=md.float32) for _ in range(2))
-    strip = ae.interpolate(model, a, b, [0.0, 0.5, 1.0]).numpy()
+    strip = interpolate_codes(model, a, b, [0.0, 0.5, 1.0]).numpy()
     np.testing.assert_allclose(strip[0], model(a).numpy()[0], rtol=1e-6)
     np.testing.assert_allclose(strip[2], model(b).numpy()[0], rtol=1e-6)
 
 
 def test_gradient_walk_lowers_reconstruction_error(rng):
     md.manual_seed(0)
-    model = ae.DenseAutoencoder((784, 16))
+    model = DenseAutoencoder((784, 16))
     start = md.tensor(rng.random((2, 1, 28, 28)), dtype=md.float32)
-    frames = ae.manifold_walk(model, start, 10, "gradient", step_size=0.05)
+    frames = manifold_walk(model, start, 10, "gradient", step_size=0.05)
     errors = [float(((model(md.tensor(f)).numpy() - f) ** 2).sum()) for f in frames]
     assert len(frames) == 11 and errors[-1] < 0.5 * errors[0]
     assert all(0 <= f.min() and f.max() <= 1 for f in frames)
@@ -475,48 +490,48 @@ def test_gradient_walk_lowers_reconstruction_error(rng):
 def test_the_reconstruction_walk_takes_the_lectures_step_along_the_vector_field(rng):
     """reconstruct: x ← x + η (r(x) - x), each frame from the one before (NumPy reference); η = 1 is x ← r(x)."""
     md.manual_seed(0)
-    model = ae.DenseAutoencoder((784, 16))
+    model = DenseAutoencoder((784, 16))
     start = md.tensor(rng.random((2, 1, 28, 28)), dtype=md.float32)
     for eta in (0.3, 1.0):
-        frames = ae.manifold_walk(model, start, 3, "reconstruct", step_size=eta)
+        frames = manifold_walk(model, start, 3, "reconstruct", step_size=eta)
         for before, after in zip(frames, frames[1:]):
             r = model(md.tensor(before)).numpy()
             np.testing.assert_allclose(after, before + eta * (r - before), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(ae.manifold_walk(model, start, 1, "reconstruct", step_size=1.0)[1],
+    np.testing.assert_allclose(manifold_walk(model, start, 1, "reconstruct", step_size=1.0)[1],
                                model(start).numpy(), rtol=1e-6)  # fmt: skip
 
 
 def test_the_walk_toward_a_target_descends_its_energy_and_nears_the_target(rng):
     """toward: gradient descent on ||r(x) - x||² + λ||x - t||² (checked against finite steps of it)."""
     md.manual_seed(0)
-    model = ae.DenseAutoencoder((784, 16))
+    model = DenseAutoencoder((784, 16))
     start = md.tensor(rng.random((2, 1, 28, 28)), dtype=md.float32)
     target = md.tensor(rng.random((1, 1, 28, 28)) * 0.2, dtype=md.float32)
 
     def energy(f):
         return float(((model(md.tensor(f)).numpy() - f) ** 2).sum() + 0.5 * ((f - target.numpy()) ** 2).sum())
 
-    toward = ae.manifold_walk(model, start, 10, "toward", step_size=0.05, target=target, pull=0.5)
-    plain = ae.manifold_walk(model, start, 10, "gradient", step_size=0.05)
+    toward = manifold_walk(model, start, 10, "toward", step_size=0.05, target=target, pull=0.5)
+    plain = manifold_walk(model, start, 10, "gradient", step_size=0.05)
     assert all(energy(b) < energy(a) for a, b in zip(toward, toward[1:]))
     assert np.abs(toward[-1] - target.numpy()).mean() < 0.8 * np.abs(plain[-1] - target.numpy()).mean()
     with pytest.raises(ValueError, match="target image for mode 'toward'"):
-        ae.manifold_walk(model, start, 1, "toward")
+        manifold_walk(model, start, 1, "toward")
     with pytest.raises(ValueError, match="and only for it"):
-        ae.manifold_walk(model, start, 1, "gradient", target=target)
+        manifold_walk(model, start, 1, "gradient", target=target)
 
 
 def test_a_walk_counts_only_when_the_judge_sees_its_class_change():
     first, last = np.array([4, 3, 4, 7]), np.array([4, 4, 9, 7])
-    assert ae.class_changed(first, last).tolist() == [False, True, True, False]
-    assert ae.class_changed(first, last, target=4).tolist() == [False, True, False, False]  # 4 -> 4 went nowhere
+    assert class_changed(first, last).tolist() == [False, True, True, False]
+    assert class_changed(first, last, target=4).tolist() == [False, True, False, False]  # 4 -> 4 went nowhere
 
 
 def test_plausibility_knows_a_training_digit_and_a_sure_classifier(rng):
     digits = rng.random((50, 1, 28, 28)).astype(np.float32)
     images = np.concatenate([digits[7:8], np.full((1, 1, 28, 28), 0.5, np.float32)])
     logits = np.array([[0.0] * 9 + [np.log(99.0) + np.log(9)], [0.0] * 10])  # softmax 0.99 for class 9; uniform
-    verdict = ae.plausibility(images, logits, digits, chunk=16)
+    verdict = plausibility(images, logits, digits, chunk=16)
     assert verdict["class"].tolist() == [9, 0]
     np.testing.assert_allclose(verdict["confidence"], [0.99, 0.1], rtol=1e-6)
     expect = np.sqrt(((digits.reshape(50, -1) - 0.5) ** 2).mean(axis=1).min())
@@ -525,30 +540,30 @@ def test_plausibility_knows_a_training_digit_and_a_sure_classifier(rng):
 
 def test_cluster_accuracy_known_values():
     labels = np.array([0, 0, 1, 1, 2, 2])
-    assert ae.cluster_accuracy(labels, np.array([2, 2, 0, 0, 1, 1])) == 1.0  # a relabelling is perfect
-    assert ae.cluster_accuracy(labels, np.array([0, 0, 0, 1, 1, 1])) == pytest.approx(4 / 6)
+    assert cluster_accuracy(labels, np.array([2, 2, 0, 0, 1, 1])) == 1.0  # a relabelling is perfect
+    assert cluster_accuracy(labels, np.array([0, 0, 0, 1, 1, 1])) == pytest.approx(4 / 6)
 
 
 def test_cluster_digits_is_the_assignment_that_cluster_accuracy_scores(rng):
     labels = np.array([0, 0, 1, 1, 2, 2])
-    counts, digit_of = ae.cluster_digits(labels, np.array([2, 2, 0, 0, 1, 3]))  # cluster 3: one stray point
+    counts, digit_of = cluster_digits(labels, np.array([2, 2, 0, 0, 1, 3]))  # cluster 3: one stray point
     np.testing.assert_array_equal(counts, [[0, 2, 0], [0, 0, 1], [2, 0, 0], [0, 0, 1]])
     assert list(digit_of[[0, 2]]) == [1, 0] and sorted(digit_of[[1, 3]]) == [-1, 2]
     labels, clusters = rng.integers(0, 10, 500), rng.integers(0, 10, 500)
-    counts, digit_of = ae.cluster_digits(labels, clusters)
-    assert counts[np.arange(10), digit_of].sum() / 500 == pytest.approx(ae.cluster_accuracy(labels, clusters))
+    counts, digit_of = cluster_digits(labels, clusters)
+    assert counts[np.arange(10), digit_of].sum() / 500 == pytest.approx(cluster_accuracy(labels, clusters))
 
 
 def test_kmeans_finds_separated_blobs(rng):
     centres = np.array([[0, 0], [10, 0], [0, 10]])
     labels = np.repeat(np.arange(3), 50)
     points = centres[labels] + rng.normal(0, 0.5, (150, 2))
-    assert ae.cluster_accuracy(labels, ae.kmeans(points, 3)) == 1.0
+    assert cluster_accuracy(labels, kmeans(points, 3)) == 1.0
 
 
 def test_frozen_classifier_trains_only_its_head():
     encoder = md.nn.Sequential(md.nn.Flatten(), md.nn.Linear(784, 8))
-    clf = ae.Classifier(encoder, 8, freeze=True)
+    clf = Classifier(encoder, 8, freeze=True)
     assert len(list(clf.parameters())) == 2  # the head's weight and bias
     F.cross_entropy(clf(md.rand(4, 1, 28, 28)), [1, 2, 3, 4]).backward()
     assert encoder[1].weight.grad is None
@@ -642,12 +657,12 @@ def test_an_output_layer_started_at_the_mean_draws_the_mean_image(rng):
     images[:, :, :2] = 0  # black rows: their mean clips to 0.01
     dense = md.nn.Linear(8, 784)
     md.nn.init.zeros_(dense.weight)
-    ae.start_at_mean(dense, images)
+    start_at_mean(dense, images)
     drawn = F.sigmoid(dense(md.zeros(1, 8))).numpy().reshape(28, 28)
     np.testing.assert_allclose(drawn, images.mean(axis=0)[0].clip(0.01, 0.99), rtol=1e-5)
     conv = md.nn.ConvTranspose2d(4, 1, 3, padding=1)
     md.nn.init.zeros_(conv.weight)
-    ae.start_at_mean(conv, images)
+    start_at_mean(conv, images)
     drawn = F.sigmoid(conv(md.zeros(1, 4, 5, 5))).numpy()
     np.testing.assert_allclose(drawn, np.full((1, 1, 5, 5), images.mean()), rtol=1e-5)
 
@@ -704,12 +719,12 @@ def test_loss_curves_keep_their_legend_off_the_lines(tmp_path):
     """Four curves that fill the plot (the main job's loss figure): each is drawn, the epochs are whole
     numbers, and the legend sits beside the axes, where it hides no line."""
     drawn: list = []
-    token = viz.DRAWN.set(drawn)
+    token = figures.DRAWN.set(drawn)
     try:
         series = {"a": [0.18, 0.11], "b": [0.016, 0.014], "c": [0.06, 0.043], "d": [0.048, 0.044]}
-        path = viz.curves(series, tmp_path / "loss_curves.png", "epoch", "loss", logy=True, title="four curves")
+        path = figures.curves(series, tmp_path / "loss_curves.png", "epoch", "loss", logy=True, title="four curves")
     finally:
-        viz.DRAWN.reset(token)
+        figures.DRAWN.reset(token)
     assert path.read_bytes()[:4] == b"\x89PNG"
     [(_, fig)] = drawn
     ax = fig.axes[0]
@@ -722,22 +737,22 @@ def test_loss_curves_keep_their_legend_off_the_lines(tmp_path):
 @host_only
 def test_a_figure_without_a_title_is_refused(tmp_path):
     with pytest.raises(ValueError, match="loss.png: a figure says what it shows"):
-        viz.curves({"a": [1.0, 0.5]}, tmp_path / "loss.png", "epoch", "loss")
+        figures.curves({"a": [1.0, 0.5]}, tmp_path / "loss.png", "epoch", "loss")
     assert not (tmp_path / "loss.png").exists()
     with pytest.raises(ValueError, match="give it a title"):
-        viz.image_rows({"x": np.zeros((2, 1, 4, 4))}, tmp_path / "rows.png", title="  ")
+        figures.image_rows({"x": np.zeros((2, 1, 4, 4))}, tmp_path / "rows.png", title="  ")
 
 
 @host_only
 def test_the_decoded_grid_marks_the_code_of_its_rows_and_columns(tmp_path):
     drawn: list = []
-    token = viz.DRAWN.set(drawn)
+    token = figures.DRAWN.set(drawn)
     try:
         images = np.zeros((3, 5, 1, 4, 4))
-        viz.image_grid(images, tmp_path / "grid.png", title="grid", xs=[-2, -1, 0, 1, 2], ys=[0.5, 0, -0.5],
+        figures.image_grid(images, tmp_path / "grid.png", title="grid", xs=[-2, -1, 0, 1, 2], ys=[0.5, 0, -0.5],
                        xlabel="code 1", ylabel="code 2")  # fmt: skip
     finally:
-        viz.DRAWN.reset(token)
+        figures.DRAWN.reset(token)
     [(_, fig)] = drawn
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["-2", "-1", "0", "1", "2"]

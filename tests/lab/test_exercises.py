@@ -23,7 +23,7 @@ from conftest import needs_cxx
 from minidl.lab import solutions, wire
 from minidl.lab.exercises import EXERCISES, exercise, stubs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 once = pytest.mark.skipif(
     os.environ.get("MINIDL_DEVICE", "cpu") != "cpu",
     reason="the grader picks its own devices (cpu, and emu for kernels): it runs once, in the cpu leg",

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from conftest import host_only
 
-from minidl.experiment import ExperimentError, command_words
-from minidl.notebook import EXAMPLES, example_names, experiment, run_example
+from minidl.experiments.notebook import EXAMPLES, example_names, experiment, run_example
+from minidl.experiments.options import ExperimentError, command_words
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 pytestmark = host_only
 QUICK = dict(epochs=1, limit=256, test_limit=256, device="cpu")

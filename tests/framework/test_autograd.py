@@ -297,7 +297,7 @@ def test_the_readmes_api_tour_runs(tmp_path, monkeypatch):
     import re
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     tour = readme.split("## A tour of the API", 1)[1]
     code = re.search(r"```python\n(.*?)```", tour, re.S).group(1)
     monkeypatch.chdir(tmp_path)

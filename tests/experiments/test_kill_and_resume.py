@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUN = ["--limit", "128", "--batch-size", "32", "--epochs", "2", "--device", "cpu"]
 KILLS = 10
 

@@ -1,13 +1,13 @@
 """The lab's experiments from Python: a notebook cell, a script, a test.
 
-    from minidl.notebook import experiment, run_example
+    from minidl.experiments.notebook import experiment, run_example
     conv_dae = experiment("conv_dae_mnist")             # examples/conv_dae_mnist.py's function
     help(conv_dae)                                      # its options; Jupyter shows its signature
     run = conv_dae(epochs=1, limit=2000)                # = python examples/conv_dae_mnist.py --epochs 1 --limit 2000
     run.metrics["test_mse"]; run.show()                 # its metrics; its figures inline in Jupyter
     run = run_example("conv_dae_mnist", epochs=1)       # the same in one call
 
-Each example declares its work as a function (minidl.experiment.example) whose keyword arguments
+Each example declares its work as a function (minidl.experiments.experiment.example) whose keyword arguments
 are its command-line options, validated by the same argparse parser; the script's main() only
 parses the command line and calls the same work. So everything the command line guarantees holds
 here too: the run folder is locked and never overwritten by accident, checkpoints are atomic and
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .experiment import Run
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def example_names() -> list[str]:

@@ -15,13 +15,15 @@ import pytest
 from conftest import needs_cuda, quick_experiment, standin
 
 import minidl as md
-from minidl import backend, corruptions
-from minidl.autoencoders import ModelC, ModelD
+from minidl import backend
 from minidl.capture import CapturedStep, CaptureError
-from minidl.experiment import ExperimentError, train_on_batch
+from minidl.experiments import corruptions
+from minidl.experiments.models import ModelC, ModelD
+from minidl.experiments.options import ExperimentError
+from minidl.experiments.training import train_on_batch
 from minidl.nn import functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _denoising_loss(model, noise, x, rng):
