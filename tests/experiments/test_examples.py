@@ -33,6 +33,7 @@ EXAMPLES = {
     "dae_vector_field.py": (["--points", "2000"], ["distance_before", "distance_after", "toward_fraction"]),
     "colorization.py": ([], ["test_mse", "psnr", "grey_baseline_mse", "grey_baseline_psnr"]),
     "linear_ae_pca.py": ([], ["worked_example", "pca_test_mse", "models"]),
+    "normalization.py": ([], ["test_mse", "most_likely", "readings"]),
 }
 
 
@@ -46,7 +47,7 @@ def _main_job_compares_on_equal_terms(metrics: dict, out: Path) -> None:
         assert 1 <= model["best_epoch"] <= model["epochs"] == len(model["val_mse_per_epoch"]) == 1, tag
         assert model["converged"] is False  # one epoch cannot show that validation MSE stopped improving
         assert (out / f"epochs_{tag}.png").exists()
-    assert set(metrics["corruptions"]) == {"gaussian 0.3 noclip", "salt_and_pepper 0.2", "normalization"}
+    assert set(metrics["corruptions"]) == {"gaussian 0.3 noclip", "salt_and_pepper 0.2", "normalization clipped"}
 
 
 def _worked_example_and_angles(metrics: dict, out: Path) -> None:
@@ -124,11 +125,26 @@ def _keras_pixel_accuracy(metrics: dict, out: Path) -> None:
         assert m["pixel_accuracy"] <= 1, tag
 
 
+def _a_model_trained_on_each_reading(metrics: dict, out: Path) -> None:
+    """normalization: Model C and Model D trained and scored on every reading of "normalization", each
+    saying its loss, the reading it trained on, epochs, best epoch and convergence; the most likely named."""
+    assert metrics["most_likely"] == "standardize"
+    assert list(metrics["readings"]) == ["standardize", "clipped", "dataset", "l2"]
+    for reading, result in metrics["readings"].items():
+        assert result["input_range"][0] < 0 if reading in ("standardize", "dataset") else result["input_range"][0] >= 0
+        for tag in ("model_c", "model_d"):
+            model = result[tag]
+            assert (model["loss"], model["train_corruption"]) == ("mse", f"normalization:{reading}"), (reading, tag)
+            assert (model["epochs"], model["best_epoch"], model["converged"]) == (1, 1, False), (reading, tag)
+            assert 0 < model["test_mse"] < 1
+    assert (out / "normalization.png").exists()
+
+
 CHECKS = {"conv_dae_mnist.py": _main_job_compares_on_equal_terms, "linear_ae_pca.py": _worked_example_and_angles,
           "manifold_walk.py": _walks_count_class_changes,
           "deep_ae.py": _one_layer_rows_beside_the_notebook,
           "regularized_ae.py": _rising_noise_retrains_at_each_level,
-          "pooling_ae.py": _keras_pixel_accuracy}  # fmt: skip
+          "pooling_ae.py": _keras_pixel_accuracy, "normalization.py": _a_model_trained_on_each_reading}  # fmt: skip
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:
