@@ -752,6 +752,26 @@ def test_a_figure_without_a_title_is_refused(tmp_path):
         figures.image_rows({"x": np.zeros((2, 1, 4, 4))}, tmp_path / "rows.png", title="  ")
 
 
+def test_numbers_on_cells_take_the_ink_that_contrasts_more():
+    """Black on light cells, white on dark ones, by WCAG's contrast ratio (L + 0.05) / (L' + 0.05): viridis's
+    yellow top (where notebook 5's white numbers were unreadable) takes black, its dark purple bottom white."""
+    import matplotlib
+
+    def luminance(rgb):
+        linear = np.where(
+            np.asarray(rgb) <= 0.04045, np.asarray(rgb) / 12.92, ((np.asarray(rgb) + 0.055) / 1.055) ** 2.4
+        )
+        return float(linear @ [0.2126, 0.7152, 0.0722])
+
+    viridis = matplotlib.colormaps["viridis"]
+    for t in np.linspace(0, 1, 41):
+        rgb = viridis(t)[:3]
+        better = "black" if (luminance(rgb) + 0.05) / 0.05 > 1.05 / (luminance(rgb) + 0.05) else "white"
+        assert figures.ink(viridis(t)) == better, t
+    assert (figures.ink(viridis(1.0)), figures.ink(viridis(0.0))) == ("black", "white")
+    assert (figures.ink("yellow"), figures.ink("navy"), figures.ink("#ffffff")) == ("black", "white", "black")
+
+
 @host_only
 def test_the_decoded_grid_marks_the_code_of_its_rows_and_columns(tmp_path):
     drawn: list = []
