@@ -140,11 +140,21 @@ def _a_model_trained_on_each_reading(metrics: dict, out: Path) -> None:
     assert (out / "normalization.png").exists()
 
 
+def _segmentation_beside_all_background(metrics: dict, out: Path) -> None:
+    """segmentation: both networks' mIoU per epoch, and the baseline that calls every pixel background
+    (IoU digit 0, IoU background the share of background pixels: mIoU under 1/2)."""
+    assert 0.4 < metrics["all_background_miou"] < 0.5
+    for tag in ("unet", "plain"):
+        network = metrics["networks"][tag]
+        assert network["miou_per_epoch"] == [pytest.approx(network["miou"])]
+
+
 CHECKS = {"conv_dae_mnist.py": _main_job_compares_on_equal_terms, "linear_ae_pca.py": _worked_example_and_angles,
           "manifold_walk.py": _walks_count_class_changes,
           "deep_ae.py": _one_layer_rows_beside_the_notebook,
           "regularized_ae.py": _rising_noise_retrains_at_each_level,
-          "pooling_ae.py": _keras_pixel_accuracy, "normalization.py": _a_model_trained_on_each_reading}  # fmt: skip
+          "pooling_ae.py": _keras_pixel_accuracy, "normalization.py": _a_model_trained_on_each_reading,
+          "segmentation.py": _segmentation_beside_all_background}  # fmt: skip
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:
