@@ -13,7 +13,7 @@ both sit on the same side of 1/2), and Keras's own binary_accuracy, the rounded 
 the target itself (grey target pixels never count: on MNIST at most the 81.4 % of test pixels that
 are exactly 0 or 1). The figures show the reconstructions and Model P's code, channel by channel.
 
-    python examples/pooling_ae.py                    # about 5 minutes on 2 CPU cores (3 epochs)
+    python examples/pooling_ae.py                    # three models, 3 epochs each (two took 272 s in 2026-12)
     python examples/pooling_ae.py --epochs 50        # the slides' budget
 """
 
