@@ -13,7 +13,8 @@ Part 2 is the LMU lecture's experiment: a DAE whose inputs get uniform noise add
 subtracted (U(-a, a), clipped; --uniform a), trained at code sizes 1568, 784, 256, 64, 32, 16,
 8 (over- to under-complete; a ReLU code: a small sigmoid code sits on a plateau for many
 epochs), shown as original / corrupted / denoised rows; then the 64-unit DAE (or the sweep's
-size nearest 64) under rising noise (--levels).
+size nearest 64) under rising noise (--levels): one DAE trained and tested at each level, beside
+the sweep's DAE trained at --uniform and tested at every level.
 
     python examples/regularized_ae.py                   # a few minutes on 2 CPU cores
     python examples/regularized_ae.py --sizes 256 32 8 --epochs 1
@@ -44,7 +45,7 @@ def options(parser):
     parser.add_argument("--uniform", type=non_negative_float, default=0.5,
                         help="amplitude a of the sweep's uniform noise U(-a, a) (default 0.5)")  # fmt: skip
     parser.add_argument("--levels", type=non_negative_float, nargs="+", default=[0.1, 0.3, 0.5, 0.7, 0.9],
-                        help="noise amplitudes the 64-unit DAE is tested at")  # fmt: skip
+                        help="noise amplitudes a 64-unit DAE is trained and tested at")  # fmt: skip
 
 
 @example(__doc__, epochs=2, options=options)
@@ -125,16 +126,30 @@ def regularized_ae(exp: Experiment) -> dict:
 
     size = min(args.sizes, key=lambda n: abs(n - 64))  # the lecture's 64-unit DAE under rising noise
     rising, rows, rising_figure = {}, [], {"original": mnist.x_test[:SHOW]}
+    fixed_key, settings = f"denoised_mse_trained_at_{args.uniform}", f"MSE, {args.epochs} epochs each"
     for k, level in enumerate(args.levels):
-        noisy = corruptions.corruption(f"uniform:{level}")(mnist.x_test, exp.rng(10_002, k))
-        out = exp.evaluate(models[size], noisy)
-        rising[level] = {"noisy_mse": float(((noisy - mnist.x_test) ** 2).mean()),
-                         "denoised_mse": float(((out - mnist.x_test) ** 2).mean())}  # fmt: skip
-        rows.append((level, rising[level]["noisy_mse"], rising[level]["denoised_mse"]))
+        corrupt = corruptions.corruption(f"uniform:{level}")
+        model = DenseAutoencoder((784, size), activation="relu", device=exp.device)  # retrained at this level
+
+        def step(x, rng, model=model, corrupt=corrupt):
+            return F.mse_loss(model(corrupt(x, rng)), x)
+
+        exp.fit(f"code{size}_noise{level}", model, md.optim.Adam(model.parameters(), lr=1e-3), step, [mnist.x_train])
+        noisy = corrupt(mnist.x_test, exp.rng(10_002, k))
+        out, fixed = exp.evaluate(model, noisy), exp.evaluate(models[size], noisy)
+        rising[level] = {name: float(((y - mnist.x_test) ** 2).mean()) for name, y in
+                         [("noisy_mse", noisy), ("denoised_mse", out), (fixed_key, fixed)]}  # fmt: skip
+        rows.append((level, *rising[level].values()))
         rising_figure[f"noise {level}"], rising_figure[f"denoised {level}"] = noisy[:SHOW], out[:SHOW]
-    exp.table([f"uniform noise (code {size})", "noisy MSE", "denoised MSE"], rows)
+    exp.table([f"uniform noise (code {size})", "noisy MSE", "denoised MSE (trained at this noise)",
+               f"denoised MSE (trained at {args.uniform})"], rows)  # fmt: skip
     figures.image_rows(rising_figure, exp.figure("rising_noise.png"),
-                   title=f"the {size}-unit DAE (trained at {args.uniform}) under rising uniform noise")  # fmt: skip
+                   title=f"{size}-unit DAEs, one trained at each uniform noise level ({settings})")  # fmt: skip
+    lines = {"noisy input": "noisy_mse", "DAE trained at this noise": "denoised_mse",
+             f"DAE trained at {args.uniform}": fixed_key}  # fmt: skip
+    figures.curves({name: [r[key] for r in rising.values()] for name, key in lines.items()},
+               exp.figure("rising_noise_mse.png"), "uniform noise amplitude a", "test MSE", x=list(rising), logy=True,
+               title=f"{size}-unit DAEs under rising uniform noise ({settings})")  # fmt: skip
     return exp.finish({"test_mse": metrics["plain"]["test_mse"], "regularized": metrics, "code_size_sweep": sweep,
                        "rising_noise": {"code": size, "levels": {str(k): v for k, v in rising.items()}}})  # fmt: skip
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
+import matplotlib.colors
 import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
@@ -23,6 +24,14 @@ def _show(ax, image) -> None:
     ax.imshow(np.clip(image, 0, 1), cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def ink(colour) -> str:
+    """The text colour readable on a cell of `colour` (any matplotlib colour, e.g. a colormap's RGBA):
+    black where the cell's relative luminance L = 0.2126 R + 0.7152 G + 0.0722 B (linear sRGB) is above
+    0.179, where black and white text contrast with it equally (WCAG's contrast ratio), white below."""
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in matplotlib.colors.to_rgb(colour)]
+    return "black" if np.dot([0.2126, 0.7152, 0.0722], linear) > 0.179 else "white"
 
 
 DRAWN: contextvars.ContextVar[list | None] = contextvars.ContextVar("minidl_drawn", default=None)  # see _save

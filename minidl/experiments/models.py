@@ -124,7 +124,7 @@ class DenseAutoencoder(Autoencoder):
             raise ValueError(f"an autoencoder needs at least an input and a code size, got {sizes}")
         if activation not in self.ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}, expected one of {sorted(self.ACTIVATIONS)}")
-        self.sizes, self.image_shape = tuple(sizes), image_shape
+        self.sizes, self.image_shape, self.activation = tuple(sizes), image_shape, activation
         act = self.ACTIVATIONS[activation]
         enc: list[Module] = [Flatten()] if image_shape else []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -192,14 +192,17 @@ def pretrain_layerwise(
     inputs: np.ndarray,
     train_level: Callable[[int, DenseAutoencoder, np.ndarray], None],
     encode: Callable[[DenseAutoencoder, np.ndarray], np.ndarray],
+    activation: str = "sigmoid",
     device: str | None = None,
 ) -> list[DenseAutoencoder]:
     """Train one single-layer AE per level of `sizes` (784 -> h1 -> h2 ...), each on the codes
-    of the level below. train_level(level, ae, inputs) trains ae in place (plainly or
-    denoising); encode(ae, inputs) gives the next level's inputs. Returns the trained levels."""
+    of the level below, its code unit `activation`. train_level(level, ae, inputs) trains ae in
+    place (plainly or denoising); encode(ae, inputs) gives the next level's inputs. Returns the
+    trained levels."""
     levels = []
     for level, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        ae = DenseAutoencoder((a, b), image_shape=(1, 28, 28) if level == 0 else None, device=device)
+        ae = DenseAutoencoder((a, b), image_shape=(1, 28, 28) if level == 0 else None, activation=activation,
+                              device=device)  # fmt: skip
         train_level(level, ae, inputs)
         inputs = encode(ae, inputs)
         levels.append(ae)
@@ -208,9 +211,9 @@ def pretrain_layerwise(
 
 def stack_levels(levels: Sequence[DenseAutoencoder], device: str | None = None) -> DenseAutoencoder:
     """One deep AE whose layers are copies of the pretrained levels: encoders in order,
-    decoders in reverse; ready to fine-tune end to end."""
+    decoders in reverse, with the levels' activation; ready to fine-tune end to end."""
     sizes = [levels[0].sizes[0]] + [level.sizes[1] for level in levels]
-    deep = DenseAutoencoder(sizes, image_shape=levels[0].image_shape, device=device)
+    deep = DenseAutoencoder(sizes, image_shape=levels[0].image_shape, activation=levels[0].activation, device=device)
     encoders, decoders = deep.linears()
     for i, level in enumerate(levels):
         (enc,), (dec,) = level.linears()

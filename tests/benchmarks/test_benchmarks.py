@@ -67,6 +67,26 @@ def test_the_gpu_peer_runs_in_float32_in_both_benchmarks():
         assert "float32_peer(torch)" in (ROOT / "benchmarks" / script).read_text(), script
 
 
+@pytest.mark.skipif(os.environ.get("MINIDL_DEVICE", "cpu") != "cpu", reason="the benchmark runs in the cpu leg")
+def test_the_main_jobs_model_c_beside_pytorch_on_its_recipe():
+    """train_model_c.py --recipe lab: the main job's Model C (MSE, input + 0.3·N(0, 1) unclipped, output layer
+    at the mean image), minidl and PyTorch from the same weights on the same batches; the last line gives
+    both final test MSEs and their ratio beside the target 1.1."""
+    pytest.importorskip("torch", reason="PyTorch (the bench extra) is the peer this benchmark compares with")
+    command = [sys.executable, str(ROOT / "benchmarks" / "train_model_c.py"), "--recipe", "lab", "--epochs", "1",
+               "--limit", "256", "--test-limit", "200"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Model C, recipe lab: loss mse, noise gaussian:0.3:noclip, output layer at the mean")
+    final = next(line for line in lines if line.startswith("final test MSE after 1 epochs: "))
+    words = final.replace(",", "").split()
+    ours, theirs = float(words[words.index("minidl") + 1]), float(words[words.index("PyTorch") + 1])
+    ratio = float(words[words.index("PyTorch", words.index("PyTorch") + 1) + 1])
+    assert 0 < ours < 1 and 0 < theirs < 1 and ratio == pytest.approx(ours / theirs, abs=1e-3)
+    assert final.endswith("(the lab's target: at most 1.1)")
+
+
 GPU_CHECK = str(ROOT / "benchmarks" / "gpu_check.sh")
 
 

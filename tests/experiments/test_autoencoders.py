@@ -291,19 +291,28 @@ def test_corruption_specs():
         corruptions.corruption("masking:1.5")
 
 
-def test_normalization_standardises_each_image_and_clips(rng):
-    """(x - mean) / std per image, clipped to [0, 1]: the assignment's "corrupted by normalization"."""
+def test_normalization_in_each_reading(rng):
+    """The readings of "corrupted by normalization", each against NumPy: per image (x - mean) / std unclipped
+    ('standardize') and clipped to [0, 1] ('clipped'); MNIST's mean and std for every image ('dataset');
+    x / ||x||_2 per image ('l2'). Tensors get the same values; a spec without a known reading is refused."""
     x = rng.random((3, 1, 4, 5)).astype(np.float32) ** 3
     x[2] = 0.25  # a constant image: std 0, everything at its mean
-    got = corruptions.corruption("normalization")(x, None)
     flat = x.reshape(3, -1).astype(np.float64)
-    expect = ((flat - flat.mean(1, keepdims=True)) / np.maximum(flat.std(1, keepdims=True), 1e-6)).clip(0, 1)
-    np.testing.assert_allclose(got.reshape(3, -1), expect, rtol=1e-5, atol=1e-6)
-    assert got.dtype == np.float32 and got.shape == x.shape and (got[2] == 0).all()
-    on_device = corruptions.corruption("normalization")(md.tensor(x), None)
-    np.testing.assert_allclose(on_device.numpy(), got, rtol=1e-6, atol=1e-7)
-    with pytest.raises(ValueError, match="normalization takes no level or option, give 'normalization'"):
-        corruptions.corruption("normalization:0.3")
+    standard = (flat - flat.mean(1, keepdims=True)) / np.maximum(flat.std(1, keepdims=True), 1e-6)
+    expected = {"standardize": standard, "clipped": standard.clip(0, 1), "dataset": (flat - 0.1307) / 0.3081,
+                "l2": flat / np.linalg.norm(flat, axis=1, keepdims=True)}  # fmt: skip
+    assert set(expected) == set(corruptions.READINGS)
+    for reading, expect in expected.items():
+        got = corruptions.corruption(f"normalization:{reading}")(x, None)
+        np.testing.assert_allclose(got.reshape(3, -1), expect, rtol=1e-5, atol=1e-6, err_msg=reading)
+        assert got.dtype == np.float32 and got.shape == x.shape, reading
+        on_device = corruptions.corruption(f"normalization:{reading}")(md.tensor(x), None)
+        np.testing.assert_allclose(on_device.numpy(), got, rtol=1e-6, atol=1e-7, err_msg=reading)
+    assert (corruptions.corruption("normalization:clipped")(x, None)[2] == 0).all()
+    assert corruptions.corruption("normalization:standardize")(x, None).min() < 0  # unclipped: below 0
+    for spec in ("normalization", "normalization:0.3", "normalization:zscore", "normalization:l2:noclip"):
+        with pytest.raises(ValueError, match="normalization takes one reading, 'normalization:READING' with READING"):
+            corruptions.corruption(spec)
 
 
 # -------------------------------------------------------------------- penalties
@@ -741,6 +750,26 @@ def test_a_figure_without_a_title_is_refused(tmp_path):
     assert not (tmp_path / "loss.png").exists()
     with pytest.raises(ValueError, match="give it a title"):
         figures.image_rows({"x": np.zeros((2, 1, 4, 4))}, tmp_path / "rows.png", title="  ")
+
+
+def test_numbers_on_cells_take_the_ink_that_contrasts_more():
+    """Black on light cells, white on dark ones, by WCAG's contrast ratio (L + 0.05) / (L' + 0.05): viridis's
+    yellow top (where notebook 5's white numbers were unreadable) takes black, its dark purple bottom white."""
+    import matplotlib
+
+    def luminance(rgb):
+        linear = np.where(
+            np.asarray(rgb) <= 0.04045, np.asarray(rgb) / 12.92, ((np.asarray(rgb) + 0.055) / 1.055) ** 2.4
+        )
+        return float(linear @ [0.2126, 0.7152, 0.0722])
+
+    viridis = matplotlib.colormaps["viridis"]
+    for t in np.linspace(0, 1, 41):
+        rgb = viridis(t)[:3]
+        better = "black" if (luminance(rgb) + 0.05) / 0.05 > 1.05 / (luminance(rgb) + 0.05) else "white"
+        assert figures.ink(viridis(t)) == better, t
+    assert (figures.ink(viridis(1.0)), figures.ink(viridis(0.0))) == ("black", "white")
+    assert (figures.ink("yellow"), figures.ink("navy"), figures.ink("#ffffff")) == ("black", "white", "black")
 
 
 @host_only

@@ -19,7 +19,10 @@ EXAMPLES = {
     "conv_dae_mnist.py": ([], ["test_mse", "psnr", "seconds_per_epoch", "models", "corruptions"]),
     "dae_mnist.py": (["--levels", "0.3", "0.6"], ["test_mse", "psnr", "levels"]),
     "regularized_ae.py": (["--sizes", "64", "8"], ["regularized", "code_size_sweep"]),
-    "deep_ae.py": (["--sizes", "784", "64", "16"], ["rows", "interpolation"]),
+    "deep_ae.py": (
+        ["--sizes", "784", "64", "16", "--one-layer-epochs", "1", "1", "--pretrain-epochs", "1"],
+        ["rows", "interpolation"],
+    ),
     "interpolation.py": ([], ["pairs"]),
     "manifold_walk.py": (["--steps", "3"], ["final_error", "judged"]),
     "latent_2d.py": ([], ["knn_accuracy"]),
@@ -30,6 +33,7 @@ EXAMPLES = {
     "dae_vector_field.py": (["--points", "2000"], ["distance_before", "distance_after", "toward_fraction"]),
     "colorization.py": ([], ["test_mse", "psnr", "grey_baseline_mse", "grey_baseline_psnr"]),
     "linear_ae_pca.py": ([], ["worked_example", "pca_test_mse", "models"]),
+    "normalization.py": ([], ["test_mse", "most_likely", "readings"]),
 }
 
 
@@ -43,7 +47,7 @@ def _main_job_compares_on_equal_terms(metrics: dict, out: Path) -> None:
         assert 1 <= model["best_epoch"] <= model["epochs"] == len(model["val_mse_per_epoch"]) == 1, tag
         assert model["converged"] is False  # one epoch cannot show that validation MSE stopped improving
         assert (out / f"epochs_{tag}.png").exists()
-    assert set(metrics["corruptions"]) == {"gaussian 0.3 noclip", "salt_and_pepper 0.2", "normalization"}
+    assert set(metrics["corruptions"]) == {"gaussian 0.3 noclip", "salt_and_pepper 0.2", "normalization clipped"}
 
 
 def _worked_example_and_angles(metrics: dict, out: Path) -> None:
@@ -78,9 +82,79 @@ def _strips_name_an_end_only_when_they_change_class(metrics: dict, out: Path) ->
             assert r["named_an_end"] == 0, r
 
 
+def _rising_noise_retrains_at_each_level(metrics: dict, out: Path) -> None:
+    """The 64-unit DAE of the rising-noise experiment: one model trained per level (its own checkpoint),
+    scored beside the sweep's DAE trained at --uniform (0.5)."""
+    rising = metrics["rising_noise"]
+    assert rising["code"] == 64 and list(rising["levels"]) == ["0.1", "0.3", "0.5", "0.7", "0.9"]
+    for level, scores in rising["levels"].items():
+        assert set(scores) == {"noisy_mse", "denoised_mse", "denoised_mse_trained_at_0.5"}, level
+        assert (out / f"code64_noise{level}.ckpt.npz").exists(), level
+    assert (out / "rising_noise_mse.png").exists()
+
+
+def _one_layer_rows_beside_the_notebook(metrics: dict, out: Path) -> None:
+    """deep_ae: each row says its loss, corruption, epochs, best epoch and convergence; the one-layer rows
+    carry the ISPR notebook's MSE (0.0023 AE on clean input, 0.0107 DAE on noisy 0.4) and the ratio to it."""
+    rows = metrics["rows"]
+    for kind, reference in (("AE", 0.0023), ("DAE", 0.0107)):
+        one = rows[f"one layer {kind}"]
+        measured = one["noisy_test_mse"] if kind == "DAE" else one["test_mse"]
+        assert one["ispr_notebook_mse"] == reference and one["ratio_to_ispr"] == measured / reference
+        tuned = rows[f"deep, fine-tuned {kind}"]
+        assert (tuned["epochs"], tuned["best_epoch"], tuned["converged"]) == (1, 1, False)
+        assert tuned["train_corruption"] == ("gaussian:0.4:noclip" if kind == "DAE" else "none")
+    _strips_name_an_end_only_when_they_change_class(metrics, out)
+
+
+def _keras_pixel_accuracy(metrics: dict, out: Path) -> None:
+    """pooling_ae: a plain and a denoising Model P and a denoising Model C, sigmoid + BCE, each scored by pixel
+    accuracy in both readings: a pixel whose rounded prediction equals the target exactly (Keras) has the
+    rounded target too, so Keras's reading is at most the rounded one and at most the share of 0/1 pixels."""
+    models = metrics["models"]
+    assert set(models) == {"model_p_plain", "model_p", "model_c"}
+    assert models["model_p_plain"]["train_corruption"] == "none"
+    assert models["model_p"]["train_corruption"] == models["model_c"]["train_corruption"] == "gaussian 0.5, clipped"
+    assert (models["model_p_plain"]["keras_slides_accuracy"], models["model_p"]["keras_slides_accuracy"]) == (
+        0.88,
+        0.92,
+    )
+    for tag, m in models.items():
+        assert m["loss"] == "bce" and m["epochs"] == 1, tag
+        assert 0 <= m["keras_accuracy"] <= min(m["pixel_accuracy"], metrics["keras_accuracy_ceiling"]), tag
+        assert m["pixel_accuracy"] <= 1, tag
+
+
+def _a_model_trained_on_each_reading(metrics: dict, out: Path) -> None:
+    """normalization: Model C and Model D trained and scored on every reading of "normalization", each
+    saying its loss, the reading it trained on, epochs, best epoch and convergence; the most likely named."""
+    assert metrics["most_likely"] == "standardize"
+    assert list(metrics["readings"]) == ["standardize", "clipped", "dataset", "l2"]
+    for reading, result in metrics["readings"].items():
+        assert result["input_range"][0] < 0 if reading in ("standardize", "dataset") else result["input_range"][0] >= 0
+        for tag in ("model_c", "model_d"):
+            model = result[tag]
+            assert (model["loss"], model["train_corruption"]) == ("mse", f"normalization:{reading}"), (reading, tag)
+            assert (model["epochs"], model["best_epoch"], model["converged"]) == (1, 1, False), (reading, tag)
+            assert 0 < model["test_mse"] < 1
+    assert (out / "normalization.png").exists()
+
+
+def _segmentation_beside_all_background(metrics: dict, out: Path) -> None:
+    """segmentation: both networks' mIoU per epoch, and the baseline that calls every pixel background
+    (IoU digit 0, IoU background the share of background pixels: mIoU under 1/2)."""
+    assert 0.4 < metrics["all_background_miou"] < 0.5
+    for tag in ("unet", "plain"):
+        network = metrics["networks"][tag]
+        assert network["miou_per_epoch"] == [pytest.approx(network["miou"])]
+
+
 CHECKS = {"conv_dae_mnist.py": _main_job_compares_on_equal_terms, "linear_ae_pca.py": _worked_example_and_angles,
           "manifold_walk.py": _walks_count_class_changes,
-          "deep_ae.py": _strips_name_an_end_only_when_they_change_class}  # fmt: skip
+          "deep_ae.py": _one_layer_rows_beside_the_notebook,
+          "regularized_ae.py": _rising_noise_retrains_at_each_level,
+          "pooling_ae.py": _keras_pixel_accuracy, "normalization.py": _a_model_trained_on_each_reading,
+          "segmentation.py": _segmentation_beside_all_background}  # fmt: skip
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:
