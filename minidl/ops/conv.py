@@ -270,17 +270,18 @@ class Conv2d(Function):
     """y = conv2d(x, w) + b. Its gradients are convolutions too: gx = conv_transpose2d(gy, w), gw =
     Conv2dWeightGrad(x, gy), gb = BiasGrad(gy); second derivatives come from their backwards."""
 
-    def forward(self, x, w, b=None, *, stride, padding):
+    def forward(self, x, w, b=None, *, stride, padding, cols=None):
+        """cols: x's im2col matrix, where the caller made it (conv_transpose2d's backward)."""
         self.stride, self.padding, self.has_bias = stride, padding, b is not None
-        if shifted_is_cheaper(x.shape[1], w.shape[0], stride):
+        if cols is None and shifted_is_cheaper(x.shape[1], w.shape[0], stride):
             y = conv2d_output_shifted(x, w, padding)
         else:
-            cols = im2col(x, w.shape[2:], stride, padding)  # serves the forward and the weight gradient
-            self.save_for_backward(cols)
+            cols = im2col(x, w.shape[2:], stride, padding) if cols is None else cols
+            self.save_for_backward(cols)  # serves the forward and the weight gradient
             y = conv2d_output(x, w, stride, padding, cols)
         return y if b is None else y + b.reshape(1, -1, 1, 1)
 
-    def forward_kernel(self, x, w, b=None, *, stride, padding):
+    def forward_kernel(self, x, w, b=None, *, stride, padding, cols=None):
         self.stride, self.padding, self.has_bias = stride, padding, b is not None
         y = conv2d_output_kernel(x, w, stride, padding)
         return y if b is None else y + b.reshape(1, -1, 1, 1)
@@ -315,9 +316,17 @@ class ConvTranspose2d(Function):
 
     def backward(self, gy):
         (x, w), needs, options = self.inputs[:2], self.needs_grad, dict(stride=self.stride, padding=self.padding)
+        cols = None  # gy's im2col matrix, made once for both gradients where both take it (the array path)
+        if (
+            needs[0]
+            and needs[1]
+            and not self.uses_kernels
+            and not shifted_is_cheaper(gy.shape[1], w.shape[0], self.stride)
+        ):
+            cols = im2col(gy.data, w.shape[2:], self.stride, self.padding)
         return (
-            Conv2d.apply(gy, w, **options) if needs[0] else None,
-            Conv2dWeightGrad.apply(gy, x, kernel=w.shape[2:], **options) if needs[1] else None,
+            Conv2d.apply(gy, w, cols=cols, **options) if needs[0] else None,
+            Conv2dWeightGrad.apply(gy, x, kernel=w.shape[2:], cols=cols, **options) if needs[1] else None,
             *([BiasGrad.apply(gy)] if self.has_bias else []),
         )
 
