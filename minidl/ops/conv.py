@@ -99,12 +99,20 @@ def conv2d_input_grad(gy, w, in_hw, stride, padding):
     ### END SOLUTION
 
 
+def times_transposed(a, b):
+    """a @ bᵀ for a (O, M) and b (K, M) with a long M (the weight gradients' sums over pixels), computed
+    as (b @ aᵀ)ᵀ: the same sums, which OpenBLAS runs faster in that orientation. Measured (1 thread,
+    ms of CPU, a @ bᵀ / (b @ aᵀ)ᵀ): Model C's (64, 6272)·(288, 6272)ᵀ 3.92 / 3.32, (32, 6272)·(144, 6272)ᵀ
+    1.04 / 0.79; Model P's (8, 28672)·(16, 28672)ᵀ 0.40 / 0.34; (16, 25088)·(9, 25088)ᵀ 0.29 / 0.30."""
+    return (b @ a.T).T
+
+
 def conv2d_weight_grad(x, gy, kernel, stride, padding, cols=None):
     """gw of conv2d: (N, C, H, W), (N, O, Ho, Wo) -> (O, C, kh, kw). cols: x's im2col matrix, if known."""
     ### BEGIN SOLUTION exercise 4
     o = gy.shape[1]
     cols = im2col(x, kernel, stride, padding) if cols is None else cols
-    gw = gy.transpose(1, 2, 3, 0).reshape(o, -1) @ cols.T  # (O, Ho·Wo·N) @ (Ho·Wo·N, C·kh·kw)
+    gw = times_transposed(gy.transpose(1, 2, 3, 0).reshape(o, -1), cols)  # (O, Ho·Wo·N) @ (Ho·Wo·N, C·kh·kw)
     return gw.reshape(o, x.shape[1], *kernel)
     ### END SOLUTION
 
@@ -165,7 +173,7 @@ def conv2d_weight_grad_shifted(x, gy, kernel, padding):
     for i in range(kh):
         for j in range(kw):
             start = (i * wp + j) * n
-            gw[:, :, i, j] = g @ rows[:, start : start + length].T
+            gw[:, :, i, j] = times_transposed(g, rows[:, start : start + length])
     return gw
 
 
