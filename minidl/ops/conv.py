@@ -16,7 +16,8 @@ BiasGrad), so that each op's backward is written once in ops and differentiates 
 
 The array path (NumPy, or CuPy on a GPU without our kernels) computes each primitive as
 im2col (a strided view, one copy) and one matmul; conv2d's forward hands its im2col matrix
-of x on to its weight gradient (Conv2dWeightGrad), so that it is made once. It works with the batch last: im2col's
+of x on to its weight gradient (Conv2dWeightGrad), so that it is made once (and conv_transpose2d's backward
+makes gy's once for its two gradients). It works with the batch last: im2col's
 columns are (p, q, n), so a matmul's result (O, Ho·Wo·N) is already an image stored as
 (O, Ho, Wo, N), and the primitives return it as the (N, O, Ho, Wo) view of that storage
 instead of copying it into NCHW order. The next op's im2col or col2im then reads runs of N
