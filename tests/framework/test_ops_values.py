@@ -40,6 +40,22 @@ def test_convolutions_without_im2col_match_loops_and_differentiate(c, o, kernel,
     assert md.gradgradcheck(lambda a, k: F.conv_transpose2d(a, k, None, 1, padding), small)
 
 
+def test_conv_transpose2d_backward_builds_gys_im2col_once(monkeypatch):
+    """conv_transpose2d's input gradient (conv2d of gy) and weight gradient read one im2col matrix of gy
+    (Model C's stride-2 decoder layers): one im2col per backward instead of two; the gradients still
+    gradcheck and gradgradcheck (where the matrix is handed on to a differentiable conv2d)."""
+    from minidl.ops import conv
+
+    calls, im2col = [], conv.im2col
+    monkeypatch.setattr(conv, "im2col", lambda *args: calls.append(args[0].shape) or im2col(*args))
+    x, w = leaf(values(0, (2, 3, 4, 5))).requires_grad_(), leaf(values(1, (3, 4, 3, 3))).requires_grad_()
+    F.conv_transpose2d(x, w, None, 2, 1, 1).sum().backward()
+    assert calls == [(2, 4, 8, 10)]  # gy's, once (a forward by col2im builds none)
+    small = [leaf(values(2, (1, 3, 3, 3))).requires_grad_(), w]
+    assert md.gradcheck(lambda a, k: F.conv_transpose2d(a, k, None, 2, 1, 1), small)
+    assert md.gradgradcheck(lambda a, k: F.conv_transpose2d(a, k, None, 2, 1, 1), small)
+
+
 def test_conv_output_sizes_follow_pytorch_formulas():
     x = md.zeros(1, 1, 28, 28)
     sizes = []
