@@ -11,7 +11,7 @@ trap 'rm -rf "$logs"' EXIT
 status=0
 for device in cpu emu cuda; do
     echo "=== MINIDL_DEVICE=$device"
-    MINIDL_DEVICE=$device python -m pytest -q -ra -n auto "$@" 2>&1 | tee "$logs/$device.log"
+    MINIDL_DEVICE=$device python -m pytest -q -ra -n auto --durations=15 "$@" 2>&1 | tee "$logs/$device.log"
     rc=${PIPESTATUS[0]}
     ((rc == 0)) || { echo "=== MINIDL_DEVICE=$device: pytest exit status $rc"; status=1; }
 done
