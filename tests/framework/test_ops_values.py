@@ -43,15 +43,19 @@ def test_convolutions_without_im2col_match_loops_and_differentiate(c, o, kernel,
 def test_conv_transpose2d_backward_builds_gys_im2col_once(monkeypatch):
     """conv_transpose2d's input gradient (conv2d of gy) and weight gradient read one im2col matrix of gy
     (Model C's stride-2 decoder layers): one im2col per backward instead of two; the gradients still
-    gradcheck and gradgradcheck (where the matrix is handed on to a differentiable conv2d)."""
+    gradcheck and gradgradcheck (where the matrix is handed on to a differentiable conv2d). The array
+    path's (on cpu in every leg: the kernel path builds no im2col)."""
     from minidl.ops import conv
+
+    def on_cpu(seed, shape):
+        return md.tensor(values(seed, shape), requires_grad=True, dtype=md.float64, device="cpu")
 
     calls, im2col = [], conv.im2col
     monkeypatch.setattr(conv, "im2col", lambda *args: calls.append(args[0].shape) or im2col(*args))
-    x, w = leaf(values(0, (2, 3, 4, 5))).requires_grad_(), leaf(values(1, (3, 4, 3, 3))).requires_grad_()
+    x, w = on_cpu(0, (2, 3, 4, 5)), on_cpu(1, (3, 4, 3, 3))
     F.conv_transpose2d(x, w, None, 2, 1, 1).sum().backward()
     assert calls == [(2, 4, 8, 10)]  # gy's, once (a forward by col2im builds none)
-    small = [leaf(values(2, (1, 3, 3, 3))).requires_grad_(), w]
+    small = [on_cpu(2, (1, 3, 3, 3)), w]
     assert md.gradcheck(lambda a, k: F.conv_transpose2d(a, k, None, 2, 1, 1), small)
     assert md.gradgradcheck(lambda a, k: F.conv_transpose2d(a, k, None, 2, 1, 1), small)
 
