@@ -44,6 +44,11 @@ host_only = pytest.mark.skipif(
     os.environ.get("MINIDL_DEVICE", "cpu") != "cpu",
     reason="it touches no device (files, processes, data, the command line on cpu): it runs once, in the cpu leg",
 )
+cpu_leg_only = pytest.mark.skipif(
+    os.environ.get("MINIDL_DEVICE", "cpu") != "cpu",
+    reason="it checks the array path or the lab's maths, the same in every leg: it runs in the cpu leg "
+    "(the ops it calls are checked on every device from the op table)",
+)
 once_on_emu = pytest.mark.skipif(
     os.environ.get("MINIDL_DEVICE") == "cuda", reason="the emu cases run in the cpu and emu legs, not again here"
 )

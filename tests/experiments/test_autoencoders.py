@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import host_only
+from conftest import cpu_leg_only, host_only
 from scipy.linalg import subspace_angles
 
 import minidl as md
@@ -441,6 +441,7 @@ def _train_linear_ae(x, code_size, steps, lr=2e-2):
     return model
 
 
+@cpu_leg_only
 def test_a_linear_autoencoder_trained_with_mse_spans_pcas_subspace(rng):
     """The lecture's "a linear AE with MSE works same as PCA": the decoder's columns span the first k
     principal directions (principal angles by scipy, PCA by SVD); before training they do not."""
@@ -458,6 +459,7 @@ def test_a_linear_autoencoder_trained_with_mse_spans_pcas_subspace(rng):
     assert ((out - x) ** 2).mean() < 1.05 * ((projected - x) ** 2).mean()  # PCA's error: the least possible
 
 
+@cpu_leg_only
 def test_an_overcomplete_linear_autoencoder_copies_what_it_never_saw(rng):
     """Code ≥ input: W_d W_e = I is within reach, so it reconstructs inputs unlike its training data."""
     md.manual_seed(0)

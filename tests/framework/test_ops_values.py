@@ -3,7 +3,7 @@ Every op's values against its loop reference are checked from the op table, in t
 
 import numpy as np
 import pytest
-from conftest import leaf
+from conftest import cpu_leg_only, leaf
 
 import minidl as md
 from minidl import loops
@@ -14,6 +14,7 @@ def values(seed, shape):
     return np.random.default_rng(seed).standard_normal(shape)
 
 
+@cpu_leg_only
 @pytest.mark.parametrize(
     "c, o, kernel, padding", [(8, 1, (3, 3), (1, 1)), (9, 2, (2, 3), (0, 2)), (4, 1, (1, 1), (0, 0))]
 )
@@ -40,6 +41,7 @@ def test_convolutions_without_im2col_match_loops_and_differentiate(c, o, kernel,
     assert md.gradgradcheck(lambda a, k: F.conv_transpose2d(a, k, None, 1, padding), small)
 
 
+@cpu_leg_only
 def test_conv_transpose2d_backward_builds_gys_im2col_once(monkeypatch):
     """conv_transpose2d's input gradient (conv2d of gy) and weight gradient read one im2col matrix of gy
     (Model C's stride-2 decoder layers): one im2col per backward instead of two; the gradients still

@@ -309,8 +309,8 @@ PLANTED = {
     ),
     "a missing transpose in conv2d's weight gradient": (
         "minidl/ops/conv.py",
-        "gw = gy.transpose(1, 2, 3, 0).reshape(o, -1) @ cols.T",
-        "gw = gy.reshape(o, -1) @ cols.T",
+        "gw = times_transposed(gy.transpose(1, 2, 3, 0).reshape(o, -1), cols)",
+        "gw = times_transposed(gy.reshape(o, -1), cols)",
         4,
         "FAIL",
         "the weight gradient conv2d_weight_grad(x, gy) is wrong",
@@ -338,9 +338,11 @@ def test_a_solution_that_forks_a_sleeping_child_is_graded_at_once_and_leaves_not
     tensor = copy / "minidl" / "autograd" / "engine.py"
     pid_file = tmp_path / "child.pid"
     begin = "    ### BEGIN SOLUTION exercise 1\n"
-    fork = (f"    import os, time\n    if os.fork() == 0:\n"
-            f"        open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-            f"        time.sleep(120)\n        os._exit(0)\n")  # fmt: skip
+    fork = (
+        f"    import os, time\n    child = os.fork()\n"
+        f"    if child == 0:\n        time.sleep(120)\n        os._exit(0)\n"
+        f"    open({str(pid_file)!r}, 'w').write(str(child))\n"
+    )  # fmt: skip  (the parent writes it)
     tensor.write_text(tensor.read_text().replace(begin, begin + fork, 1))
     result = run_lab(copy, "check", "1", "--timeout", "60")
     assert verdicts(result.stdout)[1][0] == "PASS", result.stdout + result.stderr  # not TIMEOUT: it did not wait
