@@ -2,8 +2,8 @@
 # The whole suite on every device: cpu (NumPy), emu (our CUDA kernels on the CPU emulator)
 # and cuda (a GPU where there is one, else the strict CuPy stand-in of tests/standin).
 # Every leg runs even when one fails; the last line adds them up, and the exit status is
-# non-zero when any leg failed. Each leg spreads its tests over the cores (pytest-xdist, -n auto; a
-# module marked xdist_group stays on one worker, so its module fixture runs once);
+# non-zero when any leg failed. Each leg spreads its test files over the cores (pytest-xdist, -n auto,
+# --dist loadfile: a file stays on one worker, so a module fixture, e.g. a graded class, runs once);
 # arguments go to pytest after that (-n 0 runs a leg in one process).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,7 @@ trap 'rm -rf "$logs"' EXIT
 status=0
 for device in cpu emu cuda; do
     echo "=== MINIDL_DEVICE=$device"
-    MINIDL_DEVICE=$device python -m pytest -q -ra -n auto --dist loadgroup --durations=15 "$@" 2>&1 | tee "$logs/$device.log"
+    MINIDL_DEVICE=$device python -m pytest -q -ra -n auto --dist loadfile --durations=15 "$@" 2>&1 | tee "$logs/$device.log"
     rc=${PIPESTATUS[0]}
     ((rc == 0)) || { echo "=== MINIDL_DEVICE=$device: pytest exit status $rc"; status=1; }
 done
