@@ -13,6 +13,7 @@ from functools import partial
 
 import numpy as np
 
+from .. import loops
 from ..gradcheck import numeric_vjp
 from . import reference
 from .grading import case, compare, fail
@@ -111,7 +112,7 @@ def check_conv_im2col(student: Student) -> None:
         compare(
             f"conv2d_output(x, w) with w {weight.shape}",
             student.conv2d_output(x, weight, stride, padding),
-            reference.conv2d(x, weight, None, stride, padding),
+            loops.conv2d(x, weight, None, stride, padding),
             rtol=1e-9,
             hint="w.reshape(O, -1) @ cols is (O, Ho·Wo·N): reshape to (O, Ho, Wo, N), view it as (N, O, Ho, Wo)",
         )
@@ -129,7 +130,7 @@ def check_conv_gradients(student: Student) -> None:
         compare(
             "the input gradient conv2d_input_grad(gy, w)",
             student.conv2d_input_grad(gy, weight, (h, w), stride, padding),
-            reference.conv_transpose2d(gy, weight, None, stride, padding, extra),
+            loops.conv_transpose2d(gy, weight, None, stride, padding, extra),
             rtol=1e-9,
             hint="gx = wᵀ-matmul of gy, then add each window's column back where it came from (col2im)",
         )
@@ -143,7 +144,7 @@ def check_conv_gradients(student: Student) -> None:
 
     case("finite differences (float64): x (2, 2, 5, 5), w (3, 2, 3, 3), stride 2, padding 1")
     x, weight, gy = _conv_arrays(rng, 2, 2, 5, 5, 3, (3, 3), (2, 2), (1, 1))
-    want_gx, want_gw = numeric_vjp(partial(reference.conv2d, b=None, stride=(2, 2), padding=(1, 1)), gy, x, weight)
+    want_gx, want_gw = numeric_vjp(partial(loops.conv2d, b=None, stride=(2, 2), padding=(1, 1)), gy, x, weight)
     got_gx = student.conv2d_input_grad(gy, weight, (5, 5), (2, 2), (1, 1))
     compare("the input gradient", got_gx, want_gx, **FINITE_DIFFERENCES)
     got_gw = student.conv2d_weight_grad(x, gy, (3, 3), (2, 2), (1, 1))
@@ -155,7 +156,7 @@ def check_conv_gradients(student: Student) -> None:
             f"output_padding {extra}"
         )
         x, weight = rng.standard_normal((2, 3, 4, 5)), rng.standard_normal((3, 2, 3, 3))
-        want_y = reference.conv_transpose2d(x, weight, None, stride, padding, extra)
+        want_y = loops.conv_transpose2d(x, weight, None, stride, padding, extra)
         compare(
             "conv_transpose2d(x, w)",
             student.conv_transpose2d(x, weight, stride, padding, extra),
@@ -165,7 +166,7 @@ def check_conv_gradients(student: Student) -> None:
         )
         gy = rng.standard_normal(want_y.shape)
         gx, gw = student.conv_transpose2d_grads(x, weight, stride, padding, extra, gy)
-        forward = partial(reference.conv_transpose2d, b=None, stride=stride, padding=padding, output_padding=extra)
+        forward = partial(loops.conv_transpose2d, b=None, stride=stride, padding=padding, output_padding=extra)
         want_gx, want_gw = numeric_vjp(forward, gy, x, weight)
         hint = "its input gradient is conv2d's forward (exercise 3)"
         compare("its input gradient", gx, want_gx, **FINITE_DIFFERENCES, hint=hint)
@@ -189,7 +190,7 @@ def check_max_pool_kernel(student: Student) -> None:
     for dtype, (shape, kernel, stride, padding) in itertools.product(DTYPES, POOL_CASES):
         case(f"max_pool2d {np.dtype(dtype).name}: x {shape}, kernel {kernel}, stride {stride}, padding {padding}")
         x = (rng.permutation(np.prod(shape)) / np.prod(shape)).reshape(shape).astype(dtype)  # distinct values
-        want_y = reference.pool2d(x, kernel, stride, padding, np.max)
+        want_y = loops.pool2d(x, kernel, stride, padding, np.max)
         compare(
             "max_pool2d_forward's y",
             student.max_pool2d(x, kernel, stride, padding),
