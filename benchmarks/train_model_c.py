@@ -7,15 +7,15 @@ PSNR after each epoch, and peak memory, with the ratios minidl / PyTorch.
     python benchmarks/train_model_c.py --epochs 3 [--model C|D|P] [--loss bce|mse] [--device cpu|cuda]
     python benchmarks/train_model_c.py --framework minidl     # one framework alone: its own peak memory
     python benchmarks/train_model_c.py --device cuda --capture # minidl's steps replayed from CUDA graphs
-    python benchmarks/train_model_c.py --recipe lab --epochs 13   # the main job's Model C, both frameworks
+    python benchmarks/train_model_c.py --recipe lab --epochs 12   # the main job's Model C, both frameworks
 
 --recipe speed (the default) is benchmarks/README.md's speed recipe: Models C and P on Gaussian 0.5
 clipped, Model D on 0.3 unclipped, BCE unless --loss mse. --recipe lab is the main job's
 (examples/conv_dae_mnist.py): input + 0.3·N(0, 1) unclipped, MSE, the output layer started at the
-mean image (start_at_mean, copied into PyTorch with the other weights), Adam 1e-3, trained on the
-training set less the main job's validation split, for a fixed --epochs (13: where Model C's
-validation MSE levelled off); the last line gives both final test MSEs and their ratio, whose
-target is at most 1.1.
+mean image (start_at_mean, copied into PyTorch with the other weights), Adam at the main job's
+learning rate for the model (models.MAIN_JOB), trained on the training set less the main job's
+validation split, for a fixed --epochs (the main job's Model C stops after 12); the last line gives
+both final test MSEs and their ratio, whose target is at most 1.1.
 """
 
 import argparse
@@ -31,7 +31,7 @@ import minidl as md
 from minidl.capture import CapturedStep
 from minidl.data import batches, load_mnist
 from minidl.experiments import corruptions
-from minidl.experiments.models import ModelC, ModelD, ModelP, start_at_mean
+from minidl.experiments.models import MAIN_JOB, ModelC, ModelD, ModelP, start_at_mean
 from minidl.experiments.training import train_on_batch
 from minidl.nn import functional as F
 
@@ -57,7 +57,6 @@ def torch_model(name: str) -> torch.nn.Module:
     )  # fmt: skip
 
 
-OUTPUT_LAYER = {"C": lambda m: m.decoder[-1], "D": lambda m: m.decoder[0], "P": lambda m: m.decoder[-1]}
 LAB_TARGET = 1.1  # the main job's Model C: minidl's final test MSE at most this times PyTorch's
 
 
@@ -107,12 +106,16 @@ def main():
     x_test_noisy = noise(x_test, np.random.default_rng(10_000))
 
     ours = {"C": ModelC, "D": ModelD, "P": ModelP}[args.model](device=args.device)
-    if lab:
-        start_at_mean(OUTPUT_LAYER[args.model](ours), x_train)
+    recipe = MAIN_JOB.get(f"model_{args.model.lower()}") if lab else None
+    if lab and recipe is None:
+        p.error("--recipe lab is the main job's: Model C or D")
+    if recipe:
+        start_at_mean(recipe.output_layer(ours), x_train)
+    lr = recipe.lr if recipe else 1e-3
     theirs = torch_model(args.model).to("cuda" if args.device == "cuda" and run_theirs else "cpu")
     copy_weights(ours, theirs)
-    opt_ours = md.optim.Adam(ours.parameters(), lr=1e-3)
-    opt_theirs = torch.optim.Adam(theirs.parameters(), lr=1e-3)
+    opt_ours = md.optim.Adam(ours.parameters(), lr=lr)
+    opt_theirs = torch.optim.Adam(theirs.parameters(), lr=lr)
     tdev = next(theirs.parameters()).device
     logits = args.model in ("C", "P")  # the conv models end in logits, the sigmoid fused into the loss
 
@@ -152,7 +155,7 @@ def main():
     loss_name = args.loss if logits else "mse"
     peer = f", {float32_peer(torch)}" if args.device == "cuda" and run_theirs else ""
     print(f"Model {args.model}, recipe {args.recipe}: loss {loss_name}, noise {spec}"
-          f"{', output layer at the mean image' if lab else ''}, Adam 1e-3, device {args.device}"
+          f"{', output layer at the mean image' if lab else ''}, Adam {lr:g}, device {args.device}"
           f"{', minidl captured' if args.capture else ''}, {len(x_train)} images, batch 128{peer}")  # fmt: skip
     print("epoch  minidl s  torch s  ratio  minidl test MSE  torch test MSE  minidl PSNR  torch PSNR")
     for epoch in range(args.epochs):

@@ -4,7 +4,9 @@
 Both models learn to undo the same corruption (default: input + 0.3·N(0, 1), unclipped, as the
 lab's first DAE) with the same loss (default MSE; --loss bce for both), each until its
 validation MSE stops improving (a split of the training set; --patience epochs with under 1 %
-gain, at most --epochs), keeping its best epoch. Each output layer starts at the mean image
+gain, at most --epochs), keeping its best epoch; each with Adam at the learning rate that
+converged soonest for it (models.MAIN_JOB: Model C 2e-3, Model D 3e-3; the table and --json say
+which). Each output layer starts at the mean image
 (models.start_at_mean), so MSE through the sigmoid does not sit on a plateau. Both are
 then scored once on the test set under the training corruption, a second corruption neither
 saw, and "normalization" read as each image standardised and clipped to [0, 1] (neither saw it
@@ -14,24 +16,16 @@ either; examples/normalization.py trains both models on each reading of the word
     python examples/conv_dae_mnist.py --loss bce --noise gaussian:0.5
 """
 
-from collections.abc import Callable
-
 import minidl as md
 from minidl.experiments import corruptions, figures, run
 from minidl.experiments.experiment import Experiment, example, psnr
-from minidl.experiments.models import ModelC, ModelD, start_at_mean
+from minidl.experiments.models import MAIN_JOB, start_at_mean
 from minidl.experiments.options import corruption_spec, positive_int
-from minidl.nn import Module
 from minidl.nn import functional as F
 
 SHOW = 10  # digits in each figure row
 VAL_SEED, TEST_SEED = 9_999, 10_000  # the validation and test corruptions' fixed streams
 
-# tag: (label, constructor, output layer (the sigmoid's input), whether the model ends in logits)
-MODELS: dict[str, tuple[str, Callable[..., Module], Callable[[Module], Module], bool]] = {
-    "model_c": ("Model C (conv)", ModelC, lambda m: m.decoder[-1], True),
-    "model_d": ("Model D (dense)", ModelD, lambda m: m.decoder[0], False),
-}
 LOSSES = {  # (loss, logits) -> loss(output, clean): one loss, whether the sigmoid is fused into it or not
     ("mse", True): F.sigmoid_mse_loss, ("mse", False): F.mse_loss,
     ("bce", True): F.binary_cross_entropy_with_logits, ("bce", False): F.binary_cross_entropy,
@@ -64,9 +58,10 @@ def conv_dae_mnist(exp: Experiment) -> dict:
 
     def train(tag: str) -> dict:
         """One model trained to convergence; what it learnt, epoch by epoch."""
-        label, make, output_layer, logits = MODELS[tag]
-        model = make(device=exp.device)
-        start_at_mean(output_layer(model), mnist.x_train)
+        recipe = MAIN_JOB[tag]
+        label, logits = recipe.label, recipe.logits
+        model = recipe.make(device=exp.device)
+        start_at_mean(recipe.output_layer(model), mnist.x_train)
         loss, strips = LOSSES[args.loss, logits], []
 
         def denoise(x):
@@ -79,7 +74,7 @@ def conv_dae_mnist(exp: Experiment) -> dict:
             strips.append(exp.evaluate(denoise, noisy_test[first][:SHOW]))
             return mse(exp.evaluate(denoise, noisy_val), mnist.x_val)
 
-        history, val = exp.fit(f"{tag}_{args.loss}", model, md.optim.Adam(model.parameters(), lr=1e-3), step,
+        history, val = exp.fit(f"{tag}_{args.loss}", model, md.optim.Adam(model.parameters(), lr=recipe.lr), step,
                                [mnist.x_train], evaluate=validate, patience=args.patience)  # fmt: skip
         fit = exp.fits[f"{tag}_{args.loss}"]
         if strips:  # epochs trained in this process (a resumed run draws those after it)
@@ -91,11 +86,12 @@ def conv_dae_mnist(exp: Experiment) -> dict:
             )  # fmt: skip
         return {"label": label, "denoise": denoise, "train_loss": history, "val_mse": val} | fit
 
-    models = {tag: train(tag) for tag in MODELS}
+    models = {tag: train(tag) for tag in MAIN_JOB}
     exp.table(
-        ["model", "loss", "train corruption", "epochs", "best", "converged", "val MSE", "s/epoch"],
-        [(m["label"], args.loss, args.noise, m["epochs"], m["best_epoch"], "yes" if m["converged"] else "NO",
-          min(m["val_mse"]), exp.seconds_per_epoch.get(f"{tag}_{args.loss}", 0)) for tag, m in models.items()],
+        ["model", "loss", "train corruption", "Adam lr", "epochs", "best", "converged", "val MSE", "s/epoch"],
+        [(m["label"], args.loss, args.noise, MAIN_JOB[tag].lr, m["epochs"], m["best_epoch"],
+          "yes" if m["converged"] else "NO", min(m["val_mse"]), exp.seconds_per_epoch.get(f"{tag}_{args.loss}", 0))
+         for tag, m in models.items()],
     )  # fmt: skip
     rows, metrics = [], {}
     for name in tests:
@@ -119,9 +115,10 @@ def conv_dae_mnist(exp: Experiment) -> dict:
     mse_c = metrics[first]["model_c_mse"]
     return exp.finish({
         "test_mse": mse_c, "psnr": psnr(mse_c), "loss": args.loss, "corruptions": metrics,
-        "models": {tag: {"loss": args.loss, "train_corruption": args.noise, "epochs": m["epochs"],
-                         "best_epoch": m["best_epoch"], "converged": m["converged"], "val_mse_per_epoch": m["val_mse"],
-                         "train_loss_per_epoch": m["train_loss"]} for tag, m in models.items()},
+        "models": {tag: {"loss": args.loss, "train_corruption": args.noise, "lr": MAIN_JOB[tag].lr,
+                         "epochs": m["epochs"], "best_epoch": m["best_epoch"], "converged": m["converged"],
+                         "val_mse_per_epoch": m["val_mse"], "train_loss_per_epoch": m["train_loss"]}
+                   for tag, m in models.items()},
     })  # fmt: skip
 
 

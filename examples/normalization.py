@@ -17,7 +17,7 @@ assignment's sense (each image changed by its own statistics, so no fixed rescal
 where the dataset constants are a preprocessing that one affine map undoes, clipping is a guess
 the assignment does not state, and tf.nn.l2_normalize is a vector operation, not an image one.
 
-For each reading both models (the main job's, with its loss MSE, Adam 1e-3 and output layer
+For each reading both models (the main job's, with its loss MSE, learning rates and output layer
 started at the mean image) learn to map the normalised image back to the clean one, on the first
 12,000 training images (or --limit) until their validation MSE stops improving (--patience, at
 most --epochs), and are scored on the normalised test set.
@@ -26,25 +26,17 @@ most --epochs), and are scored on the normalised test set.
     python examples/normalization.py --readings standardize --epochs 20
 """
 
-from collections.abc import Callable
-
 import minidl as md
 from minidl.experiments import corruptions, figures, run
 from minidl.experiments.experiment import Experiment, example
-from minidl.experiments.models import ModelC, ModelD, start_at_mean
+from minidl.experiments.models import MAIN_JOB, start_at_mean
 from minidl.experiments.options import positive_int
-from minidl.nn import Module
 from minidl.nn import functional as F
 
 import numpy as np
 
 SHOW = 8
 TRAIN = 12_000  # training images unless --limit says otherwise
-# tag: (label, constructor, output layer (the sigmoid's input), whether the model ends in logits)
-MODELS: dict[str, tuple[str, Callable[..., Module], Callable[[Module], Module], bool]] = {
-    "model_c": ("Model C (conv)", ModelC, lambda m: m.decoder[-1], True),
-    "model_d": ("Model D (dense)", ModelD, lambda m: m.decoder[0], False),
-}
 
 
 def options(parser):
@@ -76,9 +68,10 @@ def normalization(exp: Experiment) -> dict:
         figure[f"{reading} (drawn rescaled)"] = drawn(test[:SHOW])
         results[reading] = {"description": corruptions.READINGS[reading], "noisy_mse": mse(test, mnist.x_test),
                             "input_range": [float(test.min()), float(test.max())]}  # fmt: skip
-        for tag, (label, make, output_layer, logits) in MODELS.items():
-            model = make(device=exp.device)
-            start_at_mean(output_layer(model), x_train)
+        for tag, recipe in MAIN_JOB.items():
+            label, logits = recipe.label, recipe.logits
+            model = recipe.make(device=exp.device)
+            start_at_mean(recipe.output_layer(model), x_train)
 
             def denoise(x, model=model, logits=logits):
                 return F.sigmoid(model(x)) if logits else model(x)
@@ -91,7 +84,7 @@ def normalization(exp: Experiment) -> dict:
                 return mse(exp.evaluate(denoise, val), mnist.x_val)
 
             name = f"{tag}_{reading}"
-            history, scores = exp.fit(name, model, md.optim.Adam(model.parameters(), lr=1e-3), step, [x_train],
+            history, scores = exp.fit(name, model, md.optim.Adam(model.parameters(), lr=recipe.lr), step, [x_train],
                                       evaluate=validate, patience=args.patience)  # fmt: skip
             out = exp.evaluate(denoise, test)
             fit = exp.fits[name]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import host_only, needs_cxx
 
+from minidl.experiments.models import MAIN_JOB
 from minidl.optable import kernel_ops
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,6 +80,7 @@ def test_the_main_jobs_model_c_beside_pytorch_on_its_recipe():
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert lines[0].startswith("Model C, recipe lab: loss mse, noise gaussian:0.3:noclip, output layer at the mean")
+    assert f"Adam {MAIN_JOB['model_c'].lr:g}," in lines[0]  # the main job's learning rate, not the speed recipe's
     final = next(line for line in lines if line.startswith("final test MSE after 1 epochs: "))
     words = final.replace(",", "").split()
     ours, theirs = float(words[words.index("minidl") + 1]), float(words[words.index("PyTorch") + 1])

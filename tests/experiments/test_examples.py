@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from minidl.experiments.models import MAIN_JOB
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(
     os.environ.get("MINIDL_DEVICE", "cpu") != "cpu",
@@ -44,6 +46,7 @@ def _main_job_compares_on_equal_terms(metrics: dict, out: Path) -> None:
     assert set(models) == {"model_c", "model_d"}
     for tag, model in models.items():
         assert (model["loss"], model["train_corruption"]) == ("mse", "gaussian:0.3:noclip"), tag
+        assert model["lr"] == MAIN_JOB[tag].lr, tag
         assert 1 <= model["best_epoch"] <= model["epochs"] == len(model["val_mse_per_epoch"]) == 1, tag
         assert model["converged"] is False  # one epoch cannot show that validation MSE stopped improving
         assert (out / f"epochs_{tag}.png").exists()
