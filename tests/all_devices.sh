@@ -4,7 +4,8 @@
 # Every leg runs even when one fails; the last line adds them up, and the exit status is
 # non-zero when any leg failed. Each leg spreads its test files over the cores (pytest-xdist, -n auto,
 # --dist loadfile: a file stays on one worker, so a module fixture, e.g. a graded class, runs once);
-# arguments go to pytest after that (-n 0 runs a leg in one process).
+# arguments go to pytest after that (-n 0 runs a leg in one process). MINIDL_ALL_LEGS=1 tells the
+# tests that every leg runs: a case that names the emulator runs in the emu leg only.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 logs=$(mktemp -d)
@@ -12,7 +13,7 @@ trap 'rm -rf "$logs"' EXIT
 status=0
 for device in cpu emu cuda; do
     echo "=== MINIDL_DEVICE=$device"
-    MINIDL_DEVICE=$device python -m pytest -q -ra -n auto --dist loadfile --durations=15 "$@" 2>&1 | tee "$logs/$device.log"
+    MINIDL_ALL_LEGS=1 MINIDL_DEVICE=$device python -m pytest -q -ra -n auto --dist loadfile --durations=15 "$@" 2>&1 | tee "$logs/$device.log"
     rc=${PIPESTATUS[0]}
     ((rc == 0)) || { echo "=== MINIDL_DEVICE=$device: pytest exit status $rc"; status=1; }
 done

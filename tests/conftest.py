@@ -49,10 +49,11 @@ cpu_leg_only = pytest.mark.skipif(
     reason="it checks the array path or the lab's maths, the same in every leg: it runs in the cpu leg "
     "(the ops it calls are checked on every device from the op table)",
 )
-once_on_emu = pytest.mark.skipif(
-    os.environ.get("MINIDL_DEVICE") == "cuda", reason="the emu cases run in the cpu and emu legs, not again here"
+emu_leg_only = pytest.mark.skipif(  # a plain pytest (the cpu leg alone) runs them; tests/all_devices.sh, once
+    os.environ.get("MINIDL_DEVICE", "cpu") != "emu" and os.environ.get("MINIDL_ALL_LEGS") == "1",
+    reason="the emu cases run in the emu leg of tests/all_devices.sh",
 )
-KERNEL_DEVICES = [pytest.param("emu", marks=[needs_cxx, once_on_emu]),
+KERNEL_DEVICES = [pytest.param("emu", marks=[needs_cxx, emu_leg_only]),
                   pytest.param("cuda", marks=[pytest.mark.gpu, needs_cuda])]  # fmt: skip
 
 settings.register_profile(

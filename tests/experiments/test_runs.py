@@ -360,6 +360,7 @@ BAD_OPTIONS = [
 ]
 
 
+@host_only
 @pytest.mark.parametrize("script, options, words", BAD_OPTIONS, ids=[f"{s} {' '.join(o)}" for s, o, _ in BAD_OPTIONS])
 def test_a_bad_example_option_is_a_usage_error(tmp_path, script, options, words):
     out = [] if script == "quickstart.py" else ["--out", str(tmp_path)]  # quickstart writes nothing

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import needs_cxx
+from conftest import host_only, needs_cxx
 
 import minidl as md
 from minidl.optable import kernel_ops
@@ -85,9 +85,11 @@ def test_a_cache_or_compiler_that_cannot_be_used_is_one_message_naming_the_varia
     assert "Traceback" not in result.stderr
 
 
+@host_only
 @needs_cxx
 def test_a_compiler_with_flags_in_cxx_builds_the_kernels(tmp_path):
-    """CXX='g++ -O3' (a command with flags, as make takes it) was run as one program name: FileNotFoundError."""
+    """CXX='g++ -O3' (a command with flags, as make takes it) was run as one program name: FileNotFoundError.
+    The doctor is told --device emu and MINIDL_DEVICE is dropped, so every leg would run the same build."""
     env = {k: v for k, v in os.environ.items() if k != "MINIDL_DEVICE"}
     result = subprocess.run([sys.executable, "-m", "minidl.doctor", "--device", "emu"], capture_output=True,
                             text=True, cwd=ROOT, env={**env, "CXX": "g++ -O3", "MINIDL_CACHE": str(tmp_path)},
