@@ -2,15 +2,20 @@
 trained at increasing Gaussian noise levels: how much noise can it learn to remove,
 and what does it do to clean digits?
 
-    python examples/dae_mnist.py                       # about a minute on 2 CPU cores
-    python examples/dae_mnist.py --levels 0.1 0.3 0.5 0.7 0.9 --epochs 5
+One Model D per level, each with the main job's recipe (MSE, the output layer started at the
+mean image, Adam at models.MAIN_JOB's rate) until its validation MSE stops improving (a split of
+the training set; --patience epochs with under 1 % gain, at most --epochs), keeping its best
+epoch; the table and --json give each level's epochs and whether it converged.
+
+    python examples/dae_mnist.py                       # 4 levels, at most 20 epochs each
+    python examples/dae_mnist.py --levels 0.1 0.3 0.5 0.7 0.9 --epochs 30
 """
 
 import minidl as md
 from minidl.experiments import corruptions, figures, run
 from minidl.experiments.experiment import Experiment, example, psnr
-from minidl.experiments.models import ModelD
-from minidl.experiments.options import non_negative_float
+from minidl.experiments.models import MAIN_JOB, start_at_mean
+from minidl.experiments.options import non_negative_float, positive_int
 from minidl.nn import functional as F
 
 SHOW = 8
@@ -20,33 +25,47 @@ def options(parser):
     parser.add_argument(
         "--levels", type=non_negative_float, nargs="+", default=[0.1, 0.3, 0.5, 0.7], help="noise sigmas"
     )
+    parser.add_argument("--patience", type=positive_int, default=2,
+                        help="stop when this many epochs improved validation MSE by under 1%% (default 2)")  # fmt: skip
 
 
-@example(__doc__, epochs=3, options=options)
+@example(__doc__, epochs=20, options=options)
 def dae_mnist(exp: Experiment) -> dict:
-    mnist = exp.data
+    mnist, recipe = exp.data, MAIN_JOB["model_d"]
+    mnist.hold_out_validation()
     rows, figure_rows, histories, metrics = [], {"clean": mnist.x_test[:SHOW]}, {}, {}
     for level in exp.args.levels:
         noise = corruptions.corruption(f"gaussian:{level}:noclip")
-        model = ModelD(device=exp.device)
+        model = recipe.make(device=exp.device)
+        start_at_mean(recipe.output_layer(model), mnist.x_train)
+        noisy_val = noise(mnist.x_val, exp.rng(9_999))
 
         def step(x, rng, model=model, noise=noise):
             return F.mse_loss(model(noise(x, rng)), x)
 
-        histories[f"sigma {level}"], _ = exp.fit(
-            f"model_d_sigma{level}", model, md.optim.Adam(model.parameters(), lr=1e-3), step, [mnist.x_train]
-        )
+        def validate(model=model, noisy_val=noisy_val) -> float:
+            return float(((exp.evaluate(model, noisy_val) - mnist.x_val) ** 2).mean())
+
+        tag = f"model_d_sigma{level}"
+        optimizer = md.optim.Adam(model.parameters(), lr=recipe.lr)
+        histories[f"sigma {level}"], _ = exp.fit(tag, model, optimizer, step, [mnist.x_train], evaluate=validate,
+                                                 patience=exp.args.patience)  # fmt: skip
+        fit = exp.fits[tag]
         noisy = noise(mnist.x_test, exp.rng(10_000))
         out = exp.evaluate(model, noisy)
         clean_out = exp.evaluate(model, mnist.x_test)
         mse, noisy_mse = float(((out - mnist.x_test) ** 2).mean()), float(((noisy - mnist.x_test) ** 2).mean())
         clean_mse = float(((clean_out - mnist.x_test) ** 2).mean())
-        rows.append((level, noisy_mse, mse, psnr(mse), clean_mse))
-        metrics[str(level)] = {"noisy_mse": noisy_mse, "test_mse": mse, "psnr": psnr(mse), "clean_input_mse": clean_mse}
+        rows.append((level, noisy_mse, mse, psnr(mse), clean_mse, fit["epochs"], fit["best_epoch"],
+                     "yes" if fit["converged"] else "NO"))  # fmt: skip
+        metrics[str(level)] = {"noisy_mse": noisy_mse, "test_mse": mse, "psnr": psnr(mse), "clean_input_mse": clean_mse,
+                               "loss": "mse", "train_corruption": f"gaussian:{level}:noclip", "lr": recipe.lr,
+                               } | fit  # fmt: skip
         figure_rows[f"noisy {level}"] = noisy[:SHOW].clip(0, 1)
         figure_rows[f"denoised {level}"] = out[:SHOW]
-    exp.table(["noise sigma", "noisy MSE", "denoised MSE", "PSNR dB", "MSE on clean input"], rows)
-    settings = f"input + sigma·N(0, 1), unclipped; MSE; {exp.args.epochs} epochs"
+    exp.table(["noise sigma", "noisy MSE", "denoised MSE", "PSNR dB", "MSE on clean input", "epochs", "best",
+               "converged"], rows)  # fmt: skip
+    settings = f"input + sigma·N(0, 1), unclipped; MSE; until converged, at most {exp.args.epochs} epochs"
     figures.image_rows(figure_rows, exp.figure("denoising_levels.png"),
                    title=f"Model D trained and tested at each noise level ({settings})")  # fmt: skip
     figures.curves(histories, exp.figure("loss_curves.png"), "epoch", "training MSE", logy=True,

@@ -152,7 +152,17 @@ def _segmentation_beside_all_background(metrics: dict, out: Path) -> None:
         assert network["miou_per_epoch"] == [pytest.approx(network["miou"])]
 
 
-CHECKS = {"conv_dae_mnist.py": _main_job_compares_on_equal_terms, "linear_ae_pca.py": _worked_example_and_angles,
+def _each_level_trained_until_it_learnt(metrics: dict, out: Path) -> None:
+    """One Model D per noise level, with the main job's recipe, each stopped on its validation MSE."""
+    assert set(metrics["levels"]) == {"0.3", "0.6"}
+    for level, row in metrics["levels"].items():
+        assert (row["loss"], row["train_corruption"], row["lr"]) == ("mse", f"gaussian:{level}:noclip",
+                                                                      MAIN_JOB["model_d"].lr)  # fmt: skip
+        assert 1 <= row["best_epoch"] <= row["epochs"] == 1 and row["converged"] is False, level
+
+
+CHECKS = {"conv_dae_mnist.py": _main_job_compares_on_equal_terms, "dae_mnist.py": _each_level_trained_until_it_learnt,
+          "linear_ae_pca.py": _worked_example_and_angles,
           "manifold_walk.py": _walks_count_class_changes,
           "deep_ae.py": _one_layer_rows_beside_the_notebook,
           "regularized_ae.py": _rising_noise_retrains_at_each_level,
