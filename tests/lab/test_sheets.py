@@ -5,6 +5,7 @@ device, so all of it runs once, in the cpu leg."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -138,6 +139,21 @@ def test_committed_sheets_carry_no_outputs():
         for cell in read_sheet(path)["cells"]:
             if cell["cell_type"] == "code":
                 assert not cell["outputs"] and cell["execution_count"] is None, f"{path.name} keeps outputs"
+
+
+def test_every_sheet_states_its_measured_full_size_time_within_ten_minutes():
+    """Each sheet's first cell says how long it took at full size, where (2 CPU cores, the device) and
+    when; every time is within the 10 minutes a sheet may take, and docs/notebooks.md's table says
+    the same."""
+    table = (ROOT / "docs" / "notebooks.md").read_text()
+    for path in SHEETS:
+        intro = "".join(read_sheet(path)["cells"][0]["source"])
+        said = re.search(r"\*\*Full size\*\* \(`QUICK = False`\) took (\d+) min (\d+) s on 2 CPU cores "
+                         r"\(AMD EPYC, no GPU, [^)]*; 20\d\d-\d\d-\d\d\)", intro)  # fmt: skip
+        assert said, f"{path.name} does not state its full-size time, device and date"
+        minutes, seconds = int(said[1]), int(said[2])
+        assert minutes * 60 + seconds <= 600 and seconds < 60, f"{path.name}: {minutes} min {seconds} s"
+        assert f"| `{path.stem}` | {minutes} min {seconds} s |" in table, f"docs/notebooks.md disagrees on {path.stem}"
 
 
 def test_every_sheet_starts_with_the_same_setup_and_device_cells():
