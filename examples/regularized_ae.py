@@ -31,6 +31,7 @@ from minidl.nn import functional as F
 import numpy as np
 
 SHOW = 8
+BUDGET = "every model: the same budget of {epochs} epochs (not trained to convergence: none is checked for it)"
 SIZES = [1568, 784, 256, 64, 32, 16, 8]
 
 
@@ -91,9 +92,13 @@ def regularized_ae(exp: Experiment) -> dict:
         rows.append((kind, mse, noisy_mse, float(codes.mean()), dead, saturated, jac))
         metrics[kind] = {"test_mse": mse, "noisy_test_mse": noisy_mse, "mean_activation": float(codes.mean()),
                          "dead_fraction": dead, "saturated_fraction": saturated, "code_units": codes.shape[1],
-                         "jacobian_frobenius_sq": jac}  # fmt: skip
+                         "jacobian_frobenius_sq": jac, "loss": "mse" if kind in ("plain", "denoising") else
+                         f"mse + {kind.split(',')[0]} penalty", "train_corruption": "gaussian:0.3" if kind ==
+                         "denoising" else "none", "epochs": args.epochs, "converged": None}  # fmt: skip
         figure[kind] = out[:SHOW]
         activity[f"{kind} ({saturated:.0%} of {codes.shape[1]} units > 0.99)"] = np.sort(per_unit)[::-1]
+    print(f"{BUDGET.format(epochs=args.epochs)}; the denoising AE trained on Gaussian 0.3, the others on clean "
+          "digits; the loss MSE, plus each regulariser's penalty")  # fmt: skip
     exp.table(["model", "test MSE", "MSE, noisy input", "mean code", "units < 0.1", "units > 0.99", "||J||_F^2"],
               rows)  # fmt: skip
     figures.image_rows(figure, exp.figure("regularized.png"), title="reconstructions of clean test digits")
@@ -117,6 +122,7 @@ def regularized_ae(exp: Experiment) -> dict:
         sweep_rows.append((size, "over" if size > 784 else "under" if size < 784 else "complete", sweep[size]))
         sweep_figure[f"code {size}"] = out[:SHOW]
     noisy_mse = float(((noisy_sweep - mnist.x_test) ** 2).mean())
+    print(f"{BUDGET.format(epochs=args.epochs)}; each DAE trained on uniform noise {args.uniform} with MSE")
     exp.table(["code size", "", f"denoised MSE (uniform {args.uniform}: noisy {noisy_mse:.4f})"], sweep_rows)
     figures.curves({"denoised test MSE": list(sweep.values())}, exp.figure("code_size_sweep.png"), "code size",
                "test MSE", x=list(sweep), logx=True, logy=True,

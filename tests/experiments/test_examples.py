@@ -94,6 +94,9 @@ def _rising_noise_retrains_at_each_level(metrics: dict, out: Path) -> None:
         assert set(scores) == {"noisy_mse", "denoised_mse", "denoised_mse_trained_at_0.5"}, level
         assert (out / f"code64_noise{level}.ckpt.npz").exists(), level
     assert (out / "rising_noise_mse.png").exists()
+    for kind, model in metrics["regularized"].items():  # a fixed budget, said as such: no convergence claimed
+        assert (model["epochs"], model["converged"]) == (1, None), kind
+        assert model["loss"].startswith("mse") and model["train_corruption"] in ("none", "gaussian:0.3"), kind
 
 
 def _one_layer_rows_beside_the_notebook(metrics: dict, out: Path) -> None:
