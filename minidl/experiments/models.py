@@ -160,7 +160,8 @@ class ModelD(Autoencoder):
 
 @dataclass(frozen=True)
 class MainJobModel:
-    """How the main job (examples/conv_dae_mnist.py) trains one of its models."""
+    """How the main job (examples/conv_dae_mnist.py) trains one of its models; normalization.py and
+    dae_mnist.py train them the same way."""
 
     label: str
     make: Callable[..., Module]  # the constructor: make(device=...)
