@@ -26,7 +26,10 @@ def exit_interrupted(what_was_kept: str) -> NoReturn:
 
 
 def _while_starting(signum, frame) -> NoReturn:
-    exit_interrupted("it was still starting: nothing was written")
+    """Say the line and end the process at once: an exception raised here can land inside an import's C
+    code (NumPy's import of datetime), which turns it into an ImportError and a traceback."""
+    print(f"\n{MESSAGE}; it was still starting: nothing was written", file=sys.stderr, flush=True)
+    os._exit(130)
 
 
 def guard_start() -> None:
