@@ -8,7 +8,8 @@ archives measured before they are unpacked). For each, in a temporary folder rem
 afterwards: the teacher's project blanked as a handout (solutions.write_copy), the bodies of the
 submission's solution regions spliced in (solutions.splice: nothing else of the submission is
 read), then each exercise graded (grading.grade) in a fresh copy of that, so that what one
-exercise's code writes cannot reach another's. The gradebook is OUT/grades.csv (a row per
+exercise's code writes cannot reach another's; an exercise left as the handout's stub is not
+implemented without being run. The gradebook is OUT/grades.csv (a row per
 submission, a column per exercise, the number passed and the reason a submission could not be
 read in full) and OUT/reports/<submission>.txt (each verdict as `check` prints it), in a
 folder checked before any grading starts (gradebook_folder). Whatever of a submission is shown
@@ -46,7 +47,7 @@ from .platforms import gradescope_results
 from .sheet_grading import SheetResult, grade_sheet
 from .sheet_grading import report as sheet_report
 from .sheets import SheetError, graded_cells, read_sheet, sheet_paths
-from .solutions import splice, write_copy
+from .solutions import body, find_regions, splice, write_copy
 
 STATUS = {"not implemented": "not-implemented"}  # a gradebook cell is one word
 
@@ -148,14 +149,21 @@ def grade_submission(root: Path, name: str, path: Path, device: str, timeout: fl
 
 def grade_exercises(root: Path, copy: Path, work: Path, row: Row, device: str, timeout: float, sandbox: Sandbox):
     """Each exercise of the copy at `copy`, its solution regions spliced into a handout of the teacher's
-    project, into row.verdicts (and row.reason: why regions could not be read)."""
+    project, into row.verdicts (and row.reason: why regions could not be read). An exercise whose
+    regions all still hold the handout's stubs is not implemented, and is not run: its own code is
+    the stub, whatever the rest of the copy does (`check` runs it, and says the same)."""
     handout = work / "handout"
     write_copy(root, handout, stubs())
+    blank = region_bodies(handout)
     broken = splice(copy, handout)
     row.reason = "; ".join(dict.fromkeys(broken.values()))
+    handed_in = region_bodies(handout)
     for e in EXERCISES:
         if e.number in broken:
             row.verdicts[e.number] = Verdict("broken", broken[e.number], 0, 0.0)
+            continue
+        if handed_in[e.number] == blank[e.number]:  # the handout's stub, as it was: not run
+            row.verdicts[e.number] = Verdict("not implemented", e.stub_message, 0, 0.0)
             continue
         fresh = work / f"exercise-{e.number}"
         shutil.copytree(handout, fresh, symlinks=True)
@@ -163,6 +171,14 @@ def grade_exercises(root: Path, copy: Path, work: Path, row: Row, device: str, t
             row.verdicts[e.number] = grade(fresh, e.number, device_for(e, device), timeout, sandbox)
         finally:
             shutil.rmtree(fresh, ignore_errors=True)
+
+
+def region_bodies(tree: Path) -> dict[int, list[list[str]]]:
+    """The bodies of each exercise's solution regions in the copy at tree, file by file in order."""
+    bodies: dict[int, list[list[str]]] = {}
+    for region in find_regions(tree):
+        bodies.setdefault(region.number, []).append(body((tree / region.path).read_text(), region))
+    return bodies
 
 
 def submitted_sheet(copy: Path, name: str) -> tuple[dict | None, str]:

@@ -32,6 +32,7 @@ pytestmark = [once, needs_cxx]
 TENSOR = Path("minidl/autograd/engine.py")  # exercise 2 (run_backward), then 1 (unbroadcast): its last region
 HONEST = solutions.body((ROOT / TENSOR).read_text(), solutions.regions_in((ROOT / TENSOR).read_text(), TENSOR)[-1])
 GARBAGE = ["    return grad * 0 + 7"]  # wrong for every case
+WRONG_2 = ["    raise ValueError('exercise 2 left wrong')"]  # graded by intact checks: a fail, never a pass
 FORK_MARKER = "forked-child-still-running"  # {marker} in a cheat's body: where its forked child writes
 
 CHEATS = {  # name: (exercise 1's body, the status exercise 1 must get)
@@ -116,10 +117,6 @@ def with_bodies(folder: Path, bodies: dict[int, list[str]]) -> Path:
         mine = {r: bodies[r.number] for r in solutions.regions_in(text, path) if r.number in bodies}
         (folder / path).write_text(solutions.replace_bodies(text, mine))
     return folder
-
-
-def with_exercise_1(folder: Path, body: list[str]) -> Path:
-    return with_bodies(folder, {1: body})
 
 
 DAEMON = "setsid-daemon-and-escapes"
@@ -212,7 +209,8 @@ def graded(tmp_path_factory):
             path, right, wrong, *_ = PLANTED[name]
             (copy / path).write_text((copy / path).read_text().replace(right, wrong, 1))
     for name, (body, _) in CHEATS.items():
-        with_exercise_1(submissions / f"cheat-{name}", [line.format(marker=str(top / FORK_MARKER)) for line in body])
+        with_bodies(submissions / f"cheat-{name}", {1: [line.format(marker=str(top / FORK_MARKER)) for line in body],
+                                                    2: WRONG_2})  # fmt: skip
     (submissions / "notes.txt").write_text("not a submission")
     (submissions / "last-years-grades" / "reports").mkdir(parents=True)  # a gradebook left there by hand
     (submissions / "last-years-grades" / "grades.csv").write_text("submission,1\n")
@@ -277,7 +275,8 @@ def test_a_cheat_gets_no_pass_it_did_not_earn(graded, name):
     rows, reports, *_ = graded
     got = statuses(rows[f"cheat-{name}"])
     assert got[1] == CHEATS[name][1], reports[f"cheat-{name}"]
-    assert {got[n] for n in got if n != 1} == {"not-implemented"}, got  # nothing reached the other exercises
+    assert got[2] == "fail", got  # nothing reached the other exercises: exercise 2's checks still judge
+    assert {got[n] for n in got if n not in (1, 2)} == {"not-implemented"}, got
     if got[1] != "pass":
         cases = verdicts(reports[f"cheat-{name}"])[1]
         assert "1000000" not in reports[f"cheat-{name}"], cases
