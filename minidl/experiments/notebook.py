@@ -25,6 +25,7 @@ in the repository's examples/ folder, beside the minidl package.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,12 +71,22 @@ def smoke_test_banner() -> None:
     display(HTML(f'<div style="border:2px solid #c00;padding:6px;color:#c00;font-weight:bold">{text}</div>'))
 
 
+def quick_size(name: str) -> dict:
+    """QUICK_SIZE for examples/<name>.py, with one epoch for each of its other epoch options too
+    (deep_ae's one-layer and pretraining epochs): the smoke test trains every stage one epoch."""
+    size = dict(QUICK_SIZE)
+    for option, parameter in inspect.signature(experiment(name)).parameters.items():
+        if option.endswith("_epochs"):
+            size[option] = [1] * len(parameter.default) if isinstance(parameter.default, list | tuple) else 1
+    return size
+
+
 def sheet_run(name: str, *, out: str | Path, quick: bool, device: str | None, **options) -> Run:
     """examples/<name>.py run for a lab sheet, in out/<quick|full>/<name>: QUICK at QUICK_SIZE, with the
     smoke-test banner. A finished run there with the same settings is loaded from its checkpoints
     (resume=True: nothing is trained again); none, or one with other settings, starts afresh."""
     folder = Path(out) / ("quick" if quick else "full") / name
-    options = options | (QUICK_SIZE if quick else {})
+    options = options | (quick_size(name) if quick else {})
     if quick:
         smoke_test_banner()
     try:

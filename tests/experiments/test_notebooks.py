@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import host_only
 
-from minidl.experiments.notebook import EXAMPLES, example_names, experiment, run_example
+from minidl.experiments.notebook import EXAMPLES, QUICK_SIZE, example_names, experiment, quick_size, run_example
 from minidl.experiments.options import ExperimentError, command_words
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,3 +109,11 @@ def test_a_sheets_run_is_kept_and_loaded_when_run_again(tmp_path, capsys):
     assert {p: p.stat().st_mtime_ns for p in checkpoints} == written, "a finished run was trained again"
     other = sheet_run("dae_mnist", out=tmp_path, quick=True, device="cpu", levels=[0.5])
     assert "resumed from" not in capsys.readouterr().out and other.metrics["test_mse"] != first.metrics["test_mse"]
+
+
+def test_quick_trains_every_stage_one_epoch():
+    """QUICK said "one epoch" while deep_ae still trained its one-layer models 5 and 10 epochs and each
+    pretrained level 5: every option of an example that counts epochs is 1 at QUICK size."""
+    assert quick_size("deep_ae") == QUICK_SIZE | {"one_layer_epochs": [1, 1], "pretrain_epochs": 1}
+    assert quick_size("stacked_classifier") == QUICK_SIZE | {"pretrain_epochs": 1}
+    assert quick_size("dae_mnist") == QUICK_SIZE == {"epochs": 1, "limit": 128, "test_limit": 128}
