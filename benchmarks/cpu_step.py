@@ -87,7 +87,7 @@ def minidl_step(workload: str, xs: list[np.ndarray]):
 def torch_step(workload: str, xs: list[np.ndarray], ours=None):
     """step(i): PyTorch's one Adam step on batch i, from ours's weights when given."""
     import torch
-    from train_model_c import torch_model
+    from train_model_c import copy_weights, torch_model
 
     T, kind = torch.nn, workload.split("-")[0]
     if kind == "contractive":
@@ -96,9 +96,7 @@ def torch_step(workload: str, xs: list[np.ndarray], ours=None):
     else:
         model = torch_model(kind)
     if ours is not None:
-        with torch.no_grad():
-            for a, b in zip(ours.parameters(), model.parameters(), strict=True):
-                b.copy_(torch.from_numpy(a.numpy()))
+        copy_weights(ours, model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     data = [torch.from_numpy(x) for x in xs]
     F = T.functional

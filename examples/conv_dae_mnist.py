@@ -18,7 +18,7 @@ either; examples/normalization.py trains both models on each reading of the word
 
 import minidl as md
 from minidl.experiments import corruptions, figures, run
-from minidl.experiments.experiment import Experiment, example, psnr
+from minidl.experiments.experiment import Experiment, example, mse, psnr
 from minidl.experiments.models import MAIN_JOB, start_at_mean
 from minidl.experiments.options import corruption_spec, positive_int
 from minidl.nn import functional as F
@@ -52,9 +52,6 @@ def conv_dae_mnist(exp: Experiment) -> dict:
     noisy_test = {name: fn(mnist.x_test, exp.rng(TEST_SEED, i)) for i, (name, fn) in enumerate(tests.items())}
     noisy_val = noise(mnist.x_val, exp.rng(VAL_SEED))
     first = next(iter(tests))
-
-    def mse(a, b) -> float:  # host arrays
-        return float(((a - b) ** 2).mean())
 
     def train(tag: str) -> dict:
         """One model trained to convergence; what it learnt, epoch by epoch."""

@@ -13,7 +13,7 @@ epoch; the table and --json give each level's epochs and whether it converged.
 
 import minidl as md
 from minidl.experiments import corruptions, figures, run
-from minidl.experiments.experiment import Experiment, example, psnr
+from minidl.experiments.experiment import Experiment, example, mse, psnr
 from minidl.experiments.models import MAIN_JOB, start_at_mean
 from minidl.experiments.options import non_negative_float, positive_int
 from minidl.nn import functional as F
@@ -44,7 +44,7 @@ def dae_mnist(exp: Experiment) -> dict:
             return F.mse_loss(model(noise(x, rng)), x)
 
         def validate(model=model, noisy_val=noisy_val) -> float:
-            return float(((exp.evaluate(model, noisy_val) - mnist.x_val) ** 2).mean())
+            return mse(exp.evaluate(model, noisy_val), mnist.x_val)
 
         tag = f"model_d_sigma{level}"
         optimizer = md.optim.Adam(model.parameters(), lr=recipe.lr)
@@ -54,13 +54,12 @@ def dae_mnist(exp: Experiment) -> dict:
         noisy = noise(mnist.x_test, exp.rng(10_000))
         out = exp.evaluate(model, noisy)
         clean_out = exp.evaluate(model, mnist.x_test)
-        mse, noisy_mse = float(((out - mnist.x_test) ** 2).mean()), float(((noisy - mnist.x_test) ** 2).mean())
-        clean_mse = float(((clean_out - mnist.x_test) ** 2).mean())
-        rows.append((level, noisy_mse, mse, psnr(mse), clean_mse, fit["epochs"], fit["best_epoch"],
+        test_mse, noisy_mse, clean_mse = (mse(y, mnist.x_test) for y in (out, noisy, clean_out))
+        rows.append((level, noisy_mse, test_mse, psnr(test_mse), clean_mse, fit["epochs"], fit["best_epoch"],
                      "yes" if fit["converged"] else "NO"))  # fmt: skip
-        metrics[str(level)] = {"noisy_mse": noisy_mse, "test_mse": mse, "psnr": psnr(mse), "clean_input_mse": clean_mse,
-                               "loss": "mse", "train_corruption": f"gaussian:{level}:noclip", "lr": recipe.lr,
-                               } | fit  # fmt: skip
+        metrics[str(level)] = {"noisy_mse": noisy_mse, "test_mse": test_mse, "psnr": psnr(test_mse),
+                               "clean_input_mse": clean_mse, "loss": "mse", "lr": recipe.lr,
+                               "train_corruption": f"gaussian:{level}:noclip"} | fit  # fmt: skip
         figure_rows[f"noisy {level}"] = noisy[:SHOW].clip(0, 1)
         figure_rows[f"denoised {level}"] = out[:SHOW]
     exp.table(["noise sigma", "noisy MSE", "denoised MSE", "PSNR dB", "MSE on clean input", "epochs", "best",

@@ -28,7 +28,7 @@ MSE stops improving (--patience, at most --epochs), and are scored on the normal
 
 import minidl as md
 from minidl.experiments import corruptions, figures, run
-from minidl.experiments.experiment import Experiment, example
+from minidl.experiments.experiment import Experiment, example, mse
 from minidl.experiments.models import MAIN_JOB, start_at_mean
 from minidl.experiments.options import positive_int
 from minidl.nn import functional as F
@@ -56,9 +56,6 @@ def normalization(exp: Experiment) -> dict:
     args, mnist = exp.args, exp.data
     mnist.hold_out_validation()
     x_train = mnist.x_train
-
-    def mse(a, b) -> float:
-        return float(((a - b) ** 2).mean())
 
     rows, results, figure = [], {}, {"clean": mnist.x_test[:SHOW]}
     for reading in args.readings:

@@ -466,6 +466,11 @@ def example(doc: str, epochs: int, options: Callable | None = None, check: Calla
     return declare
 
 
+def mse(a: np.ndarray, b: np.ndarray) -> float:
+    """The mean squared difference of two host arrays of one shape (images: a reconstruction and its target)."""
+    return float(((a - b) ** 2).mean())
+
+
 def psnr(mse: float) -> float:
     """Peak signal-to-noise ratio of images in [0, 1]: 10 log10(1 / MSE)."""
     return 10 * math.log10(1 / mse) if mse > 0 else math.inf

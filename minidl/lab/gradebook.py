@@ -47,7 +47,7 @@ from .platforms import gradescope_results
 from .sheet_grading import SheetResult, grade_sheet
 from .sheet_grading import report as sheet_report
 from .sheets import SheetError, graded_cells, read_sheet, sheet_paths
-from .solutions import body, find_regions, splice, write_copy
+from .solutions import splice, write_copy
 
 STATUS = {"not implemented": "not-implemented"}  # a gradebook cell is one word
 
@@ -154,15 +154,13 @@ def grade_exercises(root: Path, copy: Path, work: Path, row: Row, device: str, t
     the stub, whatever the rest of the copy does (`check` runs it, and says the same)."""
     handout = work / "handout"
     write_copy(root, handout, stubs())
-    blank = region_bodies(handout)
-    broken = splice(copy, handout)
+    broken, written = splice(copy, handout)
     row.reason = "; ".join(dict.fromkeys(broken.values()))
-    handed_in = region_bodies(handout)
     for e in EXERCISES:
         if e.number in broken:
             row.verdicts[e.number] = Verdict("broken", broken[e.number], 0, 0.0)
             continue
-        if handed_in[e.number] == blank[e.number]:  # the handout's stub, as it was: not run
+        if e.number not in written:  # the handout's stub, as it was: not run
             row.verdicts[e.number] = Verdict("not implemented", e.stub_message, 0, 0.0)
             continue
         fresh = work / f"exercise-{e.number}"
@@ -171,14 +169,6 @@ def grade_exercises(root: Path, copy: Path, work: Path, row: Row, device: str, t
             row.verdicts[e.number] = grade(fresh, e.number, device_for(e, device), timeout, sandbox)
         finally:
             shutil.rmtree(fresh, ignore_errors=True)
-
-
-def region_bodies(tree: Path) -> dict[int, list[list[str]]]:
-    """The bodies of each exercise's solution regions in the copy at tree, file by file in order."""
-    bodies: dict[int, list[list[str]]] = {}
-    for region in find_regions(tree):
-        bodies.setdefault(region.number, []).append(body((tree / region.path).read_text(), region))
-    return bodies
 
 
 def submitted_sheet(copy: Path, name: str) -> tuple[dict | None, str]:

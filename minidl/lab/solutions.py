@@ -130,13 +130,15 @@ def body(text: str, region: Region) -> list[str]:
     return text.splitlines()[region.first + 1 : region.last]
 
 
-def splice(handed_in: Path, blanked: Path) -> dict[int, str]:
+def splice(handed_in: Path, blanked: Path) -> tuple[dict[int, str], set[int]]:
     """Write the bodies of the solution regions of the copy at `handed_in` into the blanked copy at
     `blanked` (write_copy's, from the teacher's project), file by file and region by region in order,
     each read by handin.read_source (a link, a FIFO, a device is refused, never followed or opened).
     A file whose regions do not match the handout's (missing, a marker deleted, a region duplicated)
-    gives nothing: returns, for each exercise with such a file, the reason (its regions stay stubs)."""
+    gives nothing. Returns, for each exercise with such a file, the reason (its regions stay stubs),
+    and the exercises with a region whose body differs from the blanked copy's (written)."""
     broken: dict[int, str] = {}
+    written: set[int] = set()
     for path in source_files(blanked):
         handout_text = (blanked / path).read_text()
         handout = regions_in(handout_text, path)
@@ -154,13 +156,14 @@ def splice(handed_in: Path, blanked: Path) -> dict[int, str]:
             found = [r.number for r in regions]
             if found == numbers:
                 bodies = {mine: body(text, theirs) for mine, theirs in zip(handout, regions)}
+                written |= {mine.number for mine, lines in bodies.items() if lines != body(handout_text, mine)}
                 (blanked / path).write_text(replace_bodies(handout_text, bodies))
                 continue
             reason = (f"{path} has solution regions of exercises {found}, the handout {numbers} "
                       "(a marker deleted, or a region copied?)")  # fmt: skip
         for number in numbers:
             broken.setdefault(number, reason)
-    return broken
+    return broken, written
 
 
 def write_copy(root: Path, destination: Path, stubs: dict[int, tuple[str, str]] | None,
