@@ -14,7 +14,6 @@ does nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 
@@ -27,5 +26,5 @@ def keep_freed_memory() -> bool:
     """Ask glibc to keep freed blocks for reuse (see the module's docstring); whether it took effect."""
     if os.environ.get("MINIDL_HOST_MEMORY") == "release" or platform.libc_ver()[0] != "glibc":
         return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc = ctypes.CDLL(None)  # the process's own symbols, glibc's among them (find_library runs ldconfig)
     return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
