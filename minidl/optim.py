@@ -282,10 +282,13 @@ class Adam(Optimizer):
         ### BEGIN SOLUTION exercise 7
         if d["weight_decay"]:
             grad = grad + d["weight_decay"] * p.data
-        state["exp_avg"] = beta1 * state["exp_avg"] + (1 - beta1) * grad
-        state["exp_avg_sq"] = beta2 * state["exp_avg_sq"] + (1 - beta2) * grad * grad
-        denom = (state["exp_avg_sq"] ** 0.5) / bias2_sqrt + d["eps"]
-        p.data = p.data - step_size * state["exp_avg"] / denom
+        m, v = state["exp_avg"], state["exp_avg_sq"]  # updated in place, as the kernel does
+        m *= beta1
+        m += (1 - beta1) * grad
+        v *= beta2
+        v += (1 - beta2) * grad * grad
+        denom = (v**0.5) / bias2_sqrt + d["eps"]
+        p.data -= step_size * m / denom
         ### END SOLUTION
 
     def device_counts(self) -> dict[int, int]:

@@ -18,7 +18,7 @@ from .. import backend, validate
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from ..runtime import Out, blocks, launch
-from .activations import sigmoid, softmax
+from .activations import sigmoid, softmax, stable_sigmoid
 from .elementwise import log, maximum
 
 FUSED_KINDS = {"bce": 0, "mse": 1}  # the kind argument of kernels/sigmoid_loss.cu
@@ -82,8 +82,7 @@ class FusedSigmoidLoss(Function):
         scale = self.scale = 1 / z.size if reduction == "mean" else 1
         self.kind = kind
         e = xp.exp(-xp.abs(z))  # serves both the sigmoid and the log term
-        inv = 1 / (1 + e)
-        s = xp.where(z >= 0, inv, e * inv)  # σ(z), without overflow for any z
+        s = stable_sigmoid(xp, z, e)
         if kind == "bce":
             loss = xp.maximum(z, 0) - z * y + xp.log1p(e)
             grad = s - y

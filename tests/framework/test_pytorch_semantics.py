@@ -270,6 +270,39 @@ def test_no_grad_and_enable_grad_decorate_generator_functions():
         assert not md.autograd.is_grad_enabled()
 
 
+# ------------------------------------------------------------------------ sigmoid at the edges
+EDGES = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, 3.5, -3.5, 30.0, -30.0, 88.0, -87.0, -100.0], np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_and_the_fused_bce_at_the_edges_as_pytorch(dtype):
+    """σ(z) without overflow at ±inf, NaN passed on, the tails down to float32's denormals (σ(-100) ≈ 3.7e-44,
+    to their spacing): against the float64 formula 1 / (1 + e^-z) (minidl computes e^min(z, 0) / (1 + e^-|z|)),
+    and PyTorch where the result is not denormal (PyTorch's float32 1 / (1 + e^100) is 1 / inf = 0)."""
+    z = EDGES.astype(dtype)
+    with np.errstate(over="ignore"):
+        expected = 1 / (1 + np.exp(-z.astype(np.float64)))
+    got = md.tensor(z).sigmoid().numpy()
+    assert got.dtype == dtype
+    np.testing.assert_allclose(
+        got,
+        expected,
+        rtol=2e-7 if dtype == np.float32 else 1e-15,
+        atol=2 * np.finfo(dtype).smallest_subnormal,
+        equal_nan=True,
+    )
+    normal = ~((expected > 0) & (expected < np.finfo(dtype).tiny))
+    torch_agrees(got[normal], lambda torch: torch.sigmoid(torch.tensor(z[normal])))
+    finite = z[np.isfinite(z)]
+    y = np.linspace(0, 1, finite.size).astype(dtype)
+    bce = md.nn.functional.binary_cross_entropy_with_logits(md.tensor(finite), md.tensor(y)).item()
+    zz = finite.astype(np.float64)
+    np.testing.assert_allclose(bce, np.mean(np.maximum(zz, 0) - zz * y + np.log1p(np.exp(-np.abs(zz)))), rtol=1e-6)
+    torch_agrees(
+        bce, lambda torch: torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor(finite), torch.tensor(y))
+    )
+
+
 # ----------------------------------------------------------------------- gradients of targets
 P = np.array([[0.3, 0.9], [0.5, 0.02]])
 Y = np.array([[0.2, 0.7], [1.0, 0.4]])

@@ -318,8 +318,8 @@ PLANTED = {
     ),
     "a wrong bias correction in Adam": (
         "minidl/optim.py",
-        'denom = (state["exp_avg_sq"] ** 0.5) / bias2_sqrt + d["eps"]',
-        'denom = (state["exp_avg_sq"] ** 0.5) * bias2_sqrt + d["eps"]',
+        'denom = (v**0.5) / bias2_sqrt + d["eps"]',
+        'denom = (v**0.5) * bias2_sqrt + d["eps"]',
         7,
         "FAIL",
         "the parameter after step 1 is wrong",
