@@ -39,9 +39,10 @@ def contractive_penalty(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
 def jacobian_penalty(encode: Callable[[Tensor], Tensor], x: Tensor, samples: int | None = None) -> Tensor:
     """‖∂enc(x)/∂x‖_F² of any encoder, averaged over the batch, by double backward: a differentiable
     loss term (the contractive penalty of a deep or convolutional encoder). x (N, ...); the encoder
-    must treat the samples of a batch independently (no batch statistics, no dropout).
-      samples=None, exactly: Σ_j ‖∂h_j/∂x‖², one backward per code unit j (the sum over the batch of
-        h_nj has ∂/∂x_n = ∂h_nj/∂x_n, so one backward serves every sample);
+    must treat the samples of a batch independently (no batch statistics, no dropout). Each
+    backward is the vector-Jacobian product of h = enc(x) (N, code) with a seed v (N, code):
+      samples=None, exactly: Σ_j ‖∂h_j/∂x‖², one backward per code unit j, v = ones in column j
+        (the product is ∂h_nj/∂x_n for every sample n at once: one backward serves the batch);
       samples=S, Hutchinson's estimate: the mean over S draws of ‖vᵀJ‖² with v of random signs,
         unbiased since E[v vᵀ] = I; one backward per draw, whatever the code size."""
     if samples is not None and samples < 1:
@@ -49,15 +50,17 @@ def jacobian_penalty(encode: Callable[[Tensor], Tensor], x: Tensor, samples: int
     n = x.shape[0]
     x = x.detach().requires_grad_()  # the Jacobian is with respect to this batch, not what made it
     h = encode(x).reshape(n, -1)
+    xp = backend.array_module(x.device)
     if samples is None:
-        probes = [h[:, j].sum() for j in range(h.shape[1])]
+        seeds = [xp.zeros(h.shape, h.dtype) for _ in range(h.shape[1])]
+        for j, v in enumerate(seeds):
+            v[:, j] = 1
     else:
         generator = backend.generator(x.device)
-        signs = [(generator.random(h.shape) < 0.5).astype(h.dtype) * 2 - 1 for _ in range(samples)]  # ±1
-        probes = [(h * v).sum() for v in signs]
+        seeds = [(generator.random(h.shape) < 0.5).astype(h.dtype) * 2 - 1 for _ in range(samples)]  # ±1
     total = None
-    for probe in probes:
-        (g,) = grad(probe, x, retain_graph=True, create_graph=True)
+    for v in seeds:
+        (g,) = grad(h, x, grad_outputs=Tensor(v, device=x.device), retain_graph=True, create_graph=True)
         term = (g * g).sum()
         total = term if total is None else total + term
     return total / (n * (1 if samples is None else samples))

@@ -106,9 +106,14 @@ class MatMul(Function):
             g = Reshape.apply(g, shape=(*g.shape, 1))
         if a.ndim == 1:
             g = Reshape.apply(g, shape=(*g.shape[:-1], 1, g.shape[-1]))
-        ga = unbroadcast(MatMul.apply(g, _swap(b2)), a2.shape).reshape(a.shape) if self.needs_grad[0] else None
-        gb = unbroadcast(MatMul.apply(_swap(a2), g), b2.shape).reshape(b.shape) if self.needs_grad[1] else None
+        ga = _unpromoted(unbroadcast(MatMul.apply(g, _swap(b2)), a2.shape), a) if self.needs_grad[0] else None
+        gb = _unpromoted(unbroadcast(MatMul.apply(_swap(a2), g), b2.shape), b) if self.needs_grad[1] else None
         return ga, gb
+
+
+def _unpromoted(g: Tensor, operand: Tensor) -> Tensor:
+    """A gradient of a promoted operand in the operand's own shape (a vector's again 1-D)."""
+    return g if g.shape == operand.shape else g.reshape(operand.shape)
 
 
 def _swap(t: Tensor) -> Tensor:

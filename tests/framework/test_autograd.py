@@ -239,6 +239,33 @@ def test_grad_of_a_hidden_tensor_and_of_unused_inputs():
     assert none is None and unused.grad.numpy().tolist() == [9.0]
 
 
+def test_grad_works_only_on_the_paths_to_its_inputs():
+    """As torch.autograd.grad: an op on the way asks for the gradients of the inputs that lead to the
+    requested ones only (needs_grad narrowed for that walk: Linear skips its weight gradient), and its
+    own needs_grad is back for the next backward."""
+    seen = []
+
+    class Scale(md.autograd.Function):  # y = w·x, recording what each backward was asked for
+        def forward(self, x, w):
+            return w * x
+
+        def backward(self, g):
+            seen.append(self.needs_grad)
+            x, w = self.inputs
+            return (g * w if self.needs_grad[0] else None), ((g * x).sum() if self.needs_grad[1] else None)
+
+    x, w = leaf([1.0, 2.0]), leaf(3.0)
+    h = Scale.apply(x, w)
+    y = md.nn.functional.linear(h.reshape(1, 2), leaf([[1.0, -1.0]]), leaf([0.5])).sum()
+    (gx,) = md.autograd.grad(y, x, retain_graph=True)
+    np.testing.assert_allclose(gx.numpy(), [3.0, -3.0])
+    assert seen == [(True, False)] and x.grad is None and w.grad is None
+    y.backward()
+    assert seen[1] == (True, True)
+    np.testing.assert_allclose(w.grad.numpy(), 1.0 - 2.0)
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, -3.0])
+
+
 def test_grad_takes_grad_outputs_and_several_outputs():
     x = leaf([1.0, 2.0])
     a, b = x * 2, x * x
