@@ -24,7 +24,7 @@ def _count_uses(root: Tensor) -> dict[int, int]:
         t = stack.pop()
         if t._node is None:
             continue
-        if getattr(t._node, "released", False):
+        if t._node.released:
             raise RuntimeError(
                 "trying to backward through the graph a second time: its saved values were freed. "
                 "Call the first backward() with retain_graph=True if you need to."
@@ -198,6 +198,8 @@ def _upstream(root: Tensor) -> list[Tensor]:
 def unbroadcast(grad, shape: Sequence[int]):
     """Sum a broadcast gradient back to `shape` (NumPy broadcasting rules)."""
     ### BEGIN SOLUTION exercise 1
+    if grad.shape == tuple(shape):  # nothing was broadcast (the common case)
+        return grad
     extra = grad.ndim - len(shape)
     if extra:
         grad = grad.sum(axis=tuple(range(extra)))

@@ -51,6 +51,7 @@ class Function:
     saves_output = False
     makes_view = False
     saved: tuple = ()
+    released = False  # release() has dropped what backward needs
 
     inputs: tuple[Tensor, ...]
     device: str

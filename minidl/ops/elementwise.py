@@ -50,7 +50,11 @@ class Add(Function):
         return a + b
 
     def backward(self, g):
-        return unbroadcast(g, self.shapes[0]), unbroadcast(g, self.shapes[1])
+        needs = self.needs_grad
+        return (
+            unbroadcast(g, self.shapes[0]) if needs[0] else None,
+            unbroadcast(g, self.shapes[1]) if needs[1] else None,
+        )
 
 
 class Sub(Function):
@@ -61,7 +65,11 @@ class Sub(Function):
         return a - b
 
     def backward(self, g):
-        return unbroadcast(g, self.shapes[0]), unbroadcast(-g, self.shapes[1]) if self.needs_grad[1] else None
+        needs = self.needs_grad
+        return (
+            unbroadcast(g, self.shapes[0]) if needs[0] else None,
+            unbroadcast(-g, self.shapes[1]) if needs[1] else None,
+        )
 
 
 class Mul(Function):
@@ -84,9 +92,9 @@ class Div(Function):
         return a / b
 
     def backward(self, g):
-        a, b = self.inputs
+        (a, b), needs = self.inputs, self.needs_grad
         ga = g / b
-        return unbroadcast(ga, a.shape), unbroadcast(-ga * a / b, b.shape) if self.needs_grad[1] else None
+        return unbroadcast(ga, a.shape) if needs[0] else None, unbroadcast(-ga * a / b, b.shape) if needs[1] else None
 
 
 class Pow(Function):

@@ -46,7 +46,7 @@ class Permute(Function):
     makes_view = True
 
     def forward(self, x, dims):
-        self.inverse = tuple(np.argsort(dims))
+        self.inverse = tuple(sorted(range(len(dims)), key=dims.__getitem__))  # dims' inverse permutation
         return x.transpose(dims)
 
     def backward(self, g):
