@@ -7,13 +7,16 @@ worker subprocess sets NumPy's BLAS threads (OPENBLAS_NUM_THREADS, OMP_NUM_THREA
 before NumPy loads) and torch.set_num_threads, builds both frameworks from the same weights, and
 alternates them on the same batches: per round, --steps steps of minidl then --steps of PyTorch,
 wall time (perf_counter) and CPU time of the process (process_time, all threads); each figure is
-the median over --rounds rounds of the time per step. Peak RSS: one subprocess per framework and
-workload (1 thread), running only that framework's steps (PyTorch's also imports minidl: about 7 MB,
-and minidl.host_memory's malloc settings, which the timed PyTorch steps share too). The header has
+the median over --rounds rounds of the time per step. Each block of steps starts with --settle
+untimed steps: at 2 threads each framework's workers (OpenBLAS's, OpenMP's) wait actively for a
+while after their work, so a block timed from its first step would pay for the other framework's.
+Peak RSS: one subprocess per framework and workload (1 thread), running only that framework's steps
+(PyTorch's also imports minidl: about 7 MB, and minidl.host_memory's malloc settings, which the timed
+PyTorch steps share too). The header has
 lscpu's model name, whether the CPU has AVX-512, and the load average before and after each worker
 (the machine may be shared).
 
-    PYTHONPATH=. python benchmarks/cpu_step.py [--threads 1 2] [--rounds 5] [--steps 3] [--json PATH]
+    PYTHONPATH=. python benchmarks/cpu_step.py [--threads 1 2] [--rounds 5] [--steps 3] [--settle 1] [--json PATH]
 """
 
 from __future__ import annotations
@@ -148,8 +151,10 @@ def worker(args) -> dict:
         ours(0), theirs(0)  # warm-up
         times = {"minidl": [], "torch": []}
         for r in range(args.rounds):
-            times["minidl"].append(timed(ours, args.steps, r * args.steps))
-            times["torch"].append(timed(theirs, args.steps, r * args.steps))
+            for name, step in (("minidl", ours), ("torch", theirs)):
+                for i in range(args.settle):  # untimed: the other framework's threads stop spinning
+                    step(r * args.steps + i)
+                times[name].append(timed(step, args.steps, r * args.steps))
         row = {"workload": workload, "threads": args.worker}
         for name, pairs in times.items():
             row[f"{name}_wall_ms"] = statistics.median(p[0] for p in pairs) * 1e3
@@ -175,7 +180,8 @@ def run_self(args, extra: list[str], threads: int) -> str:
     """This script in a subprocess with `threads` BLAS threads; its stdout."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))  # fmt: skip
-    common = ["--rounds", str(args.rounds), "--steps", str(args.steps), "--batch", str(args.batch)]
+    common = ["--rounds", str(args.rounds), "--steps", str(args.steps), "--settle", str(args.settle),
+              "--batch", str(args.batch)]  # fmt: skip
     command = [sys.executable, __file__, *common, "--workloads", *args.workloads, *extra]
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode:
@@ -188,6 +194,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3, help="steps per round and framework")
+    parser.add_argument("--settle", type=int, default=1, help="untimed steps before each block (default 1)")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS subprocesses")
@@ -205,7 +212,8 @@ def main() -> None:
     import minidl
 
     report = {"cpu": cpu_info(), "minidl": str(Path(minidl.__file__).parent), "rounds": args.rounds,
-              "steps": args.steps, "batch": args.batch, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "steps": args.steps, "settle": args.settle, "batch": args.batch,
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "rows": [], "load": {}, "rss_mb": {}}  # fmt: skip
     for threads in args.threads:
         result = json.loads(run_self(args, ["--worker", str(threads)], threads))
@@ -218,7 +226,8 @@ def main() -> None:
             }
     cpu = report["cpu"]
     print(f"{cpu['model']}, {cpu['cores']} cores, AVX-512: {'yes' if cpu['avx512'] else 'no'}; minidl from "
-          f"{report['minidl']}; batch {args.batch}; median of {args.rounds} rounds x {args.steps} steps; "
+          f"{report['minidl']}; batch {args.batch}; median of {args.rounds} rounds x {args.steps} steps "
+          f"(each block after {args.settle} untimed); "
           f"{report['date']}")  # fmt: skip
     for threads, (before, after) in report["load"].items():
         print(f"load average (1 min) around the {threads}-thread run: {before:.2f} -> {after:.2f}")
