@@ -140,15 +140,17 @@ def padded_rows(x, kernel, padding):
     hp, wp = h + 2 * ph, w + 2 * pw
     rows = xp.zeros((c, hp * wp * n + (kw - 1) * n), dtype=x.dtype)
     rows[:, : hp * wp * n].reshape(c, hp, wp, n)[:, ph : ph + h, pw : pw + w] = x.transpose(1, 2, 3, 0)
-    return rows, wp
+    return rows
 
 
-def conv2d_output_shifted(x, w, padding):
+def conv2d_output_shifted(x, w, padding, rows=None):
     """conv2d_output for stride 1 as Σ_i,j w[:, :, i, j] @ (x's rows shifted by (i, j)): the outputs
-    (O, Ho, Wp, N) over the padded width, of which columns q < Wo are the image (stored batch last)."""
+    (O, Ho, Wp, N) over the padded width, of which columns q < Wo are the image (stored batch last).
+    rows: padded_rows(x), if the caller already has it."""
     xp = backend.array_module_of(x)
-    (n, _, h, _), (o, _, kh, kw) = x.shape, w.shape
-    rows, wp = padded_rows(x, (kh, kw), padding)
+    (n, _, h, wd), (o, _, kh, kw) = x.shape, w.shape
+    rows = padded_rows(x, (kh, kw), padding) if rows is None else rows
+    wp = wd + 2 * padding[1]
     ho, wo = h + 2 * padding[0] - kh + 1, wp - kw + 1
     length = ho * wp * n
     y, product = xp.empty((o, length), dtype=x.dtype), xp.empty((o, length), dtype=x.dtype)
@@ -161,12 +163,14 @@ def conv2d_output_shifted(x, w, padding):
     return y.reshape(o, ho, wp, n)[:, :, :wo].transpose(3, 0, 1, 2)
 
 
-def conv2d_weight_grad_shifted(x, gy, kernel, padding):
+def conv2d_weight_grad_shifted(x, gy, kernel, padding, rows=None):
     """conv2d_weight_grad for stride 1: gw[:, :, i, j] = gy's rows @ (x's rows shifted by (i, j))ᵀ, with
-    gy zero-padded to the padded width (the columns q ≥ Wo, which no output has)."""
+    gy zero-padded to the padded width (the columns q ≥ Wo, which no output has). rows: padded_rows(x),
+    if the caller already has it (conv2d's forward made it)."""
     xp = backend.array_module_of(x)
     (n, o, ho, wo), (kh, kw) = gy.shape, kernel
-    rows, wp = padded_rows(x, kernel, padding)
+    rows = padded_rows(x, kernel, padding) if rows is None else rows
+    wp = x.shape[3] + 2 * padding[1]
     g = xp.zeros((o, ho, wp, n), dtype=gy.dtype)
     g[:, :, :wo] = gy.transpose(1, 2, 3, 0)
     g, length = g.reshape(o, -1), ho * wp * n
@@ -283,10 +287,12 @@ class Conv2d(Function):
         """cols: x's im2col matrix, where the caller made it (conv_transpose2d's backward)."""
         self.stride, self.padding, self.has_bias = stride, padding, b is not None
         if cols is None and shifted_is_cheaper(x.shape[1], w.shape[0], stride):
-            y = conv2d_output_shifted(x, w, padding)
+            rows = padded_rows(x, w.shape[2:], padding)
+            self.save_for_backward(None, rows)  # serves the forward and the weight gradient
+            y = conv2d_output_shifted(x, w, padding, rows)
         else:
             cols = im2col(x, w.shape[2:], stride, padding) if cols is None else cols
-            self.save_for_backward(cols)  # serves the forward and the weight gradient
+            self.save_for_backward(cols, None)  # serves the forward and the weight gradient
             y = conv2d_output(x, w, stride, padding, cols)
         return y if b is None else y + b.reshape(1, -1, 1, 1)
 
@@ -297,10 +303,11 @@ class Conv2d(Function):
 
     def backward(self, gy):
         (x, w), needs, options = self.inputs[:2], self.needs_grad, dict(stride=self.stride, padding=self.padding)
-        cols = self.saved[0].data if self.saved else None  # x's im2col matrix, from the array path's forward
+        # x's im2col matrix or padded rows, from the array path's forward (the kernel path keeps neither)
+        cols, rows = (t.data if t is not None else None for t in self.saved) if self.saved else (None, None)
         return (
             ConvTranspose2d.apply(gy, w, out_hw=x.shape[2:], **options) if needs[0] else None,
-            Conv2dWeightGrad.apply(x, gy, kernel=w.shape[2:], cols=cols, **options) if needs[1] else None,
+            Conv2dWeightGrad.apply(x, gy, kernel=w.shape[2:], cols=cols, rows=rows, **options) if needs[1] else None,
             *([BiasGrad.apply(gy)] if self.has_bias else []),
         )
 
@@ -344,15 +351,15 @@ class Conv2dWeightGrad(Function):
     """conv2d's weight gradient as an op: x (N, C, H, W) and gy (N, O, Ho, Wo) -> gw (O, C, kh, kw),
     gw[o,c,i,j] = Σ_n,p,q gy[n,o,p,q] · xpad[n,c,p·sh+i,q·sw+j]. It is bilinear, so its gradients for
     an output gradient G (O, C, kh, kw) are convolutions with G as the weight: d/dx = conv_transpose2d(gy, G)
-    and d/dgy = conv2d(x, G). cols: x's im2col matrix, where conv2d's forward made it."""
+    and d/dgy = conv2d(x, G). cols, rows: x's im2col matrix or padded rows, where conv2d's forward made them."""
 
-    def forward(self, x, gy, kernel, stride, padding, cols=None):
+    def forward(self, x, gy, kernel, stride, padding, cols=None, rows=None):
         self.stride, self.padding = stride, padding
         if cols is None and shifted_is_cheaper(x.shape[1], gy.shape[1], stride):
-            return conv2d_weight_grad_shifted(x, gy, kernel, padding)
+            return conv2d_weight_grad_shifted(x, gy, kernel, padding, rows)
         return conv2d_weight_grad(x, gy, kernel, stride, padding, cols)
 
-    def forward_kernel(self, x, gy, kernel, stride, padding, cols=None):
+    def forward_kernel(self, x, gy, kernel, stride, padding, cols=None, rows=None):
         self.stride, self.padding = stride, padding
         return conv2d_weight_grad_kernel(x, gy, kernel, stride, padding)[0]
 
