@@ -268,8 +268,8 @@ def _splits(m: int, blocks: int) -> tuple[int, int]:
 
 
 def bias_grad_kernel(gy):
-    """gb = Σ over n, p, q of gy: (N, O, Ho, Wo) -> (O,) (conv_transpose2d's bias; conv2d's comes
-    with its weight gradient): partial sums of splits of (n, p, q), then their sum in order."""
+    """gb = Σ over n, p, q of gy: (N, O, Ho, Wo) -> (O,) (BiasGrad's kernel path, for conv2d's and
+    conv_transpose2d's bias): partial sums of splits of (n, p, q), then their sum in order."""
     n, o, ho, wo = gy.shape
     splits, chunk = _splits(n * ho * wo, o)
     partial = launch("bias_backward", gy, Out((splits, o, 1)), N=n, O=o, HW=ho * wo, chunk=chunk, grid=(o, splits))

@@ -81,6 +81,9 @@ class Mul(Function):
 
     def backward(self, g):
         (a, b), needs = self.inputs, self.needs_grad
+        if a is b:  # a square, a * a: its two gradients are one product (the engine adds them up)
+            ga = g * a
+            return ga, ga
         return (
             unbroadcast(g * b, a.shape) if needs[0] else None,
             unbroadcast(g * a, b.shape) if needs[1] else None,
