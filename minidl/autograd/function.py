@@ -37,9 +37,10 @@ class Function:
             every backward stays one function and second derivatives come from the ops' backwards.
             A backward may call a primitive's apply directly (its inputs are known to be good).
     `self.needs_grad[i]` says whether tensor input i wants a gradient (a backward may return None
-    for the others and skip their work). An op whose backward reads its inputs' values (saves_inputs,
-    the default) records their versions; backward refuses if one was written in place since
-    (Tensor.mark_changed). Ops whose backward needs only shapes say saves_inputs = False.
+    for the others and skip their work); during a grad() walk, whether it leads to a requested
+    input. An op whose backward reads its inputs' values (saves_inputs, the default) records their
+    versions; backward refuses if one was written in place since (Tensor.mark_changed). Ops whose
+    backward needs only shapes say saves_inputs = False.
     What backward needs from forward besides inputs and output (masks, indices) forward declares
     with one call, save_for_backward(*arrays), and backward reads back as self.saved (constant
     tensors); options (shapes, strides) are plain attributes. After backward the engine calls
