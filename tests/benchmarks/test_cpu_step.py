@@ -30,7 +30,7 @@ def test_cpu_step_reports_ratios_per_workload_and_threads(tmp_path):
     for row in report["rows"]:
         for key in ("minidl_wall_ms", "torch_wall_ms", "minidl_cpu_ms", "torch_cpu_ms"):
             assert row[key] > 0, (row, key)
-    assert set(report["load"]) == {"1", "2"}
+    assert set(report["load"]) == {"1", "2"} and report["settle"] == 1  # one untimed step before each block
     assert set(report["rss_mb"]) == set(workloads)
     assert all(rss["minidl"] > 10 and rss["torch"] > 10 for rss in report["rss_mb"].values())
     assert "AVX-512: " in result.stdout and result.stdout.count("contractive-exact-16") == 3  # 2 rows, 1 RSS
