@@ -16,10 +16,9 @@ either; examples/normalization.py trains both models on each reading of the word
     python examples/conv_dae_mnist.py --loss bce --noise gaussian:0.5
 """
 
-import minidl as md
 from minidl.experiments import corruptions, figures, run
 from minidl.experiments.experiment import Experiment, example, mse, psnr
-from minidl.experiments.models import MAIN_JOB, start_at_mean
+from minidl.experiments.models import MAIN_JOB
 from minidl.experiments.options import corruption_spec, positive_int
 from minidl.nn import functional as F
 
@@ -57,8 +56,7 @@ def conv_dae_mnist(exp: Experiment) -> dict:
         """One model trained to convergence; what it learnt, epoch by epoch."""
         recipe = MAIN_JOB[tag]
         label, logits = recipe.label, recipe.logits
-        model = recipe.make(device=exp.device)
-        start_at_mean(recipe.output_layer(model), mnist.x_train)
+        model, optimizer = recipe.start(mnist.x_train, exp.device)
         loss, strips = LOSSES[args.loss, logits], []
 
         def denoise(x):
@@ -71,8 +69,8 @@ def conv_dae_mnist(exp: Experiment) -> dict:
             strips.append(exp.evaluate(denoise, noisy_test[first][:SHOW]))
             return mse(exp.evaluate(denoise, noisy_val), mnist.x_val)
 
-        history, val = exp.fit(f"{tag}_{args.loss}", model, md.optim.Adam(model.parameters(), lr=recipe.lr), step,
-                               [mnist.x_train], evaluate=validate, patience=args.patience)  # fmt: skip
+        history, val = exp.fit(f"{tag}_{args.loss}", model, optimizer, step, [mnist.x_train], evaluate=validate,
+                               patience=args.patience)  # fmt: skip
         fit = exp.fits[f"{tag}_{args.loss}"]
         if strips:  # epochs trained in this process (a resumed run draws those after it)
             done = len(history) - len(strips)

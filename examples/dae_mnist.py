@@ -11,10 +11,9 @@ epoch; the table and --json give each level's epochs and whether it converged.
     python examples/dae_mnist.py --levels 0.1 0.3 0.5 0.7 0.9 --epochs 30
 """
 
-import minidl as md
 from minidl.experiments import corruptions, figures, run
 from minidl.experiments.experiment import Experiment, example, mse, psnr
-from minidl.experiments.models import MAIN_JOB, start_at_mean
+from minidl.experiments.models import MAIN_JOB
 from minidl.experiments.options import non_negative_float, positive_int
 from minidl.nn import functional as F
 
@@ -36,8 +35,7 @@ def dae_mnist(exp: Experiment) -> dict:
     rows, figure_rows, histories, metrics = [], {"clean": mnist.x_test[:SHOW]}, {}, {}
     for level in exp.args.levels:
         noise = corruptions.corruption(f"gaussian:{level}:noclip")
-        model = recipe.make(device=exp.device)
-        start_at_mean(recipe.output_layer(model), mnist.x_train)
+        model, optimizer = recipe.start(mnist.x_train, exp.device)
         noisy_val = noise(mnist.x_val, exp.rng(9_999))
 
         def step(x, rng, model=model, noise=noise):
@@ -47,7 +45,6 @@ def dae_mnist(exp: Experiment) -> dict:
             return mse(exp.evaluate(model, noisy_val), mnist.x_val)
 
         tag = f"model_d_sigma{level}"
-        optimizer = md.optim.Adam(model.parameters(), lr=recipe.lr)
         histories[f"sigma {level}"], _ = exp.fit(tag, model, optimizer, step, [mnist.x_train], evaluate=validate,
                                                  patience=exp.args.patience)  # fmt: skip
         fit = exp.fits[tag]

@@ -26,10 +26,9 @@ MSE stops improving (--patience, at most --epochs), and are scored on the normal
     python examples/normalization.py --readings standardize --limit 12000
 """
 
-import minidl as md
 from minidl.experiments import corruptions, figures, run
 from minidl.experiments.experiment import Experiment, example, mse
-from minidl.experiments.models import MAIN_JOB, start_at_mean
+from minidl.experiments.models import MAIN_JOB
 from minidl.experiments.options import positive_int
 from minidl.nn import functional as F
 
@@ -66,8 +65,7 @@ def normalization(exp: Experiment) -> dict:
                             "input_range": [float(test.min()), float(test.max())]}  # fmt: skip
         for tag, recipe in MAIN_JOB.items():
             label, logits = recipe.label, recipe.logits
-            model = recipe.make(device=exp.device)
-            start_at_mean(recipe.output_layer(model), x_train)
+            model, optimizer = recipe.start(x_train, exp.device)
 
             def denoise(x, model=model, logits=logits):
                 return F.sigmoid(model(x)) if logits else model(x)
@@ -80,8 +78,8 @@ def normalization(exp: Experiment) -> dict:
                 return mse(exp.evaluate(denoise, val), mnist.x_val)
 
             name = f"{tag}_{reading}"
-            history, scores = exp.fit(name, model, md.optim.Adam(model.parameters(), lr=recipe.lr), step, [x_train],
-                                      evaluate=validate, patience=args.patience)  # fmt: skip
+            history, scores = exp.fit(name, model, optimizer, step, [x_train], evaluate=validate,
+                                      patience=args.patience)  # fmt: skip
             out = exp.evaluate(denoise, test)
             fit = exp.fits[name]
             results[reading][tag] = {"test_mse": mse(out, mnist.x_test), "loss": "mse",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import backend
+from .. import backend, optim
 from ..autograd.tensor import Tensor
 from ..nn import (
     Conv2d,
@@ -168,6 +168,13 @@ class MainJobModel:
     output_layer: Callable[[Module], Module]  # the sigmoid's input layer, started at the mean image
     logits: bool  # whether the model ends in logits (the sigmoid fused into the loss)
     lr: float  # Adam's learning rate
+
+    def start(self, images: np.ndarray, device: str | None = None) -> tuple[Module, optim.Adam]:
+        """A fresh model on `device`, its output layer started at the mean of `images` (start_at_mean),
+        and the Adam that trains it."""
+        model = self.make(device=device)
+        start_at_mean(self.output_layer(model), images)
+        return model, optim.Adam(model.parameters(), lr=self.lr)
 
 
 # The learning rates are the fastest to converge on the validation split of those tried (MSE, input
