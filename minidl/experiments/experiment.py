@@ -36,7 +36,14 @@ from ..nn import Flatten, Module
 from ..nn.functional import cross_entropy
 from ..optim import Adam, Optimizer
 from .models import Classifier
-from .options import NOT_SETTINGS, ExperimentError, _raising_usage_errors, command_line, command_words
+from .options import (
+    NOT_SETTINGS,
+    CannotResume,
+    ExperimentError,
+    _raising_usage_errors,
+    command_line,
+    command_words,
+)
 from .run_folder import (
     _LAST_RUN,
     MANIFEST,
@@ -111,7 +118,7 @@ class Experiment:
         checkpoints = [n for n in earlier if n.endswith(RUN_FILES[0])]
         if self.args.resume:
             if not checkpoints:
-                raise ExperimentError(
+                raise CannotResume(
                     f"--resume: {self.out} holds no checkpoint of {self.name} to continue (none is written before "
                     "the end of a model's first epoch); run without --resume to start it"
                 )
@@ -204,7 +211,7 @@ class Experiment:
             history, scores, within = self.load_checkpoint(path, model, optimizer, best)
             self.kept[tag] = where_kept(len(history), within, total)
             if len(history) > epochs:
-                raise ExperimentError(
+                raise CannotResume(
                     f"{path} holds {len(history)} epochs of {tag}, more than the {epochs} asked for: resume with "
                     f"--epochs {len(history)} or more, or start afresh with --overwrite"
                 )
@@ -303,7 +310,7 @@ class Experiment:
         differ = [f"--{k.replace('_', '-')}: checkpoint {saved.get(k)}, this run {v}" for k, v in self.settings.items()
                   if saved.get(k) != v]  # fmt: skip
         if differ:
-            raise ExperimentError(
+            raise CannotResume(
                 f"{path} was made with other settings:\n  " + "\n  ".join(differ) + "\n"
                 "resume with the checkpoint's settings, or --overwrite to start afresh"
             )
@@ -429,7 +436,7 @@ def example(doc: str, epochs: int, options: Callable | None = None, check: Calla
             try:
                 return Experiment(args, name)
             except (ExperimentError, backend.DeviceError, backend.DeviceUnavailable) as e:
-                parser.error(str(e))
+                parser.refuse(e)
 
         def main(argv: Sequence[str] | None = None) -> None:
             exp = start(parser.parse_args(argv))

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .experiment import Run
-from .options import ExperimentError
+from .options import CannotResume
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -91,10 +91,8 @@ def sheet_run(name: str, *, out: str | Path, quick: bool, device: str | None, **
         smoke_test_banner()
     try:
         return run_example(name, out=folder, device=device, resume=True, **options)
-    except ExperimentError as e:
-        if "--resume" not in str(e) and "resume with" not in str(e):
-            raise
-    return run_example(name, out=folder, device=device, overwrite=True, **options)
+    except CannotResume:
+        return run_example(name, out=folder, device=device, overwrite=True, **options)
 
 
 def _load(name: str):

@@ -1,6 +1,6 @@
 """The options every example takes: one argparse parser (read from the shell, or given as keyword
 arguments from Python), the argparse types that check each value, and ExperimentError, what a run
-that cannot start as asked raises."""
+that cannot start as asked raises (CannotResume where --resume cannot continue it)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import contextlib
 import contextvars
 import math
 from pathlib import Path
+from typing import NoReturn
 
 from .. import backend
 from ..cli import CommandError
@@ -75,6 +76,11 @@ class ExperimentError(CommandError):
     """A run that cannot start or continue as asked; the message says what to do instead."""
 
 
+class CannotResume(ExperimentError):
+    """A run that --resume cannot continue (its folder holds no checkpoint, one of more epochs than asked
+    for, or one made with other settings): --overwrite starts it afresh."""
+
+
 _RAISE_USAGE = contextvars.ContextVar("minidl_raise_usage", default=False)  # set while called from Python
 
 
@@ -86,6 +92,15 @@ class _Parser(argparse.ArgumentParser):
         if _RAISE_USAGE.get():
             raise ExperimentError(f"{self.prog}: {message}")
         super().error(message)
+
+    def refuse(self, error: Exception) -> NoReturn:
+        """A run that cannot start (the error its setting up raised) as a usage error: while called from
+        Python, raised again as its own kind of ExperimentError with the program's name (so that a
+        lab sheet tells a CannotResume from the rest); from the command line, argparse's exit."""
+        if _RAISE_USAGE.get():
+            kind = type(error) if isinstance(error, ExperimentError) else ExperimentError
+            raise kind(f"{self.prog}: {error}") from None
+        self.error(str(error))
 
 
 def command_line(

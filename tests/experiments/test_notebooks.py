@@ -111,6 +111,20 @@ def test_a_sheets_run_is_kept_and_loaded_when_run_again(tmp_path, capsys):
     assert "resumed from" not in capsys.readouterr().out and other.metrics["test_mse"] != first.metrics["test_mse"]
 
 
+def test_a_run_that_resume_cannot_continue_says_so_by_its_kind(tmp_path):
+    """sheet_run starts afresh on a CannotResume only (it had matched words of the message): resume=True on
+    an empty folder is one, still an ExperimentError with the program's name; a --json that is a folder is
+    another ExperimentError, which a sheet shows as it is."""
+    from minidl.experiments.notebook import run_example
+    from minidl.experiments.options import CannotResume, ExperimentError
+
+    with pytest.raises(CannotResume, match=r"^dae_mnist.py: --resume: .* holds no checkpoint"):
+        run_example("dae_mnist", out=tmp_path / "empty", device="cpu", resume=True, epochs=1, limit=128)
+    with pytest.raises(ExperimentError, match="is a folder; give a file name") as refused:
+        run_example("dae_mnist", out=tmp_path / "run", device="cpu", json=tmp_path, epochs=1, limit=128)
+    assert not isinstance(refused.value, CannotResume)
+
+
 def test_quick_trains_every_stage_one_epoch():
     """QUICK said "one epoch" while deep_ae still trained its one-layer models 5 and 10 epochs and each
     pretrained level 5: every option of an example that counts epochs is 1 at QUICK size."""
