@@ -62,7 +62,7 @@ class Optimizer:
             p = self.params[i]
             target = writable_data(p)  # updated in place on every device: detach() and views see the step
             self.update(i, p, p.grad.data)
-            if p.data is not target:  # the array path made new values: write them in, as a kernel does
+            if p.data is not target:  # an update that assigned p.data (a student's): write it in, as a kernel does
                 target[...] = p.data
                 p.data = target
             p.mark_changed()

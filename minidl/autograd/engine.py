@@ -130,7 +130,6 @@ def grad(
     graph = [root, *_upstream(root)]
     held = {id(t): (t, t._grad) for t in [*graph, *inputs] if t._node is None or id(t) in ids}
     cut = {id(t): (t, t._node) for t in inputs if t._node is not None}
-    narrowed = {}  # node: its needs_grad before this walk
     try:
         for t, _ in held.values():
             t._grad = None
@@ -138,13 +137,10 @@ def grad(
             t._node = None
         if not root.requires_grad:
             raise RuntimeError("grad: the outputs do not require grad: no input of their graph requires grad")
-        for node, needs in _needs_for(graph, inputs).items():  # as PyTorch: no work off the paths to the inputs
-            narrowed[node], node.needs_grad = node.needs_grad, needs
-        root.backward(seed, retain_graph=retain_graph, create_graph=create_graph)
+        # as PyTorch: no work off the paths to the inputs
+        root._backward(seed, retain_graph, create_graph, needs=_needs_for(graph, inputs))
         found = tuple(t._grad for t in inputs)
     finally:
-        for node, needs in narrowed.items():
-            node.needs_grad = needs
         for t, node in cut.values():
             t._node = node
         for t, before in held.values():
@@ -159,8 +155,8 @@ def _needs_for(graph: list[Tensor], inputs: list[Tensor]) -> dict:
     """For a walk from root (graph: root and every tensor upstream of it) that only wants the gradients
     of `inputs`: each node on a path from an input to root, with its needs_grad narrowed to the tensor
     inputs on such a path, where that drops one (a backward then skips the others' work: the weight
-    gradients, when grad() asks for the input's). The others get None from the narrowed nodes, so the
-    walk does nothing for them."""
+    and bias gradients, when grad() asks for the input's). Whatever a backward still returns for the
+    others reaches only leaves whose .grad grad() puts back."""
     consumers: dict[int, list[Tensor]] = {}  # tensor id -> the tensors computed from it
     for t in graph:
         for parent in getattr(t._node, "inputs", ()):
@@ -177,8 +173,9 @@ def _needs_for(graph: list[Tensor], inputs: list[Tensor]) -> dict:
         if t._node is not None and id(t) in reached:
             node = t._node
             parents = [x for x in node.inputs if isinstance(x, Tensor)]
-            needs = tuple(need and id(x) in reached for x, need in zip(parents, node.needs_grad, strict=True))
-            if needs != node.needs_grad:
+            own = node._needs_grad  # not what an outer walk (a backward calling grad()) narrowed it to
+            needs = tuple(need and id(x) in reached for x, need in zip(parents, own, strict=True))
+            if needs != own:
                 narrowed[node] = needs
     return narrowed
 

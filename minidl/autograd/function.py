@@ -17,7 +17,7 @@ import weakref
 
 from .. import backend
 from ..runtime import runs_as_kernel
-from .mode import _grad_mode
+from .mode import _grad_mode, _walk
 from .tensor import Tensor
 
 
@@ -56,7 +56,7 @@ class Function:
 
     inputs: tuple[Tensor, ...]
     device: str
-    needs_grad: tuple[bool, ...]
+    _needs_grad: tuple[bool, ...]  # whether each tensor input required grad when the op ran
     uses_kernels: bool
 
     @classmethod
@@ -87,12 +87,19 @@ class Function:
             needs_grad = tuple([t.requires_grad for t in tensors])
             if True in needs_grad:
                 out.requires_grad, out._node = True, fn
-                fn.inputs, fn.needs_grad = args, needs_grad
+                fn.inputs, fn._needs_grad = args, needs_grad
                 if cls.saves_inputs:
                     fn.versions = [t._counter[0] for t in tensors]
                 if cls.saves_output:  # kept weakly (no cycle): whoever runs backward holds the output
                     fn.output_counter, fn._output = out._counter, weakref.ref(out)
         return out
+
+    @property
+    def needs_grad(self) -> tuple[bool, ...]:
+        """Whether each tensor input wants a gradient: it required grad when the op ran and, in a grad()
+        walk, it leads to one of the requested inputs (mode.narrowed_walk)."""
+        narrowed = _walk.needs
+        return self._needs_grad if narrowed is None else narrowed.get(self, self._needs_grad)
 
     def forward(self, *arrays, **options):
         raise NotImplementedError

@@ -1,5 +1,6 @@
 """Grad mode: whether ops record the graph, per thread (as PyTorch's), and the blocks and decorators
-that set it (no_grad, enable_grad)."""
+that set it (no_grad, enable_grad); and what this thread's backward walk asks of the nodes
+(narrowed_walk: grad() wants the gradients on the paths to its inputs only)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,28 @@ class _GradMode(threading.local):
 
 
 _grad_mode = _GradMode()
+
+
+class _Walk(threading.local):
+    needs = None  # this thread's backward walk: {node: its needs_grad narrowed for the walk}, or None
+
+
+_walk = _Walk()
+
+
+class narrowed_walk:
+    """Inside the with block, a node in `needs` ({node: needs_grad}) reports those needs_grad instead of its
+    own (Function.needs_grad); needs=None: every node its own. Each walk sets its own, so a backward() or
+    grad() that a backward calls sees its walk's, and the outer walk's are back after it."""
+
+    def __init__(self, needs: dict | None) -> None:
+        self.needs = needs
+
+    def __enter__(self) -> None:
+        self.previous, _walk.needs = _walk.needs, self.needs
+
+    def __exit__(self, *exc) -> None:
+        _walk.needs = self.previous
 
 
 class grad_mode:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import backend, validate
-from .mode import grad_mode
+from .mode import grad_mode, narrowed_walk
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -254,6 +254,10 @@ class Tensor:
         .grad they leave can be differentiated again (second derivatives, gradient penalties);
         retain_graph then defaults to True, as in PyTorch.
         """
+        self._backward(gradient, retain_graph, create_graph, needs=None)
+
+    def _backward(self, gradient, retain_graph, create_graph, needs: dict | None) -> None:
+        """backward(), with the nodes in `needs` reporting those needs_grad for this walk (grad()'s)."""
         create_graph = validate.boolean(create_graph, "create_graph")
         retain_graph = create_graph if retain_graph is None else validate.boolean(retain_graph, "retain_graph")
         if not self.requires_grad:
@@ -274,7 +278,8 @@ class Tensor:
         seed = gradient if keep else Tensor._wrap(seed, self.device)  # kept: differentiable in its turn
         from .engine import run_backward  # the engine works on tensors: it imports this module
 
-        with grad_mode(create_graph):  # as PyTorch: backward records only for create_graph, also inside no_grad()
+        # as PyTorch: backward records only for create_graph, also inside no_grad()
+        with grad_mode(create_graph), narrowed_walk(needs):
             run_backward(self, seed, retain_graph)
 
     # ------------------------------------------------------------- operators

@@ -303,12 +303,13 @@ class Conv2d(Function):
 
     def backward(self, gy):
         (x, w), needs, options = self.inputs[:2], self.needs_grad, dict(stride=self.stride, padding=self.padding)
-        # x's im2col matrix or padded rows, from the array path's forward (the kernel path keeps neither)
-        cols, rows = (t.data if t is not None else None for t in self.saved) if self.saved else (None, None)
+        cols = rows = None  # x's im2col matrix or padded rows, from the array path's forward (the kernels keep neither)
+        if self.saved:
+            cols, rows = (t.data if t is not None else None for t in self.saved)
         return (
             ConvTranspose2d.apply(gy, w, out_hw=x.shape[2:], **options) if needs[0] else None,
             Conv2dWeightGrad.apply(x, gy, kernel=w.shape[2:], cols=cols, rows=rows, **options) if needs[1] else None,
-            *([BiasGrad.apply(gy)] if self.has_bias else []),
+            *([BiasGrad.apply(gy) if needs[2] else None] if self.has_bias else []),
         )
 
 
@@ -343,7 +344,7 @@ class ConvTranspose2d(Function):
         return (
             Conv2d.apply(gy, w, cols=cols, **options) if needs[0] else None,
             Conv2dWeightGrad.apply(gy, x, kernel=w.shape[2:], cols=cols, **options) if needs[1] else None,
-            *([BiasGrad.apply(gy)] if self.has_bias else []),
+            *([BiasGrad.apply(gy) if needs[2] else None] if self.has_bias else []),
         )
 
 

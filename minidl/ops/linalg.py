@@ -166,8 +166,13 @@ class Linear(Function):
         return (
             MatMul.apply(g, w) if needs[0] else None,
             LinearWeightGrad.apply(g, x) if needs[1] else None,
-            *([Sum.apply(g, dims=tuple(range(g.ndim - 1)), keepdim=False)] if self.has_bias else []),
+            *([_bias_grad(g) if needs[2] else None] if self.has_bias else []),
         )
+
+
+def _bias_grad(g: Tensor) -> Tensor:
+    """Linear's bias gradient: g (..., out) summed over every dim but the last."""
+    return Sum.apply(g, dims=tuple(range(g.ndim - 1)), keepdim=False)
 
 
 class LinearWeightGrad(Function):

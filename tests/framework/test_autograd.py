@@ -266,6 +266,27 @@ def test_grad_works_only_on_the_paths_to_its_inputs():
     np.testing.assert_allclose(x.grad.numpy(), [3.0, -3.0])
 
 
+def test_a_grad_inside_a_backward_walks_its_own_paths():
+    """The narrowing is per walk: a grad() that a backward calls (here for W, which the outer grad() for
+    x does not want) gets W's gradient, as in PyTorch; the outer walk's gradient is unchanged."""
+    inner = []
+
+    class Probe(md.autograd.Function):
+        def forward(self, h):
+            return h * 1.0
+
+        def backward(self, g):
+            (h,) = self.inputs
+            with md.autograd.enable_grad():
+                inner.append(md.autograd.grad(h.sum(), w, retain_graph=True)[0])
+            return g
+
+    x, w = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    (gx,) = md.autograd.grad(Probe.apply(x * w).sum(), x)
+    np.testing.assert_allclose(gx.numpy(), [3.0, 4.0])
+    np.testing.assert_allclose(inner[0].numpy(), [1.0, 2.0])
+
+
 def test_grad_takes_grad_outputs_and_several_outputs():
     x = leaf([1.0, 2.0])
     a, b = x * 2, x * x
