@@ -74,8 +74,12 @@ class Optimizer:
         raise NotImplementedError
 
     def state_dict(self) -> dict:
-        """{'state': {index: {name: array or number}}, 'param_groups': [hyper-parameters]} as PyTorch."""
-        return {"state": {i: dict(s) for i, s in self.state.items()}, "param_groups": [dict(self.defaults)]}
+        """{'state': {index: {name: array or number}}, 'param_groups': [hyper-parameters]} as PyTorch, and a
+        snapshot: its arrays are copies, as its step counts are numbers, so a later step changes nothing in
+        it and loading it rolls the optimiser back (PyTorch's shares the optimiser's tensors, counts
+        included: copy.deepcopy of it is this)."""
+        state = {i: {k: v.copy() if backend.is_array(v) else v for k, v in s.items()} for i, s in self.state.items()}
+        return {"state": state, "param_groups": [dict(self.defaults)]}
 
     # what a parameter's state holds: its names, each an array of the parameter's shape or a step count
     STATE: dict[str, str] = {}

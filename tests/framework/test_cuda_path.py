@@ -427,6 +427,32 @@ def test_adam_creates_its_state_once():
     assert opt.state_dict()["state"][0]["step"] == 2
 
 
+@pytest.mark.parametrize("device", ["cpu", *KERNEL_DEVICES])
+def test_a_state_dict_is_a_snapshot_that_rolls_adam_back(device):
+    """Taken before a step, a state_dict keeps its moments and its step count (its step had been frozen
+    while its moments moved on with the optimiser's in place: half old, half new on every device), so
+    loading it and stepping again gives what the first step after it gave."""
+    p = md.nn.Parameter(md.tensor(np.array([1.0, -2.0], np.float32), device=device))
+    opt = md.optim.Adam([p], lr=0.1)
+
+    def step():
+        opt.zero_grad()
+        (p * p * p).sum().backward()
+        opt.step()
+        return p.numpy().copy()
+
+    step()
+    taken, weights = opt.state_dict(), p.numpy().copy()
+    moments = backend.to_numpy(taken["state"][0]["exp_avg"]).copy()
+    after = step()
+    assert taken["state"][0]["step"] == 1
+    np.testing.assert_array_equal(backend.to_numpy(taken["state"][0]["exp_avg"]), moments)
+    opt.load_state_dict(taken)
+    p.data[...] = backend.move(weights, device)  # the weights as they were too
+    p.mark_changed()
+    np.testing.assert_array_equal(step(), after)
+
+
 # -------------------------------------------------------- training stays on the device
 def _train(tmp_path, device, model_class, images, epochs, resume=False, step_counts=None, same_numbers=False):
     """Train on `images` with Gaussian noise; same_numbers: with no draws on the device (the weights
