@@ -119,8 +119,16 @@ def grad(
         for k, (out, v) in enumerate(zip(outputs, grad_outputs)):
             if v is None and out.numel() != 1:
                 raise RuntimeError(f"grad: output {k} has shape {out.shape}: give its grad_outputs (or reduce it)")
+            if create_graph and isinstance(v, Tensor) and v.requires_grad:
+                raise NotImplementedError(
+                    f"grad: with several outputs, grad_outputs {k} requires grad under create_graph: the result "
+                    "would not be differentiable with respect to it; call grad() once per output and add them"
+                )
         with grad_mode(True):  # recorded also inside no_grad(), as the outputs' graphs were
-            root = sum((out * v).sum() if v is not None else out.sum() for out, v in zip(outputs, grad_outputs))
+            # each v a constant of the sum: the walk must not differentiate the weights themselves
+            weighted = [(out * v.detach()).sum() if isinstance(v, Tensor) else (out * v).sum() if v is not None
+                        else out.sum() for out, v in zip(outputs, grad_outputs)]  # fmt: skip
+            root = sum(weighted)
         seed = None
     # the walk runs with every input made a leaf (so it stops there), and every leaf's .grad kept aside
     ids = {id(t) for t in inputs}

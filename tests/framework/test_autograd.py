@@ -297,6 +297,13 @@ def test_grad_takes_grad_outputs_and_several_outputs():
         md.autograd.grad([a, b], x, grad_outputs=[md.tensor([1.0, 1.0], dtype=md.float64)])
     with pytest.raises(RuntimeError, match=r"output 0 has shape \(2,\): give its grad_outputs"):
         md.autograd.grad([a, b], x)  # as backward(): no implicit ones for an output of several elements
+    # grad_outputs that depend on x are constants of the vector-Jacobian product of (3x, x²) with
+    # (a, b) = (2x, x²): 3·a + 2x·b = 6x + 2x³, not also the derivatives of a and b themselves
+    a, b = x * 2, x * x
+    (gx,) = md.autograd.grad([a * 1.5, b], x, grad_outputs=[a, b], retain_graph=True)
+    np.testing.assert_allclose(gx.numpy(), [6 * 1 + 2 * 1, 6 * 2 + 2 * 8])
+    with pytest.raises(NotImplementedError, match="grad_outputs 0 requires grad under create_graph"):
+        md.autograd.grad([a * 1.5, b], x, grad_outputs=[a, b], create_graph=True)
 
 
 def test_hessian_vector_product_by_double_backward():
