@@ -53,6 +53,7 @@ class Function:
     makes_view = False
     saved: tuple = ()
     released = False  # release() has dropped what backward needs
+    aliases_input = False  # its output views its first input's storage (a view op that made no copy)
 
     inputs: tuple[Tensor, ...]
     device: str
@@ -83,11 +84,17 @@ class Function:
         out = Tensor._wrap(forward(*arrays, **options), device)
         if cls.makes_view and fn.xp.may_share_memory(out.data, tensors[0].data):
             out._counter = tensors[0]._counter  # a view: one version counter with its base, as PyTorch's
+            fn.aliases_input = True
         if _grad_mode.enabled:
             needs_grad = tuple([t.requires_grad for t in tensors])
             if True in needs_grad:
                 out.requires_grad, out._node = True, fn
                 fn.inputs, fn._needs_grad = args, needs_grad
+                for t in tensors:  # who read a computed tensor: a later in-place write to it keeps their history
+                    if t._node is not None:
+                        if t._users is None:
+                            t._users = []
+                        t._users.append(weakref.ref(fn))
                 if cls.saves_inputs:
                     fn.versions = [t._counter[0] for t in tensors]
                 if cls.saves_output:  # kept weakly (no cycle): whoever runs backward holds the output

@@ -69,6 +69,7 @@ class Tensor:
     """
 
     __array_priority__ = 1000  # so that ndarray + Tensor calls Tensor.__radd__
+    _users: list | None = None  # a computed tensor's readers: weak references to the nodes (ops.inplace)
 
     def __init__(self, data, requires_grad: bool = False, device: str | None = None, dtype=None):
         device = backend.resolve_device(device) if device is not None else _infer_device(data)

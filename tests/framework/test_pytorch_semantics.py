@@ -161,6 +161,45 @@ def test_in_place_on_a_computed_tensor_extends_its_graph():
     np.testing.assert_array_equal(y.detach().numpy(), [9, 18])
 
 
+WRITES = {  # t = x * 1 (x = [[1, 2], [3, 4]]), then: a write and what the loss reads
+    "an op that read t before keeps t's old history": lambda t: ((y := t * 2), t.__imul__(3), y)[2],
+    "t += t.sum()": lambda t: (t.__iadd__(t.sum()), t)[1],
+    "a view taken before follows t's values": lambda t: ((v := t[:1]), t.__imul__(2), v)[2],
+    "t[0] = t[1]": lambda t: (t.__setitem__(0, t[1]), t)[1],
+    "t[:, 0] = t[:, 1]": lambda t: (t.__setitem__((slice(None), 0), t[:, 1]), t)[1],
+    "t += a view of t, reshaped": lambda t: (t.__iadd__(t.reshape(4).reshape(2, 2)), t)[1],
+    "y = t * 2; t += 1; t -= y": lambda t: ((y := t * 2), t.__iadd__(1), t.__isub__(y), t)[3],
+}
+
+
+@pytest.mark.parametrize("name", WRITES)
+def test_an_in_place_write_to_a_computed_tensor_gives_pytorchs_gradients(name):
+    """The ops that read t before an in-place write keep t's old history, as PyTorch's edges do: a
+    gradient went through the write (y = t * 2; t *= 3 gave 6 for 2), or t became its own input and
+    the walk stopped without a word (t += t.sum(), t[0] = t[1]: no gradient at all)."""
+    weights = np.array([[1.0, 10.0], [100.0, 1000.0]])
+
+    def grad(lib, x):
+        out = WRITES[name](x * 1.0)
+        (out * lib.tensor(weights[: out.shape[0]])).sum().backward()
+        return x.grad
+
+    x = md.tensor(np.array([[1.0, 2.0], [3.0, 4.0]]), requires_grad=True)
+    got = grad(md, x)
+    assert got is not None, "no gradient reached x"
+    torch_agrees(got.numpy(), lambda torch: grad(torch, torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True,
+                                                                      dtype=torch.float64)))  # fmt: skip
+
+
+def test_t_times_itself_in_place_is_refused_as_pytorch():
+    """h *= h: Mul needs the old h for its gradient, which the write changed (h had made itself its own
+    input, and backward gave no gradient without a word)."""
+    h = md.tensor([1.0, 2.0], requires_grad=True) * 1.0
+    h *= h
+    with pytest.raises(RuntimeError, match="Mul needs for its gradient was changed in place"):
+        h.sum().backward()
+
+
 def test_item_assignment_writes_in_place_as_pytorch():
     """`t[index] = v` and `w[:2] += 1` raised TypeError (no item assignment); PyTorch writes into t."""
     x = md.zeros(2, 3)
