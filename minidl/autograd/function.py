@@ -90,11 +90,14 @@ class Function:
             if True in needs_grad:
                 out.requires_grad, out._node = True, fn
                 fn.inputs, fn._needs_grad = args, needs_grad
-                for t in tensors:  # who read a computed tensor: a later in-place write to it keeps their history
+                reader = None  # who read a computed tensor: a later in-place write to it keeps their history
+                for t in tensors:
                     if t._node is not None:
+                        reader = reader or weakref.ref(fn)
                         if t._users is None:
-                            t._users = []
-                        t._users.append(weakref.ref(fn))
+                            t._users = [reader]
+                        else:
+                            t._users.append(reader)
                 if cls.saves_inputs:
                     fn.versions = [t._counter[0] for t in tensors]
                 if cls.saves_output:  # kept weakly (no cycle): whoever runs backward holds the output
