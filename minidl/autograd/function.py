@@ -98,6 +98,8 @@ class Function:
                             t._users = [reader]
                         else:
                             t._users.append(reader)
+                            if len(t._users) >= 64 and not len(t._users) & (len(t._users) - 1):  # a tensor kept
+                                t._users = [r for r in t._users if r() is not None]  # and read for long
                 if cls.saves_inputs:
                     fn.versions = [t._counter[0] for t in tensors]
                 if cls.saves_output:  # kept weakly (no cycle): whoever runs backward holds the output
