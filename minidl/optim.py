@@ -78,7 +78,7 @@ class Optimizer:
         snapshot: its arrays are copies, as its step counts are numbers, so a later step changes nothing in
         it and loading it rolls the optimiser back (PyTorch's shares the optimiser's tensors, counts
         included: copy.deepcopy of it is this)."""
-        state = {i: {k: v.copy() if backend.is_array(v) else v for k, v in s.items()} for i, s in self.state.items()}
+        state = {i: {k: v if isinstance(v, int) else v.copy() for k, v in s.items()} for i, s in self.state.items()}
         return {"state": state, "param_groups": [dict(self.defaults)]}
 
     # what a parameter's state holds: its names, each an array of the parameter's shape or a step count
