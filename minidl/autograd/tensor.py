@@ -82,6 +82,13 @@ class Tensor:
         if self.requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"only floating point tensors can require gradients, got dtype {self.data.dtype}")
 
+    def __getstate__(self) -> dict:
+        """What pickle and copy keep: all but the weak references to the ops that read this tensor (a copy
+        has no readers yet)."""
+        state = dict(self.__dict__)
+        state.pop("_users", None)
+        return state
+
     @classmethod
     def _wrap(cls, array, device: str, requires_grad: bool = False) -> Tensor:
         """A Tensor around an existing array, without copying or converting it."""

@@ -432,3 +432,17 @@ def test_a_computed_tensor_read_for_long_keeps_no_list_of_dead_readers():
     for _ in range(10_000):
         (kept * 3).sum()
     assert len(kept._users) < 128
+
+
+def test_a_computed_tensor_that_ops_read_pickles_and_copies():
+    """Its readers are weak references, which pickle cannot hold: they are not part of the tensor's state
+    (pickling y = x * 2 after z = y * 3 had failed)."""
+    import copy
+    import pickle
+
+    x = leaf([1.0, 2.0])
+    y = x * 2
+    _reader = y * 3
+    for again in (pickle.loads(pickle.dumps(y)), copy.deepcopy(y)):
+        np.testing.assert_array_equal(again.numpy(), [2.0, 4.0])
+        assert again._users is None
