@@ -124,11 +124,9 @@ def grad(
                     f"grad: with several outputs, grad_outputs {k} requires grad under create_graph: the result "
                     "would not be differentiable with respect to it; call grad() once per output and add them"
                 )
+        weights = [v.detach() if isinstance(v, Tensor) else v for v in grad_outputs]  # constants of the sum
         with grad_mode(True):  # recorded also inside no_grad(), as the outputs' graphs were
-            # each v a constant of the sum: the walk must not differentiate the weights themselves
-            weighted = [(out * v.detach()).sum() if isinstance(v, Tensor) else (out * v).sum() if v is not None
-                        else out.sum() for out, v in zip(outputs, grad_outputs)]  # fmt: skip
-            root = sum(weighted)
+            root = sum((out * v).sum() if v is not None else out.sum() for out, v in zip(outputs, weights))
         seed = None
     # the walk runs with every input made a leaf (so it stops there), and every leaf's .grad kept aside
     ids = {id(t) for t in inputs}
@@ -188,11 +186,13 @@ def _needs_for(graph: list[Tensor], inputs: list[Tensor]) -> dict:
     return narrowed
 
 
-def _upstream(root: Tensor) -> list[Tensor]:
-    """The tensors that root was computed from (root excluded), through every recorded node."""
+def _upstream(root: Tensor, stop: Tensor | None = None) -> list[Tensor]:
+    """The tensors that root was computed from (root excluded), through every recorded node; `stop`, where
+    met, is listed but what it was computed from is not walked."""
     found, stack, seen = [], [root], {id(root)}
     while stack:
-        for parent in getattr(stack.pop()._node, "inputs", ()):
+        t = stack.pop()
+        for parent in getattr(t._node, "inputs", ()) if t is not stop else ():
             if isinstance(parent, Tensor) and id(parent) not in seen:
                 seen.add(id(parent))
                 found.append(parent)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..autograd.engine import _upstream
 from ..autograd.mode import is_grad_enabled
 from ..autograd.tensor import Tensor, writable_data
 
@@ -82,11 +83,6 @@ def _base(t: Tensor) -> Tensor:
 
 def _computed_from(other, t: Tensor) -> set[int]:
     """The ids of the nodes that computed `other`, back to t (t's own history is not walked)."""
-    found, stack = set(), [other] if isinstance(other, Tensor) else []
-    while stack:
-        u = stack.pop()
-        if u is t or u._node is None or id(u._node) in found:
-            continue
-        found.add(id(u._node))
-        stack.extend(x for x in u._node.inputs if isinstance(x, Tensor))
-    return found
+    if not isinstance(other, Tensor):
+        return set()
+    return {id(u._node) for u in [other, *_upstream(other, stop=t)] if u is not t and u._node is not None}
